@@ -1,0 +1,63 @@
+# Two commands on a fresh machine: `make run` (the assistant) and `make test`.
+# Everything else is installed, built and trained on demand by the targets below.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+MODEL := models/scar-faq.tar.gz
+# Rasa 3.6 needs Python 3.10; the first that runs wins (pyenv's shim may not).
+PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
+  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONPATH := $(CURDIR)
+
+TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml') $(wildcard components/*.py)
+
+.PHONY: help install train run test validate bench shell lint clean
+help:  ## list the commands
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+install: $(VENV)/.installed $(VENV)/.spacy-pipeline  ## Python 3.10 env, pinned packages, spaCy pipeline
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6). Install it, or set PYTHON310=/path/to/python3.10"; exit 1; }
+	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==24.2
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip check
+	touch $@
+
+$(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.installed
+	$(PY) spacy_model/build.py
+	touch $@
+
+$(MODEL): $(TRAINING_INPUTS) $(VENV)/.spacy-pipeline
+	$(RASA) train --augmentation 0 --fixed-model-name scar-faq --out models
+
+train: install $(MODEL)  ## retrain if the data, domain or config changed
+
+run: install $(MODEL)  ## start the assistant on localhost (Ctrl-C stops it)
+	$(PY) tools/stack.py
+
+validate: install  ## check the training data (Rasa's checks and the project's own)
+	$(RASA) data validate --fail-on-warnings
+
+test: install $(MODEL)  ## everything: data checks, unit, conversation and end-to-end tests
+	$(PY) -m pytest
+
+bench: install $(MODEL)  ## measure accuracy and speed; writes reports/benchmark.md
+	$(PY) tools/bench.py
+
+shell: install $(MODEL)  ## chat in the terminal (starts the action server too)
+	$(RASA) run actions --actions actions --port 5055 & trap "kill $$!" EXIT; \
+	ACTION_PORT=5055 DATABASE_URL=sqlite:///$(CURDIR)/var/shell.db $(RASA) shell --model $(MODEL) --endpoints endpoints.yml
+
+lint:  ## ruff
+	$(VENV)/bin/ruff check .
+
+clean:  ## remove trained models and local databases (not the environment)
+	rm -rf models var results

@@ -1,0 +1,1 @@
+"""Custom actions of the clinic assistant, run by `rasa run actions`."""

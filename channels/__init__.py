@@ -1,0 +1,1 @@
+"""Chat channels (REST, socket.io) with input checks; see credentials.yml."""

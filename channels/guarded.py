@@ -1,0 +1,105 @@
+"""Rasa's REST and socket.io channels with input checks, at the same URLs.
+
+Stock Rasa 3.6 answers a JSON array body with a 500, processes any length of text and
+logs the visitor's text when processing fails. These subclasses refuse malformed bodies
+with a clear 400, cut over-long messages, and never log what the visitor wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from asyncio import CancelledError
+from typing import Any, Awaitable, Callable, Dict, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.channels.socketio import SocketIOInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "1000"))
+MAX_SENDER_CHARS = 128
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+def clean_text(text: Text) -> Text:
+    """Drop control characters and cut the text to MAX_MESSAGE_CHARS."""
+    return _CONTROL_CHARS.sub("", text).strip()[:MAX_MESSAGE_CHARS]
+
+
+def parse_rest_body(request: Request) -> Dict[Text, Any]:
+    """Return the validated body of a REST message, or raise ValueError saying why."""
+    try:
+        body = request.json
+    except Exception as error:  # sanic raises its own InvalidUsage subclasses
+        raise ValueError("The request body must be JSON.") from error
+    if not isinstance(body, dict):
+        raise ValueError('The body must be a JSON object: {"sender": ..., "message": ...}.')
+    sender, message = body.get("sender", "default"), body.get("message")
+    if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS:
+        raise ValueError(f'"sender" must be a string of 1 to {MAX_SENDER_CHARS} characters.')
+    if not isinstance(message, str):
+        raise ValueError('"message" must be a string.')
+    metadata = body.get("metadata")
+    return {
+        "sender": sender,
+        "message": clean_text(message),
+        "metadata": metadata if isinstance(metadata, dict) else None,
+    }
+
+
+class GuardedRestInput(RestInput):
+    """POST /webhooks/rest/webhook, with body validation and private error logs."""
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """Same routes as RestInput: GET / (health) and POST /webhook."""
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = parse_rest_body(request)
+            except ValueError as error:
+                return response.json({"error": str(error)}, status=400)
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                body["message"],
+                collector,
+                body["sender"],
+                input_channel=self.name(),
+                metadata=body["metadata"],
+            )
+            try:
+                await on_new_message(message)
+            except CancelledError:
+                logger.error("A message timed out before it was answered.")
+            except Exception as error:  # the visitor's text is deliberately not logged
+                logger.error("Failed to handle a message: %s", type(error).__name__)
+            return response.json(collector.messages)
+
+        return webhook
+
+
+class GuardedSocketIOInput(SocketIOInput):
+    """socket.io channel (web widget) whose messages are cleaned like REST ones."""
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """SocketIOInput's blueprint, with each message's text cleaned first."""
+
+        async def cleaned(message: UserMessage) -> None:
+            message.text = clean_text(message.text or "")
+            await on_new_message(message)
+
+        return super().blueprint(cleaned)
+

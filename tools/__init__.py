@@ -1,0 +1,1 @@
+"""Developer and staff tools: launcher, data checks, benchmark."""

@@ -70,9 +70,19 @@ def stack_config(tmp_path: Path) -> StackConfig:
                        database_url=f"sqlite:///{tmp_path / 'clinic.db'}")
 
 
+class LiveAssistant(Chat):
+    """The running servers: chat with them, read their log and their database."""
+
+    def __init__(self, stack: Stack, log_path: Path) -> None:
+        super().__init__(stack.config.rasa_url)
+        self.database_url = stack.config.database_url
+        self.log_path = log_path
+
+
 @pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chat]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]:
     """One running assistant shared by the end-to-end tests."""
     tmp = tmp_path_factory.mktemp("live")
-    with (tmp / "servers.log").open("w") as log, Stack(stack_config(tmp), log) as stack:
-        yield Chat(stack.config.rasa_url)
+    log_path = tmp / "servers.log"
+    with log_path.open("w") as log, Stack(stack_config(tmp), log) as stack:
+        yield LiveAssistant(stack, log_path)

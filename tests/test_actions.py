@@ -27,6 +27,8 @@ def run(action: Action, message: Dict[str, Any], domain: Dict[str, Any]) -> tupl
     """Run `action` on `message`; return (messages sent, events returned)."""
     dispatcher = CollectingDispatcher()
     events = asyncio.run(action.run(dispatcher, tracker(message), domain))
+    unknown = [m["response"] for m in dispatcher.messages if m.get("response") not in domain["responses"]]
+    assert not unknown, f"{action.name()} sends responses missing from domain.yml: {unknown}"
     return dispatcher.messages, events
 
 

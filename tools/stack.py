@@ -121,7 +121,11 @@ class Stack:
         self.processes.clear()
 
     def __enter__(self) -> "Stack":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a server that started must not outlive a failed start
+            self.stop()
+            raise
 
     def __exit__(self, *_: object) -> None:
         self.stop()

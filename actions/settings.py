@@ -6,15 +6,19 @@ import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Dict, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = ("name", "phone", "email", "hours", "address", "emergency_number")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True)
 class ClinicSettings:
-    """Contact details and booking options shown to visitors."""
+    """Contact details, opening days and booking options shown to visitors."""
 
     name: str
     phone: str
@@ -23,6 +27,17 @@ class ClinicSettings:
     address: str
     emergency_number: str
     booking_link: str = ""
+    country: str = "GB"
+    timezone: str = "Europe/London"
+    date_order: str = "DMY"
+    opening_days: Tuple[str, ...] = WEEKDAYS[:5]
+    closed_dates: Tuple[str, ...] = ()
+    times_of_day: Tuple[str, ...] = ("morning", "afternoon")
+    booking_webhook_url: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 def settings_path() -> Path:
@@ -30,16 +45,31 @@ def settings_path() -> Path:
     return Path(os.environ.get("CLINIC_SETTINGS", PROJECT_ROOT / "clinic.yml"))
 
 
+def _clean(value: Any) -> Any:
+    """Lists become tuples of lowercase strings; everything else a stripped string."""
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip().lower() for v in value)
+    return "" if value is None else str(value).strip()
+
+
 @lru_cache(maxsize=1)
 def load_settings(path: Path | None = None) -> ClinicSettings:
-    """Read and check clinic.yml; a missing value is an error, not a blank answer."""
-    raw = yaml.safe_load((path or settings_path()).read_text(encoding="utf-8")) or {}
+    """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
+    raw: Dict[str, Any] = yaml.safe_load((path or settings_path()).read_text(encoding="utf-8")) or {}
     known = {f.name for f in fields(ClinicSettings)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"clinic.yml: unknown setting(s) {unknown}; known: {sorted(known)}")
-    values = {key: "" if value is None else str(value).strip() for key, value in raw.items()}
-    missing = [f.name for f in fields(ClinicSettings) if f.name != "booking_link" and not values.get(f.name)]
+    values = {key: _clean(value) for key, value in raw.items()}
+    settings = ClinicSettings(**values)
+    missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:
         raise ValueError(f"clinic.yml: please fill in {missing}")
-    return ClinicSettings(**values)
+    wrong_days = sorted(set(settings.opening_days) - set(WEEKDAYS))
+    if wrong_days:
+        raise ValueError(f"clinic.yml: opening_days {wrong_days} are not days of the week")
+    try:
+        settings.zone
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"clinic.yml: unknown timezone {settings.timezone!r}") from error
+    return settings

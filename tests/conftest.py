@@ -34,8 +34,12 @@ def clinic_values() -> Dict[str, str]:
 @pytest.fixture(scope="session")
 def expected(domain: Dict[str, Any]):
     """expected(name) -> the text a visitor sees for domain response `name`."""
+    class KeepUnknown(dict):
+        def __missing__(self, key: str) -> str:  # per-message values, e.g. {reference}
+            return "{" + key + "}"
+
     def render(name: str) -> str:
-        return domain["responses"][name][0]["text"].format(**clinic_values())
+        return domain["responses"][name][0]["text"].format_map(KeepUnknown(clinic_values()))
     return render
 
 
@@ -52,7 +56,11 @@ class Chat:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode("utf-8", "replace")
+            body = error.read().decode("utf-8", "replace")
+            try:
+                return error.code, json.loads(body)
+            except json.JSONDecodeError:
+                return error.code, body
 
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
         """Send one message; return the bot's messages (asserting HTTP 200)."""

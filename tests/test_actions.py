@@ -9,7 +9,7 @@ import pytest
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.booking import ActionOfferBooking
+from actions.booking.form import ActionOfferBooking
 from actions.faq import ActionAnswerFaq
 from actions.fallback import ActionDefaultAskAffirmation, ActionDefaultFallback
 from actions.session import ActionSessionStart
@@ -103,18 +103,18 @@ def test_session_start_fills_the_clinic_details_from_settings(domain: Dict[str, 
     assert set(slots) == {s for s in domain["slots"] if s.startswith("clinic_")} | {"emergency_number"}
 
 
-def test_booking_is_by_phone_without_a_booking_link(domain: Dict[str, Any], monkeypatch) -> None:
-    monkeypatch.setattr("actions.booking.load_settings", lambda: ClinicSettings(
+def test_booking_starts_with_the_chat_form_without_a_booking_link(domain: Dict[str, Any], monkeypatch) -> None:
+    monkeypatch.setattr("actions.booking.form.load_settings", lambda: ClinicSettings(
         "Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link=""))
     sent, _ = run(ActionOfferBooking(), {}, domain)
-    assert [m["response"] for m in sent] == ["utter_book_by_phone"]
+    assert [m["response"] for m in sent] == ["utter_booking_intro"]
 
 
-def test_booking_offers_the_online_scheduler_when_configured(domain: Dict[str, Any], monkeypatch) -> None:
-    monkeypatch.setattr("actions.booking.load_settings", lambda: ClinicSettings(
+def test_booking_also_offers_the_online_scheduler_when_configured(domain: Dict[str, Any], monkeypatch) -> None:
+    monkeypatch.setattr("actions.booking.form.load_settings", lambda: ClinicSettings(
         "Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link="https://book.example.test"))
     sent, _ = run(ActionOfferBooking(), {}, domain)
-    assert sent[0]["response"] == "utter_book_online"
+    assert sent[0]["response"] == "utter_booking_intro_with_link"
     assert sent[0]["booking_link"] == "https://book.example.test"
 
 

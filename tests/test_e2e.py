@@ -6,6 +6,7 @@ Each test is a visitor: what they type, and exactly which answer they see.
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 TYPED_QUESTIONS = {
     "what_is": "what is scar relaxation?",
-    "how_it_works": "how does the micro-needling treatment work",
+    "how_it_works": "how does scar relaxation work",
     "results_time": "how long before I see results",
     "who_for": "who is scar relaxation for",
     "what_is_scar": "what is a scar",
@@ -59,7 +60,7 @@ def test_unknown_question_is_not_guessed_and_yes_leads_to_booking(live: Chat, ex
     [reply] = live.say(me, "how much does scar relaxation cost?")
     assert reply["text"] == expected("utter_out_of_scope")
     assert [b["payload"] for b in reply["buttons"]] == ["/book_consultation", "/ask_contact"]
-    assert live.texts(me, "yes") == [expected("utter_book_by_phone")]
+    assert live.texts(me, "yes") == [expected("utter_booking_intro"), expected("utter_ask_booking_name")]
 
 
 def test_personal_advice_is_declined_with_the_disclaimer(live: Chat, expected) -> None:
@@ -99,7 +100,8 @@ def test_low_confidence_offers_topics_then_rephrase_then_the_team(live: Chat, ex
     assert 2 <= len(payloads) <= 4 and payloads[-1] == "/out_of_scope"
     assert all(p.startswith('/faq{"faq_topic": ') for p in payloads[:-1])
     assert live.texts(me, payloads[-1]) == [expected("utter_ask_rephrase")]  # "Something else"
-    assert live.texts(me, vague) == [expected("utter_default")]  # still unclear: the team
+    assert live.texts(me, vague) == [expected("utter_did_you_mean")]  # rephrased, still unclear
+    assert live.texts(me, payloads[-1]) == [expected("utter_default")]  # none again: the team
 
 
 def test_choosing_a_suggested_topic_answers_it(live: Chat, expected) -> None:
@@ -128,7 +130,7 @@ def test_bad_input_gets_a_polite_safe_reply(live: Chat, expected, text: str) -> 
 ])
 def test_malformed_requests_get_a_clear_400(live: Chat, body: bytes, needle: str) -> None:
     status, error = live.post(body)
-    assert status == 400 and needle in error
+    assert status == 400 and needle in error["error"]
 
 
 def test_oversized_request_is_refused_and_the_next_visitor_is_served(live: Chat, expected) -> None:
@@ -145,9 +147,18 @@ def test_conversation_survives_a_restart(tmp_path: Path, expected) -> None:
             assert Chat(config.rasa_url).texts(me, "is it covered by insurance") == [
                 expected("utter_out_of_scope")]
         with Stack(config, log):
-            assert Chat(config.rasa_url).texts(me, "yes please") == [expected("utter_book_by_phone")]
+            assert Chat(config.rasa_url).texts(me, "yes please") == [
+                expected("utter_booking_intro"), expected("utter_ask_booking_name")]
     engine = sa.create_engine(config.database_url)
     with engine.connect() as db:
         rows = db.execute(sa.text("SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
                           {"s": me}).scalar()
     assert rows == 2
+
+
+def test_socketio_channel_is_open_for_the_web_widget(live: Chat) -> None:
+    """Engine.IO 4 handshake over HTTP long-polling, as a browser widget starts it."""
+    base = live.url.rsplit("/webhooks/", 1)[0]
+    with urllib.request.urlopen(f"{base}/socket.io/?EIO=4&transport=polling", timeout=10) as response:
+        handshake = response.read().decode()
+    assert response.status == 200 and handshake.startswith("0") and '"sid"' in handshake

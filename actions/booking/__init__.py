@@ -1,0 +1,1 @@
+"""Consultation requests: the booking form, its validators, storage and delivery."""

@@ -1,0 +1,242 @@
+"""The consultation request conversation: offer, form validation, summary, submit, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from datetime import date, datetime
+from typing import Any, Callable, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.booking import validators
+from actions.booking.delivery import deliver
+from actions.booking.store import BookingRequest, get_store
+from actions.booking.validators import InvalidAnswer
+from actions.settings import load_settings
+from actions.topics import asked_topic, response_name
+
+logger = logging.getLogger(__name__)
+
+FORM = "booking_form"
+FIELDS = ["booking_name", "booking_contact", "booking_date", "booking_time", "booking_scar"]
+PERSONAL_SLOTS = [*FIELDS, "booking_consent", "booking_invalid", "requested_slot"]
+FIELD_ENTITY = "booking_field"
+MAX_INVALID_BEFORE_HELP = 2
+_background_tasks: set[asyncio.Task] = set()
+
+
+def clear_booking() -> List[EventType]:
+    """Forget every detail the visitor gave (personal data leaves the conversation)."""
+    return [SlotSet(slot, None) for slot in PERSONAL_SLOTS]
+
+
+def now_at_clinic() -> datetime:
+    return datetime.now(load_settings().zone)
+
+
+def readable_date(iso_day: str) -> str:
+    day = date.fromisoformat(iso_day)
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+class ActionOfferBooking(Action):
+    """Starts a booking: says what happens, and offers the online scheduler if there is one."""
+
+    def name(self) -> Text:
+        return "action_offer_booking"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        link = load_settings().booking_link
+        if link:
+            dispatcher.utter_message(response="utter_booking_intro_with_link", booking_link=link)
+        else:
+            dispatcher.utter_message(response="utter_booking_intro")
+        return []
+
+
+class ValidateBookingForm(FormValidationAction):
+    """Checks each answer; says what was wrong, and after two misses explains the format."""
+
+    def name(self) -> Text:
+        return "validate_booking_form"
+
+    def _check(self, slot: str, value: Any, parse: Callable[[str], Any],
+               dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+        """Run `parse` on the answer; on failure count the miss and tell the visitor."""
+        misses = dict(tracker.get_slot("booking_invalid") or {})
+        try:
+            result = parse(str(value))
+        except InvalidAnswer as problem:
+            misses[slot] = misses.get(slot, 0) + 1
+            dispatcher.utter_message(response=f"utter_invalid_{problem.reason}", **problem.details)
+            if misses[slot] >= MAX_INVALID_BEFORE_HELP:
+                dispatcher.utter_message(response=f"utter_format_{slot}")
+                dispatcher.utter_message(response="utter_booking_call_instead")
+            return {slot: None, "booking_invalid": misses}
+        misses.pop(slot, None)
+        return {**(result if isinstance(result, dict) else {slot: result}), "booking_invalid": misses}
+
+    def validate_booking_name(self, value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+        return self._check("booking_name", value, validators.parse_name, dispatcher, tracker)
+
+    def validate_booking_contact(self, value: Any, dispatcher: CollectingDispatcher,
+                                 tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+        settings = load_settings()
+        return self._check("booking_contact", value,
+                           lambda text: validators.parse_contact(text, settings), dispatcher, tracker)
+
+    def validate_booking_date(self, value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+        settings = load_settings()
+
+        def parse(text: str) -> Dict[str, Any]:
+            day, time_of_day = validators.parse_date(text, settings, now_at_clinic())
+            return {"booking_date": day.isoformat(),
+                    **({"booking_time": time_of_day} if time_of_day else {})}
+
+        return self._check("booking_date", value, parse, dispatcher, tracker)
+
+    def validate_booking_time(self, value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+        settings = load_settings()
+        return self._check("booking_time", value,
+                           lambda text: validators.parse_time_of_day(text, settings), dispatcher, tracker)
+
+    def validate_booking_scar(self, value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+        """A description of a scar reads like an FAQ to the classifier, so the scar slot takes
+        any text; only a real question (ending in "?") is answered instead of stored."""
+        if str(value).rstrip().endswith("?"):
+            topic = asked_topic(tracker.latest_message, domain)
+            dispatcher.utter_message(response=response_name(topic) if topic else "utter_booking_not_in_my_info")
+            return {"booking_scar": None}
+        return self._check("booking_scar", value, validators.parse_scar, dispatcher, tracker)
+
+
+def summary_values(tracker: Tracker) -> Dict[str, str]:
+    """The visitor's answers, HTML-escaped, ready to be shown back to them."""
+    scar = tracker.get_slot("booking_scar") or "(nothing added)"
+    return {
+        "name": html.escape(tracker.get_slot("booking_name") or ""),
+        "contact": html.escape(tracker.get_slot("booking_contact") or ""),
+        "day": readable_date(tracker.get_slot("booking_date")),
+        "time_of_day": html.escape(tracker.get_slot("booking_time") or ""),
+        "scar": html.escape(scar),
+    }
+
+
+def change_buttons(domain: Dict[Text, Any]) -> List[Dict[str, str]]:
+    """One "Change ..." button per field, titled from utter_change_<field> in the domain."""
+    return [{"title": domain["responses"][f"utter_change_{slot}"][0]["text"],
+             "payload": f'/change_booking_field{{"{FIELD_ENTITY}": "{slot}"}}'} for slot in FIELDS]
+
+
+class ActionBookingSummary(Action):
+    """After the form: no consent means nothing is kept; otherwise show what will be sent."""
+
+    def name(self) -> Text:
+        return "action_booking_summary"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        if tracker.get_slot("booking_consent") is not True:
+            dispatcher.utter_message(response="utter_booking_no_consent")
+            return clear_booking()
+        buttons = [{"title": domain["responses"]["utter_button_send"][0]["text"], "payload": "/affirm"},
+                   *change_buttons(domain)]
+        dispatcher.utter_message(response="utter_booking_summary", buttons=buttons,
+                                 **summary_values(tracker))
+        return []
+
+
+def confirmed_request(tracker: Tracker) -> BookingRequest:
+    """Re-validate every slot: a request is only stored if it passes the form's own checks."""
+    settings = load_settings()
+    if tracker.get_slot("booking_consent") is not True:
+        raise InvalidAnswer("consent")
+    contact = validators.parse_contact(tracker.get_slot("booking_contact") or "", settings)
+    day = date.fromisoformat(str(tracker.get_slot("booking_date")))
+    if day <= now_at_clinic().date():
+        raise InvalidAnswer("date_past")
+    return BookingRequest(
+        name=validators.parse_name(tracker.get_slot("booking_name") or ""),
+        contact=contact,
+        contact_type=validators.contact_type(contact),
+        preferred_date=day,
+        time_of_day=validators.parse_time_of_day(tracker.get_slot("booking_time") or "", settings),
+        scar=validators.parse_scar(tracker.get_slot("booking_scar") or ""),
+    )
+
+
+def schedule_delivery(reference: str) -> None:
+    """Send the request to the clinic's booking system in the background, if one is set."""
+    url = load_settings().booking_webhook_url
+    store = get_store()
+    row = store.get(reference)
+    if url and row and row["delivered_at"] is None:
+        task = asyncio.get_running_loop().create_task(deliver(store, url, row))
+        _background_tasks.add(task)
+        task.add_done_callback(_background_tasks.discard)
+
+
+class ActionSubmitBooking(Action):
+    """Stores the confirmed request (once), gives a reference, and forgets the details."""
+
+    def name(self) -> Text:
+        return "action_submit_booking"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        try:
+            request = confirmed_request(tracker)
+        except (InvalidAnswer, TypeError, ValueError):
+            dispatcher.utter_message(response="utter_booking_incomplete")
+            return clear_booking()
+        try:
+            reference, created = get_store().save(request, tracker.sender_id)
+        except Exception as error:  # the visitor must hear about it; details stay out of logs
+            logger.error("Could not store a booking request: %s", type(error).__name__)
+            dispatcher.utter_message(response="utter_booking_failed")
+            return clear_booking()
+        logger.info("Booking request %s %s", reference, "stored" if created else "already stored")
+        schedule_delivery(reference)
+        dispatcher.utter_message(response="utter_booking_saved", reference=reference)
+        return clear_booking()
+
+
+class ActionChangeBookingField(Action):
+    """"Change my date": empties that one answer so the form asks for it again."""
+
+    def name(self) -> Text:
+        return "action_change_booking_field"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        field: Optional[str] = next(tracker.get_latest_entity_values(FIELD_ENTITY), None)
+        if field not in FIELDS:  # the summary that follows has a button per field
+            dispatcher.utter_message(response="utter_ask_which_field")
+            return []
+        return [SlotSet(field, None)]
+
+
+class ActionCancelBooking(Action):
+    """Confirmed cancel: stop the form and drop everything the visitor typed into it."""
+
+    def name(self) -> Text:
+        return "action_cancel_booking"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        dispatcher.utter_message(response="utter_booking_cancelled")
+        return [ActiveLoop(None), *clear_booking()]

@@ -1,0 +1,134 @@
+"""Consultation requests in a real SQL database (SQLite by default, any SQLAlchemy URL).
+
+Saving is idempotent: the same request submitted twice (a retried action, a double
+click) returns the first row's reference instead of creating a duplicate. Queries are
+parameterised, so names such as "O'Brien" or "'; DROP TABLE" are stored as typed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Tuple
+
+import sqlalchemy as sa
+
+from actions.settings import PROJECT_ROOT
+
+metadata = sa.MetaData()
+booking_requests = sa.Table(
+    "booking_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reference", sa.String(16), nullable=False, unique=True),
+    sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("contact", sa.Text, nullable=False),
+    sa.Column("contact_type", sa.String(8), nullable=False),
+    sa.Column("preferred_date", sa.Date, nullable=False),
+    sa.Column("time_of_day", sa.String(16), nullable=False),
+    sa.Column("scar", sa.Text, nullable=False, default=""),
+    sa.Column("consent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_delivery_error", sa.String(200)),  # status or error type only, never data
+)
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """What the visitor confirmed, already validated."""
+
+    name: str
+    contact: str
+    contact_type: str
+    preferred_date: date
+    time_of_day: str
+    scar: str
+
+    def dedupe_key(self, sender_id: str) -> str:
+        """Same visitor + same details = same request, however often it is submitted."""
+        parts = [sender_id, *(str(v) for v in asdict(self).values())]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def reference_for(dedupe_key: str) -> str:
+    """A short code the visitor can quote, e.g. SR-K3QF7XMA (no 0/O or 1/I confusion)."""
+    code = base64.b32encode(bytes.fromhex(dedupe_key)[:5]).decode()
+    return "SR-" + code
+
+
+def default_database_url() -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
+
+
+class BookingStore:
+    """Reads and writes consultation requests."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
+        self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+
+    def save(self, request: BookingRequest, sender_id: str) -> Tuple[str, bool]:
+        """Store the request once; return (reference, whether it was new)."""
+        key = request.dedupe_key(sender_id)
+        now = datetime.now(timezone.utc)
+        row = {**asdict(request), "reference": reference_for(key), "dedupe_key": key,
+               "created_at": now, "consent_at": now, "delivery_attempts": 0}
+        try:
+            with self.engine.begin() as db:
+                db.execute(booking_requests.insert().values(**row))
+            return row["reference"], True
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as db:
+                existing = db.execute(sa.select(booking_requests.c.reference)
+                                      .where(booking_requests.c.dedupe_key == key)).scalar_one()
+            return existing, False
+
+    def get(self, reference: str) -> Optional[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(booking_requests)
+                             .where(booking_requests.c.reference == reference)).mappings().first()
+        return dict(row) if row else None
+
+    def list(self, since: Optional[datetime] = None) -> List[Dict[str, Any]]:
+        """All requests (newest first), optionally only those created since `since`."""
+        query = sa.select(booking_requests).order_by(booking_requests.c.created_at.desc())
+        if since is not None:
+            query = query.where(booking_requests.c.created_at >= since)
+        with self.engine.connect() as db:
+            return [dict(r) for r in db.execute(query).mappings()]
+
+    def undelivered(self) -> List[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            return [dict(r) for r in db.execute(
+                sa.select(booking_requests).where(booking_requests.c.delivered_at.is_(None))).mappings()]
+
+    def record_delivery(self, reference: str, error: Optional[str]) -> None:
+        """Count one delivery attempt; a None error marks the request delivered."""
+        values: Dict[str, Any] = {"delivery_attempts": booking_requests.c.delivery_attempts + 1,
+                                  "last_delivery_error": error}
+        if error is None:
+            values["delivered_at"] = datetime.now(timezone.utc)
+        with self.engine.begin() as db:
+            db.execute(booking_requests.update()
+                       .where(booking_requests.c.reference == reference).values(**values))
+
+    def purge(self, older_than_days: int) -> int:
+        """Delete requests created more than N days ago; return how many."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
+        with self.engine.begin() as db:
+            return db.execute(booking_requests.delete()
+                              .where(booking_requests.c.created_at < cutoff)).rowcount
+
+
+@lru_cache(maxsize=4)
+def get_store(url: Optional[str] = None) -> BookingStore:
+    """One store (and connection pool) per database URL and process."""
+    return BookingStore(url or default_database_url())

@@ -1,0 +1,130 @@
+"""Checks and normalises each answer of the booking form.
+
+Pure functions: each returns the value to store or raises `InvalidAnswer` with a reason
+that names a response (`utter_invalid_<reason>`) telling the visitor what was wrong.
+The submit action runs them again, so nothing reaches the database unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Dict, Optional, Tuple
+
+import dateparser
+import phonenumbers
+
+from actions.settings import ClinicSettings
+
+MAX_NAME_CHARS = 80
+MAX_SCAR_CHARS = 200
+MAX_DAYS_AHEAD = 180
+SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_TIMES_OF_DAY: Dict[str, str] = {
+    "morning": "morning", "am": "morning", "a.m.": "morning", "mornings": "morning", "early": "morning",
+    "afternoon": "afternoon", "pm": "afternoon", "p.m.": "afternoon", "afternoons": "afternoon",
+    "after lunch": "afternoon", "evening": "evening", "evenings": "evening",
+    "any": "any time", "anytime": "any time", "any time": "any time", "either": "any time",
+    "don't mind": "any time", "dont mind": "any time", "whenever": "any time",
+}
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class InvalidAnswer(ValueError):
+    """An answer the form cannot accept; `reason` names the response that explains why."""
+
+    def __init__(self, reason: str, **details: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+def normalise_spaces(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_name(text: str) -> str:
+    """A person's name as typed (any script, quotes and symbols kept), without digits or @."""
+    name = normalise_spaces(text)
+    if not name or not any(c.isalpha() for c in name):
+        raise InvalidAnswer("name")
+    if len(name) > MAX_NAME_CHARS or len(name.split()) > 8 or "@" in name or any(c.isdigit() for c in name):
+        raise InvalidAnswer("name")
+    return name
+
+
+def parse_contact(text: str, settings: ClinicSettings) -> str:
+    """An email (domain lowercased) or a valid phone number (E.164) for the clinic's country."""
+    contact = normalise_spaces(text)
+    if "@" in contact:
+        local, _, domain = contact.replace(" ", "").rpartition("@")
+        email = f"{local}@{domain.lower()}"
+        if len(email) > 254 or not _EMAIL.match(email):
+            raise InvalidAnswer("email")
+        return email
+    try:
+        number = phonenumbers.parse(contact, settings.country)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidAnswer("phone") from error
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidAnswer("phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def contact_type(contact: str) -> str:
+    return "email" if "@" in contact else "phone"
+
+
+def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
+    """morning / afternoon / evening / any time, among the clinic's offered times."""
+    words = normalise_spaces(text).lower().strip(" .!")
+    value = _TIMES_OF_DAY.get(words) or next(
+        (v for k, v in _TIMES_OF_DAY.items() if re.search(rf"\b{re.escape(k)}\b", words)), None)
+    if value is None or (value != "any time" and value not in settings.times_of_day):
+        raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
+    return value
+
+
+def split_time_of_day(text: str, settings: ClinicSettings) -> Tuple[str, Optional[str]]:
+    """Separate "tomorrow afternoon" into ("tomorrow", "afternoon")."""
+    for word in ("morning", "afternoon", "evening"):
+        if re.search(rf"\b{word}s?\b", text, re.IGNORECASE):
+            rest = re.sub(rf"\b(in the |on |this )?{word}s?\b", " ", text, flags=re.IGNORECASE)
+            try:
+                return normalise_spaces(rest), parse_time_of_day(word, settings)
+            except InvalidAnswer:
+                return normalise_spaces(rest), None
+    return text, None
+
+
+def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Tuple[date, Optional[str]]:
+    """A future day the clinic is open, from natural language; plus a time of day if given."""
+    rest, time_of_day = split_time_of_day(normalise_spaces(text), settings)
+    cleaned = re.sub(rf"\b(next|this|on|coming)\s+(?=({'|'.join(_WEEKDAYS)})\b)", "", rest, flags=re.I)
+    parsed = dateparser.parse(
+        cleaned, languages=["en"],
+        settings={"PREFER_DATES_FROM": "future", "DATE_ORDER": settings.date_order,
+                  "RELATIVE_BASE": now.replace(tzinfo=None)},
+    ) if cleaned else None
+    if parsed is None:
+        raise InvalidAnswer("date")
+    day, today = parsed.date(), now.date()
+    if day <= today:
+        raise InvalidAnswer("date_past")
+    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidAnswer("date_far")
+    weekday = _WEEKDAYS[day.weekday()]
+    if weekday not in settings.opening_days or day.isoformat() in settings.closed_dates:
+        raise InvalidAnswer("date_closed", day=f"{weekday.capitalize()} {day.day} {day:%B}")
+    return day, time_of_day
+
+
+def parse_scar(text: str) -> str:
+    """Optional short free text; "skip" (and the like) means nothing to add."""
+    scar = normalise_spaces(text)
+    if scar.lower().strip(".! ") in SKIP_WORDS:
+        return ""
+    if len(scar) > MAX_SCAR_CHARS:
+        raise InvalidAnswer("scar")
+    return scar

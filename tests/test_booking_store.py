@@ -142,5 +142,16 @@ def test_staff_can_list_export_and_purge(store: BookingStore, tmp_path: Path, mo
     assert bookings.main(["export", str(out)]) == 0
     exported = out.read_text(encoding="utf-8")
     assert reference in exported and "Siobhán O'Neill" in exported and "dedupe_key" not in exported
+    with store.engine.begin() as db:  # a conversation, as Rasa's SQL tracker store keeps it
+        db.execute(sa.text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id TEXT, "
+                           "type_name TEXT, timestamp FLOAT, data TEXT)"))
+        db.execute(sa.text("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES "
+                           "('v', 'user', :old, 'my number is 07911 123456'), ('v', 'user', :now, 'hi')"),
+                   {"old": (datetime.now(timezone.utc) - timedelta(days=100)).timestamp(),
+                    "now": datetime.now(timezone.utc).timestamp()})
+    assert bookings.main(["purge", "--older-than", "90"]) == 0
+    assert "1 conversation event(s)" in capsys.readouterr().out
+    with store.engine.connect() as db:
+        assert db.execute(sa.text("SELECT data FROM events")).scalars().all() == ["hi"]
     assert bookings.main(["purge", "--older-than", "0"]) == 0
     assert store.list() == []

@@ -2,7 +2,7 @@
 
     python -m tools.bookings list [--days 7]
     python -m tools.bookings export requests.csv [--days 30]
-    python -m tools.bookings purge --older-than 90
+    python -m tools.bookings purge --older-than 90   # requests AND conversations
     python -m tools.bookings deliver            # retry requests the booking system missed
 
 The database is DATABASE_URL (default: the project's var/clinic.db).
@@ -16,6 +16,8 @@ import csv
 import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
+
+import sqlalchemy as sa
 
 from actions.booking.delivery import deliver_pending
 from actions.booking.store import BookingStore, booking_requests, default_database_url
@@ -45,6 +47,16 @@ def export_csv(rows: List[Dict[str, Any]], path: str) -> None:
     print(f"Wrote {len(rows)} request(s) to {path}")
 
 
+def purge_conversations(store: BookingStore, older_than_days: int) -> int:
+    """Delete conversation events (Rasa's SQL tracker store) older than N days."""
+    if not sa.inspect(store.engine).has_table("events"):
+        return 0
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=older_than_days)).timestamp()
+    with store.engine.begin() as db:
+        return db.execute(sa.text("DELETE FROM events WHERE timestamp < :cutoff"),
+                          {"cutoff": cutoff}).rowcount
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     export = commands.add_parser("export", help="write requests to a CSV file")
     export.add_argument("path")
     export.add_argument("--days", type=int, help="only the last N days")
-    purge = commands.add_parser("purge", help="delete requests older than N days")
+    purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
     commands.add_parser("deliver", help="send undelivered requests to the booking system")
     args = parser.parse_args(argv)
@@ -64,7 +76,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.command == "export":
         export_csv(store.list(since(args.days)), args.path)
     elif args.command == "purge":
-        print(f"Deleted {store.purge(args.older_than)} request(s) older than {args.older_than} days")
+        requests = store.purge(args.older_than)
+        events = purge_conversations(store, args.older_than)
+        print(f"Deleted {requests} request(s) and {events} conversation event(s) "
+              f"older than {args.older_than} days")
     else:
         url = load_settings().booking_webhook_url
         if not url:

@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install train run test validate bench shell lint clean bookings
+.PHONY: help install train run test validate bench shell lint clean bookings review merge
 help:  ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -62,6 +62,12 @@ lint:  ## ruff
 
 clean:  ## remove trained models and local databases (not the environment)
 	rm -rf models var results
+
+review: install  ## what visitors asked that the assistant could not answer (last 7 days)
+	$(PY) -m tools.review report
+
+merge: install  ## add a reviewed file's examples to the training data: make merge FILE=reports/review-YYYY-MM-DD.csv
+	$(PY) -m tools.review merge $(FILE)
 
 bookings:  ## list consultation requests (see tools/bookings.py for export, purge, deliver)
 	$(PY) -m tools.bookings list

@@ -161,7 +161,7 @@ def nlu_examples(path: str, text: str, data: Dict[str, Any]) -> List[Example]:
             continue
         cursor = line_of(text, f"intent: {intent}", cursor)
         for example in example_lines(item.get("examples")):
-            cursor = line_of(text, example, cursor)
+            cursor = line_of(text, example, cursor + 1)  # after the previous one: copies differ
             found.append(Example(example, intent, Place(path, cursor)))
     return found
 

@@ -19,7 +19,7 @@ export PYTHONPATH := $(CURDIR)
 help:  ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-install: $(VENV)/.installed $(VENV)/.spacy-pipeline  ## Python 3.10 env, pinned packages, spaCy pipeline
+install: $(VENV)/.installed $(VENV)/.spacy-pipeline web/node_modules/.package-lock.json  ## Python 3.10 env, pinned packages, spaCy pipeline, web widget
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6). Install it, or set PYTHON310=/path/to/python3.10"; exit 1; }
@@ -37,6 +37,17 @@ $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.
 	$(PY) spacy_model/build.py
 	touch $@
 
+# The chat widget (rasa-webchat, pinned in web/package-lock.json), served locally.
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+# Debian's Chromium for the browser test (Playwright cannot download browsers here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(VENV)/.browser: | $(VENV)/.installed
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	touch $@
+
 train: install  ## retrain if the data, domain, config or spaCy pipeline changed (by content)
 	$(PY) tools/train.py
 
@@ -47,7 +58,7 @@ validate: install  ## check the training data (Rasa's checks and the project's o
 	$(RASA) data validate --fail-on-warnings
 	$(PY) tools/check_data.py
 
-test: train  ## everything: data checks, unit, conversation and end-to-end tests
+test: train $(VENV)/.browser  ## everything: data checks, unit, conversation, end-to-end and browser tests
 	$(PY) -m pytest
 
 bench: train  ## measure accuracy and speed; writes reports/benchmark.md

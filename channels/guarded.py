@@ -3,6 +3,11 @@
 Stock Rasa 3.6 answers a JSON array body with a 500, processes any length of text and
 logs the visitor's text when processing fails. These subclasses refuse malformed bodies
 with a clear 400, cut over-long messages, and never log what the visitor wrote.
+
+Rasa's `--cors` only covers the HTTP routes: its socket.io server is created with
+`cors_allowed_origins=[]`, which turns engine.io's origin check off, so any web page could
+open a chat. GuardedSocketIOInput refuses socket.io requests (polling and WebSocket) from
+browsers on origins other than those in CORS_ORIGINS.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import os
 import re
 from asyncio import CancelledError
-from typing import Any, Awaitable, Callable, Dict, Text
+from typing import Any, Awaitable, Callable, Dict, List, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -27,6 +32,13 @@ MAX_SENDER_CHARS = 128
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+# The demo clinic page (tools/web.py) when CORS_ORIGINS is not set.
+DEFAULT_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
+
+
+def allowed_origins() -> List[Text]:
+    """The web origins allowed to use socket.io: CORS_ORIGINS (space-separated) or the demo page's."""
+    return os.environ.get("CORS_ORIGINS", "").split() or list(DEFAULT_ORIGINS)
 
 
 def clean_text(text: Text) -> Text:
@@ -92,14 +104,39 @@ class GuardedRestInput(RestInput):
 
 
 class GuardedSocketIOInput(SocketIOInput):
-    """socket.io channel (web widget) whose messages are cleaned like REST ones."""
+    """socket.io channel (web widget): allowed origins only, messages cleaned like REST ones."""
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        """SocketIOInput's blueprint, with each message's text cleaned first."""
+        """SocketIOInput's blueprint, with the origin checked and each message's text cleaned."""
 
         async def cleaned(message: UserMessage) -> None:
             message.text = clean_text(message.text or "")
             await on_new_message(message)
 
-        return super().blueprint(cleaned)
+        webhook = super().blueprint(cleaned)
+        self._check_origins(allowed_origins())
+        return webhook
+
+    def _check_origins(self, origins: List[Text]) -> None:
+        """Refuse engine.io requests whose Origin header is not one of `origins` ("*": any).
+
+        engine.io's own check (cors_allowed_origins) would also add CORS headers that
+        duplicate those of Rasa's --cors (sanic-cors), which browsers reject; so the check
+        wraps the request handler instead and leaves the headers to --cors. Requests without
+        an Origin header (not from a web page, e.g. a server-side client) pass, as in engine.io.
+        """
+        if "*" in origins or self.sio is None:
+            return
+        engine = self.sio.eio
+        handle_request = engine.handle_request
+
+        async def handle_allowed_origins(request: Request, *args: Any, **kwargs: Any) -> Any:
+            origin = request.headers.get("origin")
+            if origin is not None and origin not in origins:
+                logger.warning("Refused a socket.io request from origin %s (not in CORS_ORIGINS).",
+                               origin[:100])
+                return response.json({"error": "This origin may not use the chat."}, status=403)
+            return await handle_request(request, *args, **kwargs)
+
+        engine.handle_request = handle_allowed_origins  # attached as the route when registered
 

@@ -162,3 +162,11 @@ def test_socketio_channel_is_open_for_the_web_widget(live: Chat) -> None:
     with urllib.request.urlopen(f"{base}/socket.io/?EIO=4&transport=polling", timeout=10) as response:
         handshake = response.read().decode()
     assert response.status == 200 and handshake.startswith("0") and '"sid"' in handshake
+
+
+def test_a_long_conversation_keeps_getting_answers(live: Chat, expected) -> None:
+    """Rasa sends the whole conversation to the action server each turn: 25 turns must fit."""
+    me = visitor()
+    for turn in range(25):
+        key = list(TYPED_QUESTIONS)[turn % len(TYPED_QUESTIONS)]
+        assert live.texts(me, TYPED_QUESTIONS[key]) == [expected(f"utter_faq/{key}")], f"turn {turn + 1}"

@@ -1,7 +1,8 @@
 """Start the assistant's servers (action server + Rasa) on loopback, and stop them.
 
-One launcher serves `make run`, the end-to-end tests and the benchmark, so all three
-run the product exactly the same way.
+One launcher serves `make run`, the end-to-end tests, the browser test and the benchmark,
+so all of them run the product exactly the same way. With `web_port` set, the demo clinic
+page with the chat widget (tools/web.py) is served too.
 """
 
 from __future__ import annotations
@@ -18,9 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Dict, List, Optional
 
+from tools.web import PageServer
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
 BIN = Path(sys.executable).parent
+DEFAULT_WEB_PORT = 8080
+# Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) to the action
+# server for every custom action; SANIC_REQUEST_MAX_SIZE (64 KB) is for visitors' requests
+# to Rasa only, or every answer fails after about ten turns.
+ACTION_SERVER_MAX_BODY = 64 * 1024 * 1024
+
+
+def page_origins(web_port: Optional[int]) -> List[str]:
+    """The origins of the demo page (on web_port, or 8080): localhost and 127.0.0.1."""
+    port = web_port or DEFAULT_WEB_PORT
+    return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
 
 
 def free_port() -> int:
@@ -39,21 +53,33 @@ class StackConfig:
     database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
     model: Path = DEFAULT_MODEL
     host: str = "127.0.0.1"
-    cors_origins: List[str] = field(default_factory=lambda: ["http://localhost:8080"])
+    # Web origins allowed to use the HTTP routes and socket.io; empty: the demo page's.
+    cors_origins: List[str] = field(default_factory=list)
     extra_env: Dict[str, str] = field(default_factory=dict)
+    web_port: Optional[int] = None  # set: also serve the demo page (web/) on this port
 
     @property
     def rasa_url(self) -> str:
         return f"http://{self.host}:{self.rasa_port}"
 
+    @property
+    def web_url(self) -> Optional[str]:
+        return f"http://{self.host}:{self.web_port}" if self.web_port else None
+
+    @property
+    def allowed_origins(self) -> List[str]:
+        """cors_origins, or the demo page's origins when none are configured."""
+        return list(self.cors_origins) or page_origins(self.web_port)
+
     def environment(self) -> Dict[str, str]:
-        """Environment of both servers: ports, database, quiet TensorFlow, no telemetry."""
+        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry."""
         env = dict(os.environ)
         env.update(
             ACTION_PORT=str(self.action_port),
             DATABASE_URL=self.database_url,
             SANIC_HOST="127.0.0.1",  # the action server is never exposed
             SANIC_REQUEST_MAX_SIZE=env.get("SANIC_REQUEST_MAX_SIZE", "65536"),
+            CORS_ORIGINS=" ".join(self.allowed_origins),  # socket.io's origin check (channels/guarded.py)
             RASA_TELEMETRY_ENABLED="false",
             TF_CPP_MIN_LOG_LEVEL="3",
             PYTHONPATH=str(PROJECT_ROOT),
@@ -63,29 +89,34 @@ class StackConfig:
 
 
 class Stack:
-    """The running action server and Rasa server; a context manager that stops both."""
+    """The running action server, Rasa server and (with web_port) page; a context manager that stops all."""
 
     def __init__(self, config: StackConfig, log: Optional[IO[str]] = None) -> None:
         self.config = config
         self.log = log
         self.processes: List[subprocess.Popen] = []
+        self.page: Optional[PageServer] = None
 
     def start(self, timeout: float = 180.0) -> "Stack":
-        """Start both servers and wait until Rasa answers on its REST channel."""
+        """Start both servers (and the page) and wait until Rasa answers on its REST channel."""
+        if self.config.web_port:  # first: a missing widget install fails before the slow start
+            self.page = PageServer(self.config.web_port, self.config.rasa_url,
+                                   host=self.config.host).start()
         if self.config.database_url.startswith("sqlite:///"):
             Path(self.config.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self._spawn([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
-                     "--port", str(self.config.action_port)])
+                     "--port", str(self.config.action_port)],
+                    SANIC_REQUEST_MAX_SIZE=str(ACTION_SERVER_MAX_BODY))
         self._spawn([str(BIN / "rasa"), "run", "--model", str(self.config.model),
                      "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
                      "--interface", self.config.host, "--port", str(self.config.rasa_port),
-                     "--cors", *self.config.cors_origins])
+                     "--cors", *self.config.allowed_origins])
         self.wait_until_ready(timeout)
         return self
 
-    def _spawn(self, command: List[str]) -> None:
+    def _spawn(self, command: List[str], **env: str) -> None:
         self.processes.append(subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=self.config.environment(),
+            command, cwd=PROJECT_ROOT, env={**self.config.environment(), **env},
             stdout=self.log, stderr=subprocess.STDOUT if self.log else None,
             start_new_session=True,
         ))
@@ -108,7 +139,10 @@ class Stack:
                 time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop both servers (SIGTERM, then SIGKILL after 15 s)."""
+        """Stop both servers (SIGTERM, then SIGKILL after 15 s) and the page."""
+        if self.page is not None:
+            self.page.stop()
+            self.page = None
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -136,17 +170,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--rasa-port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     parser.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_PORT", 5055)))
+    parser.add_argument("--web-port", type=int,
+                        default=int(os.environ.get("WEB_PORT", DEFAULT_WEB_PORT)))
     args = parser.parse_args()
-    config = StackConfig(rasa_port=args.rasa_port, action_port=args.action_port)
+    config = StackConfig(rasa_port=args.rasa_port, action_port=args.action_port,
+                         web_port=args.web_port)
     if os.environ.get("DATABASE_URL"):
         config.database_url = os.environ["DATABASE_URL"]
     if os.environ.get("CORS_ORIGINS"):
         config.cors_origins = os.environ["CORS_ORIGINS"].split()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops both too
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill` stops both servers,
+        signal.signal(sig, signal.default_int_handler)  # even if started with SIGINT ignored
     stack = Stack(config)
     try:
         stack.start()
-        print(f"\nThe assistant is ready.\n  REST:      POST {config.rasa_url}/webhooks/rest/webhook"
+        print(f"\nThe assistant is ready.\n  Open http://localhost:{config.web_port}  (the demo clinic page"
+              f" with the chat)\n  REST:      POST {config.rasa_url}/webhooks/rest/webhook"
               f"\n  socket.io: {config.rasa_url}/socket.io\nPress Ctrl-C to stop.", flush=True)
         while all(process.poll() is None for process in stack.processes):
             time.sleep(1)

@@ -12,15 +12,21 @@ browsers on origins other than those in CORS_ORIGINS.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from asyncio import CancelledError
-from typing import Any, Awaitable, Callable, Dict, List, Text
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Text, Tuple
+
+import yaml
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
+from rasa.shared.core.constants import DEFAULT_INTENTS
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -30,6 +36,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "1000"))
 MAX_SENDER_CHARS = 128
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 # The demo clinic page (tools/web.py) when CORS_ORIGINS is not set.
@@ -41,9 +49,41 @@ def allowed_origins() -> List[Text]:
     return os.environ.get("CORS_ORIGINS", "").split() or list(DEFAULT_ORIGINS)
 
 
+@lru_cache(maxsize=1)
+def domain_names() -> Tuple[FrozenSet[str], FrozenSet[str]]:
+    """The intents (with Rasa's defaults) and entities a button payload may name."""
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    intents = {next(iter(i)) if isinstance(i, dict) else str(i) for i in domain.get("intents", [])}
+    return frozenset(intents | set(DEFAULT_INTENTS)), frozenset(map(str, domain.get("entities", [])))
+
+
+def safe_payload(text: Text) -> Text:
+    """Keep a "/intent{...}" message only if it is a well-formed payload of the domain.
+
+    Rasa logs the whole message, values included, when a typed payload is malformed or
+    names unknown entities; so anything else starting with "/" becomes plain text, and
+    unknown entities are dropped (they could never fill a slot anyway).
+    """
+    match = _PAYLOAD.fullmatch(text)
+    intents, entities = domain_names()
+    if not match or match.group(1) not in intents:
+        return text.lstrip("/ ")
+    if not match.group(2):
+        return text
+    try:
+        values = json.loads(match.group(2))
+    except json.JSONDecodeError:
+        return text.lstrip("/ ")
+    if not isinstance(values, dict):
+        return text.lstrip("/ ")
+    known = {key: value for key, value in values.items() if key in entities}
+    return f"/{match.group(1)}{json.dumps(known)}" if known else f"/{match.group(1)}"
+
+
 def clean_text(text: Text) -> Text:
-    """Drop control characters and cut the text to MAX_MESSAGE_CHARS."""
-    return _CONTROL_CHARS.sub("", text).strip()[:MAX_MESSAGE_CHARS]
+    """Drop control characters, cut to MAX_MESSAGE_CHARS, and vet typed payloads."""
+    cleaned = _CONTROL_CHARS.sub("", text).strip()[:MAX_MESSAGE_CHARS]
+    return safe_payload(cleaned) if cleaned.startswith("/") else cleaned
 
 
 def parse_rest_body(request: Request) -> Dict[Text, Any]:

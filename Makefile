@@ -65,8 +65,10 @@ bench: train  ## measure accuracy and speed; writes reports/benchmark.md
 	$(PY) tools/bench.py
 
 shell: train  ## chat in the terminal (starts the action server too)
-	$(RASA) run actions --actions actions --port 5055 & trap "kill $$!" EXIT; \
-	ACTION_PORT=5055 DATABASE_URL=sqlite:///$(CURDIR)/var/shell.db $(RASA) shell --model $(MODEL) --endpoints endpoints.yml
+	export DATABASE_URL=sqlite:///$(CURDIR)/var/shell.db ACTION_SERVER_URL=http://127.0.0.1:5055/webhook \
+	  ACTION_SERVER_TOKEN= ACTION_SERVER_PORT=5055; \
+	$(PY) -m servers.actions & trap "kill $$!" EXIT; \
+	$(RASA) shell --model $(MODEL) --endpoints endpoints.yml
 
 lint:  ## ruff
 	$(VENV)/bin/ruff check .

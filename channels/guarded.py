@@ -2,7 +2,8 @@
 
 Stock Rasa 3.6 answers a JSON array body with a 500, processes any length of text and
 logs the visitor's text when processing fails. These subclasses refuse malformed bodies
-with a clear 400, cut over-long messages, and never log what the visitor wrote.
+with a clear 400 (415 if not JSON), cut over-long messages, slow down a sender who floods
+(429, or a polite message on socket.io), and never log what the visitor wrote.
 
 Rasa's `--cors` only covers the HTTP routes: its socket.io server is created with
 `cors_allowed_origins=[]`, which turns engine.io's origin check off, so any web page could
@@ -16,10 +17,12 @@ import json
 import logging
 import os
 import re
+import time
 from asyncio import CancelledError
+from collections import OrderedDict, deque
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, FrozenSet, List, Text, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, FrozenSet, List, Text, Tuple
 
 import yaml
 
@@ -30,18 +33,20 @@ from rasa.shared.core.constants import DEFAULT_INTENTS
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from servers.settings import DEFAULT_ORIGINS
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "1000"))
 MAX_SENDER_CHARS = 128
+MAX_MESSAGES_PER_MINUTE = int(os.environ.get("MAX_MESSAGES_PER_MINUTE", "30"))
+TOO_FAST = ("You're sending messages faster than I can answer. Please wait a few seconds, "
+            "then send your message again.")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
-# The demo clinic page (tools/web.py) when CORS_ORIGINS is not set.
-DEFAULT_ORIGINS = ["http://localhost:8080", "http://127.0.0.1:8080"]
 
 
 def allowed_origins() -> List[Text]:
@@ -80,10 +85,43 @@ def safe_payload(text: Text) -> Text:
     return f"/{match.group(1)}{json.dumps(known)}" if known else f"/{match.group(1)}"
 
 
+class SenderRateLimiter:
+    """At most `limit` messages from one sender in any `window` seconds, in this process.
+
+    One visitor (or script) flooding a conversation would otherwise queue up behind its
+    lock and starve everyone else. Refused messages do not count, so a visitor who waits
+    is served again; at most `max_senders` senders are remembered (oldest forgotten).
+    """
+
+    def __init__(self, limit: int, window: float = 60.0, max_senders: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.max_senders, self.clock = limit, window, max_senders, clock
+        self._recent: "OrderedDict[str, Deque[float]]" = OrderedDict()
+
+    def allow(self, sender: str) -> bool:
+        """Count a message from `sender` and say whether it may be processed."""
+        now = self.clock()
+        times = self._recent.pop(sender, None) or deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        self._recent[sender] = times
+        if len(self._recent) > self.max_senders:
+            self._recent.popitem(last=False)
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+
 def clean_text(text: Text) -> Text:
     """Drop control characters, cut to MAX_MESSAGE_CHARS, and vet typed payloads."""
     cleaned = _CONTROL_CHARS.sub("", text).strip()[:MAX_MESSAGE_CHARS]
     return safe_payload(cleaned) if cleaned.startswith("/") else cleaned
+
+
+def is_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (Content-Type: application/json[; charset=...])."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def parse_rest_body(request: Request) -> Dict[Text, Any]:
@@ -108,10 +146,11 @@ def parse_rest_body(request: Request) -> Dict[Text, Any]:
 
 
 class GuardedRestInput(RestInput):
-    """POST /webhooks/rest/webhook, with body validation and private error logs."""
+    """POST /webhooks/rest/webhook, with body validation, a per-sender rate and private error logs."""
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Same routes as RestInput: GET / (health) and POST /webhook."""
+        limiter = SenderRateLimiter(MAX_MESSAGES_PER_MINUTE)
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -120,10 +159,15 @@ class GuardedRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not is_json(request):
+                return response.json({"error": 'Send the message as JSON, with the header '
+                                      '"Content-Type: application/json".'}, status=415)
             try:
                 body = parse_rest_body(request)
             except ValueError as error:
                 return response.json({"error": str(error)}, status=400)
+            if not limiter.allow(body["sender"]):
+                return response.json({"error": TOO_FAST}, status=429, headers={"Retry-After": "10"})
             collector = CollectingOutputChannel()
             message = UserMessage(
                 body["message"],
@@ -144,12 +188,16 @@ class GuardedRestInput(RestInput):
 
 
 class GuardedSocketIOInput(SocketIOInput):
-    """socket.io channel (web widget): allowed origins only, messages cleaned like REST ones."""
+    """socket.io channel (web widget): allowed origins only, messages cleaned and rated like REST ones."""
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """SocketIOInput's blueprint, with the origin checked and each message's text cleaned."""
+        limiter = SenderRateLimiter(MAX_MESSAGES_PER_MINUTE)
 
         async def cleaned(message: UserMessage) -> None:
+            if not limiter.allow(message.sender_id):
+                await message.output_channel.send_text_message(message.recipient_id, TOO_FAST)
+                return
             message.text = clean_text(message.text or "")
             await on_new_message(message)
 

@@ -84,6 +84,7 @@ class LiveAssistant(Chat):
     def __init__(self, stack: Stack, log_path: Path) -> None:
         super().__init__(stack.config.rasa_url)
         self.database_url = stack.config.database_url
+        self.action_server_url = f"http://127.0.0.1:{stack.config.action_port}"
         self.log_path = log_path
 
 

@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Dict, List, Optional
 
+from servers.settings import (DEFAULT_DATABASE_URL, DEFAULT_MODEL, ServerSettings, SettingsError,
+                              environment)
 from tools.web import PageServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
 BIN = Path(sys.executable).parent
 DEFAULT_WEB_PORT = 8080
-# Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) to the action
-# server for every custom action; SANIC_REQUEST_MAX_SIZE (64 KB) is for visitors' requests
-# to Rasa only, or every answer fails after about ten turns.
-ACTION_SERVER_MAX_BODY = 64 * 1024 * 1024
 
 
 def page_origins(web_port: Optional[int]) -> List[str]:
@@ -46,11 +43,15 @@ def free_port() -> int:
 
 @dataclass
 class StackConfig:
-    """Everything that differs between a local run, a test run and a benchmark."""
+    """Everything that differs between a local run, a test run and a benchmark.
+
+    The servers read their settings from the environment (servers/settings.py); these
+    fields are written over whatever the environment says, the rest passes through.
+    """
 
     rasa_port: int = 5005
     action_port: int = 5055
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
+    database_url: str = DEFAULT_DATABASE_URL
     model: Path = DEFAULT_MODEL
     host: str = "127.0.0.1"
     # Web origins allowed to use the HTTP routes and socket.io; empty: the demo page's.
@@ -75,11 +76,14 @@ class StackConfig:
         """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry."""
         env = dict(os.environ)
         env.update(
-            ACTION_PORT=str(self.action_port),
+            RASA_PORT=str(self.rasa_port),
+            RASA_INTERFACE=self.host,
+            RASA_MODEL=str(self.model),
+            ACTION_SERVER_PORT=str(self.action_port),
+            ACTION_SERVER_URL=f"http://127.0.0.1:{self.action_port}/webhook",
             DATABASE_URL=self.database_url,
-            SANIC_HOST="127.0.0.1",  # the action server is never exposed
             SANIC_REQUEST_MAX_SIZE=env.get("SANIC_REQUEST_MAX_SIZE", "65536"),
-            CORS_ORIGINS=" ".join(self.allowed_origins),  # socket.io's origin check (channels/guarded.py)
+            CORS_ORIGINS=" ".join(self.allowed_origins),
             RASA_TELEMETRY_ENABLED="false",
             TF_CPP_MIN_LOG_LEVEL="3",
             PYTHONPATH=str(PROJECT_ROOT),
@@ -104,19 +108,14 @@ class Stack:
                                    host=self.config.host).start()
         if self.config.database_url.startswith("sqlite:///"):
             Path(self.config.database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self._spawn([str(BIN / "rasa"), "run", "actions", "--actions", "actions",
-                     "--port", str(self.config.action_port)],
-                    SANIC_REQUEST_MAX_SIZE=str(ACTION_SERVER_MAX_BODY))
-        self._spawn([str(BIN / "rasa"), "run", "--model", str(self.config.model),
-                     "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-                     "--interface", self.config.host, "--port", str(self.config.rasa_port),
-                     "--cors", *self.config.allowed_origins])
+        self._spawn([sys.executable, "-m", "servers.actions"])
+        self._spawn([sys.executable, "-m", "servers.chat"])
         self.wait_until_ready(timeout)
         return self
 
-    def _spawn(self, command: List[str], **env: str) -> None:
+    def _spawn(self, command: List[str]) -> None:
         self.processes.append(subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env={**self.config.environment(), **env},
+            command, cwd=PROJECT_ROOT, env=self.config.environment(),
             stdout=self.log, stderr=subprocess.STDOUT if self.log else None,
             start_new_session=True,
         ))
@@ -167,18 +166,18 @@ class Stack:
 
 def main() -> None:
     """`make run`: start everything, print the URLs, stop both servers on Ctrl-C."""
+    os.environ.update(environment())  # .env fills in what the real environment leaves unset
+    try:
+        settings = ServerSettings.from_env(os.environ)
+    except SettingsError as error:
+        sys.exit(f"{error}\n(see README, \"Configuration\")")
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--rasa-port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
-    parser.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_PORT", 5055)))
     parser.add_argument("--web-port", type=int,
                         default=int(os.environ.get("WEB_PORT", DEFAULT_WEB_PORT)))
-    args = parser.parse_args()
-    config = StackConfig(rasa_port=args.rasa_port, action_port=args.action_port,
-                         web_port=args.web_port)
-    if os.environ.get("DATABASE_URL"):
-        config.database_url = os.environ["DATABASE_URL"]
-    if os.environ.get("CORS_ORIGINS"):
-        config.cors_origins = os.environ["CORS_ORIGINS"].split()
+    config = StackConfig(rasa_port=settings.rasa_port, action_port=settings.action_server_port,
+                         database_url=settings.database_url, model=settings.model,
+                         web_port=parser.parse_args().web_port,
+                         cors_origins=os.environ.get("CORS_ORIGINS", "").split())
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill` stops both servers,
         signal.signal(sig, signal.default_int_handler)  # even if started with SIGINT ignored
     stack = Stack(config)

@@ -1,0 +1,45 @@
+"""`python -m servers.chat`: the Rasa server, with the stores and secrets of servers/settings.py.
+
+Rasa's HTTP API (conversations, model, tracker events) stays off unless RASA_API_TOKEN or
+RASA_JWT_SECRET is set, and then requires it; the chat channels are always open. Secrets are
+handed to Rasa's command line inside this process, so they never show in `ps`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List
+
+from servers.settings import PROJECT_ROOT, ServerSettings, SettingsError, load
+
+
+def rasa_arguments(settings: ServerSettings) -> List[str]:
+    """The `rasa run` arguments for these settings."""
+    arguments = ["run", "--model", str(settings.model),
+                 "--endpoints", str(settings.endpoints_file),
+                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+                 "--interface", settings.rasa_interface, "--port", str(settings.rasa_port),
+                 "--cors", *settings.cors_origins]
+    if settings.api_token or settings.jwt_secret:
+        arguments.append("--enable-api")
+    if settings.api_token:
+        arguments += ["--auth-token", settings.api_token]
+    if settings.jwt_secret:
+        arguments += ["--jwt-secret", settings.jwt_secret, "--jwt-method", "HS256"]
+    return arguments
+
+
+def main() -> None:
+    """Check the settings, then run Rasa (exit 2 with the list of fixes if they are unsafe)."""
+    try:
+        settings = load()
+    except SettingsError as error:
+        sys.exit(f"{error}\n(see README, \"Configuration\")")
+    from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
+
+    sys.argv = ["rasa", *rasa_arguments(settings)]
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -50,7 +50,7 @@ def create_app(token: Optional[str]) -> Sanic:
 def main() -> None:
     """Check the settings and serve the actions (exit 2 with the fixes if they are unsafe)."""
     try:
-        settings = load()
+        settings = load(lock_store=False)
     except SettingsError as error:
         sys.exit(f"{error}\n(see README, \"Configuration\")")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")

@@ -73,7 +73,9 @@ def _port(env: Mapping[str, str], name: str, default: int, problems: List[str]) 
 def _secret(env: Mapping[str, str], name: str, problems: List[str]) -> Optional[str]:
     """The secret in env[name] (None if unset); one shorter than MIN_SECRET_CHARS is refused."""
     value = env.get(name) or None
-    if value is not None and len(value) < MIN_SECRET_CHARS:
+    if value is not None and "change-me" in value:
+        problems.append(f"{name} is still the placeholder from .env.example: set a random secret.")
+    elif value is not None and len(value) < MIN_SECRET_CHARS:
         problems.append(f"{name} must be at least {MIN_SECRET_CHARS} characters "
                         "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).")
     return value
@@ -101,8 +103,12 @@ class ServerSettings:
     action_server_token: Optional[str]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "ServerSettings":
-        """Read and check the settings; raise SettingsError listing every problem at once."""
+    def from_env(cls, env: Mapping[str, str], lock_store: bool = True) -> "ServerSettings":
+        """Read and check the settings; raise SettingsError listing every problem at once.
+
+        `lock_store`: whether this server takes conversation locks (Rasa does, the action
+        server does not, so it needs no Redis).
+        """
         problems: List[str] = []
         profile = env.get("CLINIC_PROFILE") or "local"
         if profile not in PROFILES:
@@ -113,7 +119,7 @@ class ServerSettings:
             if not database_url.startswith(("postgresql://", "postgresql+psycopg2://")):
                 problems.append("The production profile keeps conversations and booking requests in "
                                 "PostgreSQL: set DATABASE_URL=postgresql://user:password@host:5432/db.")
-            if not redis_host:
+            if lock_store and not redis_host:
                 problems.append("The production profile uses Redis as Rasa's lock store: set REDIS_HOST "
                                 "(and REDIS_PORT, REDIS_PASSWORD if needed).")
         redis_db = env.get("REDIS_DB") or "0"
@@ -166,10 +172,10 @@ class ServerSettings:
         }
 
 
-def load() -> ServerSettings:
+def load(lock_store: bool = True) -> ServerSettings:
     """Check the settings and export them (with .env's) to os.environ, where Rasa and the actions read them."""
     env = environment()
-    settings = ServerSettings.from_env(env)
+    settings = ServerSettings.from_env(env, lock_store)
     os.environ.update(env)
     os.environ.update(settings.endpoint_variables())
     return settings

@@ -33,8 +33,6 @@ DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 SCHEMA = DEPLOY / "schema" / "compose-spec.json"
 HEALTHCHECK = DEPLOY / "healthcheck.py"
 
-# Built on main by the production runtime (issue 7); checked here once merged.
-PENDING_ON_MAIN = {"servers", "endpoints.production.yml"}
 # Secrets that may be empty: an empty token switches that feature off.
 OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN"}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
@@ -186,8 +184,6 @@ def dockerignore_patterns() -> List[str]:
 
 @pytest.mark.parametrize("source", sorted(set(copy_sources())))
 def test_copy_source_exists_and_is_in_the_build_context(source: str) -> None:
-    if source in PENDING_ON_MAIN and not (PROJECT_ROOT / source).exists():
-        pytest.skip(f"{source} comes with the production runtime on main (issue 7)")
     assert (PROJECT_ROOT / source).exists(), f"COPY {source}: no such file in the repository"
     assert not dockerignored(source, dockerignore_patterns()), f"{source} is excluded by .dockerignore"
 

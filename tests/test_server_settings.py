@@ -42,11 +42,18 @@ def test_production_profile_without_stores_lists_both_fixes() -> None:
     assert "DATABASE_URL=postgresql://" in message and "REDIS_HOST" in message
 
 
+def test_action_server_needs_postgres_but_no_redis_in_production() -> None:
+    env = {**PRODUCTION, "REDIS_HOST": ""}
+    assert ServerSettings.from_env(env, lock_store=False).database_url.startswith("postgresql://")
+    assert "REDIS_HOST" in refusal(env)
+
+
 @pytest.mark.parametrize("env, needle", [
     ({"CLINIC_PROFILE": "staging"}, "CLINIC_PROFILE must be one of local, production"),
     ({"RASA_API_TOKEN": "secret"}, "RASA_API_TOKEN must be at least 16 characters"),
     ({"RASA_JWT_SECRET": "short"}, "RASA_JWT_SECRET must be at least 16 characters"),
     ({"ACTION_SERVER_HOST": "0.0.0.0"}, "set ACTION_SERVER_TOKEN"),
+    ({"ACTION_SERVER_TOKEN": "change-me-action-server-token"}, "still the placeholder"),
     ({"RASA_PORT": "http"}, "RASA_PORT must be a port number"),
     ({"REDIS_DB": "one"}, "REDIS_DB must be a number"),
 ])
@@ -84,4 +91,5 @@ def test_servers_refuse_to_start_unsafe(module: str) -> None:
     result = subprocess.run([sys.executable, "-m", module], env=env, capture_output=True, text=True,
                             timeout=120, cwd=PROJECT_ROOT)
     assert result.returncode == 1 and "set ACTION_SERVER_TOKEN" in result.stderr
-    assert "REDIS_HOST" in result.stderr
+    assert "DATABASE_URL=postgresql://" in result.stderr
+    assert ("REDIS_HOST" in result.stderr) == (module == "servers.chat")

@@ -48,6 +48,14 @@ $(VENV)/.browser: | $(VENV)/.installed
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	touch $@
 
+# Debian's PostgreSQL and Redis for the production-profile tests and the load test; the
+# tests start their own throw-away servers on free loopback ports (tools/services.py).
+$(VENV)/.services: | $(VENV)/.installed
+	{ ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	  postgresql redis-server >/dev/null; }
+	touch $@
+
 train: install  ## retrain if the data, domain, config or spaCy pipeline changed (by content)
 	$(PY) tools/train.py
 
@@ -58,7 +66,7 @@ validate: install  ## check the training data (Rasa's checks and the project's o
 	$(RASA) data validate --fail-on-warnings
 	$(PY) tools/check_data.py
 
-test: train $(VENV)/.browser  ## everything: data checks, unit, conversation, end-to-end and browser tests
+test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests
 	$(PY) -m pytest
 
 bench: train  ## measure accuracy and speed; writes reports/benchmark.md

@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help install train run test validate bench shell lint clean bookings review merge
+.PHONY: help install train run test validate bench loadtest shell lint clean bookings review merge
 help:  ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -71,6 +71,9 @@ test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit
 
 bench: train  ## measure accuracy and speed; writes reports/benchmark.md
 	$(PY) tools/bench.py
+
+loadtest: train $(VENV)/.services  ## 50 visitors for 2.5 minutes on the production profile (PostgreSQL, Redis, 2 Rasa servers)
+	$(PY) -m tools.loadtest
 
 shell: train  ## chat in the terminal (starts the action server too)
 	export DATABASE_URL=sqlite:///$(CURDIR)/var/shell.db ACTION_SERVER_URL=http://127.0.0.1:5055/webhook \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Tuple
@@ -38,6 +39,17 @@ class ClinicSettings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def is_open(self, day: date) -> bool:
+        """Whether the clinic sees patients on `day` (an opening weekday, not a holiday)."""
+        return WEEKDAYS[day.weekday()] in self.opening_days and day.isoformat() not in self.closed_dates
+
+    def next_open_day(self, start: date) -> date:
+        """`start`, or the first day after it on which the clinic is open."""
+        day = start
+        while not self.is_open(day):
+            day += timedelta(days=1)
+        return day
 
 
 def settings_path() -> Path:

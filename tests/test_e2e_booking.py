@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from actions.settings import WEEKDAYS, load_settings
+from actions.settings import load_settings
 from tests.conftest import LiveAssistant
 
 pytestmark = pytest.mark.e2e
@@ -17,10 +17,7 @@ NAME, EMAIL, SCAR = "Priya O'Sharma-Test", "priya.test@example.com", "<i>knee</i
 
 def open_day(days_ahead: int = 2) -> date:
     """The first day the clinic is open, at least `days_ahead` days from now."""
-    settings, day = load_settings(), date.today() + timedelta(days=days_ahead)
-    while WEEKDAYS[day.weekday()] not in settings.opening_days or day.isoformat() in settings.closed_dates:
-        day += timedelta(days=1)
-    return day
+    return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
 
 
 def stored(live: LiveAssistant, reference: str) -> dict:

@@ -114,9 +114,8 @@ def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Tuple[date
         raise InvalidAnswer("date_past")
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InvalidAnswer("date_far")
-    weekday = _WEEKDAYS[day.weekday()]
-    if weekday not in settings.opening_days or day.isoformat() in settings.closed_dates:
-        raise InvalidAnswer("date_closed", day=f"{weekday.capitalize()} {day.day} {day:%B}")
+    if not settings.is_open(day):
+        raise InvalidAnswer("date_closed", day=f"{day:%A} {day.day} {day:%B}")
     return day, time_of_day
 
 

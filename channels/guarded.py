@@ -196,7 +196,7 @@ class GuardedSocketIOInput(SocketIOInput):
 
         async def cleaned(message: UserMessage) -> None:
             if not limiter.allow(message.sender_id):
-                await message.output_channel.send_text_message(message.recipient_id, TOO_FAST)
+                await message.output_channel.send_text_message(message.sender_id, TOO_FAST)
                 return
             message.text = clean_text(message.text or "")
             await on_new_message(message)

@@ -23,7 +23,7 @@ DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
 # The demo clinic page (tools/web.py) when CORS_ORIGINS is not set.
 DEFAULT_ORIGINS = ("http://localhost:8080", "http://127.0.0.1:8080")
-MIN_SECRET_CHARS = 16
+MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 

@@ -7,6 +7,7 @@ flood test is quick. Each probe gets its clear answer, and a normal visitor is s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import select
 import socket
@@ -16,9 +17,11 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
+import jwt
 import pytest
+import socketio
 
 from channels.guarded import TOO_FAST
 from tests.conftest import Chat, LiveAssistant, stack_config
@@ -26,8 +29,9 @@ from tools.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-API_TOKEN = "api-token-for-tests-0123456789"
-ACTION_TOKEN = "action-token-for-tests-0123456789"
+API_TOKEN = "api-token-for-tests-0123456789abcdef"
+JWT_SECRET = "jwt-secret-for-tests-0123456789abcdef"
+ACTION_TOKEN = "action-token-for-tests-0123456789abcdef"
 SITE = "https://www.example-clinic.test"
 FOREIGN = "https://evil.example"
 FLOOD_LIMIT = 5
@@ -43,7 +47,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]
     tmp = tmp_path_factory.mktemp("security")
     config = stack_config(tmp)
     config.cors_origins = [SITE]
-    config.extra_env = {"RASA_API_TOKEN": API_TOKEN, "ACTION_SERVER_TOKEN": ACTION_TOKEN,
+    config.extra_env = {"RASA_API_TOKEN": API_TOKEN, "RASA_JWT_SECRET": JWT_SECRET,
+                        "ACTION_SERVER_TOKEN": ACTION_TOKEN,
                         "MAX_MESSAGES_PER_MINUTE": str(FLOOD_LIMIT)}
     log_path = tmp / "servers.log"
     with log_path.open("w") as log, Stack(config, log) as stack:
@@ -82,6 +87,16 @@ def test_api_answers_with_the_token(guarded: LiveAssistant, expected) -> None:
     assert guarded.texts(me, "what is PIH") == [expected("utter_faq/what_is_pih")]
     status, _, body = request(f"{base(guarded)}/conversations/{me}/tracker?token={API_TOKEN}")
     assert status == 200 and json.loads(body)["latest_message"]["intent"]["name"] == "faq"
+
+
+@pytest.mark.parametrize("secret, role, status", [(JWT_SECRET, "admin", 200),
+                                                  ("another-secret-0123456789abcdef-0123456789", "admin", 401)],
+                         ids=["signed with the secret", "signed with another key"])
+def test_api_takes_a_jwt_signed_with_the_configured_secret(guarded: LiveAssistant, secret: str,
+                                                          role: str, status: int) -> None:
+    token = jwt.encode({"user": {"username": "clinic-it", "role": role}}, secret, algorithm="HS256")
+    assert request(f"{base(guarded)}/conversations/{visitor()}/tracker",
+                   headers={"Authorization": f"Bearer {token}"})[0] == status
 
 
 def test_api_is_off_when_no_token_is_configured(live: LiveAssistant) -> None:
@@ -161,6 +176,31 @@ def test_a_flooding_sender_is_slowed_down_and_others_are_still_served(guarded: L
     status, _, tracker = request(f"{base(guarded)}/conversations/{flooder}/tracker?token={API_TOKEN}")
     user_turns = [e for e in json.loads(tracker)["events"] if e["event"] == "user"]
     assert status == 200 and len(user_turns) == FLOOD_LIMIT
+
+
+async def socketio_flood(url: str, messages: int) -> List[str]:
+    """Send `messages` messages at once from one socket.io session; return what the bot said."""
+    said: List[str] = []
+    client = socketio.AsyncClient()
+    client.on("bot_uttered", lambda message: said.append(message.get("text", "")))
+    await client.connect(url, socketio_path="socket.io", transports=["polling"])
+    try:
+        session = uuid.uuid4().hex
+        await client.emit("session_request", {"session_id": session})
+        await asyncio.gather(*(client.emit("user_uttered", {"message": "what is PIH", "session_id": session})
+                               for _ in range(messages)))
+        for _ in range(120):  # until every message has its one reply
+            if len(said) >= messages:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await client.disconnect()
+    return said
+
+
+def test_a_flooding_widget_session_is_told_to_slow_down(guarded: LiveAssistant, expected) -> None:
+    said = asyncio.run(socketio_flood(base(guarded), 2 * FLOOD_LIMIT))
+    assert sorted(said) == sorted([expected("utter_faq/what_is_pih")] * FLOOD_LIMIT + [TOO_FAST] * FLOOD_LIMIT)
 
 
 def test_secrets_never_reach_the_log(guarded: LiveAssistant) -> None:

@@ -11,7 +11,7 @@ import pytest
 from servers.chat import rasa_arguments
 from servers.settings import PROJECT_ROOT, ServerSettings, SettingsError, environment, read_dotenv
 
-SECRET = "s3cret-value-long-enough-1234"
+SECRET = "s3cret-value-long-enough-0123456789abcdef"
 PRODUCTION = {"CLINIC_PROFILE": "production", "DATABASE_URL": "postgresql://u:p@db:5432/clinic",
               "REDIS_HOST": "redis"}
 
@@ -50,8 +50,8 @@ def test_action_server_needs_postgres_but_no_redis_in_production() -> None:
 
 @pytest.mark.parametrize("env, needle", [
     ({"CLINIC_PROFILE": "staging"}, "CLINIC_PROFILE must be one of local, production"),
-    ({"RASA_API_TOKEN": "secret"}, "RASA_API_TOKEN must be at least 16 characters"),
-    ({"RASA_JWT_SECRET": "short"}, "RASA_JWT_SECRET must be at least 16 characters"),
+    ({"RASA_API_TOKEN": "secret"}, "RASA_API_TOKEN must be at least 32 characters"),
+    ({"RASA_JWT_SECRET": "short"}, "RASA_JWT_SECRET must be at least 32 characters"),
     ({"ACTION_SERVER_HOST": "0.0.0.0"}, "set ACTION_SERVER_TOKEN"),
     ({"ACTION_SERVER_TOKEN": "change-me-action-server-token"}, "still the placeholder"),
     ({"RASA_PORT": "http"}, "RASA_PORT must be a port number"),

@@ -17,7 +17,6 @@ import shutil
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
@@ -28,7 +27,8 @@ import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from actions.settings import WEEKDAYS, load_settings
+from actions.settings import load_settings
+from tests.test_e2e_booking import open_day
 from tools.stack import PROJECT_ROOT, Stack, StackConfig, free_port
 from tools.web import WEBCHAT_BUNDLE
 
@@ -48,14 +48,6 @@ HTML_ATTEMPTS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 def squash(text: str) -> str:
     """Text as a reader sees it, spacing aside."""
     return " ".join(text.split())
-
-
-def open_day(days_ahead: int = 2) -> date:
-    """The first day the clinic is open, at least `days_ahead` days from now."""
-    settings, day = load_settings(), date.today() + timedelta(days=days_ahead)
-    while WEEKDAYS[day.weekday()] not in settings.opening_days or day.isoformat() in settings.closed_dates:
-        day += timedelta(days=1)
-    return day
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -37,6 +37,9 @@ def main() -> None:
         sys.exit(f"{error}\n(see README, \"Configuration\")")
     from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
 
+    from servers import action_validation
+
+    action_validation.install()
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
 

@@ -14,6 +14,7 @@ from components.faq_confidence import FaqConfidenceGuard
 from tools.bench import (
     Target,
     accuracy,
+    answer_recall,
     deflection_rate,
     descendants,
     effective_label,
@@ -236,21 +237,32 @@ def test_sweep_picks_the_guard_threshold_that_removes_wrong_answers_without_losi
     by_guard = {r["thresholds"].guard: r for r in results}
     assert by_guard[0.5]["wrong_answer_rate"] == pytest.approx(2 / 6)
     assert by_guard[0.7]["wrong_answer_rate"] == 0 and by_guard[0.7]["accuracy"] == pytest.approx(4 / 6)
+    assert by_guard[0.7]["answer_recall"] == by_guard[0.5]["answer_recall"] == pytest.approx(3 / 4)
     assert by_guard[0.9]["accuracy"] == pytest.approx(2 / 6)
     assert choose(results, current=grid[0])["thresholds"].guard == 0.7
 
 
-def test_choose_never_loses_accuracy_against_current_and_prefers_current_on_ties() -> None:
-    a, b, c, d = (Thresholds(0.5, 0.0, g, 0.0) for g in (0.5, 0.6, 0.7, 0.8))
-    results = [{"thresholds": a, "accuracy": 0.95, "wrong_answer_rate": 0.03},
-               {"thresholds": b, "accuracy": 0.94, "wrong_answer_rate": 0.0},  # less accurate than current
-               {"thresholds": c, "accuracy": 0.95, "wrong_answer_rate": 0.02},
-               {"thresholds": d, "accuracy": 0.96, "wrong_answer_rate": 0.02}]
-    assert choose(results, current=a)["thresholds"] == d
-    assert choose(results, current=b)["thresholds"] == b
-    tie = [{"thresholds": t, "accuracy": 0.9, "wrong_answer_rate": 0.0} for t in (a, c)]
-    assert choose(tie, current=c)["thresholds"] == c
-    assert choose(tie, current=a)["thresholds"] == a
+def result(guard: float, accuracy: float, recall: float, wrong: float) -> Dict[str, Any]:
+    """One sweep result (the other thresholds fixed)."""
+    return {"thresholds": Thresholds(0.5, 0.0, guard, 0.0), "accuracy": accuracy, "answer_recall": recall,
+            "wrong_answer_rate": wrong}
+
+
+def test_choose_loses_neither_accuracy_nor_answers_and_prefers_current_on_ties() -> None:
+    current, fewer_answers, better, best = (result(0.5, 0.95, 0.9, 0.03), result(0.9, 0.96, 0.8, 0.0),
+                                            result(0.7, 0.95, 0.9, 0.02), result(0.6, 0.96, 0.9, 0.02))
+    less_accurate = result(0.8, 0.94, 0.95, 0.0)
+    results = [current, fewer_answers, less_accurate, better, best]
+    assert choose(results, current=current["thresholds"]) is best
+    assert choose(results, current=less_accurate["thresholds"]) is less_accurate
+    tie = [result(0.5, 0.9, 0.9, 0.0), result(0.7, 0.9, 0.9, 0.0)]
+    assert choose(tie, current=tie[1]["thresholds"]) is tie[1]
+    assert choose(tie, current=tie[0]["thresholds"]) is tie[0]
+
+
+def test_answer_recall_counts_faq_questions_only() -> None:
+    assert answer_recall(["faq/a", "faq/b", "greet"], ["faq/a", "nlu_fallback", "thanks"]) == pytest.approx(1 / 2)
+    assert answer_recall(["greet"], ["greet"]) is None
 
 
 def test_grid_includes_the_current_thresholds() -> None:

@@ -172,14 +172,15 @@ def sweep(raws: Sequence[RawPrediction], grid: Iterable[Thresholds],
 
 
 def choose(results: Sequence[dict[str, Any]], current: Thresholds) -> dict[str, Any]:
-    """Fewest wrong answers among the results at least as accurate as `current`'s; then accuracy,
-    then the thresholds closest to `current` (so equally good settings do not churn config.yml)."""
-    floor = next(r["accuracy"] for r in results if r["thresholds"] == current)
+    """Fewest wrong answers among the results with accuracy and FAQ answer recall at least `current`'s;
+    then accuracy, then the thresholds closest to `current` (so ties do not churn config.yml)."""
+    reference = next(r for r in results if r["thresholds"] == current)
 
     def distance(t: Thresholds) -> float:
         return sum(abs(a - b) for a, b in zip(asdict(t).values(), asdict(current).values()))
 
-    eligible = [r for r in results if r["accuracy"] >= floor - 1e-9]
+    eligible = [r for r in results
+                if all(r[key] >= reference[key] - 1e-9 for key in ("accuracy", "answer_recall"))]
     return min(eligible, key=lambda r: (r["wrong_answer_rate"], -r["accuracy"], distance(r["thresholds"])))
 
 

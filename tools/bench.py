@@ -34,6 +34,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from tools.nlu_eval import (
     NLU_DATA,
+    RETRIEVAL_INTENT,
     RawPrediction,
     Thresholds,
     Variant,
@@ -61,7 +62,6 @@ REPORTS = PROJECT_ROOT / "reports"
 CONFUSION_PNG = "confusion-heldout.png"
 CV_FOLDS = 5
 CV_PREDICTIONS = "cv-predictions.json"  # the classifiers' raw predictions, to re-run the sweep offline
-RETRIEVAL_INTENT = "faq"
 # Predictions that decline to answer: the visitor is redirected, not told something.
 DEFLECTIONS = frozenset({"out_of_scope", "medical_advice", "nlu_fallback", "urgent_symptoms", "unclear"})
 # Gold labels of questions the assistant must not answer.

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from tests.conftest import Chat
 from tests.test_e2e_booking import open_day
-from tools.services import PostgresServer, RedisServer
-from tools.stack import Stack, StackConfig, free_port
+from tools.services import PostgresServer, RedisServer, production_configs
+from tools.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -49,10 +49,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with ExitStack() as running, log_path.open("w") as log:
         postgres = running.enter_context(PostgresServer())
         lock_store = running.enter_context(RedisServer())
-        configs = [StackConfig(rasa_port=free_port(), action_port=free_port(), database_url=postgres.url,
-                               extra_env={"CLINIC_PROFILE": "production", **lock_store.environment()})
-                   for _ in range(2)]
-        stacks = [running.enter_context(Stack(config, log)) for config in configs]
+        stacks = [running.enter_context(Stack(config, log))
+                  for config in production_configs(postgres, lock_store, 2)]
         yield Cluster(postgres.url, lock_store, [Chat(stack.config.rasa_url) for stack in stacks])
 
 

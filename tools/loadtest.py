@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from actions.settings import load_settings
 from tools.bench import percentile
-from tools.services import PostgresServer, RedisServer
-from tools.stack import PROJECT_ROOT, Stack, StackConfig, free_port
+from tools.services import PostgresServer, RedisServer, production_configs
+from tools.stack import PROJECT_ROOT, Stack
 
 REPORTS = PROJECT_ROOT / "reports"
 QUESTIONS = ["what is scar relaxation?", "how does it work", "how long before I see results",
@@ -160,9 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     log_path = REPORTS / "loadtest-servers.log"
     REPORTS.mkdir(exist_ok=True)
     with log_path.open("w") as log, PostgresServer() as postgres, RedisServer() as redis:
-        configs = [StackConfig(rasa_port=free_port(), action_port=free_port(), database_url=postgres.url,
-                               extra_env={"CLINIC_PROFILE": "production", **redis.environment()})
-                   for _ in range(args.servers)]
+        configs = production_configs(postgres, redis, args.servers)
         stacks = [Stack(config, log) for config in configs]
         try:
             for stack in stacks:

@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import redis
 
-from tools.stack import free_port
+from tools.stack import StackConfig, free_port
 
 USER = "clinic"
 DATABASE = "clinic"
@@ -132,3 +132,10 @@ class RedisServer(Service):
             self.process.terminate()
             self.process.wait(timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def production_configs(postgres: PostgresServer, redis_server: RedisServer, count: int) -> List[StackConfig]:
+    """`count` Rasa + action server pairs on free ports, on the production profile with these stores."""
+    return [StackConfig(rasa_port=free_port(), action_port=free_port(), database_url=postgres.url,
+                        extra_env={"CLINIC_PROFILE": "production", **redis_server.environment()})
+            for _ in range(count)]

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Dict, List, Optional
 
-from servers.settings import (DEFAULT_DATABASE_URL, DEFAULT_MODEL, ServerSettings, SettingsError,
-                              environment)
+from servers.settings import (DEFAULT_DATABASE_URL, DEFAULT_MODEL, PROJECT_ROOT, ServerSettings,
+                              SettingsError, environment)
 from tools.web import PageServer
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DEFAULT_WEB_PORT = 8080
 

@@ -7,9 +7,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import pytest
 import yaml
-from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 from rasa.shared.nlu.training_data.message import Message
 
+from components.fallback import DeflectionAwareFallbackClassifier
 from components.faq_confidence import FaqConfidenceGuard
 from tools.bench import (
     Target,
@@ -149,29 +149,51 @@ def test_folds_are_disjoint_complete_and_stratified() -> None:
 
 def test_split_pipeline_and_head_config_swap_the_featurizers() -> None:
     featurizers, classifiers, tail = split_pipeline(CONFIG_PIPELINE)
-    assert [s["name"] for s in classifiers] == ["DIETClassifier", "ResponseSelector"]
-    assert tail[0]["name"] == "FallbackClassifier"
+    assert [s["name"] for s in classifiers] == ["components.linear_classifier.LinearIntentClassifier"]
+    assert featurizers[0]["name"] == "SpacyNLP" and tail[0]["name"].endswith("FallbackClassifier")
     config = {"language": "en", "pipeline": CONFIG_PIPELINE, "policies": [{"name": "RulePolicy"}]}
     head = head_config(config, [{"name": "WhitespaceTokenizer"}])
-    assert [s["name"] for s in head["pipeline"]] == ["WhitespaceTokenizer", "DIETClassifier", "ResponseSelector"]
+    assert [s["name"] for s in head["pipeline"]] == ["WhitespaceTokenizer", classifiers[0]["name"]]
     assert "policies" not in head and head["language"] == "en"
+    diet = head_config(config, [{"name": "WhitespaceTokenizer"}], [{"name": "DIETClassifier"}])
+    assert [s["name"] for s in diet["pipeline"]] == ["WhitespaceTokenizer", "DIETClassifier"]
+
+
+def test_split_pipeline_keeps_diet_and_the_response_selector_together() -> None:
+    pipeline = [{"name": "WhitespaceTokenizer"}, {"name": "DIETClassifier"}, {"name": "ResponseSelector"},
+                {"name": "FallbackClassifier"}, {"name": "components.faq_confidence.FaqConfidenceGuard"}]
+    featurizers, classifiers, tail = split_pipeline(pipeline)
+    assert [len(featurizers), len(classifiers), len(tail)] == [1, 2, 2]
 
 
 def test_variants_share_config_yml_and_end_with_the_current_pipeline() -> None:
     config = {"pipeline": CONFIG_PIPELINE}
     variants = {v.name: v for v in load_variants(config)}
-    assert list(variants)[-1] == "current" and len(variants) >= 3
-    own = split_pipeline(CONFIG_PIPELINE)[0]
-    assert variants["current"].featurizers == own
+    assert list(variants)[-1] == "current" and len(variants) >= 4
+    own, classifiers, tail = split_pipeline(CONFIG_PIPELINE)
+    assert variants["current"].featurizers == own and variants["current"].classifiers == classifiers
+    assert variants["current"].thresholds == tail_thresholds(tail)
     spacy = [s["name"] for s in variants["spacy"].featurizers]
     assert "SpacyTokenizer" in spacy and not any("sentence_embeddings" in name for name in spacy)
     assert variants["default"].featurizers[0]["name"] == "WhitespaceTokenizer"
+    # The three DIET pipelines: default, spaCy, spaCy + MiniLM, with their own thresholds.
+    for name in ("default", "spacy", "spacy_minilm_diet"):
+        assert [s["name"] for s in variants[name].classifiers] == ["DIETClassifier", "ResponseSelector"]
+        assert variants[name].thresholds == Thresholds(0.6, 0.1, 0.5, 0.1, deflection=0.5)
+    assert any("sentence_embeddings" in s["name"] for s in variants["spacy_minilm_diet"].featurizers)
+    # Going `without` a featurizer by its alias drops just that one.
+    no_minilm = variants["linear_no_minilm"]
+    assert [s.get("alias") for s in no_minilm.featurizers if s.get("alias")] == ["words", "chars"]
+    assert no_minilm.classifiers == classifiers
 
 
 def test_tail_thresholds_are_read_from_config() -> None:
     tail = split_pipeline(CONFIG_PIPELINE)[2]
-    fallback = next(s for s in tail if s["name"] == "FallbackClassifier")
+    fallback = next(s for s in tail if s["name"].endswith("FallbackClassifier"))
     assert tail_thresholds(tail).fallback == fallback["threshold"]
+    assert tail_thresholds(tail).deflection == fallback["deflection_threshold"]
+    rasa_own = [{"name": "FallbackClassifier", "threshold": 0.7}, {"name": "x.FaqConfidenceGuard"}]
+    assert tail_thresholds(rasa_own) == Thresholds(0.7, 0.1, 0.5, 0.1, deflection=1.0)  # never deflects
 
 
 LOOSE = Thresholds(0.3, 0.0, 0.3, 0.0)
@@ -186,6 +208,11 @@ def test_replay_follows_the_tail_in_order() -> None:
         == "nlu_fallback"
     assert replay(raw("urgent_symptoms", faq, [("faq/a", 0.9)], override="urgent_symptoms"), LOOSE) \
         == "urgent_symptoms"
+    # A likely refusal to answer needs only the deflection threshold; anything else the full one.
+    strict = Thresholds(0.8, 0.0, 0.5, 0.0, deflection=0.5)
+    assert replay(raw("out_of_scope", [("out_of_scope", 0.55), ("faq", 0.4)]), strict) == "out_of_scope"
+    assert replay(raw("out_of_scope", [("out_of_scope", 0.45), ("faq", 0.4)]), strict) == "nlu_fallback"
+    assert replay(raw("greet", [("greet", 0.55), ("faq", 0.4)]), strict) == "nlu_fallback"
 
 
 def real_tail_label(prediction: RawPrediction, thresholds: Thresholds) -> str:
@@ -195,8 +222,10 @@ def real_tail_label(prediction: RawPrediction, thresholds: Thresholds) -> str:
                 "ranking": [{"intent_response_key": k, "confidence": c} for k, c in prediction.answers]}
     message = Message(data={"text": prediction.text, "intent": dict(ranking[0]), "intent_ranking": ranking,
                             "response_selector": {"faq": selector}})
-    FallbackClassifier({"threshold": thresholds.fallback,
-                        "ambiguity_threshold": thresholds.fallback_ambiguity}).process([message])
+    DeflectionAwareFallbackClassifier({
+        **DeflectionAwareFallbackClassifier.get_default_config(), "threshold": thresholds.fallback,
+        "ambiguity_threshold": thresholds.fallback_ambiguity, "deflection_threshold": thresholds.deflection,
+    }).process([message])
     FaqConfidenceGuard({"retrieval_intent": "faq", "threshold": thresholds.guard,
                         "ambiguity_threshold": thresholds.guard_ambiguity}).process([message])
     return effective_label(message.as_dict())
@@ -206,9 +235,11 @@ def test_replay_matches_the_real_components() -> None:
     rng = random.Random(7)
     for _ in range(300):
         top, second, answer, runner = (round(rng.random(), 2) for _ in range(4))
-        intents = [(rng.choice(["faq", "greet"]), max(top, second)), ("thanks", min(top, second))]
+        intents = [(rng.choice(["faq", "greet", "out_of_scope", "medical_advice"]), max(top, second)),
+                   ("thanks", min(top, second))]
         answers = [("faq/a", max(answer, runner)), ("faq/b", min(answer, runner))]
-        thresholds = Thresholds(*(rng.choice([0.0, 0.05, 0.1, 0.3, 0.5, 0.7]) for _ in range(4)))
+        thresholds = Thresholds(*(rng.choice([0.0, 0.05, 0.1, 0.3, 0.5, 0.7]) for _ in range(4)),
+                                deflection=rng.choice([0.3, 0.5, 1.0]))
         prediction = raw("x", intents, answers)
         assert replay(prediction, thresholds) == real_tail_label(prediction, thresholds), (prediction, thresholds)
 
@@ -231,7 +262,7 @@ SWEEP_PREDICTIONS = [
 ]
 
 
-def test_sweep_picks_the_guard_threshold_that_removes_wrong_answers_without_losing_accuracy() -> None:
+def test_sweep_picks_the_most_accurate_guard_threshold_within_the_wrong_answer_budget() -> None:
     grid = [Thresholds(0.5, 0.0, guard, 0.0) for guard in (0.5, 0.7, 0.9)]
     results = sweep(SWEEP_PREDICTIONS, grid, rates)
     by_guard = {r["thresholds"].guard: r for r in results}
@@ -248,13 +279,15 @@ def result(guard: float, accuracy: float, recall: float, wrong: float) -> Dict[s
             "wrong_answer_rate": wrong}
 
 
-def test_choose_loses_neither_accuracy_nor_answers_and_prefers_current_on_ties() -> None:
-    current, fewer_answers, better, best = (result(0.5, 0.95, 0.9, 0.03), result(0.9, 0.96, 0.8, 0.0),
-                                            result(0.7, 0.95, 0.9, 0.02), result(0.6, 0.96, 0.9, 0.02))
-    less_accurate = result(0.8, 0.94, 0.95, 0.0)
-    results = [current, fewer_answers, less_accurate, better, best]
-    assert choose(results, current=current["thresholds"]) is best
-    assert choose(results, current=less_accurate["thresholds"]) is less_accurate
+def test_choose_is_most_accurate_within_the_budget_then_recall_then_current() -> None:
+    over_budget, careful, accurate, accurate_more_answers = (
+        result(0.5, 0.97, 0.95, 0.03), result(0.9, 0.90, 0.8, 0.0),
+        result(0.7, 0.95, 0.85, 0.02), result(0.6, 0.95, 0.9, 0.015))
+    results = [over_budget, careful, accurate, accurate_more_answers]
+    assert choose(results, current=careful["thresholds"]) is accurate_more_answers
+    assert choose(results, current=careful["thresholds"], budget=0.01) is careful
+    # Nothing within the budget: the fewest wrong answers.
+    assert choose([over_budget, result(0.8, 0.5, 0.5, 0.025)], current=careful["thresholds"])["accuracy"] == 0.5
     tie = [result(0.5, 0.9, 0.9, 0.0), result(0.7, 0.9, 0.9, 0.0)]
     assert choose(tie, current=tie[1]["thresholds"]) is tie[1]
     assert choose(tie, current=tie[0]["thresholds"]) is tie[0]

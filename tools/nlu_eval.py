@@ -1,6 +1,6 @@
 """Pipeline comparison, cross-validation and fallback-threshold tuning for `make bench`.
 
-Models are trained on the pipeline up to the ResponseSelector only ("head"), so their
+Models are trained on the pipeline up to its last classifier only ("head"), so their
 predictions are the classifiers' raw confidences; config.yml's fallback tail (the
 FallbackClassifier, the FAQ confidence guard and the pattern overrides, none of which is
 trained) is then replayed on them for any thresholds, without retraining.
@@ -24,12 +24,16 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from components.fallback import DEFLECTION_INTENTS
 from components.pattern_override import PatternIntentOverride
 from tools.stack import BIN, PROJECT_ROOT
 
 DOMAIN = PROJECT_ROOT / "domain.yml"
 NLU_DATA = PROJECT_ROOT / "data" / "nlu"
 PIPELINES = PROJECT_ROOT / "bench" / "pipelines"
+TAIL_START = "FallbackClassifier"  # the tail begins with the (first) step whose name ends so
+# The sweep's budget: thresholds are chosen for accuracy among those keeping wrong answers within it.
+WRONG_ANSWER_BUDGET = 0.02
 RETRIEVAL_INTENT = "faq"
 TRAIN_TIMEOUT_S = 900
 # The sweep's grid: every combination is replayed on the cross-validation predictions.
@@ -45,6 +49,7 @@ class Thresholds:
     fallback_ambiguity: float  # FallbackClassifier ambiguity_threshold
     guard: float  # FaqConfidenceGuard threshold
     guard_ambiguity: float  # FaqConfidenceGuard ambiguity_threshold
+    deflection: float = 1.0  # DeflectionAwareFallbackClassifier deflection_threshold (1: never)
 
 
 @dataclass(frozen=True)
@@ -54,65 +59,86 @@ class RawPrediction:
     text: str
     gold: str
     intents: tuple[tuple[str, float], ...]  # DIET's top two (intent, confidence)
-    answers: tuple[tuple[str, float], ...]  # the ResponseSelector's top two (faq/<key>, confidence)
+    answers: tuple[tuple[str, float], ...]  # the selected FAQ answers' top two (faq/<key>, confidence)
     override: Optional[str]  # the intent a PatternIntentOverride forces, if any
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A pipeline to compare: config.yml with this featurizer list."""
+    """A pipeline to compare: these featurizers and classifiers, scored with these thresholds."""
 
     name: str
     description: str
     featurizers: list[dict[str, Any]]
+    classifiers: list[dict[str, Any]]
+    thresholds: Thresholds
 
 
 # ------------------------------------------------------------------ configs
 
+def is_classifier(step: dict[str, Any]) -> bool:
+    """Whether a pipeline step is a trained classifier (DIET, ResponseSelector, the linear one...)."""
+    return step["name"].endswith(("Classifier", "Selector")) and not step["name"].endswith(TAIL_START)
+
+
 def split_pipeline(pipeline: Sequence[dict[str, Any]]) -> tuple[list, list, list]:
-    """(featurizers, classifiers, tail): steps before DIET, DIET to the ResponseSelector, the rest."""
-    names = [step["name"] for step in pipeline]
-    first, last = names.index("DIETClassifier"), names.index("ResponseSelector")
-    return list(pipeline[:first]), list(pipeline[first:last + 1]), list(pipeline[last + 1:])
+    """(featurizers, classifiers, tail): steps before the first classifier, the classifiers, the rest."""
+    first = next(i for i, step in enumerate(pipeline) if is_classifier(step))
+    last = next(i for i, step in enumerate(pipeline) if step["name"].endswith(TAIL_START))
+    return list(pipeline[:first]), list(pipeline[first:last]), list(pipeline[last:])
 
 
-def head_config(config: dict[str, Any], featurizers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The trained part of `config` (no tail, no policies) with these featurizers."""
-    classifiers = split_pipeline(config["pipeline"])[1]
+def head_config(config: dict[str, Any], featurizers: list[dict[str, Any]],
+                classifiers: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
+    """The trained part of `config` (no tail, no policies) with these featurizers (and classifiers)."""
+    own = split_pipeline(config["pipeline"])[1]
     head = {key: value for key, value in config.items() if key not in ("pipeline", "policies")}
-    head["pipeline"] = copy.deepcopy(featurizers + classifiers)
+    head["pipeline"] = copy.deepcopy(featurizers + (own if classifiers is None else classifiers))
     return head
 
 
 def load_variants(config: dict[str, Any], folder: Path = PIPELINES) -> list[Variant]:
     """The comparison: each bench/pipelines/*.yml, then config.yml's own pipeline (current).
 
-    A file gives either its own `featurizers` list or the config.yml featurizers it goes `without`.
+    A file gives either its own `featurizers` list or the config.yml featurizers it goes `without`,
+    and optionally `classifiers`: the name of a bench/classifiers/*.yml with their steps and the
+    fallback thresholds cross-validation chose for them. Otherwise config.yml's are used.
     """
-    own = split_pipeline(config["pipeline"])[0]
+    own_featurizers, own_classifiers, tail = split_pipeline(config["pipeline"])
+    own_thresholds = tail_thresholds(tail)
     variants = []
     for path in sorted(folder.glob("*.yml")):
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         dropped = set(spec.get("without", []))
-        featurizers = spec.get("featurizers") or [step for step in own if step["name"] not in dropped]
-        variants.append(Variant(path.stem, spec["description"], featurizers))
-    return variants + [Variant("current", "config.yml: spaCy lemmas + lexical + word counts + MiniLM", own)]
+        featurizers = spec.get("featurizers") or [step for step in own_featurizers if step["name"] not in dropped
+                                                  and step.get("alias") not in dropped]
+        classifiers, thresholds = own_classifiers, own_thresholds
+        if spec.get("classifiers"):
+            shared = yaml.safe_load((folder.parent / "classifiers" / f"{spec['classifiers']}.yml")
+                                    .read_text(encoding="utf-8"))
+            classifiers, thresholds = shared["steps"], Thresholds(**shared["thresholds"])
+        variants.append(Variant(path.stem, spec["description"], featurizers, classifiers, thresholds))
+    current = Variant("current", "config.yml: spaCy lemmas, word and char n-gram counts, MiniLM; linear classifier",
+                      own_featurizers, own_classifiers, own_thresholds)
+    return variants + [current]
 
 
 def tail_thresholds(tail: Sequence[dict[str, Any]]) -> Thresholds:
-    """The thresholds the tail's FallbackClassifier and FaqConfidenceGuard are configured with."""
+    """The thresholds the tail's fallback classifier and FaqConfidenceGuard are configured with."""
     from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 
+    from components.fallback import DeflectionAwareFallbackClassifier
     from components.faq_confidence import FaqConfidenceGuard
 
     def settings(cls: type, suffix: str) -> dict[str, Any]:
         step = next(s for s in tail if s["name"].endswith(suffix))
         return {**cls.get_default_config(), **step}
 
-    fallback = settings(FallbackClassifier, "FallbackClassifier")
+    deflecting = any(s["name"].endswith(DeflectionAwareFallbackClassifier.__name__) for s in tail)
+    fallback = settings(DeflectionAwareFallbackClassifier if deflecting else FallbackClassifier, TAIL_START)
     guard = settings(FaqConfidenceGuard, "FaqConfidenceGuard")
     return Thresholds(fallback["threshold"], fallback["ambiguity_threshold"],
-                      guard["threshold"], guard["ambiguity_threshold"])
+                      guard["threshold"], guard["ambiguity_threshold"], fallback.get("deflection_threshold", 1.0))
 
 
 # ------------------------------------------------------------------ folds and replay (pure)
@@ -147,6 +173,8 @@ def replay(raw: RawPrediction, thresholds: Thresholds) -> str:
     """The label the visitor gets from config.yml's tail with these thresholds (faq -> faq/<key>)."""
     if raw.override:
         return raw.override
+    if raw.intents and raw.intents[0][0] in DEFLECTION_INTENTS and raw.intents[0][1] >= thresholds.deflection:
+        return raw.intents[0][0]
     if _intent_falls_back(raw.intents, thresholds.fallback, thresholds.fallback_ambiguity):
         return DEFAULT_NLU_FALLBACK_INTENT_NAME
     intent = raw.intents[0][0]
@@ -158,8 +186,11 @@ def replay(raw: RawPrediction, thresholds: Thresholds) -> str:
 
 
 def threshold_grid(current: Thresholds) -> list[Thresholds]:
-    """Every combination the sweep tries, and the current thresholds (its reference)."""
-    grid = [Thresholds(*values) for values in
+    """Every combination the sweep tries, and the current thresholds (its reference).
+
+    The deflection threshold is a design choice (README), not swept: lowering it can only turn
+    "did you mean" into "I can't answer that", which no accuracy-within-budget rule would refuse."""
+    grid = [Thresholds(*values, deflection=current.deflection) for values in
             itertools.product(CONFIDENCE_GRID, AMBIGUITY_GRID, CONFIDENCE_GRID, AMBIGUITY_GRID)]
     return grid if current in grid else [*grid, current]
 
@@ -171,17 +202,18 @@ def sweep(raws: Sequence[RawPrediction], grid: Iterable[Thresholds],
     return [{"thresholds": t, **score(gold, [replay(raw, t) for raw in raws])} for t in grid]
 
 
-def choose(results: Sequence[dict[str, Any]], current: Thresholds) -> dict[str, Any]:
-    """Fewest wrong answers among the results with accuracy and FAQ answer recall at least `current`'s;
-    then accuracy, then the thresholds closest to `current` (so ties do not churn config.yml)."""
-    reference = next(r for r in results if r["thresholds"] == current)
+def choose(results: Sequence[dict[str, Any]], current: Thresholds,
+           budget: float = WRONG_ANSWER_BUDGET) -> dict[str, Any]:
+    """The best accuracy among the results with wrong answers within `budget` (if none is, the fewest
+    wrong answers); then FAQ answer recall, then the thresholds closest to `current` (no churn on ties)."""
 
     def distance(t: Thresholds) -> float:
         return sum(abs(a - b) for a, b in zip(asdict(t).values(), asdict(current).values()))
 
-    eligible = [r for r in results
-                if all(r[key] >= reference[key] - 1e-9 for key in ("accuracy", "answer_recall"))]
-    return min(eligible, key=lambda r: (r["wrong_answer_rate"], -r["accuracy"], distance(r["thresholds"])))
+    eligible = [r for r in results if r["wrong_answer_rate"] <= budget + 1e-9]
+    if not eligible:
+        return min(results, key=lambda r: (r["wrong_answer_rate"], -r["accuracy"], distance(r["thresholds"])))
+    return min(eligible, key=lambda r: (-r["accuracy"], -r["answer_recall"], distance(r["thresholds"])))
 
 
 def winner(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from rasa.shared.nlu.training_data.message import Message
 
+from components.fallback import DeflectionAwareFallbackClassifier
 from components.faq_confidence import FaqConfidenceGuard
 from components.pattern_override import PatternIntentOverride
 from tests.conftest import PROJECT_ROOT
@@ -102,3 +103,33 @@ def test_ambiguous_faq_answer_falls_back() -> None:
 
 def test_other_intents_are_not_touched_by_the_faq_guard() -> None:
     assert guard().process([classified("hi", "greet", 0.99)])[0].get("intent")["name"] == "greet"
+
+
+@pytest.fixture(scope="module")
+def fallback() -> DeflectionAwareFallbackClassifier:
+    """The fallback classifier as config.yml configures it."""
+    step = next(c for c in yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())["pipeline"]
+                if c["name"].endswith("DeflectionAwareFallbackClassifier"))
+    return DeflectionAwareFallbackClassifier({**DeflectionAwareFallbackClassifier.get_default_config(), **step})
+
+
+def ranked(*intents: tuple) -> Message:
+    """A message as the intent classifier leaves it, with this ranking."""
+    ranking = [{"name": n, "confidence": c} for n, c in intents]
+    return Message(data={"text": "x", "intent": dict(ranking[0]), "intent_ranking": ranking})
+
+
+@pytest.mark.parametrize("intents, expected", [
+    # Likely off-topic or personal-medical: the visitor is told the document does not say.
+    ([("out_of_scope", 0.55), ("faq", 0.40)], "out_of_scope"),
+    ([("medical_advice", 0.50), ("out_of_scope", 0.45)], "medical_advice"),
+    # Not likely enough, or an intent that answers something: "did you mean...?" as before.
+    ([("out_of_scope", 0.45), ("faq", 0.40)], "nlu_fallback"),
+    ([("faq", 0.55), ("out_of_scope", 0.40)], "nlu_fallback"),
+    ([("greet", 0.60), ("thanks", 0.30)], "nlu_fallback"),
+    ([("faq", 0.90), ("out_of_scope", 0.05)], "faq"),
+])
+def test_fallback_lets_a_likely_deflection_through(
+    fallback: DeflectionAwareFallbackClassifier, intents: list, expected: str
+) -> None:
+    assert fallback.process([ranked(*intents)])[0].get("intent")["name"] == expected

@@ -1,0 +1,46 @@
+"""Rasa's FallbackClassifier, except that a likely "I can't answer that" is not second-guessed.
+
+The fallback exists so that the assistant never answers a question it is unsure of. When the
+best guess is itself a refusal to answer (`out_of_scope`: the document does not cover it,
+`medical_advice`: only a clinician can say) there is no answer to get wrong, so a weaker
+confidence is enough: at `deflection_threshold` (0.5 by default: more likely than every other
+intent together) the visitor is told plainly that the document does not say, with the team's
+details, instead of being shown FAQ topics that do not match. On cross-validation this turned
+42 of 1,525 "did you mean" replies to off-topic questions into the right reply and added no
+wrong answer (README, "Benchmark").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Text
+
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+DEFLECTION_INTENTS = ("out_of_scope", "medical_advice")
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class DeflectionAwareFallbackClassifier(FallbackClassifier):
+    """FallbackClassifier with a lower bar for intents that decline to answer."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Rasa's thresholds, plus the bar for a deflecting intent and which intents deflect."""
+        return {
+            **FallbackClassifier.get_default_config(),
+            "deflection_threshold": 0.5,
+            "deflection_intents": list(DEFLECTION_INTENTS),
+        }
+
+    def _should_fallback(self, message: Message) -> bool:
+        """Rasa's test, unless the top intent deflects and reaches `deflection_threshold`."""
+        intent = message.data.get(INTENT) or {}
+        if (
+            intent.get(INTENT_NAME_KEY) in self.component_config["deflection_intents"]
+            and intent.get(PREDICTED_CONFIDENCE_KEY, 0.0) >= self.component_config["deflection_threshold"]
+        ):
+            return False
+        return super()._should_fallback(message)

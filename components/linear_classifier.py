@@ -8,8 +8,11 @@ it trains in seconds instead of a minute (README, "Benchmark").
 How: every intent, and every FAQ answer `faq/<key>`, is one class of a multinomial logistic
 regression over the messages' sentence features. Each featurizer's features are scaled to
 unit length and weighted (`feature_weights`, keyed by the featurizers' `alias`), so that the
-MiniLM embedding, the word counts and the character n-grams each count as much as the
-clinic decided. Its output has the shape Rasa's DIETClassifier and ResponseSelector give:
+MiniLM embedding, the word counts and the character n-grams each count as much as
+cross-validation found best. Optionally (`nearest_examples`) one more feature per class is the
+cosine similarity of the message to that class's closest training example, by the embedding
+of one featurizer: a paraphrase of one example counts even when its class is broad (during
+training each example's own similarity is left out, as a new message would have none). Its output has the shape Rasa's DIETClassifier and ResponseSelector give:
 `intent` and `intent_ranking` (the FAQ answers' probabilities summed into `faq`), and
 `response_selector.faq` with the answers ranked by P(answer | faq), so the fallback tail,
 `utter_faq` and the "did you mean" buttons work unchanged. The trained weights are stored
@@ -75,6 +78,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         return {
             "C": 10.0,  # inverse L2 regularisation strength of the regression
             "feature_weights": {},  # featurizer alias -> weight of its unit-length features
+            "nearest_examples": None,  # alias of a dense featurizer for the nearest-example features
+            "nearest_examples_weight": 1.0,
             "retrieval_intent": "faq",
             "ranking_length": 10,
             "max_iter": 2000,
@@ -98,6 +103,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self.responses: Dict[Text, List[Dict[Text, Any]]] = state.get("responses", {})
         self.coef: Optional[np.ndarray] = state.get("coef")
         self.intercept: Optional[np.ndarray] = state.get("intercept")
+        # Unit-length embeddings of the training examples and their class indices (nearest_examples).
+        self.examples: Optional[np.ndarray] = state.get("examples")
+        self.example_classes: Optional[np.ndarray] = state.get("example_classes")
 
     @classmethod
     def create(
@@ -115,8 +123,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         """Checks the numbers a clinic might edit."""
         if float(config.get("C", 1.0)) <= 0:
             raise ValueError("C must be positive.")
-        if any(float(w) < 0 for w in (config.get("feature_weights") or {}).values()):
-            raise ValueError("feature_weights must not be negative.")
+        weights = [*(config.get("feature_weights") or {}).values(), config.get("nearest_examples_weight", 1.0)]
+        if any(float(w) < 0 for w in weights):
+            raise ValueError("feature_weights and nearest_examples_weight must not be negative.")
 
     # ------------------------------------------------------------------ features
 
@@ -144,7 +153,28 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             norm = np.sqrt(block.multiply(block).sum())
             weight = float(self.config["feature_weights"].get(origin, 1.0))
             blocks.append(block * (weight / norm) if norm > 0 else block)
+        if self.examples is not None:
+            embedding = self._embedding(features)
+            similarities = self.examples @ embedding if embedding is not None else None
+            blocks.append(scipy.sparse.csr_matrix(self._nearest(similarities)[None, :]))
         return scipy.sparse.hstack(blocks, format="csr")
+
+    def _embedding(self, features: Dict[Text, Any]) -> Optional[np.ndarray]:
+        """The message's unit-length embedding from the `nearest_examples` featurizer, if any."""
+        block = features.get(self.config["nearest_examples"])
+        if block is None:
+            return None
+        vector = np.asarray(block.toarray() if scipy.sparse.issparse(block) else block, dtype=np.float32).ravel()
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm > 0 else None
+
+    def _nearest(self, similarities: Optional[np.ndarray]) -> np.ndarray:
+        """Per class, the highest similarity to one of its examples, weighted (zeros: none known)."""
+        best = np.zeros(len(self.classes), dtype=np.float32)
+        if similarities is not None:
+            best[:] = -1.0
+            np.maximum.at(best, self.example_classes, similarities.astype(np.float32))
+        return best * np.float32(self.config["nearest_examples_weight"])
 
     # ------------------------------------------------------------------ training
 
@@ -159,8 +189,12 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             for origin, block in self._sentence_features(example).items():
                 widths.setdefault(origin, block.shape[-1])
         self.origins = sorted(widths.items())
-        x = scipy.sparse.vstack([self._row(e) for e in examples], format="csr")
         y = [e.get_full_intent() for e in examples]
+        self.classes = sorted(set(y))  # sklearn's order of classes_
+        self.examples = self.example_classes = None
+        x = scipy.sparse.vstack([self._row(e) for e in examples], format="csr")
+        if self.config["nearest_examples"]:
+            x = scipy.sparse.hstack([x, self._nearest_for_training(examples, y)], format="csr")
         regression = LogisticRegression(
             C=float(self.config["C"]),
             class_weight="balanced",
@@ -169,7 +203,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             max_iter=int(self.config["max_iter"]),
             random_state=int(self.config["random_seed"]),
         ).fit(x, y)
-        self.classes = [str(c) for c in regression.classes_]
+        assert [str(c) for c in regression.classes_] == self.classes
         self.coef = regression.coef_.astype(np.float32)
         self.intercept = regression.intercept_.astype(np.float32)
         self.responses = {
@@ -180,10 +214,27 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self.persist()
         return self._resource
 
+    def _nearest_for_training(self, examples: List[Message], labels: List[Text]) -> scipy.sparse.csr_matrix:
+        """The nearest-example features of every training example, its own similarity left out."""
+        embeddings = [self._embedding(self._sentence_features(e)) for e in examples]
+        known = [i for i, embedding in enumerate(embeddings) if embedding is not None]
+        index = {label: i for i, label in enumerate(self.classes)}
+        self.examples = np.stack([embeddings[i] for i in known]).astype(np.float32)
+        self.example_classes = np.array([index[labels[i]] for i in known], dtype=np.int64)
+        rows = np.zeros((len(examples), len(self.classes)), dtype=np.float32)
+        similarities = self.examples @ self.examples.T
+        np.fill_diagonal(similarities, -1.0)
+        for row, i in enumerate(known):
+            rows[i] = self._nearest(similarities[row])
+        return scipy.sparse.csr_matrix(rows)
+
     def persist(self) -> None:
         """Stores the weights as .npz (no pickle) and the rest as JSON."""
         with self._model_storage.write_to(self._resource) as directory:
-            np.savez(directory / WEIGHTS_FILE, coef=self.coef, intercept=self.intercept)
+            arrays = {"coef": self.coef, "intercept": self.intercept}
+            if self.examples is not None:
+                arrays.update(examples=self.examples, example_classes=self.example_classes)
+            np.savez(directory / WEIGHTS_FILE, **arrays)
             meta = {"classes": self.classes, "origins": self.origins, "responses": self.responses}
             (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
@@ -201,7 +252,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             with model_storage.read_from(resource) as directory:
                 meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
                 with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as weights:
-                    state = {**meta, "coef": weights["coef"], "intercept": weights["intercept"]}
+                    state = {**meta, **{name: weights[name] for name in weights.files}}
         except (ValueError, FileNotFoundError):
             logger.debug(f"No trained {cls.__name__} found; it will predict nothing.")
             state = None

@@ -157,7 +157,7 @@ def test_weights_change_the_prediction(featurizers: List[Any], context: Dict[str
     assert scores["minilm"] > scores["words"]  # no training word in common: only meaning can tell
 
 
-@pytest.mark.parametrize("config", [{"C": 0}, {"feature_weights": {"minilm": -1}}])
+@pytest.mark.parametrize("config", [{"C": 0}, {"feature_weights": {"minilm": -1}}, {"nearest_examples_weight": -1}])
 def test_bad_settings_are_refused(config: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         LinearIntentClassifier.validate_config({**LinearIntentClassifier.get_default_config(), **config})
@@ -168,3 +168,41 @@ def test_probabilities_are_a_softmax() -> None:
 
     p = softmax(np.array([1000.0, 1000.0, 0.0]))
     np.testing.assert_allclose(p, [0.5, 0.5, 0.0], atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def with_nearest(featurizers: List[Any], context: Dict[str, Any]) -> LinearIntentClassifier:
+    """The classifier with nearest-example features by the MiniLM embedding."""
+    config = {**LinearIntentClassifier.get_default_config(), "feature_weights": {"minilm": 2.0, "words": 0.5},
+              "nearest_examples": "minilm"}
+    component = LinearIntentClassifier.create(config, **{**context, "resource": Resource("nearest")})
+    component.train(TrainingData(featurized(featurizers, [message(t, label) for t, label in EXAMPLES]),
+                                 responses=RESPONSES))
+    return component
+
+
+def test_nearest_examples_leave_each_training_example_out(
+    with_nearest: LinearIntentClassifier, featurizers: List[Any]
+) -> None:
+    examples = featurized(featurizers, [message(t, label) for t, label in EXAMPLES])
+    training_rows = with_nearest._nearest_for_training(examples, [label for _, label in EXAMPLES]).toarray()
+    own = [with_nearest.classes.index(label) for _, label in EXAMPLES]
+    # In training an example never finds itself; a message identical to it at run time does.
+    assert all(row[c] < 0.99 for row, c in zip(training_rows, own))
+    _, label = EXAMPLES[0]
+    embedding = with_nearest._embedding(with_nearest._sentence_features(examples[0]))
+    at_run_time = with_nearest._nearest(with_nearest.examples @ embedding)
+    assert at_run_time[with_nearest.classes.index(label)] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_nearest_examples_are_stored_and_loaded(
+    with_nearest: LinearIntentClassifier, featurizers: List[Any], context: Dict[str, Any]
+) -> None:
+    assert with_nearest.examples.shape == (len(EXAMPLES), 384)
+    loaded = LinearIntentClassifier.load(with_nearest.config, **{**context, "resource": Resource("nearest")})
+    np.testing.assert_array_equal(loaded.examples, with_nearest.examples)
+    for text in ("why has my scar darkened", "cya"):
+        assert predict(loaded, featurizers, text).get("intent_ranking") == \
+            predict(with_nearest, featurizers, text).get("intent_ranking")
+    assert predict(loaded, featurizers, "why has my scar darkened").get("response_selector")["faq"][
+        "response"]["intent_response_key"] == "faq/pih_causes"

@@ -218,6 +218,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         """The nearest-example features of every training example, its own similarity left out."""
         embeddings = [self._embedding(self._sentence_features(e)) for e in examples]
         known = [i for i, embedding in enumerate(embeddings) if embedding is not None]
+        if not known:
+            raise ValueError(
+                f"nearest_examples names the featurizer alias '{self.config['nearest_examples']}', but no "
+                f"training example has its features: give that featurizer this alias in config.yml, "
+                f"or remove nearest_examples.")
         index = {label: i for i, label in enumerate(self.classes)}
         self.examples = np.stack([embeddings[i] for i in known]).astype(np.float32)
         self.example_classes = np.array([index[labels[i]] for i in known], dtype=np.int64)

@@ -184,7 +184,9 @@ def test_variants_share_config_yml_and_end_with_the_current_pipeline() -> None:
     # Going `without` a featurizer by its alias drops just that one.
     no_minilm = variants["linear_no_minilm"]
     assert [s.get("alias") for s in no_minilm.featurizers if s.get("alias")] == ["words", "chars"]
-    assert no_minilm.classifiers == classifiers
+    assert [{k: v for k, v in s.items() if k != "nearest_examples"} for s in no_minilm.classifiers] == \
+        [{k: v for k, v in s.items() if k != "nearest_examples"} for s in classifiers]
+    assert all(s["nearest_examples"] is None for s in no_minilm.classifiers)  # `settings` override
 
 
 def test_tail_thresholds_are_read_from_config() -> None:

@@ -206,3 +206,13 @@ def test_nearest_examples_are_stored_and_loaded(
             predict(with_nearest, featurizers, text).get("intent_ranking")
     assert predict(loaded, featurizers, "why has my scar darkened").get("response_selector")["faq"][
         "response"]["intent_response_key"] == "faq/pih_causes"
+
+
+def test_nearest_examples_without_that_featurizer_is_a_clear_error(
+    featurizers: List[Any], context: Dict[str, Any]
+) -> None:
+    config = {**LinearIntentClassifier.get_default_config(), "nearest_examples": "no_such_alias"}
+    component = LinearIntentClassifier.create(config, **{**context, "resource": Resource("misnamed")})
+    examples = featurized(featurizers, [message(t, label) for t, label in EXAMPLES])
+    with pytest.raises(ValueError, match="no_such_alias"):
+        component.train(TrainingData(examples, responses=RESPONSES))

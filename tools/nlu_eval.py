@@ -102,7 +102,8 @@ def load_variants(config: dict[str, Any], folder: Path = PIPELINES) -> list[Vari
 
     A file gives either its own `featurizers` list or the config.yml featurizers it goes `without`,
     and optionally `classifiers`: the name of a bench/classifiers/*.yml with their steps and the
-    fallback thresholds cross-validation chose for them. Otherwise config.yml's are used.
+    fallback thresholds cross-validation chose for them (otherwise config.yml's are used), and
+    `settings` that override the classifiers' own.
     """
     own_featurizers, own_classifiers, tail = split_pipeline(config["pipeline"])
     own_thresholds = tail_thresholds(tail)
@@ -117,6 +118,7 @@ def load_variants(config: dict[str, Any], folder: Path = PIPELINES) -> list[Vari
             shared = yaml.safe_load((folder.parent / "classifiers" / f"{spec['classifiers']}.yml")
                                     .read_text(encoding="utf-8"))
             classifiers, thresholds = shared["steps"], Thresholds(**shared["thresholds"])
+        classifiers = [{**step, **spec.get("settings", {})} for step in classifiers]
         variants.append(Variant(path.stem, spec["description"], featurizers, classifiers, thresholds))
     current = Variant("current", "config.yml: spaCy lemmas, word and char n-gram counts, MiniLM; linear classifier",
                       own_featurizers, own_classifiers, own_thresholds)

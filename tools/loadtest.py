@@ -36,12 +36,15 @@ QUESTIONS = ["what is scar relaxation?", "how does it work", "how long before I 
              "who is it suitable for", "why has my scar gone dark", "what is PIH",
              "what are the benefits", "my c-section scar healed badly, what does that mean"]
 NAMES = ["Amara", "Ben", "Chloe", "Dev", "Elif", "Finn", "Grace", "Hiro"]
+# Real surnames, not a marker word: an invented token such as "Loadtest" reads as off-topic to
+# the classifier (p 0.8-0.96), so the form would ask again; real rare surnames do not.
+SURNAMES = ["Okafor", "Nguyen", "Wojcik", "Haddad", "Lindqvist", "Brennan", "Takahashi", "Osei"]
 UNKNOWN = ["how much does it cost", "does it hurt", "how many sessions will I need"]
 
 
 def booking_script(day: date) -> List[str]:
     """A complete consultation request, consent included (the last message confirms it)."""
-    return ["hello", "I'd like to book a consultation", f"{random.choice(NAMES)} Loadtest",
+    return ["hello", "I'd like to book a consultation", f"{random.choice(NAMES)} {random.choice(SURNAMES)}",
             f"loadtest{random.randint(1, 9999)}@example.com", f"{day.day} {day:%B}", "morning",
             "skip", "/affirm", "/affirm"]
 

@@ -20,6 +20,7 @@ from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY
 from rasa.shared.nlu.training_data.message import Message
 
+# The intents that decline to answer; the bench's replay (tools/nlu_eval.py) uses the same list.
 DEFLECTION_INTENTS = ("out_of_scope", "medical_advice")
 
 
@@ -29,18 +30,14 @@ class DeflectionAwareFallbackClassifier(FallbackClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        """Rasa's thresholds, plus the bar for a deflecting intent and which intents deflect."""
-        return {
-            **FallbackClassifier.get_default_config(),
-            "deflection_threshold": 0.5,
-            "deflection_intents": list(DEFLECTION_INTENTS),
-        }
+        """Rasa's thresholds, plus the bar for a deflecting intent (DEFLECTION_INTENTS)."""
+        return {**FallbackClassifier.get_default_config(), "deflection_threshold": 0.5}
 
     def _should_fallback(self, message: Message) -> bool:
         """Rasa's test, unless the top intent deflects and reaches `deflection_threshold`."""
         intent = message.data.get(INTENT) or {}
         if (
-            intent.get(INTENT_NAME_KEY) in self.component_config["deflection_intents"]
+            intent.get(INTENT_NAME_KEY) in DEFLECTION_INTENTS
             and intent.get(PREDICTED_CONFIDENCE_KEY, 0.0) >= self.component_config["deflection_threshold"]
         ):
             return False

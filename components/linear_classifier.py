@@ -12,8 +12,9 @@ MiniLM embedding, the word counts and the character n-grams each count as much a
 cross-validation found best. Optionally (`nearest_examples`) one more feature per class is the
 cosine similarity of the message to that class's closest training example, by the embedding
 of one featurizer: a paraphrase of one example counts even when its class is broad (during
-training each example's own similarity is left out, as a new message would have none). Its output has the shape Rasa's DIETClassifier and ResponseSelector give:
-`intent` and `intent_ranking` (the FAQ answers' probabilities summed into `faq`), and
+training each example's own similarity is left out, as a new message would have none).
+Its output has the shape Rasa's DIETClassifier and ResponseSelector give: `intent` and
+`intent_ranking` (the FAQ answers' probabilities summed into `faq`), and
 `response_selector.faq` with the answers ranked by P(answer | faq), so the fallback tail,
 `utter_faq` and the "did you mean" buttons work unchanged. The trained weights are stored
 as plain numpy arrays and JSON (no pickle).
@@ -138,9 +139,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE
         }
 
-    def _row(self, message: Message) -> Optional[scipy.sparse.csr_matrix]:
-        """One weighted feature row in the trained column order, or None without features."""
-        features = self._sentence_features(message)
+    def _row(self, features: Dict[Text, Any]) -> Optional[scipy.sparse.csr_matrix]:
+        """One weighted feature row (trained column order) from a message's sentence features."""
         if not features:
             return None
         blocks = []
@@ -180,21 +180,19 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the regression on every intent example; FAQ examples by their full `faq/<key>`."""
-        examples = [e for e in training_data.intent_examples if e.get(TEXT) and self._sentence_features(e)]
-        if not examples:
+        featured = [(e, self._sentence_features(e)) for e in training_data.intent_examples if e.get(TEXT)]
+        featured = [(e, features) for e, features in featured if features]
+        if not featured:
             logger.debug("No intent examples with features: nothing to train.")
             return self._resource
-        widths: Dict[Text, int] = {}
-        for example in examples:
-            for origin, block in self._sentence_features(example).items():
-                widths.setdefault(origin, block.shape[-1])
-        self.origins = sorted(widths.items())
-        y = [e.get_full_intent() for e in examples]
+        features = [f for _, f in featured]
+        self.origins = sorted({origin: block.shape[-1] for f in features for origin, block in f.items()}.items())
+        y = [e.get_full_intent() for e, _ in featured]
         self.classes = sorted(set(y))  # sklearn's order of classes_
         self.examples = self.example_classes = None
-        x = scipy.sparse.vstack([self._row(e) for e in examples], format="csr")
+        x = scipy.sparse.vstack([self._row(f) for f in features], format="csr")
         if self.config["nearest_examples"]:
-            x = scipy.sparse.hstack([x, self._nearest_for_training(examples, y)], format="csr")
+            x = scipy.sparse.hstack([x, self._nearest_for_training(features, y)], format="csr")
         regression = LogisticRegression(
             C=float(self.config["C"]),
             class_weight="balanced",
@@ -214,9 +212,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self.persist()
         return self._resource
 
-    def _nearest_for_training(self, examples: List[Message], labels: List[Text]) -> scipy.sparse.csr_matrix:
+    def _nearest_for_training(self, features: List[Dict[Text, Any]], labels: List[Text]) -> scipy.sparse.csr_matrix:
         """The nearest-example features of every training example, its own similarity left out."""
-        embeddings = [self._embedding(self._sentence_features(e)) for e in examples]
+        embeddings = [self._embedding(f) for f in features]
         known = [i for i, embedding in enumerate(embeddings) if embedding is not None]
         if not known:
             raise ValueError(
@@ -226,7 +224,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         index = {label: i for i, label in enumerate(self.classes)}
         self.examples = np.stack([embeddings[i] for i in known]).astype(np.float32)
         self.example_classes = np.array([index[labels[i]] for i in known], dtype=np.int64)
-        rows = np.zeros((len(examples), len(self.classes)), dtype=np.float32)
+        rows = np.zeros((len(features), len(self.classes)), dtype=np.float32)
         similarities = self.examples @ self.examples.T
         np.fill_diagonal(similarities, -1.0)
         for row, i in enumerate(known):
@@ -268,7 +266,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets intent, intent ranking and the FAQ answer of each message."""
         for message in messages:
-            row = self._row(message) if self.coef is not None else None
+            row = self._row(self._sentence_features(message)) if self.coef is not None else None
             if row is None:
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)

@@ -185,12 +185,13 @@ def test_nearest_examples_leave_each_training_example_out(
     with_nearest: LinearIntentClassifier, featurizers: List[Any]
 ) -> None:
     examples = featurized(featurizers, [message(t, label) for t, label in EXAMPLES])
-    training_rows = with_nearest._nearest_for_training(examples, [label for _, label in EXAMPLES]).toarray()
+    features = [with_nearest._sentence_features(e) for e in examples]
+    training_rows = with_nearest._nearest_for_training(features, [label for _, label in EXAMPLES]).toarray()
     own = [with_nearest.classes.index(label) for _, label in EXAMPLES]
     # In training an example never finds itself; a message identical to it at run time does.
     assert all(row[c] < 0.99 for row, c in zip(training_rows, own))
     _, label = EXAMPLES[0]
-    embedding = with_nearest._embedding(with_nearest._sentence_features(examples[0]))
+    embedding = with_nearest._embedding(features[0])
     at_run_time = with_nearest._nearest(with_nearest.examples @ embedding)
     assert at_run_time[with_nearest.classes.index(label)] == pytest.approx(1.0, abs=1e-5)
 

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Optional, Sequence
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
+from components.fallback import DEFLECTION_INTENTS
 from tools.nlu_eval import (
     NLU_DATA,
     RETRIEVAL_INTENT,
@@ -66,7 +67,7 @@ CV_PREDICTIONS = "cv-predictions.json"  # the classifiers' raw predictions, to r
 # Predictions that decline to answer: the visitor is redirected, not told something.
 DEFLECTIONS = frozenset({"out_of_scope", "medical_advice", "nlu_fallback", "urgent_symptoms", "unclear"})
 # Gold labels of questions the assistant must not answer.
-OFF_TOPIC = frozenset({"out_of_scope", "medical_advice"})
+OFF_TOPIC = frozenset(DEFLECTION_INTENTS)
 MESSAGES_PER_SENDER = 5
 MIB = 1024 * 1024
 
@@ -92,7 +93,7 @@ TARGETS = {
     "ready_s": Target(30),
     "latency_p95_ms": Target(60),
     "heldout_accuracy": Target(0.95, minimum=True),
-    "wrong_answer_rate": Target(0.02),
+    "wrong_answer_rate": Target(WRONG_ANSWER_BUDGET),
     "offtopic_deflection": Target(0.90, minimum=True),
 }
 

@@ -58,7 +58,7 @@ class RawPrediction:
 
     text: str
     gold: str
-    intents: tuple[tuple[str, float], ...]  # DIET's top two (intent, confidence)
+    intents: tuple[tuple[str, float], ...]  # the intent classifier's top two (intent, confidence)
     answers: tuple[tuple[str, float], ...]  # the selected FAQ answers' top two (faq/<key>, confidence)
     override: Optional[str]  # the intent a PatternIntentOverride forces, if any
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, UserUtteranceReverted
@@ -14,7 +14,7 @@ from actions.topics import closest_topics, response_text, topic_payload, topic_t
 NONE_OF_THESE_PAYLOAD = "/out_of_scope"
 
 
-def suggestion_buttons(message: Dict[Text, Any], domain: Dict[Text, Any]) -> List[Dict[Text, Text]]:
+def suggestion_buttons(message: dict[str, Any], domain: dict[str, Any]) -> list[dict[str, str]]:
     """Buttons for the closest topics; empty when no topic is close enough."""
     return [
         {"title": topic_title(domain, key) or key, "payload": topic_payload(key)}
@@ -25,18 +25,21 @@ def suggestion_buttons(message: Dict[Text, Any], domain: Dict[Text, Any]) -> Lis
 class ActionDefaultAskAffirmation(Action):
     """First stage of Rasa's two-stage fallback: "Did you mean one of these?"."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_default_ask_affirmation"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Offer the closest topics as buttons, or ask to rephrase."""
         buttons = suggestion_buttons(tracker.latest_message, domain)
         if not buttons:
             dispatcher.utter_message(response="utter_ask_rephrase")
             return []
-        buttons.append({"title": response_text(domain, "utter_something_else"),
-                        "payload": NONE_OF_THESE_PAYLOAD})
+        buttons.append(
+            {"title": response_text(domain, "utter_something_else"), "payload": NONE_OF_THESE_PAYLOAD}
+        )
         dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)
         return []
 
@@ -44,11 +47,13 @@ class ActionDefaultAskAffirmation(Action):
 class ActionDefaultFallback(Action):
     """Last stage: the assistant cannot help, so it offers the clinic's team."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_default_fallback"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Offer the clinic's team and forget the message."""
         dispatcher.utter_message(response="utter_default")
         return [UserUtteranceReverted()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
@@ -19,12 +19,14 @@ class ActionAnswerFaq(Action):
     components/faq_confidence.py has already turned them into a fallback.
     """
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_answer_faq"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Send the asked topic's answer."""
         key = asked_topic(tracker.latest_message, domain)
         dispatcher.utter_message(response=response_name(key) if key else "utter_default")
         return []

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.settings import load_settings
+from common.clinic import load_settings
 
 
-def clinic_slots() -> List[EventType]:
+def clinic_slots() -> list[EventType]:
     """SlotSet events for every clinic detail that responses may mention."""
     settings = load_settings()
     return [
@@ -27,10 +27,12 @@ def clinic_slots() -> List[EventType]:
 class ActionSessionStart(Action):
     """Starts a session with the clinic's details already in the slots."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_session_start"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Start the session with the clinic's details in the slots."""
         return [SessionStarted(), *clinic_slots(), ActionExecuted("action_listen")]

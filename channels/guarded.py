@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from asyncio import CancelledError
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Awaitable, Callable, Deque, Dict, FrozenSet, List, Text, Tuple
-
-import yaml
+from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -33,36 +30,33 @@ from rasa.shared.core.constants import DEFAULT_INTENTS
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from servers.settings import DEFAULT_ORIGINS
+
+from common import settings
+from common.domain import load_domain
+from common.settings import MAX_MESSAGE_CHARS
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "1000"))
 MAX_SENDER_CHARS = 128
-MAX_MESSAGES_PER_MINUTE = int(os.environ.get("MAX_MESSAGES_PER_MINUTE", "30"))
-TOO_FAST = ("You're sending messages faster than I can answer. Please wait a few seconds, "
-            "then send your message again.")
+TOO_FAST = (
+    "You're sending messages faster than I can answer. Please wait a few seconds, "
+    "then send your message again."
+)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
-def allowed_origins() -> List[Text]:
-    """The web origins allowed to use socket.io: CORS_ORIGINS (space-separated) or the demo page's."""
-    return os.environ.get("CORS_ORIGINS", "").split() or list(DEFAULT_ORIGINS)
-
-
 @lru_cache(maxsize=1)
-def domain_names() -> Tuple[FrozenSet[str], FrozenSet[str]]:
+def domain_names() -> tuple[frozenset[str], frozenset[str]]:
     """The intents (with Rasa's defaults) and entities a button payload may name."""
-    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    domain = load_domain()
     intents = {next(iter(i)) if isinstance(i, dict) else str(i) for i in domain.get("intents", [])}
     return frozenset(intents | set(DEFAULT_INTENTS)), frozenset(map(str, domain.get("entities", [])))
 
 
-def safe_payload(text: Text) -> Text:
+def safe_payload(text: str) -> str:
     """Keep a "/intent{...}" message only if it is a well-formed payload of the domain.
 
     Rasa logs the whole message, values included, when a typed payload is malformed or
@@ -93,10 +87,15 @@ class SenderRateLimiter:
     is served again; at most `max_senders` senders are remembered (oldest forgotten).
     """
 
-    def __init__(self, limit: int, window: float = 60.0, max_senders: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        max_senders: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit, self.window, self.max_senders, self.clock = limit, window, max_senders, clock
-        self._recent: "OrderedDict[str, Deque[float]]" = OrderedDict()
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
 
     def allow(self, sender: str) -> bool:
         """Count a message from `sender` and say whether it may be processed."""
@@ -113,9 +112,9 @@ class SenderRateLimiter:
         return True
 
 
-def clean_text(text: Text) -> Text:
-    """Drop control characters, cut to MAX_MESSAGE_CHARS, and vet typed payloads."""
-    cleaned = _CONTROL_CHARS.sub("", text).strip()[:MAX_MESSAGE_CHARS]
+def clean_text(text: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
+    """Drop control characters, cut to `max_chars`, and vet typed payloads."""
+    cleaned = _CONTROL_CHARS.sub("", text).strip()[:max_chars]
     return safe_payload(cleaned) if cleaned.startswith("/") else cleaned
 
 
@@ -124,7 +123,7 @@ def is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
-def parse_rest_body(request: Request) -> Dict[Text, Any]:
+def parse_rest_body(request: Request, max_chars: int = MAX_MESSAGE_CHARS) -> dict[str, Any]:
     """Return the validated body of a REST message, or raise ValueError saying why."""
     try:
         body = request.json
@@ -140,7 +139,7 @@ def parse_rest_body(request: Request) -> Dict[Text, Any]:
     metadata = body.get("metadata")
     return {
         "sender": sender,
-        "message": clean_text(message),
+        "message": clean_text(message, max_chars),
         "metadata": metadata if isinstance(metadata, dict) else None,
     }
 
@@ -150,7 +149,8 @@ class GuardedRestInput(RestInput):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Same routes as RestInput: GET / (health) and POST /webhook."""
-        limiter = SenderRateLimiter(MAX_MESSAGES_PER_MINUTE)
+        limits = settings.current()
+        limiter = SenderRateLimiter(limits.max_messages_per_minute)
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -160,10 +160,15 @@ class GuardedRestInput(RestInput):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             if not is_json(request):
-                return response.json({"error": 'Send the message as JSON, with the header '
-                                      '"Content-Type: application/json".'}, status=415)
+                return response.json(
+                    {
+                        "error": "Send the message as JSON, with the header "
+                        '"Content-Type: application/json".'
+                    },
+                    status=415,
+                )
             try:
-                body = parse_rest_body(request)
+                body = parse_rest_body(request, limits.max_message_chars)
             except ValueError as error:
                 return response.json({"error": str(error)}, status=400)
             if not limiter.allow(body["sender"]):
@@ -192,20 +197,21 @@ class GuardedSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """SocketIOInput's blueprint, with the origin checked and each message's text cleaned."""
-        limiter = SenderRateLimiter(MAX_MESSAGES_PER_MINUTE)
+        limits = settings.current()
+        limiter = SenderRateLimiter(limits.max_messages_per_minute)
 
         async def cleaned(message: UserMessage) -> None:
             if not limiter.allow(message.sender_id):
                 await message.output_channel.send_text_message(message.sender_id, TOO_FAST)
                 return
-            message.text = clean_text(message.text or "")
+            message.text = clean_text(message.text or "", limits.max_message_chars)
             await on_new_message(message)
 
         webhook = super().blueprint(cleaned)
-        self._check_origins(allowed_origins())
+        self._check_origins(list(limits.cors_origins))
         return webhook
 
-    def _check_origins(self, origins: List[Text]) -> None:
+    def _check_origins(self, origins: list[str]) -> None:
         """Refuse engine.io requests whose Origin header is not one of `origins` ("*": any).
 
         engine.io's own check (cors_allowed_origins) would also add CORS headers that
@@ -221,10 +227,10 @@ class GuardedSocketIOInput(SocketIOInput):
         async def handle_allowed_origins(request: Request, *args: Any, **kwargs: Any) -> Any:
             origin = request.headers.get("origin")
             if origin is not None and origin not in origins:
-                logger.warning("Refused a socket.io request from origin %s (not in CORS_ORIGINS).",
-                               origin[:100])
+                logger.warning(
+                    "Refused a socket.io request from origin %s (not in CORS_ORIGINS).", origin[:100]
+                )
                 return response.json({"error": "This origin may not use the chat."}, status=403)
             return await handle_request(request, *args, **kwargs)
 
         engine.handle_request = handle_allowed_origins  # attached as the route when registered
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.storage.resource import Resource
@@ -20,22 +20,22 @@ from rasa.shared.nlu.training_data.message import Message
 class ConfiguredComponent(GraphComponent):
     """A component with no training: it only needs its config from config.yml."""
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.component_config = config
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "ConfiguredComponent":
+    ) -> ConfiguredComponent:
         """Creates the component from its config (no training state to load)."""
         return cls(config)
 
 
-def override_intent(message: Message, name: Text, confidence: float) -> None:
+def override_intent(message: Message, name: str, confidence: float) -> None:
     """Make `name` the message's intent and put it first in the ranking."""
     intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence}
     message.set(INTENT, intent, add_to_output=True)

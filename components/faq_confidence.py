@@ -8,7 +8,7 @@ so this component turns such messages into `nlu_fallback` ("did you mean...?").
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY
@@ -17,18 +17,16 @@ from rasa.shared.nlu.training_data.message import Message
 from components.base import ConfiguredComponent, fall_back
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class FaqConfidenceGuard(ConfiguredComponent):
     """Sends `faq` messages with a weak or ambiguous selected answer to fallback."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """Thresholds: minimum answer confidence, minimum lead over the runner-up."""
         return {"retrieval_intent": "faq", "threshold": 0.5, "ambiguity_threshold": 0.1}
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Falls back for each message whose FAQ answer is too uncertain."""
         for message in messages:
             if self._answer_is_uncertain(message):

@@ -26,7 +26,8 @@ import json
 import logging
 import warnings
 from collections import defaultdict
-from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -74,7 +75,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     """Multinomial logistic regression over weighted sentence features: intents and FAQ answers."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """Regularisation, per-featurizer weights (by alias; others weigh 1), ranking length."""
         return {
             "C": 10.0,  # inverse L2 regularisation strength of the regression
@@ -89,49 +90,52 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        state: Optional[Dict[Text, Any]] = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
         """A classifier with `state` (classes, origins, responses, coef, intercept) if trained."""
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         state = state or {}
-        self.classes: List[Text] = state.get("classes", [])
-        self.origins: List[Tuple[Text, int]] = [tuple(o) for o in state.get("origins", [])]
-        self.responses: Dict[Text, List[Dict[Text, Any]]] = state.get("responses", {})
-        self.coef: Optional[np.ndarray] = state.get("coef")
-        self.intercept: Optional[np.ndarray] = state.get("intercept")
+        self.classes: list[str] = state.get("classes", [])
+        self.origins: list[tuple[str, int]] = [tuple(o) for o in state.get("origins", [])]
+        self.responses: dict[str, list[dict[str, Any]]] = state.get("responses", {})
+        self.coef: np.ndarray | None = state.get("coef")
+        self.intercept: np.ndarray | None = state.get("intercept")
         # Unit-length embeddings of the training examples and their class indices (nearest_examples).
-        self.examples: Optional[np.ndarray] = state.get("examples")
-        self.example_classes: Optional[np.ndarray] = state.get("example_classes")
+        self.examples: np.ndarray | None = state.get("examples")
+        self.example_classes: np.ndarray | None = state.get("example_classes")
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "LinearIntentClassifier":
+    ) -> LinearIntentClassifier:
         """An untrained classifier."""
         return cls(config, model_storage, resource)
 
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
+    def validate_config(cls, config: dict[str, Any]) -> None:
         """Checks the numbers a clinic might edit."""
         if float(config.get("C", 1.0)) <= 0:
             raise ValueError("C must be positive.")
-        weights = [*(config.get("feature_weights") or {}).values(), config.get("nearest_examples_weight", 1.0)]
+        weights = [
+            *(config.get("feature_weights") or {}).values(),
+            config.get("nearest_examples_weight", 1.0),
+        ]
         if any(float(w) < 0 for w in weights):
             raise ValueError("feature_weights and nearest_examples_weight must not be negative.")
 
     # ------------------------------------------------------------------ features
 
     @staticmethod
-    def _sentence_features(message: Message) -> Dict[Text, Any]:
+    def _sentence_features(message: Message) -> dict[str, Any]:
         """The message's sentence features of its text, by featurizer (origin)."""
         return {
             f.origin: f.features
@@ -139,7 +143,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE
         }
 
-    def _row(self, features: Dict[Text, Any]) -> Optional[scipy.sparse.csr_matrix]:
+    def _row(self, features: dict[str, Any]) -> scipy.sparse.csr_matrix | None:
         """One weighted feature row (trained column order) from a message's sentence features."""
         if not features:
             return None
@@ -159,16 +163,18 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             blocks.append(scipy.sparse.csr_matrix(self._nearest(similarities)[None, :]))
         return scipy.sparse.hstack(blocks, format="csr")
 
-    def _embedding(self, features: Dict[Text, Any]) -> Optional[np.ndarray]:
+    def _embedding(self, features: dict[str, Any]) -> np.ndarray | None:
         """The message's unit-length embedding from the `nearest_examples` featurizer, if any."""
         block = features.get(self.config["nearest_examples"])
         if block is None:
             return None
-        vector = np.asarray(block.toarray() if scipy.sparse.issparse(block) else block, dtype=np.float32).ravel()
+        vector = np.asarray(
+            block.toarray() if scipy.sparse.issparse(block) else block, dtype=np.float32
+        ).ravel()
         norm = np.linalg.norm(vector)
         return vector / norm if norm > 0 else None
 
-    def _nearest(self, similarities: Optional[np.ndarray]) -> np.ndarray:
+    def _nearest(self, similarities: np.ndarray | None) -> np.ndarray:
         """Per class, the highest similarity to one of its examples, weighted (zeros: none known)."""
         best = np.zeros(len(self.classes), dtype=np.float32)
         if similarities is not None:
@@ -186,7 +192,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             logger.debug("No intent examples with features: nothing to train.")
             return self._resource
         features = [f for _, f in featured]
-        self.origins = sorted({origin: block.shape[-1] for f in features for origin, block in f.items()}.items())
+        self.origins = sorted(
+            {origin: block.shape[-1] for f in features for origin, block in f.items()}.items()
+        )
         y = [e.get_full_intent() for e, _ in featured]
         self.classes = sorted(set(y))  # sklearn's order of classes_
         self.examples = self.example_classes = None
@@ -212,7 +220,9 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         self.persist()
         return self._resource
 
-    def _nearest_for_training(self, features: List[Dict[Text, Any]], labels: List[Text]) -> scipy.sparse.csr_matrix:
+    def _nearest_for_training(
+        self, features: list[dict[str, Any]], labels: list[str]
+    ) -> scipy.sparse.csr_matrix:
         """The nearest-example features of every training example, its own similarity left out."""
         embeddings = [self._embedding(f) for f in features]
         known = [i for i, embedding in enumerate(embeddings) if embedding is not None]
@@ -220,7 +230,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             raise ValueError(
                 f"nearest_examples names the featurizer alias '{self.config['nearest_examples']}', but no "
                 f"training example has its features: give that featurizer this alias in config.yml, "
-                f"or remove nearest_examples.")
+                f"or remove nearest_examples."
+            )
         index = {label: i for i, label in enumerate(self.classes)}
         self.examples = np.stack([embeddings[i] for i in known]).astype(np.float32)
         self.example_classes = np.array([index[labels[i]] for i in known], dtype=np.int64)
@@ -244,12 +255,12 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "LinearIntentClassifier":
+    ) -> LinearIntentClassifier:
         """The trained classifier, or an untrained one if nothing was trained."""
         try:
             with model_storage.read_from(resource) as directory:
@@ -263,12 +274,14 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     # ------------------------------------------------------------------ prediction
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Sets intent, intent ranking and the FAQ answer of each message."""
         for message in messages:
             row = self._row(self._sentence_features(message)) if self.coef is not None else None
             if row is None:
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+                message.set(
+                    INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True
+                )
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
                 continue
             probabilities = softmax(np.asarray(row @ self.coef.T).ravel() + self.intercept)
@@ -276,8 +289,8 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         return messages
 
     def _set_prediction(self, message: Message, probabilities: Sequence[float]) -> None:
-        intents: Dict[Text, float] = defaultdict(float)
-        answers: Dict[Text, float] = {}
+        intents: dict[str, float] = defaultdict(float)
+        answers: dict[str, float] = {}
         retrieval = self.config["retrieval_intent"]
         for label, p in zip(self.classes, probabilities):
             intent, _, key = label.partition(RESPONSE_IDENTIFIER_DELIMITER)
@@ -285,14 +298,18 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if key and intent == retrieval:
                 answers[label] = float(p)
         length = int(self.config["ranking_length"]) or len(intents)
-        ranking = [{INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: p}
-                   for name, p in sorted(intents.items(), key=lambda item: -item[1])][:length]
+        ranking = [
+            {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: p}
+            for name, p in sorted(intents.items(), key=lambda item: -item[1])
+        ][:length]
         message.set(INTENT, ranking[0], add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         if answers:
-            message.set(RESPONSE_SELECTOR, self._selector_output(answers, intents[retrieval]), add_to_output=True)
+            message.set(
+                RESPONSE_SELECTOR, self._selector_output(answers, intents[retrieval]), add_to_output=True
+            )
 
-    def _selector_output(self, answers: Dict[Text, float], retrieval_confidence: float) -> Dict[Text, Any]:
+    def _selector_output(self, answers: dict[str, float], retrieval_confidence: float) -> dict[str, Any]:
         """What Rasa's ResponseSelector sets: the answers ranked by P(answer | faq)."""
         retrieval = self.config["retrieval_intent"]
         total = retrieval_confidence or 1.0

@@ -9,7 +9,7 @@ run last and override everything; a false alarm only costs one cautious reply.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.shared.nlu.constants import TEXT
@@ -18,24 +18,20 @@ from rasa.shared.nlu.training_data.message import Message
 from components.base import ConfiguredComponent, override_intent
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class PatternIntentOverride(ConfiguredComponent):
     """Sets the configured intent when any of its patterns matches the message."""
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self._pattern = re.compile(
-            "|".join(f"(?:{p})" for p in config["patterns"]), re.IGNORECASE
-        )
+        self._pattern = re.compile("|".join(f"(?:{p})" for p in config["patterns"]), re.IGNORECASE)
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """`patterns` are regular expressions, searched case-insensitively."""
         return {"intent": None, "patterns": []}
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Overrides the intent of each typed message that matches a pattern."""
         for message in messages:
             text = message.get(TEXT) or ""

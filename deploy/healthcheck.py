@@ -12,7 +12,6 @@ import http.client
 import os
 import sys
 import urllib.request
-from typing import List
 
 
 def healthy(url: str, timeout: float = 4.0) -> bool:
@@ -24,7 +23,7 @@ def healthy(url: str, timeout: float = 4.0) -> bool:
         return False
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     """The exit status Docker reads: 0 healthy, 1 unhealthy."""
     if len(argv) != 1:
         print("usage: healthcheck.py URL", file=sys.stderr)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
-from typing import Optional
 
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from servers.settings import SettingsError, load
+from common.settings import SettingsError, load
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every
 # call; the visitors' 64 KB limit (SANIC_REQUEST_MAX_SIZE) must not apply here.
@@ -27,7 +26,7 @@ def require_token(app: Sanic, token: str) -> None:
     expected = f"Bearer {token}".encode()
 
     @app.on_request
-    async def check_token(request: Request) -> Optional[HTTPResponse]:
+    async def check_token(request: Request) -> HTTPResponse | None:
         if request.path == "/health":
             return None
         given = request.headers.get("authorization", "").encode()
@@ -36,7 +35,7 @@ def require_token(app: Sanic, token: str) -> None:
         return None
 
 
-def create_app(token: Optional[str]) -> Sanic:
+def create_app(token: str | None) -> Sanic:
     """rasa-sdk's app with the project's actions, the body limit and (if given) the token check."""
     from rasa_sdk.endpoint import create_app as create_sdk_app
 
@@ -52,11 +51,10 @@ def main() -> None:
     try:
         settings = load(lock_store=False)
     except SettingsError as error:
-        sys.exit(f"{error}\n(see README, \"Configuration\")")
+        sys.exit(f'{error}\n(see README, "Configuration")')
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
     app = create_app(settings.action_server_token)
-    app.run(settings.action_server_host, settings.action_server_port, access_log=False,
-            workers=1)
+    app.run(settings.action_server_host, settings.action_server_port, access_log=False, workers=1)
 
 
 if __name__ == "__main__":

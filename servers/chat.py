@@ -8,18 +8,28 @@ handed to Rasa's command line inside this process, so they never show in `ps`.
 from __future__ import annotations
 
 import sys
-from typing import List
 
-from servers.settings import PROJECT_ROOT, ServerSettings, SettingsError, load
+from common.paths import CREDENTIALS
+from common.settings import Settings, SettingsError, load
 
 
-def rasa_arguments(settings: ServerSettings) -> List[str]:
+def rasa_arguments(settings: Settings) -> list[str]:
     """The `rasa run` arguments for these settings."""
-    arguments = ["run", "--model", str(settings.model),
-                 "--endpoints", str(settings.endpoints_file),
-                 "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-                 "--interface", settings.rasa_interface, "--port", str(settings.rasa_port),
-                 "--cors", *settings.cors_origins]
+    arguments = [
+        "run",
+        "--model",
+        str(settings.model),
+        "--endpoints",
+        str(settings.endpoints_file),
+        "--credentials",
+        str(CREDENTIALS),
+        "--interface",
+        settings.rasa_interface,
+        "--port",
+        str(settings.rasa_port),
+        "--cors",
+        *settings.cors_origins,
+    ]
     if settings.api_token or settings.jwt_secret:
         arguments.append("--enable-api")
     if settings.api_token:
@@ -34,7 +44,7 @@ def main() -> None:
     try:
         settings = load()
     except SettingsError as error:
-        sys.exit(f"{error}\n(see README, \"Configuration\")")
+        sys.exit(f'{error}\n(see README, "Configuration")')
     from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
 
     from servers import action_validation

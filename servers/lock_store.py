@@ -9,8 +9,8 @@ each of those read-modify-write steps holds a short per-conversation Redis mutex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Text
 
 from rasa.core.lock_store import LOCK_LIFETIME, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
@@ -26,23 +26,26 @@ class SerialRedisLockStore(RedisLockStore):
         super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
 
     @contextmanager
-    def _mutex(self, conversation_id: Text) -> Iterator[None]:
+    def _mutex(self, conversation_id: str) -> Iterator[None]:
         """Hold the conversation's mutex for one read-modify-write step."""
-        with self.red.lock(f"{self.key_prefix}{conversation_id}:mutex",
-                           timeout=MUTEX_TIMEOUT_S, blocking_timeout=MUTEX_TIMEOUT_S):
+        with self.red.lock(
+            f"{self.key_prefix}{conversation_id}:mutex",
+            timeout=MUTEX_TIMEOUT_S,
+            blocking_timeout=MUTEX_TIMEOUT_S,
+        ):
             yield
 
-    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
         """Add a ticket to the conversation's queue without losing another server's."""
         with self._mutex(conversation_id):
             return super().issue_ticket(conversation_id, lock_lifetime)
 
-    def update_lock(self, conversation_id: Text) -> None:
+    def update_lock(self, conversation_id: str) -> None:
         """Drop expired tickets without losing one issued meanwhile."""
         with self._mutex(conversation_id):
             super().update_lock(conversation_id)
 
-    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         """Remove a served ticket, and the lock only if no other server is waiting on it."""
         with self._mutex(conversation_id):
             super().cleanup(conversation_id, ticket_number)

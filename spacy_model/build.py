@@ -50,16 +50,14 @@ def install(nlp: Language) -> None:
         nlp.to_disk(source)
         dist.mkdir()
         subprocess.run(
-            [sys.executable, "-m", "spacy", "package", str(source), str(dist),
-             "--build", "wheel", "--force"],
+            [sys.executable, "-m", "spacy", "package", str(source), str(dist), "--build", "wheel", "--force"],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         wheel = next(dist.rglob("*.whl"))
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--force-reinstall", str(wheel)],
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel)],
             check=True,
         )
 

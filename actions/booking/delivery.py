@@ -1,19 +1,19 @@
 """Sending a stored request to the clinic's booking system (optional JSON webhook).
 
 A failed delivery never loses a request: it stays stored and marked undelivered, and
-`python -m tools.bookings deliver` (or the next run of this) retries it.
+`make bookings-deliver` (or the next run of this) retries it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 import aiohttp
 
 from actions.booking.store import BookingStore
+from common import settings
 
 logger = logging.getLogger(__name__)
 
@@ -22,20 +22,24 @@ FIRST_BACKOFF_SECONDS = 0.5
 TIMEOUT_SECONDS = 10
 
 
-def payload(row: Dict[str, Any]) -> Dict[str, Any]:
+def payload(row: dict[str, Any]) -> dict[str, Any]:
     """The JSON the booking system receives."""
     return {
-        "reference": row["reference"], "name": row["name"], "contact": row["contact"],
-        "contact_type": row["contact_type"], "preferred_date": row["preferred_date"].isoformat(),
-        "time_of_day": row["time_of_day"], "scar": row["scar"],
+        "reference": row["reference"],
+        "name": row["name"],
+        "contact": row["contact"],
+        "contact_type": row["contact_type"],
+        "preferred_date": row["preferred_date"].isoformat(),
+        "time_of_day": row["time_of_day"],
+        "scar": row["scar"],
         "created_at": row["created_at"].isoformat(),
     }
 
 
-async def post_once(session: aiohttp.ClientSession, url: str, row: Dict[str, Any]) -> Optional[str]:
+async def post_once(session: aiohttp.ClientSession, url: str, row: dict[str, Any]) -> str | None:
     """POST one request; return None on success, else a short error without personal data."""
     headers = {"Idempotency-Key": row["reference"]}
-    token = os.environ.get("BOOKING_WEBHOOK_TOKEN")
+    token = settings.current().booking_webhook_token
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
@@ -45,8 +49,13 @@ async def post_once(session: aiohttp.ClientSession, url: str, row: Dict[str, Any
         return type(error).__name__
 
 
-async def deliver(store: BookingStore, url: str, row: Dict[str, Any],
-                  attempts: int = ATTEMPTS, backoff: float = FIRST_BACKOFF_SECONDS) -> bool:
+async def deliver(
+    store: BookingStore,
+    url: str,
+    row: dict[str, Any],
+    attempts: int = ATTEMPTS,
+    backoff: float = FIRST_BACKOFF_SECONDS,
+) -> bool:
     """Try to deliver one request with exponential backoff; record every attempt."""
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -56,10 +65,11 @@ async def deliver(store: BookingStore, url: str, row: Dict[str, Any],
             if error is None:
                 logger.info("Booking request %s delivered", row["reference"])
                 return True
-            logger.warning("Booking request %s not delivered (%s), attempt %d", row["reference"],
-                           error, attempt + 1)
+            logger.warning(
+                "Booking request %s not delivered (%s), attempt %d", row["reference"], error, attempt + 1
+            )
             if attempt + 1 < attempts:
-                await asyncio.sleep(backoff * 2 ** attempt)
+                await asyncio.sleep(backoff * 2**attempt)
     return False
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
@@ -16,8 +17,8 @@ from actions.booking import validators
 from actions.booking.delivery import deliver
 from actions.booking.store import BookingRequest, get_store
 from actions.booking.validators import InvalidAnswer
-from actions.settings import load_settings
 from actions.topics import asked_topic, response_name
+from common.clinic import load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +30,18 @@ MAX_INVALID_BEFORE_HELP = 2
 _background_tasks: set[asyncio.Task] = set()
 
 
-def clear_booking() -> List[EventType]:
+def clear_booking() -> list[EventType]:
     """Forget every detail the visitor gave (personal data leaves the conversation)."""
     return [SlotSet(slot, None) for slot in PERSONAL_SLOTS]
 
 
 def now_at_clinic() -> datetime:
+    """The current date and time at the clinic."""
     return datetime.now(load_settings().zone)
 
 
 def readable_date(iso_day: str) -> str:
+    """An ISO date as visitors read it, e.g. Tuesday 15 December 2026."""
     day = date.fromisoformat(iso_day)
     return f"{day:%A} {day.day} {day:%B %Y}"
 
@@ -46,12 +49,14 @@ def readable_date(iso_day: str) -> str:
 class ActionOfferBooking(Action):
     """Starts a booking: says what happens, and offers the online scheduler if there is one."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_offer_booking"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Offer the online scheduler (if there is one) and start the form."""
         link = load_settings().booking_link
         if link:
             dispatcher.utter_message(response="utter_booking_intro_with_link", booking_link=link)
@@ -63,11 +68,18 @@ class ActionOfferBooking(Action):
 class ValidateBookingForm(FormValidationAction):
     """Checks each answer; says what was wrong, and after two misses explains the format."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "validate_booking_form"
 
-    def _check(self, slot: str, value: Any, parse: Callable[[str], Any],
-               dispatcher: CollectingDispatcher, tracker: Tracker) -> Dict[Text, Any]:
+    def _check(
+        self,
+        slot: str,
+        value: Any,
+        parse: Callable[[str], Any],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+    ) -> dict[str, Any]:
         """Run `parse` on the answer; on failure count the miss and tell the visitor."""
         misses = dict(tracker.get_slot("booking_invalid") or {})
         try:
@@ -82,45 +94,67 @@ class ValidateBookingForm(FormValidationAction):
         misses.pop(slot, None)
         return {**(result if isinstance(result, dict) else {slot: result}), "booking_invalid": misses}
 
-    def validate_booking_name(self, value: Any, dispatcher: CollectingDispatcher,
-                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+    def validate_booking_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept a name (see validators.parse_name)."""
         return self._check("booking_name", value, validators.parse_name, dispatcher, tracker)
 
-    def validate_booking_contact(self, value: Any, dispatcher: CollectingDispatcher,
-                                 tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+    def validate_booking_contact(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept a phone number or an email address."""
         settings = load_settings()
-        return self._check("booking_contact", value,
-                           lambda text: validators.parse_contact(text, settings), dispatcher, tracker)
+        return self._check(
+            "booking_contact",
+            value,
+            lambda text: validators.parse_contact(text, settings),
+            dispatcher,
+            tracker,
+        )
 
-    def validate_booking_date(self, value: Any, dispatcher: CollectingDispatcher,
-                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+    def validate_booking_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept a future day the clinic is open (and a time of day if given)."""
         settings = load_settings()
 
-        def parse(text: str) -> Dict[str, Any]:
+        def parse(text: str) -> dict[str, Any]:
             day, time_of_day = validators.parse_date(text, settings, now_at_clinic())
-            return {"booking_date": day.isoformat(),
-                    **({"booking_time": time_of_day} if time_of_day else {})}
+            return {"booking_date": day.isoformat(), **({"booking_time": time_of_day} if time_of_day else {})}
 
         return self._check("booking_date", value, parse, dispatcher, tracker)
 
-    def validate_booking_time(self, value: Any, dispatcher: CollectingDispatcher,
-                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
+    def validate_booking_time(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept a time of day the clinic offers."""
         settings = load_settings()
-        return self._check("booking_time", value,
-                           lambda text: validators.parse_time_of_day(text, settings), dispatcher, tracker)
+        return self._check(
+            "booking_time",
+            value,
+            lambda text: validators.parse_time_of_day(text, settings),
+            dispatcher,
+            tracker,
+        )
 
-    def validate_booking_scar(self, value: Any, dispatcher: CollectingDispatcher,
-                              tracker: Tracker, domain: Dict[Text, Any]) -> Dict[Text, Any]:
-        """A description of a scar reads like an FAQ to the classifier, so the scar slot takes
-        any text; only a real question (ending in "?") is answered instead of stored."""
+    def validate_booking_scar(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept any short description: only a real question (ending in "?") is answered instead.
+
+        A description of a scar reads like an FAQ to the classifier, so the scar slot takes any text.
+        """
         if str(value).rstrip().endswith("?"):
             topic = asked_topic(tracker.latest_message, domain)
-            dispatcher.utter_message(response=response_name(topic) if topic else "utter_booking_not_in_my_info")
+            dispatcher.utter_message(
+                response=response_name(topic) if topic else "utter_booking_not_in_my_info"
+            )
             return {"booking_scar": None}
         return self._check("booking_scar", value, validators.parse_scar, dispatcher, tracker)
 
 
-def summary_values(tracker: Tracker) -> Dict[str, str]:
+def summary_values(tracker: Tracker) -> dict[str, str]:
     """The visitor's answers, HTML-escaped, ready to be shown back to them."""
     scar = tracker.get_slot("booking_scar") or "(nothing added)"
     return {
@@ -132,28 +166,36 @@ def summary_values(tracker: Tracker) -> Dict[str, str]:
     }
 
 
-def change_buttons(domain: Dict[Text, Any]) -> List[Dict[str, str]]:
+def change_buttons(domain: dict[str, Any]) -> list[dict[str, str]]:
     """One "Change ..." button per field, titled from utter_change_<field> in the domain."""
-    return [{"title": domain["responses"][f"utter_change_{slot}"][0]["text"],
-             "payload": f'/change_booking_field{{"{FIELD_ENTITY}": "{slot}"}}'} for slot in FIELDS]
+    return [
+        {
+            "title": domain["responses"][f"utter_change_{slot}"][0]["text"],
+            "payload": f'/change_booking_field{{"{FIELD_ENTITY}": "{slot}"}}',
+        }
+        for slot in FIELDS
+    ]
 
 
 class ActionBookingSummary(Action):
     """After the form: no consent means nothing is kept; otherwise show what will be sent."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_booking_summary"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Show the summary with its buttons, or forget everything without consent."""
         if tracker.get_slot("booking_consent") is not True:
             dispatcher.utter_message(response="utter_booking_no_consent")
             return clear_booking()
-        buttons = [{"title": domain["responses"]["utter_button_send"][0]["text"], "payload": "/affirm"},
-                   *change_buttons(domain)]
-        dispatcher.utter_message(response="utter_booking_summary", buttons=buttons,
-                                 **summary_values(tracker))
+        buttons = [
+            {"title": domain["responses"]["utter_button_send"][0]["text"], "payload": "/affirm"},
+            *change_buttons(domain),
+        ]
+        dispatcher.utter_message(response="utter_booking_summary", buttons=buttons, **summary_values(tracker))
         return []
 
 
@@ -190,12 +232,14 @@ def schedule_delivery(reference: str) -> None:
 class ActionSubmitBooking(Action):
     """Stores the confirmed request (once), gives a reference, and forgets the details."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_submit_booking"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Store the request once, start its delivery and give the reference."""
         try:
             request = confirmed_request(tracker)
         except (InvalidAnswer, TypeError, ValueError):
@@ -214,15 +258,17 @@ class ActionSubmitBooking(Action):
 
 
 class ActionChangeBookingField(Action):
-    """"Change my date": empties that one answer so the form asks for it again."""
+    """Empties the one answer the visitor wants to change ("change my date"), so the form asks again."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_change_booking_field"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
-        field: Optional[str] = next(tracker.get_latest_entity_values(FIELD_ENTITY), None)
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Empty the field the visitor wants to change, or ask which one."""
+        field: str | None = next(tracker.get_latest_entity_values(FIELD_ENTITY), None)
         if field not in FIELDS:  # the summary that follows has a button per field
             dispatcher.utter_message(response="utter_ask_which_field")
             return []
@@ -232,11 +278,13 @@ class ActionChangeBookingField(Action):
 class ActionCancelBooking(Action):
     """Confirmed cancel: stop the form and drop everything the visitor typed into it."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
         return "action_cancel_booking"
 
     async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Stop the form and forget the visitor's answers."""
         dispatcher.utter_message(response="utter_booking_cancelled")
         return [ActiveLoop(None), *clear_booking()]

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import sqlalchemy as sa
 
-from actions.settings import PROJECT_ROOT
+from common import settings
+from common.database import create_engine
 
 metadata = sa.MetaData()
 booking_requests = sa.Table(
-    "booking_requests", metadata,
+    "booking_requests",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("reference", sa.String(16), nullable=False, unique=True),
     sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
@@ -63,41 +64,51 @@ def reference_for(dedupe_key: str) -> str:
 
 
 def default_database_url() -> str:
-    return os.environ.get("DATABASE_URL") or f"sqlite:///{PROJECT_ROOT / 'var' / 'clinic.db'}"
+    """The database of this deployment (DATABASE_URL, or the project's SQLite file)."""
+    return settings.current().database_url
 
 
 class BookingStore:
     """Reads and writes consultation requests."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
-        self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        self.engine = create_engine(url)
         metadata.create_all(self.engine)
 
-    def save(self, request: BookingRequest, sender_id: str) -> Tuple[str, bool]:
+    def save(self, request: BookingRequest, sender_id: str) -> tuple[str, bool]:
         """Store the request once; return (reference, whether it was new)."""
         key = request.dedupe_key(sender_id)
         now = datetime.now(timezone.utc)
-        row = {**asdict(request), "reference": reference_for(key), "dedupe_key": key,
-               "created_at": now, "consent_at": now, "delivery_attempts": 0}
+        row = {
+            **asdict(request),
+            "reference": reference_for(key),
+            "dedupe_key": key,
+            "created_at": now,
+            "consent_at": now,
+            "delivery_attempts": 0,
+        }
         try:
             with self.engine.begin() as db:
                 db.execute(booking_requests.insert().values(**row))
             return row["reference"], True
         except sa.exc.IntegrityError:
             with self.engine.connect() as db:
-                existing = db.execute(sa.select(booking_requests.c.reference)
-                                      .where(booking_requests.c.dedupe_key == key)).scalar_one()
+                existing = db.execute(
+                    sa.select(booking_requests.c.reference).where(booking_requests.c.dedupe_key == key)
+                ).scalar_one()
             return existing, False
 
-    def get(self, reference: str) -> Optional[Dict[str, Any]]:
+    def get(self, reference: str) -> dict[str, Any] | None:
+        """The request with this reference (None if there is none)."""
         with self.engine.connect() as db:
-            row = db.execute(sa.select(booking_requests)
-                             .where(booking_requests.c.reference == reference)).mappings().first()
+            row = (
+                db.execute(sa.select(booking_requests).where(booking_requests.c.reference == reference))
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
-    def list(self, since: Optional[datetime] = None) -> List[Dict[str, Any]]:
+    def list(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """All requests (newest first), optionally only those created since `since`."""
         query = sa.select(booking_requests).order_by(booking_requests.c.created_at.desc())
         if since is not None:
@@ -105,30 +116,39 @@ class BookingStore:
         with self.engine.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
 
-    def undelivered(self) -> List[Dict[str, Any]]:
+    def undelivered(self) -> list[dict[str, Any]]:
+        """The requests the booking system has not received yet."""
         with self.engine.connect() as db:
-            return [dict(r) for r in db.execute(
-                sa.select(booking_requests).where(booking_requests.c.delivered_at.is_(None))).mappings()]
+            return [
+                dict(r)
+                for r in db.execute(
+                    sa.select(booking_requests).where(booking_requests.c.delivered_at.is_(None))
+                ).mappings()
+            ]
 
-    def record_delivery(self, reference: str, error: Optional[str]) -> None:
+    def record_delivery(self, reference: str, error: str | None) -> None:
         """Count one delivery attempt; a None error marks the request delivered."""
-        values: Dict[str, Any] = {"delivery_attempts": booking_requests.c.delivery_attempts + 1,
-                                  "last_delivery_error": error}
+        values: dict[str, Any] = {
+            "delivery_attempts": booking_requests.c.delivery_attempts + 1,
+            "last_delivery_error": error,
+        }
         if error is None:
             values["delivered_at"] = datetime.now(timezone.utc)
         with self.engine.begin() as db:
-            db.execute(booking_requests.update()
-                       .where(booking_requests.c.reference == reference).values(**values))
+            db.execute(
+                booking_requests.update().where(booking_requests.c.reference == reference).values(**values)
+            )
 
     def purge(self, older_than_days: int) -> int:
         """Delete requests created more than N days ago; return how many."""
         cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
         with self.engine.begin() as db:
-            return db.execute(booking_requests.delete()
-                              .where(booking_requests.c.created_at < cutoff)).rowcount
+            return db.execute(
+                booking_requests.delete().where(booking_requests.c.created_at < cutoff)
+            ).rowcount
 
 
 @lru_cache(maxsize=4)
-def get_store(url: Optional[str] = None) -> BookingStore:
+def get_store(url: str | None = None) -> BookingStore:
     """One store (and connection pool) per database URL and process."""
     return BookingStore(url or default_database_url())

@@ -9,24 +9,37 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Dict, Optional, Tuple
 
 import dateparser
 import phonenumbers
 
-from actions.settings import ClinicSettings
+from common.clinic import ClinicSettings
 
 MAX_NAME_CHARS = 80
 MAX_SCAR_CHARS = 200
 MAX_DAYS_AHEAD = 180
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_TIMES_OF_DAY: Dict[str, str] = {
-    "morning": "morning", "am": "morning", "a.m.": "morning", "mornings": "morning", "early": "morning",
-    "afternoon": "afternoon", "pm": "afternoon", "p.m.": "afternoon", "afternoons": "afternoon",
-    "after lunch": "afternoon", "evening": "evening", "evenings": "evening",
-    "any": "any time", "anytime": "any time", "any time": "any time", "either": "any time",
-    "don't mind": "any time", "dont mind": "any time", "whenever": "any time",
+_TIMES_OF_DAY: dict[str, str] = {
+    "morning": "morning",
+    "am": "morning",
+    "a.m.": "morning",
+    "mornings": "morning",
+    "early": "morning",
+    "afternoon": "afternoon",
+    "pm": "afternoon",
+    "p.m.": "afternoon",
+    "afternoons": "afternoon",
+    "after lunch": "afternoon",
+    "evening": "evening",
+    "evenings": "evening",
+    "any": "any time",
+    "anytime": "any time",
+    "any time": "any time",
+    "either": "any time",
+    "don't mind": "any time",
+    "dont mind": "any time",
+    "whenever": "any time",
 }
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -41,6 +54,7 @@ class InvalidAnswer(ValueError):
 
 
 def normalise_spaces(text: str) -> str:
+    """Text with each run of whitespace made one space."""
     return " ".join(str(text).split())
 
 
@@ -73,20 +87,22 @@ def parse_contact(text: str, settings: ClinicSettings) -> str:
 
 
 def contact_type(contact: str) -> str:
+    """Whether the contact is an "email" or a "phone" number."""
     return "email" if "@" in contact else "phone"
 
 
 def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
-    """morning / afternoon / evening / any time, among the clinic's offered times."""
+    """Morning / afternoon / evening / any time, among the clinic's offered times."""
     words = normalise_spaces(text).lower().strip(" .!")
     value = _TIMES_OF_DAY.get(words) or next(
-        (v for k, v in _TIMES_OF_DAY.items() if re.search(rf"\b{re.escape(k)}\b", words)), None)
+        (v for k, v in _TIMES_OF_DAY.items() if re.search(rf"\b{re.escape(k)}\b", words)), None
+    )
     if value is None or (value != "any time" and value not in settings.times_of_day):
         raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
     return value
 
 
-def split_time_of_day(text: str, settings: ClinicSettings) -> Tuple[str, Optional[str]]:
+def split_time_of_day(text: str, settings: ClinicSettings) -> tuple[str, str | None]:
     """Separate "tomorrow afternoon" into ("tomorrow", "afternoon")."""
     for word in ("morning", "afternoon", "evening"):
         if re.search(rf"\b{word}s?\b", text, re.IGNORECASE):
@@ -98,15 +114,23 @@ def split_time_of_day(text: str, settings: ClinicSettings) -> Tuple[str, Optiona
     return text, None
 
 
-def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Tuple[date, Optional[str]]:
+def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date, str | None]:
     """A future day the clinic is open, from natural language; plus a time of day if given."""
     rest, time_of_day = split_time_of_day(normalise_spaces(text), settings)
     cleaned = re.sub(rf"\b(next|this|on|coming)\s+(?=({'|'.join(_WEEKDAYS)})\b)", "", rest, flags=re.I)
-    parsed = dateparser.parse(
-        cleaned, languages=["en"],
-        settings={"PREFER_DATES_FROM": "future", "DATE_ORDER": settings.date_order,
-                  "RELATIVE_BASE": now.replace(tzinfo=None)},
-    ) if cleaned else None
+    parsed = (
+        dateparser.parse(
+            cleaned,
+            languages=["en"],
+            settings={
+                "PREFER_DATES_FROM": "future",
+                "DATE_ORDER": settings.date_order,
+                "RELATIVE_BASE": now.replace(tzinfo=None),
+            },
+        )
+        if cleaned
+        else None
+    )
     if parsed is None:
         raise InvalidAnswer("date")
     day, today = parsed.date(), now.date()

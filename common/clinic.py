@@ -1,0 +1,88 @@
+"""The clinic's details (clinic.yml): the one file staff edit, never code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from common import settings as deployment
+
+REQUIRED = ("name", "phone", "email", "hours", "address", "emergency_number")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class ClinicSettings:
+    """Contact details, opening days and booking options shown to visitors."""
+
+    name: str
+    phone: str
+    email: str
+    hours: str
+    address: str
+    emergency_number: str
+    booking_link: str = ""
+    country: str = "GB"
+    timezone: str = "Europe/London"
+    date_order: str = "DMY"
+    opening_days: tuple[str, ...] = WEEKDAYS[:5]
+    closed_dates: tuple[str, ...] = ()
+    times_of_day: tuple[str, ...] = ("morning", "afternoon")
+    booking_webhook_url: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The clinic's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def is_open(self, day: date) -> bool:
+        """Whether the clinic sees patients on `day` (an opening weekday, not a holiday)."""
+        return WEEKDAYS[day.weekday()] in self.opening_days and day.isoformat() not in self.closed_dates
+
+    def next_open_day(self, start: date) -> date:
+        """`start`, or the first day after it on which the clinic is open."""
+        day = start
+        while not self.is_open(day):
+            day += timedelta(days=1)
+        return day
+
+
+def settings_path() -> Path:
+    """clinic.yml in the project, or the file named by CLINIC_SETTINGS."""
+    return deployment.current().clinic_settings
+
+
+def _clean(value: Any) -> Any:
+    """Lists become tuples of lowercase strings; everything else a stripped string."""
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip().lower() for v in value)
+    return "" if value is None else str(value).strip()
+
+
+@lru_cache(maxsize=1)
+def load_settings(path: Path | None = None) -> ClinicSettings:
+    """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
+    raw: dict[str, Any] = yaml.safe_load((path or settings_path()).read_text(encoding="utf-8")) or {}
+    known = {f.name for f in fields(ClinicSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"clinic.yml: unknown setting(s) {unknown}; known: {sorted(known)}")
+    values = {key: _clean(value) for key, value in raw.items()}
+    settings = ClinicSettings(**values)
+    missing = [name for name in REQUIRED if not getattr(settings, name)]
+    if missing:
+        raise ValueError(f"clinic.yml: please fill in {missing}")
+    wrong_days = sorted(set(settings.opening_days) - set(WEEKDAYS))
+    if wrong_days:
+        raise ValueError(f"clinic.yml: opening_days {wrong_days} are not days of the week")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"clinic.yml: unknown timezone {settings.timezone!r}") from error
+    return settings

@@ -1,0 +1,27 @@
+"""Names the assistant's parts share: the FAQ retrieval intent and Rasa's own defaults.
+
+Rasa's default intents and actions are taken from Rasa's constants, so a Rasa upgrade
+cannot leave a hand-written copy behind.
+"""
+
+from __future__ import annotations
+
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
+from rasa.shared.core.constants import (
+    ACTION_TWO_STAGE_FALLBACK_NAME,
+    DEFAULT_ACTION_NAMES,
+    DEFAULT_INTENTS,
+)
+
+# The retrieval intent of the FAQ: questions are `faq/<key>`, answers `utter_faq/<key>`.
+RETRIEVAL_INTENT = "faq"
+FAQ_RESPONSE_PREFIX = f"utter_{RETRIEVAL_INTENT}/"
+# The button payload's entity naming an FAQ topic, e.g. /faq{"faq_topic": "benefits"}.
+TOPIC_ENTITY = "faq_topic"
+
+FALLBACK_INTENT = DEFAULT_NLU_FALLBACK_INTENT_NAME
+RASA_INTENTS = frozenset(DEFAULT_INTENTS)
+RASA_ACTIONS = frozenset(DEFAULT_ACTION_NAMES)
+TWO_STAGE_FALLBACK = ACTION_TWO_STAGE_FALLBACK_NAME
+# Responses Rasa's two-stage fallback and default fallback send by themselves.
+RASA_RESPONSES = frozenset({"utter_ask_rephrase", "utter_default"})

@@ -1,0 +1,44 @@
+"""Where the project's files are: each path defined once, relative to the project root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Settings: the clinic's details (staff edit) and deployment settings (.env, never committed).
+CLINIC_YML = PROJECT_ROOT / "clinic.yml"
+DOTENV = PROJECT_ROOT / ".env"
+CONFIG = PROJECT_ROOT / "config.yml"
+CREDENTIALS = PROJECT_ROOT / "credentials.yml"
+
+# What the assistant is trained from and answers with.
+DOMAIN_DIR = PROJECT_ROOT / "domain"
+DATA_DIR = PROJECT_ROOT / "data"
+DOCUMENT = PROJECT_ROOT / "content" / "scar-relaxation.txt"
+SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
+
+# Tests the model must pass (also read by the data checks and the benchmark).
+TEST_STORIES_DIR = PROJECT_ROOT / "tests" / "stories"
+HELDOUT = PROJECT_ROOT / "tests" / "heldout" / "nlu.yml"
+
+# What training, the servers and the reports write.
+MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
+VAR_DIR = PROJECT_ROOT / "var"
+DEFAULT_DATABASE_FILE = VAR_DIR / "clinic.db"
+REPORTS_DIR = PROJECT_ROOT / "reports"
+
+# The demo clinic page with the chat widget.
+WEB_ROOT = PROJECT_ROOT / "web"
+
+# Rasa's command line, from the Python environment the project runs in.
+RASA_PROGRAM = Path(sys.executable).parent / "rasa"
+
+
+def relative(path: Path) -> str:
+    """`path` as written from the project root (e.g. `domain/faq.yml`), for messages."""
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)

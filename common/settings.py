@@ -1,0 +1,226 @@
+"""Deployment settings: the profile, ports, stores, limits and secrets, from the environment.
+
+Clinic details live in clinic.yml (common/clinic.py); what differs between a laptop and a
+server, and every secret, comes from environment variables (or an untracked `.env` file,
+which never overrides the real environment). This is the one module that reads them. A
+setting that would start an unsafe or half-configured server is refused with a message
+that says what to set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.paths import CLINIC_YML, DEFAULT_DATABASE_FILE, DOTENV, MODEL, PROJECT_ROOT
+
+# Which endpoints file each profile uses: stores and lock store (README, "Production").
+PROFILES = {"local": "endpoints.yml", "production": "endpoints.production.yml"}
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
+# Default ports: Rasa (chat channels), the action server, the demo page.
+RASA_PORT = 5005
+ACTION_SERVER_PORT = 5055
+WEB_PORT = 8080
+REDIS_PORT = 6379
+MAX_MESSAGE_CHARS = 1000
+MAX_MESSAGES_PER_MINUTE = 30
+MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+class SettingsError(ValueError):
+    """The environment asks for a server that must not start; the message lists every fix."""
+
+
+def read_dotenv(path: Path = DOTENV) -> dict[str, str]:
+    """KEY=value lines of a .env file (comments, blanks and `export ` allowed; quotes removed)."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = _DOTENV_LINE.match(line)
+        if match and not line.lstrip().startswith("#"):
+            value = match.group(2)
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[match.group(1)] = value
+    return values
+
+
+def environment(dotenv: Path = DOTENV) -> dict[str, str]:
+    """The process environment, with .env values filling in only what is not already set."""
+    return {**read_dotenv(dotenv), **os.environ}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def page_origins(web_port: int = WEB_PORT) -> tuple[str, ...]:
+    """The origins of the demo page on `web_port`: localhost and 127.0.0.1."""
+    return (f"http://localhost:{web_port}", f"http://127.0.0.1:{web_port}")
+
+
+def _port(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    """The TCP port in env[name], or `default`; a bad value is added to `problems`."""
+    raw = env.get(name) or str(default)
+    if raw.isdigit() and 0 < int(raw) < 65536:
+        return int(raw)
+    problems.append(f"{name} must be a port number (1-65535), not {raw!r}.")
+    return default
+
+
+def _count(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    """The positive whole number in env[name], or `default`; a bad value is added to `problems`."""
+    raw = env.get(name) or str(default)
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    problems.append(f"{name} must be a whole number above 0, not {raw!r}.")
+    return default
+
+
+def _secret(env: Mapping[str, str], name: str, problems: list[str]) -> str | None:
+    """The secret in env[name] (None if unset); one shorter than MIN_SECRET_CHARS is refused."""
+    value = env.get(name) or None
+    if value is not None and "change-me" in value:
+        problems.append(f"{name} is still the placeholder from .env.example: set a random secret.")
+    elif value is not None and len(value) < MIN_SECRET_CHARS:
+        problems.append(
+            f"{name} must be at least {MIN_SECRET_CHARS} characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the servers, the staff commands and the tools read from the environment."""
+
+    profile: str
+    database_url: str
+    redis_host: str
+    redis_port: int
+    redis_password: str
+    redis_db: int
+    rasa_interface: str
+    rasa_port: int
+    model: Path
+    api_token: str | None
+    jwt_secret: str | None
+    cors_origins: tuple[str, ...]
+    action_server_host: str
+    action_server_port: int
+    action_server_url: str
+    action_server_token: str | None
+    web_port: int
+    clinic_settings: Path
+    max_message_chars: int
+    max_messages_per_minute: int
+    booking_webhook_token: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], lock_store: bool = True) -> Settings:
+        """Read and check the settings; raise SettingsError listing every problem at once.
+
+        `lock_store`: whether this process takes conversation locks (the Rasa server does;
+        the action server and the staff commands do not, so they need no Redis).
+        """
+        problems: list[str] = []
+        profile = env.get("CLINIC_PROFILE") or "local"
+        if profile not in PROFILES:
+            problems.append(f"CLINIC_PROFILE must be one of {', '.join(PROFILES)}, not {profile!r}.")
+        database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        redis_host = env.get("REDIS_HOST", "")
+        if profile == "production":
+            if not database_url.startswith(("postgresql://", "postgresql+psycopg2://")):
+                problems.append(
+                    "The production profile keeps conversations and booking requests in "
+                    "PostgreSQL: set DATABASE_URL=postgresql://user:password@host:5432/db."
+                )
+            if lock_store and not redis_host:
+                problems.append(
+                    "The production profile uses Redis as Rasa's lock store: set REDIS_HOST "
+                    "(and REDIS_PORT, REDIS_PASSWORD if needed)."
+                )
+        redis_db = env.get("REDIS_DB") or "0"
+        if not redis_db.isdigit():
+            problems.append(f"REDIS_DB must be a number, not {redis_db!r}.")
+        action_host = env.get("ACTION_SERVER_HOST") or "127.0.0.1"
+        action_port = _port(env, "ACTION_SERVER_PORT", ACTION_SERVER_PORT, problems)
+        action_token = _secret(env, "ACTION_SERVER_TOKEN", problems)
+        if not is_loopback(action_host) and action_token is None:
+            problems.append(
+                f"The action server would listen on {action_host}, beyond this machine: "
+                "set ACTION_SERVER_TOKEN (a shared secret Rasa sends), or keep "
+                "ACTION_SERVER_HOST=127.0.0.1."
+            )
+        web_port = _port(env, "WEB_PORT", WEB_PORT, problems)
+        settings = cls(
+            profile=profile,
+            database_url=database_url,
+            redis_host=redis_host,
+            redis_port=_port(env, "REDIS_PORT", REDIS_PORT, problems),
+            redis_password=env.get("REDIS_PASSWORD", ""),
+            redis_db=int(redis_db) if redis_db.isdigit() else 0,
+            rasa_interface=env.get("RASA_INTERFACE") or "127.0.0.1",
+            rasa_port=_port(env, "RASA_PORT", RASA_PORT, problems),
+            model=Path(env.get("RASA_MODEL") or MODEL),
+            api_token=_secret(env, "RASA_API_TOKEN", problems),
+            jwt_secret=_secret(env, "RASA_JWT_SECRET", problems),
+            cors_origins=tuple(env.get("CORS_ORIGINS", "").split()) or page_origins(web_port),
+            action_server_host=action_host,
+            action_server_port=action_port,
+            action_server_url=env.get("ACTION_SERVER_URL") or f"http://127.0.0.1:{action_port}/webhook",
+            action_server_token=action_token,
+            web_port=web_port,
+            clinic_settings=Path(env.get("CLINIC_SETTINGS") or CLINIC_YML),
+            max_message_chars=_count(env, "MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS, problems),
+            max_messages_per_minute=_count(env, "MAX_MESSAGES_PER_MINUTE", MAX_MESSAGES_PER_MINUTE, problems),
+            booking_webhook_token=env.get("BOOKING_WEBHOOK_TOKEN") or None,
+        )
+        if problems:
+            raise SettingsError(
+                "The settings in the environment need fixing:\n  - " + "\n  - ".join(problems)
+            )
+        return settings
+
+    @property
+    def endpoints_file(self) -> Path:
+        """The endpoints file of this profile."""
+        return PROJECT_ROOT / PROFILES[self.profile]
+
+    def endpoint_variables(self) -> dict[str, str]:
+        """The ${...} values the endpoints files expand (Rasa refuses unset ones)."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "ACTION_SERVER_URL": self.action_server_url,
+            "ACTION_SERVER_TOKEN": self.action_server_token or "",
+            "REDIS_HOST": self.redis_host,
+            "REDIS_PORT": str(self.redis_port),
+            "REDIS_PASSWORD": self.redis_password,
+            "REDIS_DB": str(self.redis_db),
+        }
+
+
+def current() -> Settings:
+    """The settings of this process (environment and .env), without Redis checks."""
+    return Settings.from_env(environment(), lock_store=False)
+
+
+def load(lock_store: bool = True) -> Settings:
+    """Check the settings and export them (with .env's) to os.environ, where Rasa reads them."""
+    env = environment()
+    settings = Settings.from_env(env, lock_store)
+    os.environ.update(env)
+    os.environ.update(settings.endpoint_variables())
+    return settings

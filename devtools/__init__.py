@@ -1,0 +1,1 @@
+"""Developers' tools, not shipped in the images: benchmark, load test, throw-away servers."""

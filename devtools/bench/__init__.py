@@ -1,0 +1,1 @@
+"""`make bench`: accuracy and speed of the trained model, pipelines compared, thresholds tuned."""

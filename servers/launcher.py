@@ -1,0 +1,210 @@
+"""Start the assistant's servers (action server + Rasa) on loopback, and stop them.
+
+One launcher serves `make run` (clinic-run), the end-to-end tests, the browser test and the
+benchmark, so all of them run the product exactly the same way. With `web_port` set, the
+demo clinic page with the chat widget (servers/page.py) is served too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from common import settings
+from common.database import sqlite_file
+from common.paths import MODEL, PROJECT_ROOT
+from common.settings import DEFAULT_DATABASE_URL, SettingsError, page_origins
+from servers.page import PageServer
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class StackConfig:
+    """Everything that differs between a local run, a test run and a benchmark.
+
+    The servers read their settings from the environment (servers/settings.py); these
+    fields are written over whatever the environment says, the rest passes through.
+    """
+
+    rasa_port: int = settings.RASA_PORT
+    action_port: int = settings.ACTION_SERVER_PORT
+    database_url: str = DEFAULT_DATABASE_URL
+    model: Path = MODEL
+    host: str = "127.0.0.1"
+    # Web origins allowed to use the HTTP routes and socket.io; empty: the demo page's.
+    cors_origins: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web_port: int | None = None  # set: also serve the demo page (web/) on this port
+
+    @property
+    def rasa_url(self) -> str:
+        """The Rasa server's base URL."""
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def web_url(self) -> str | None:
+        """The demo page's URL (None when it is not served)."""
+        return f"http://{self.host}:{self.web_port}" if self.web_port else None
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """cors_origins, or the demo page's origins when none are configured."""
+        return list(self.cors_origins) or list(page_origins(self.web_port or settings.WEB_PORT))
+
+    def environment(self) -> dict[str, str]:
+        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry."""
+        env = dict(os.environ)
+        env.update(
+            RASA_PORT=str(self.rasa_port),
+            RASA_INTERFACE=self.host,
+            RASA_MODEL=str(self.model),
+            ACTION_SERVER_PORT=str(self.action_port),
+            ACTION_SERVER_URL=f"http://127.0.0.1:{self.action_port}/webhook",
+            DATABASE_URL=self.database_url,
+            SANIC_REQUEST_MAX_SIZE=env.get("SANIC_REQUEST_MAX_SIZE", "65536"),
+            CORS_ORIGINS=" ".join(self.allowed_origins),
+            RASA_TELEMETRY_ENABLED="false",
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        env.update(self.extra_env)
+        return env
+
+
+class Stack:
+    """The running action server, Rasa server and (with web_port) page; a context manager that stops all."""
+
+    def __init__(self, config: StackConfig, log: IO[str] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.processes: list[subprocess.Popen] = []
+        self.page: PageServer | None = None
+
+    def start(self, timeout: float = 180.0) -> Stack:
+        """Start both servers (and the page) and wait until Rasa answers on its REST channel."""
+        if self.config.web_port:  # first: a missing widget install fails before the slow start
+            self.page = PageServer(self.config.web_port, self.config.rasa_url, host=self.config.host).start()
+        database_file = sqlite_file(self.config.database_url)
+        if database_file is not None:
+            database_file.parent.mkdir(parents=True, exist_ok=True)
+        self._spawn([sys.executable, "-m", "servers.actions"])
+        self._spawn([sys.executable, "-m", "servers.chat"])
+        self.wait_until_ready(timeout)
+        return self
+
+    def _spawn(self, command: list[str]) -> None:
+        self.processes.append(
+            subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.config.environment(),
+                stdout=self.log,
+                stderr=subprocess.STDOUT if self.log else None,
+                start_new_session=True,
+            )
+        )
+
+    def wait_until_ready(self, timeout: float) -> None:
+        """Poll both health URLs; raise if a server dies or time runs out."""
+        urls = [
+            f"http://127.0.0.1:{self.config.action_port}/health",
+            f"{self.config.rasa_url}/webhooks/rest/",
+        ]
+        deadline = time.monotonic() + timeout
+        while urls:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {urls}")
+            try:
+                with urllib.request.urlopen(urls[0], timeout=2):
+                    urls.pop(0)
+            except OSError:
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop both servers (SIGTERM, then SIGKILL after 15 s) and the page."""
+        if self.page is not None:
+            self.page.stop()
+            self.page = None
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        try:
+            return self.start()
+        except BaseException:  # a server that started must not outlive a failed start
+            self.stop()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """`make run`: start everything, print the URLs, stop both servers on Ctrl-C."""
+    os.environ.update(settings.environment())  # .env fills in what the real environment leaves unset
+    try:
+        deployment = settings.Settings.from_env(os.environ)
+    except SettingsError as error:
+        sys.exit(f'{error}\n(see README, "Configuration")')
+    argparse.ArgumentParser(
+        prog="clinic-run",
+        description=main.__doc__,
+        epilog="Ports, database and origins come from the environment " '(README, "Configuration").',
+    ).parse_args()
+    config = StackConfig(
+        rasa_port=deployment.rasa_port,
+        action_port=deployment.action_server_port,
+        database_url=deployment.database_url,
+        model=deployment.model,
+        web_port=deployment.web_port,
+        cors_origins=list(deployment.cors_origins),
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill` stops both servers,
+        signal.signal(sig, signal.default_int_handler)  # even if started with SIGINT ignored
+    stack = Stack(config)
+    try:
+        stack.start()
+        print(
+            f"\nThe assistant is ready.\n  Open http://localhost:{config.web_port}  (the demo clinic page"
+            f" with the chat)\n  REST:      POST {config.rasa_url}/webhooks/rest/webhook"
+            f"\n  socket.io: {config.rasa_url}/socket.io\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        while all(process.poll() is None for process in stack.processes):
+            time.sleep(1)
+        sys.exit("A server stopped unexpectedly; see its messages above.")
+    except KeyboardInterrupt:
+        print("\nStopping...", flush=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not orphan a server
+            signal.signal(sig, signal.SIG_IGN)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Serve the demo clinic page (web/) with its chat widget, on loopback.
+
+A tiny static file server (the standard library's http.server, in a thread) used by
+`make run` (servers/launcher.py) and the browser test. It serves:
+
+* the page's own files in web/ (index.html, style.css, chat.js, ...),
+* /config.js, written here: the socket.io URL of the Rasa server the widget talks to,
+* /vendor/rasa-webchat.js, the widget's built bundle from web/node_modules (`npm ci` in web/),
+  without its CSS @import of a Google web font (the page makes no third-party requests),
+
+and nothing else: no directory listings, no node_modules, no package files. Every
+response carries a Content-Security-Policy that only allows this server and the Rasa
+server, so the page loads nothing from a CDN and runs no inline or injected script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+from functools import partial
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from common import settings
+from common.clinic import load_settings
+from common.paths import WEB_ROOT
+
+WEBCHAT_BUNDLE = WEB_ROOT / "node_modules" / "rasa-webchat" / "lib" / "index.js"
+WEBCHAT_URL_PATH = "/vendor/rasa-webchat.js"
+CONFIG_URL_PATH = "/config.js"
+PRIVATE_NAMES = {"package.json", "package-lock.json", "node_modules"}
+# The widget's CSS imports its font from Google: a request to a third party on every visit.
+THIRD_PARTY_FONT = b"@import url(https://fonts.googleapis.com/css?family=Inter:400,500,700&display=swap);"
+
+
+def websocket_url(http_url: str) -> str:
+    """http://host:port -> ws://host:port (https -> wss)."""
+    return "ws" + http_url[len("http") :] if http_url.startswith("http") else http_url
+
+
+def content_security_policy(socket_url: str) -> str:
+    """Only this server's files; only the Rasa server to talk to; no inline script."""
+    rasa = socket_url.rstrip("/")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",  # the widget injects its CSS as <style> elements
+            "img-src 'self' data:",
+            "font-src 'self' data:",  # the carousel's icon font is inlined
+            f"connect-src 'self' {rasa} {websocket_url(rasa)}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def webchat_bundle() -> bytes:
+    """The widget's built bundle, minus its third-party font import."""
+    if not WEBCHAT_BUNDLE.is_file():
+        raise FileNotFoundError(f"{WEBCHAT_BUNDLE} is missing: run `npm ci` in {WEB_ROOT}")
+    return WEBCHAT_BUNDLE.read_bytes().replace(THIRD_PARTY_FONT, b"")
+
+
+def config_script(socket_url: str) -> bytes:
+    """The generated /config.js: the Rasa server to talk to, and the clinic's name (clinic.yml)."""
+    settings = json.dumps({"socketUrl": socket_url.rstrip("/"), "title": load_settings().name})
+    return (
+        f"// Written by servers/page.py: where the chat widget finds the assistant.\n"
+        f"window.CLINIC_CHAT_CONFIG = {settings};\n"
+    ).encode()
+
+
+class _PageServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows the page's generated scripts and its policy."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: Callable[..., Any], generated: dict[str, bytes], csp: str
+    ) -> None:
+        super().__init__(address, handler)
+        self.generated = generated  # URL path -> JavaScript served from memory
+        self.csp = csp
+
+
+class PageRequestHandler(SimpleHTTPRequestHandler):
+    """GET/HEAD of web/'s own files, /config.js and the widget bundle; 404 for anything else."""
+
+    server: _PageServer
+
+    def send_head(self) -> Any | None:  # type: ignore[override]
+        """/config.js or the widget (from memory), or the file translate_path names."""
+        body = self.server.generated.get(urllib.parse.urlsplit(self.path).path)
+        if body is not None:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/javascript; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return BytesIO(body)
+        return super().send_head()
+
+    def translate_path(self, path: str) -> str:
+        """web/'s files; a missing file for private ones (node_modules, package files, dot files)."""
+        target = Path(super().translate_path(path))
+        inside = target.relative_to(WEB_ROOT).parts if target.is_relative_to(WEB_ROOT) else ("..",)
+        if any(part in PRIVATE_NAMES or part.startswith(".") for part in inside):
+            return str(WEB_ROOT / "not-found")
+        return str(target)
+
+    def list_directory(self, path: Any) -> None:  # type: ignore[override]
+        """No directory listings."""
+        self.send_error(HTTPStatus.NOT_FOUND, "Not found")
+        return None
+
+    def end_headers(self) -> None:
+        """Security headers on every response; the page always fresh (it is tiny)."""
+        self.send_header("Content-Security-Policy", self.server.csp)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the servers' own logs are what matter."""
+
+
+class PageServer:
+    """The demo page on http://host:port, in a background thread; a context manager."""
+
+    def __init__(self, port: int, socket_url: str, host: str = "127.0.0.1") -> None:
+        self.port = port
+        self.host = host
+        self.socket_url = socket_url
+        self._server: _PageServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The page's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> PageServer:
+        """Bind the port and serve; raise if the widget is not installed (`npm ci` in web/)."""
+        generated = {WEBCHAT_URL_PATH: webchat_bundle(), CONFIG_URL_PATH: config_script(self.socket_url)}
+        server = _PageServer(
+            (self.host, self.port),
+            partial(PageRequestHandler, directory=str(WEB_ROOT)),
+            generated,
+            content_security_policy(self.socket_url),
+        )
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="page-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> PageServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """Serve only the page (the assistant started elsewhere, e.g. by `make run`)."""
+    deployment = settings.current()
+    parser = argparse.ArgumentParser(prog="clinic-page", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=deployment.web_port)
+    parser.add_argument(
+        "--socket-url", default=f"http://127.0.0.1:{deployment.rasa_port}", help="the Rasa server"
+    )
+    args = parser.parse_args()
+    with PageServer(args.port, args.socket_url) as page:
+        print(f"Open http://localhost:{page.port}  (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

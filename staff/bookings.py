@@ -1,0 +1,97 @@
+"""Staff command for consultation requests: list, export to CSV, purge old ones, re-deliver.
+
+    make bookings [DAYS=7]                 (clinic-bookings list [--days 7])
+    make bookings-export FILE=requests.csv (clinic-bookings export requests.csv [--days 30])
+    make bookings-purge DAYS=90            (clinic-bookings purge --older-than 90: requests AND conversations)
+    make bookings-deliver                  (clinic-bookings deliver: retry what the booking system missed)
+
+The database is DATABASE_URL (default: the project's var/clinic.db).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from actions.booking.delivery import deliver_pending
+from actions.booking.store import BookingStore, booking_requests, default_database_url
+from common import conversations
+from common.clinic import load_settings
+
+COLUMNS = [c.name for c in booking_requests.columns if c.name not in ("id", "dedupe_key")]
+
+
+def since(days: int | None) -> datetime | None:
+    """The moment `days` days ago (None: no limit)."""
+    return datetime.now(timezone.utc) - timedelta(days=days) if days else None
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """One line per request, newest first."""
+    print(f"{len(rows)} request(s)")
+    for r in rows:
+        status = (
+            "delivered" if r["delivered_at"] else ("not delivered" if r["delivery_attempts"] else "stored")
+        )
+        print(
+            f"{r['reference']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['name']} | {r['contact']} | "
+            f"{r['preferred_date']} {r['time_of_day']} | {r['scar'] or '-'} | {status}"
+        )
+
+
+def export_csv(rows: list[dict[str, Any]], path: str) -> None:
+    """Write the requests to a CSV file."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"Wrote {len(rows)} request(s) to {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of the commands; 1 if a delivery failed or there is nowhere to deliver."""
+    parser = argparse.ArgumentParser(
+        prog="clinic-bookings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="show requests")
+    listing.add_argument("--days", type=int, help="only the last N days")
+    export = commands.add_parser("export", help="write requests to a CSV file")
+    export.add_argument("path")
+    export.add_argument("--days", type=int, help="only the last N days")
+    purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
+    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    commands.add_parser("deliver", help="send undelivered requests to the booking system")
+    args = parser.parse_args(argv)
+
+    store = BookingStore(default_database_url())
+    if args.command == "list":
+        print_table(store.list(since(args.days)))
+    elif args.command == "export":
+        export_csv(store.list(since(args.days)), args.path)
+    elif args.command == "purge":
+        requests = store.purge(args.older_than)
+        events = conversations.purge_older_than(store.engine, args.older_than)
+        print(
+            f"Deleted {requests} request(s) and {events} conversation event(s) "
+            f"older than {args.older_than} days"
+        )
+    else:
+        url = load_settings().booking_webhook_url
+        if not url:
+            print("No booking_webhook_url in clinic.yml: nothing to deliver to.")
+            return 1
+        pending = len(store.undelivered())
+        delivered = asyncio.run(deliver_pending(store, url))
+        print(f"Delivered {delivered} of {pending} pending request(s)")
+        return 0 if delivered == pending else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

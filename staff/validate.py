@@ -1,0 +1,565 @@
+"""Check the assistant's questions, answers and tests before training.
+
+    make validate   (Rasa's own checks, then clinic-validate [--root DIR])
+
+Prints each problem as `file:line: what is wrong - what to do`, in words clinic staff
+can act on, and exits 1; with no problems it prints a one-line summary and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common import paths
+from common.clinic import load_settings
+from common.domain import merge as merge_domain
+from common.names import (
+    FAQ_RESPONSE_PREFIX,
+    RASA_ACTIONS,
+    RASA_INTENTS,
+    RASA_RESPONSES,
+    RETRIEVAL_INTENT,
+    TWO_STAGE_FALLBACK,
+)
+from common.paths import PROJECT_ROOT
+
+# The project's files, as staff see them from the project folder (any --root has the same layout).
+DOMAIN = paths.relative(paths.DOMAIN_DIR)
+DATA = paths.relative(paths.DATA_DIR)
+DOCUMENT = paths.relative(paths.DOCUMENT)
+HELDOUT = paths.relative(paths.HELDOUT)
+TEST_STORIES = paths.relative(paths.TEST_STORIES_DIR)
+CLINIC = paths.relative(paths.CLINIC_YML)
+MIN_EXAMPLES = 15
+MAX_ANSWER_CHARS = 480
+FAQ_INTENT = RETRIEVAL_INTENT
+FAQ_PREFIX = FAQ_RESPONSE_PREFIX
+# The document's untitled first paragraph.
+FIRST_SECTION = "Introduction"
+BULLETS = ("•", "-", "*")
+
+
+@dataclass(frozen=True)
+class Place:
+    """A line of a project file, shown as `path:line` so staff can open it there."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing to fix: where it is and, in plain words, what to do."""
+
+    place: Place
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.place}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example question of an intent (e.g. `faq/what_is`) in an NLU file."""
+
+    text: str
+    intent: str
+    place: Place
+
+
+@dataclass
+class Project:
+    """Everything the checks look at, read once from the files under the root."""
+
+    texts: dict[str, str]
+    domain: dict[str, Any]
+    domain_paths: list[str]
+    examples: list[Example]
+    heldout: list[Example]
+    training_steps: list[dict[str, Any]]
+    test_stories: dict[str, list[dict[str, Any]]]
+    document: str
+    actions_source: str
+    clinic_file: Path
+
+
+def normalise(text: str) -> str:
+    """Lower-case text with runs of whitespace made one space, to compare examples and quotes."""
+    return " ".join(text.lower().split())
+
+
+def collapse(text: str) -> str:
+    """Text with runs of whitespace made one space (YAML folds long quotes over lines)."""
+    return " ".join(text.split())
+
+
+def find_line(text: str, wanted: str, start: int = 1) -> int | None:
+    """The first line from `start` that is `wanted` as a list item or key (None if none is)."""
+    for number, line in enumerate(text.splitlines()[start - 1 :], start):
+        item = line.strip().removeprefix("- ").strip()
+        if item == wanted or item.startswith(f"{wanted}:"):
+            return number
+    return None
+
+
+def line_of(text: str, wanted: str, start: int = 1) -> int:
+    """The first line from `start` that is `wanted` as a list item or key, else `start`."""
+    return find_line(text, wanted, start) or start
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """`value` if YAML gave a mapping, else an empty one, so odd files cannot crash a check."""
+    return value if isinstance(value, dict) else {}
+
+
+def sequence(value: Any) -> list[Any]:
+    """`value` if YAML gave a list, else an empty one, so odd files cannot crash a check."""
+    return value if isinstance(value, list) else []
+
+
+def relative(root: Path, path: Path) -> str:
+    """The path as staff see it in the project, e.g. `data/nlu/faq.yml`."""
+    return path.relative_to(root).as_posix()
+
+
+def read_text(root: Path, path: str, problems: list[Problem]) -> str:
+    """A project file's text; a missing or non-UTF-8 file is a problem (and reads as empty)."""
+    try:
+        return (root / path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        problems.append(
+            Problem(
+                Place(path, 1),
+                "the file is missing or not plain text - restore " "it, or save it again as UTF-8 text",
+            )
+        )
+        return ""
+
+
+def read_yaml(root: Path, path: str, texts: dict[str, str], problems: list[Problem]) -> dict[str, Any]:
+    """A YAML file's top-level mapping (its text kept in `texts`); a syntax error is a problem."""
+    texts[path] = read_text(root, path, problems)
+    try:
+        return mapping(yaml.safe_load(texts[path]))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        what = getattr(error, "problem", None) or "it contains a character that is not allowed"
+        line = mark.line + 1 if mark else 1
+        problems.append(
+            Problem(
+                Place(path, line), f"the file is not valid YAML: {what} - " "check indentation and quotes"
+            )
+        )
+        return {}
+
+
+def example_lines(block: Any) -> list[str]:
+    """The example questions of an `examples: |` block, without their leading `- `."""
+    lines = block.splitlines() if isinstance(block, str) else []
+    return [line.strip()[2:].strip() for line in lines if line.strip().startswith("- ")]
+
+
+def nlu_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
+    """Every example of every intent in one NLU file, each with its line number."""
+    found: list[Example] = []
+    cursor = 1
+    for item in sequence(data.get("nlu")):
+        intent = mapping(item).get("intent")
+        if not isinstance(intent, str):
+            continue
+        cursor = line_of(text, f"intent: {intent}", cursor)
+        for example in example_lines(item.get("examples")):
+            cursor = line_of(text, example, cursor + 1)  # after the previous one: copies differ
+            found.append(Example(example, intent, Place(path, cursor)))
+    return found
+
+
+def story_steps(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of every rule and story in a file, with `or:` alternatives flattened."""
+    steps: list[dict[str, Any]] = []
+    for key in ("rules", "stories"):
+        for story in sequence(data.get(key)):
+            for step in map(mapping, sequence(mapping(story).get("steps"))):
+                steps += [mapping(alt) for alt in sequence(step.get("or"))] or [step]
+    return steps
+
+
+def source_text(folder: Path) -> str:
+    """The Python source of the custom actions, to see which responses they send."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(folder.rglob("*.py")))
+
+
+def yaml_files(root: Path, folder: str) -> list[str]:
+    """The YAML files under a project folder (and its subfolders), by relative path."""
+    return [relative(root, path) for path in sorted((root / folder).rglob("*.yml"))]
+
+
+def load(root: Path) -> tuple[Project, list[Problem]]:
+    """Read the project under `root`; problems are files that are missing or not valid YAML."""
+    texts: dict[str, str] = {}
+    problems: list[Problem] = []
+    domain_paths = yaml_files(root, DOMAIN)
+    if not domain_paths:
+        problems.append(
+            Problem(
+                Place(DOMAIN, 1),
+                "the folder with the assistant's answers is missing "
+                "or empty - restore it from the project's history",
+            )
+        )
+    domain = merge_domain([read_yaml(root, path, texts, problems) for path in domain_paths])
+    data = {path: read_yaml(root, path, texts, problems) for path in yaml_files(root, DATA)}
+    heldout = read_yaml(root, HELDOUT, texts, problems) if (root / HELDOUT).exists() else {}
+    tests = {path: read_yaml(root, path, texts, problems) for path in yaml_files(root, TEST_STORIES)}
+    document = read_text(root, DOCUMENT, problems)
+    project = Project(
+        texts=texts,
+        domain=domain,
+        domain_paths=domain_paths,
+        examples=[e for path, doc in data.items() for e in nlu_examples(path, texts[path], doc)],
+        heldout=nlu_examples(HELDOUT, texts.get(HELDOUT, ""), heldout),
+        training_steps=[step for doc in data.values() for step in story_steps(doc)],
+        test_stories={path: story_steps(doc) for path, doc in tests.items()},
+        document=document,
+        actions_source=source_text(root / "actions"),
+        clinic_file=root / CLINIC,
+    )
+    return project, problems
+
+
+def intent_name(item: Any) -> str:
+    """The name of a domain intent, listed as `- greet` or `- greet: {use_entities: ...}`."""
+    return str(next(iter(item))) if isinstance(item, dict) and item else str(item)
+
+
+def domain_intents(project: Project) -> list[str]:
+    """The intents listed under `intents:` in domain/."""
+    return [intent_name(item) for item in sequence(project.domain.get("intents"))]
+
+
+def responses(project: Project) -> dict[str, Any]:
+    """The responses (answers) in domain/, by name."""
+    return mapping(project.domain.get("responses"))
+
+
+def faq_answers(project: Project) -> dict[str, list[Any]]:
+    """The FAQ answers (`utter_faq/<key>`) in domain/, with their variations."""
+    return {
+        name: sequence(value) for name, value in responses(project).items() if name.startswith(FAQ_PREFIX)
+    }
+
+
+def answered_questions(project: Project) -> set[str]:
+    """The FAQ questions (`faq/<key>`) that have an answer in domain/."""
+    return {f"{FAQ_INTENT}/{name.removeprefix(FAQ_PREFIX)}" for name in faq_answers(project)}
+
+
+def domain_place(project: Project, wanted: str, start: int = 1) -> Place:
+    """The file of domain/ and the line where `wanted` (an intent, response or key) is written."""
+    for path in project.domain_paths:
+        line = find_line(project.texts.get(path, ""), wanted, start)
+        if line is not None:
+            return Place(path, line)
+    return Place(project.domain_paths[0] if project.domain_paths else DOMAIN, start)
+
+
+def first_places(examples: Iterable[Example], key: Callable[[Example], str]) -> dict[str, Place]:
+    """Where the first example of each group (e.g. of each intent) is written."""
+    places: dict[str, Place] = {}
+    for example in examples:
+        places.setdefault(key(example), example.place)
+    return places
+
+
+def intent_places(project: Project) -> dict[str, Place]:
+    """Where each intent's (or FAQ question's) first example is written."""
+    return first_places(project.examples, lambda e: e.intent)
+
+
+def check_faq_answers(project: Project) -> list[Problem]:
+    """Every FAQ question has an answer, and every answer can be reached by some question."""
+    asked = intent_places(project)
+    answered = answered_questions(project)
+    problems = [
+        Problem(
+            place,
+            f'the question {intent} has no answer - add a response "utter_{intent}" '
+            "(with its source and quote) to domain/faq.yml, or remove these examples",
+        )
+        for intent, place in asked.items()
+        if intent.startswith(f"{FAQ_INTENT}/") and intent not in answered
+    ]
+    problems += [
+        Problem(
+            domain_place(project, f"utter_{intent}"),
+            f"the answer utter_{intent} has no example questions, so the assistant can never "
+            f'give it - add at least {MIN_EXAMPLES} examples under "- intent: {intent}" in '
+            "data/nlu, or remove the answer",
+        )
+        for intent in sorted(answered - set(asked))
+    ]
+    return problems
+
+
+def check_intents(project: Project) -> list[Problem]:
+    """Every intent has enough examples to be learnt, and every intent with examples is declared."""
+    counts = Counter(e.intent for e in project.examples)
+    declared = domain_intents(project)
+    places = intent_places(project)
+    problems = []
+    for intent in declared:
+        keys = sorted(k for k in counts if k.startswith(f"{intent}/")) or [intent]
+        problems += [
+            Problem(
+                places.get(key) or domain_place(project, key),
+                f'the intent "{key}" has {counts[key]} example questions, fewer than '
+                f"MIN_EXAMPLES = {MIN_EXAMPLES} - add at least {MIN_EXAMPLES - counts[key]} "
+                "more in data/nlu so the assistant learns to recognise it",
+            )
+            for key in keys
+            if counts[key] < MIN_EXAMPLES
+        ]
+    bases = first_places(project.examples, lambda e: e.intent.partition("/")[0])
+    problems += [
+        Problem(
+            place,
+            f'the intent "{base}" has example questions but is not listed under '
+            f'"intents:" in any file of domain/ - add "- {base}" there, or remove the examples',
+        )
+        for base, place in bases.items()
+        if base not in declared
+    ]
+    return problems
+
+
+def check_responses_used(project: Project) -> list[Problem]:
+    """Every non-FAQ answer is sent by a rule, a story, a custom action or Rasa itself."""
+    used = {str(step.get("action")) for step in project.training_steps} | RASA_RESPONSES
+    used |= {
+        f"utter_ask_{slot}"
+        for form in (project.domain.get("forms") or {}).values()
+        for slot in sequence((form or {}).get("required_slots"))
+    }
+    source = project.actions_source
+    # Names an action builds at run time, e.g. f"utter_invalid_{reason}", count by prefix.
+    prefixes = tuple(re.findall(r'f["\'](utter_[A-Za-z0-9]+[A-Za-z0-9_]*_)\{', source))
+    return [
+        Problem(
+            domain_place(project, name),
+            f"the answer {name} is never sent: no rule, story or custom action uses it - "
+            "use it in data/rules or data/stories, or remove it from the domain",
+        )
+        for name in responses(project)
+        if not name.startswith(FAQ_PREFIX)
+        and name not in used
+        and not name.startswith(prefixes)
+        and f'"{name}"' not in source
+        and f"'{name}'" not in source
+    ]
+
+
+def duplicate_message(first: Example, copy: Example) -> str:
+    """What to do about `copy`, an example already written at `first`."""
+    if copy.intent == first.intent:
+        return (
+            f'"{copy.text}" is written twice under {copy.intent} (also at {first.place}) - '
+            "delete this copy"
+        )
+    return (
+        f'"{copy.text}" is an example of both {first.intent} ({first.place}) and '
+        f"{copy.intent} - keep it under one question only"
+    )
+
+
+def check_duplicates(project: Project) -> list[Problem]:
+    """No example question is written twice, and none belongs to two intents."""
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for example in project.examples:
+        groups[normalise(example.text)].append(example)
+    return [
+        Problem(copy.place, duplicate_message(first, copy))
+        for first, *copies in groups.values()
+        for copy in copies
+    ]
+
+
+def check_heldout(project: Project) -> list[Problem]:
+    """No held-out test question is also a training example, so the test stays fair."""
+    heldout = first_places(project.heldout, lambda e: normalise(e.text))
+    return [
+        Problem(
+            example.place,
+            f'"{example.text}" is also a test question '
+            f"({heldout[normalise(example.text)]}) - remove it from the "
+            "training data, or reword the test question, so the test only "
+            "uses questions the assistant has never seen",
+        )
+        for example in project.examples
+        if normalise(example.text) in heldout
+    ]
+
+
+def document_sections(document: str) -> list[str]:
+    """The document's section names: "Introduction", then every heading line.
+
+    A heading is a line of one sentence ending in "?" or ":" that is not a bullet; a
+    paragraph ending in ":" (which introduces a list) has more sentences, so it is not one.
+    Whitespace is collapsed: the document has non-breaking spaces inside a heading.
+    """
+    headings = [collapse(line) for line in document.splitlines()]
+    return [FIRST_SECTION] + [
+        line
+        for line in headings
+        if line.endswith(("?", ":")) and not line.startswith(BULLETS) and not re.search(r"[.!?]\s", line)
+    ]
+
+
+def grounding_problems(document: str, name: str, variation: dict[str, Any]) -> list[str]:
+    """What is wrong with one FAQ answer's source, quote and length (empty if nothing)."""
+    sections = document_sections(document)
+    metadata = mapping(variation.get("metadata"))
+    source = collapse(str(metadata.get("source") or ""))
+    quote = collapse(str(metadata.get("quote") or ""))
+    text = str(variation.get("text") or "")
+    wrong = []
+    if source not in sections:
+        wrong.append(
+            f"the source of {name} ({source or 'none given'}) is not a section of "
+            f"{DOCUMENT} - set metadata.source to one of: {', '.join(sections)}"
+        )
+    if not quote or quote not in collapse(document):
+        wrong.append(
+            f"the quote of {name} is missing or not in {DOCUMENT} word for word - copy "
+            "the sentence the answer is based on from the document into metadata.quote"
+        )
+    if len(text) > MAX_ANSWER_CHARS:
+        wrong.append(
+            f"the text of {name} is {len(text)} characters long, more than the "
+            f"MAX_ANSWER_CHARS = {MAX_ANSWER_CHARS} that fit on a phone screen - "
+            "shorten the text"
+        )
+    return wrong
+
+
+def check_grounding(project: Project) -> list[Problem]:
+    """Every FAQ answer names its section and quotes the document, and fits a phone screen."""
+    return [
+        Problem(domain_place(project, name), message)
+        for name, variations in faq_answers(project).items()
+        for variation in variations
+        for message in grounding_problems(project.document, name, mapping(variation))
+    ]
+
+
+def known_names(project: Project) -> dict[str, set[str]]:
+    """What test stories may use: intents, actions (responses included) and active loops."""
+    answers = set(responses(project))
+    intents = set(domain_intents(project)) | RASA_INTENTS
+    forms = set(mapping(project.domain.get("forms")))
+    actions = {str(a) for a in sequence(project.domain.get("actions"))} | forms
+    loops = forms | {TWO_STAGE_FALLBACK}
+    return {
+        "intent": intents | answered_questions(project),
+        "action": actions | answers | RASA_ACTIONS | {f"utter_{FAQ_INTENT}"},
+        "active_loop": loops,
+    }
+
+
+def unknown_references(steps: list[dict[str, Any]], known: dict[str, set[str]]) -> Iterator[tuple[str, str]]:
+    """(kind, name) for each intent, action or active loop in `steps` that the domain lacks."""
+    seen: set[tuple[str, str]] = set()
+    for step in steps:
+        for kind, names in known.items():
+            name = step.get(kind)
+            if name is not None and str(name) not in names and (kind, str(name)) not in seen:
+                seen.add((kind, str(name)))
+                yield kind, str(name)
+
+
+def check_test_stories(project: Project) -> list[Problem]:
+    """Test stories only use intents, answers, actions and loops that the domain has."""
+    known = known_names(project)
+    hints = {
+        "intent": 'use an intent listed under "intents:" (or faq/<key> with an answer '
+        "utter_faq/<key>) in domain/, or check the spelling",
+        "action": 'use a response or an action listed under "actions:" in domain/, or ' "check the spelling",
+        "active_loop": f"use a form from domain/ or {TWO_STAGE_FALLBACK}",
+    }
+    return [
+        Problem(
+            Place(path, line_of(project.texts[path], f"{kind}: {name}")),
+            f'the test story uses the {kind.replace("_", " ")} "{name}", which the domain '
+            f"does not have - {hints[kind]}",
+        )
+        for path, steps in project.test_stories.items()
+        for kind, name in unknown_references(steps, known)
+    ]
+
+
+def check_clinic(project: Project) -> list[Problem]:
+    """clinic.yml can be read, and every detail answers need is filled in."""
+    try:
+        load_settings.__wrapped__(project.clinic_file)
+    except FileNotFoundError:
+        return [Problem(Place(CLINIC, 1), "the file is missing - restore it from the project's history")]
+    except (ValueError, yaml.YAMLError) as error:
+        message = str(error).removeprefix(f"{CLINIC}: ")
+        return [Problem(Place(CLINIC, 1), f"{message} - correct it, keeping the format of the other lines")]
+    return []
+
+
+CHECKS: Sequence[Callable[[Project], list[Problem]]] = (
+    check_faq_answers,
+    check_intents,
+    check_responses_used,
+    check_duplicates,
+    check_heldout,
+    check_grounding,
+    check_test_stories,
+    check_clinic,
+)
+
+
+def run_checks(project: Project) -> list[Problem]:
+    """The problems every check finds, check by check."""
+    return [problem for check in CHECKS for problem in check(project)]
+
+
+def summary(project: Project) -> str:
+    """The one line printed when everything passes."""
+    return (
+        f"All {len(CHECKS)} checks passed: {len(domain_intents(project))} intents, "
+        f"{len(project.examples)} examples, {len(responses(project))} answers"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check the project, print the problems (or a summary); 1 if there are problems."""
+    parser = argparse.ArgumentParser(prog="clinic-validate", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the project folder")
+    root = parser.parse_args(argv).root.resolve()
+    project, problems = load(root)
+    # Invalid files would make every other check report nonsense: fix them first.
+    problems = problems or run_checks(project)
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(summary(project))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""End to end: a visitor books a consultation over HTTP; the request lands in the database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from common.clinic import load_settings
+from tests.helpers import LiveAssistant
+
+pytestmark = pytest.mark.e2e
+NAME, EMAIL, SCAR = "Priya O'Sharma-Test", "priya.test@example.com", "<i>knee</i> scar"
+
+
+def open_day(days_ahead: int = 2) -> date:
+    """The first day the clinic is open, at least `days_ahead` days from now."""
+    return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
+
+
+def stored(live: LiveAssistant, reference: str) -> dict:
+    with sa.create_engine(live.database_url).connect() as db:
+        row = (
+            db.execute(sa.text("SELECT * FROM booking_requests WHERE reference = :r"), {"r": reference})
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else {}
+
+
+def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected) -> None:
+    me, day = f"booker-{uuid.uuid4().hex[:6]}", open_day()
+    intro, question = live.texts(me, "I'd like to book a consultation")
+    assert (intro, question) == (expected("utter_booking_intro"), expected("utter_ask_booking_name"))
+    assert live.texts(me, NAME) == [expected("utter_ask_booking_contact")]
+    assert live.texts(me, EMAIL) == [expected("utter_ask_booking_date")]
+    assert live.texts(me, f"{day.day} {day:%B}") == [expected("utter_ask_booking_time")]
+    assert live.texts(me, "afternoon") == [expected("utter_ask_booking_scar")]
+    assert live.texts(me, SCAR) == [expected("utter_ask_booking_consent")]
+    [summary] = live.say(me, "/affirm")
+    assert "Priya O&#x27;Sharma-Test" in summary["text"] and "&lt;i&gt;knee&lt;/i&gt; scar" in summary["text"]
+    assert f"{day.day} {day:%B %Y}" in summary["text"] and summary["buttons"][0]["payload"] == "/affirm"
+    [saved] = live.texts(me, "/affirm")
+    reference = saved.split("Your reference is ")[1][:11]
+    assert saved == expected("utter_booking_saved").replace("{reference}", reference)
+    row = stored(live, reference)
+    assert (row["name"], row["contact"], row["scar"], row["time_of_day"]) == (NAME, EMAIL, SCAR, "afternoon")
+    assert str(row["preferred_date"]) == day.isoformat()
+    # The details have left the conversation: a new request starts from scratch.
+    assert live.texts(me, "book a consultation")[1] == expected("utter_ask_booking_name")
+
+
+def test_an_faq_question_mid_form_is_answered_and_the_form_resumes(live: LiveAssistant, expected) -> None:
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "can I book an appointment")
+    live.texts(me, "Sam Taylor")
+    assert live.texts(me, "what is PIH") == [
+        expected("utter_faq/what_is_pih"),
+        expected("utter_ask_booking_contact"),
+    ]
+
+
+def test_two_invalid_answers_explain_the_format_and_offer_the_phone(live: LiveAssistant, expected) -> None:
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    live.texts(me, "Sam Taylor")
+    assert live.texts(me, "0791") == [expected("utter_invalid_phone"), expected("utter_ask_booking_contact")]
+    assert live.texts(me, "sam@") == [
+        expected("utter_invalid_email"),
+        expected("utter_format_booking_contact"),
+        expected("utter_booking_call_instead"),
+        expected("utter_ask_booking_contact"),
+    ]
+
+
+def test_refused_consent_stores_nothing(live: LiveAssistant, expected) -> None:
+    me, day = f"booker-{uuid.uuid4().hex[:6]}", open_day()
+    live.texts(me, "book a consultation")
+    for answer in ["Alex Refuser", "07911 222333", f"{day.day} {day:%B}", "morning", "skip"]:
+        live.texts(me, answer)
+    assert live.texts(me, "/deny") == [expected("utter_booking_no_consent")]
+    with sa.create_engine(live.database_url).connect() as db:
+        assert (
+            db.execute(sa.text("SELECT COUNT(*) FROM booking_requests WHERE name = 'Alex Refuser'")).scalar()
+            == 0
+        )
+
+
+def test_cancel_asks_first_then_drops_everything(live: LiveAssistant, expected) -> None:
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    live.texts(me, "Casey Cancel")
+    assert live.texts(me, "cancel") == [expected("utter_ask_cancel_booking")]
+    assert live.texts(me, "/affirm") == [expected("utter_booking_cancelled")]
+
+
+def test_typed_payloads_cannot_set_consent_or_skip_validation(live: LiveAssistant, expected) -> None:
+    """Stock Rasa lets anyone type /intent{"slot": ...}; no booking slot is filled from entities."""
+    me = f"mallory-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    forged = '/affirm{"booking_consent": true, "booking_name": "Mallory", "booking_contact": "x"}'
+    assert live.texts(me, forged) == [
+        expected("utter_booking_continue"),  # entities dropped,
+        expected("utter_ask_booking_name"),
+    ]  # question asked again
+    # The name is still missing: a real name is taken as the name, and the contact is asked next.
+    assert live.texts(me, "Jo Bloggs")[-1] == expected("utter_ask_booking_contact")
+    with sa.create_engine(live.database_url).connect() as db:
+        assert (
+            db.execute(sa.text("SELECT COUNT(*) FROM booking_requests WHERE name LIKE 'Mallory%'")).scalar()
+            == 0
+        )
+
+
+def test_personal_data_never_reaches_the_server_logs(live: LiveAssistant) -> None:
+    """Runs after the bookings above (same servers): none of their details are logged."""
+    log = live.log_path.read_text(encoding="utf-8", errors="replace")
+    for secret in [
+        NAME,
+        EMAIL,
+        "Priya",
+        "07911",
+        "+44791",
+        "Sam Taylor",
+        "Casey Cancel",
+        "knee",
+        "Mallory",
+        "Jo Bloggs",
+    ]:
+        assert secret not in log, f"{secret!r} appears in the server log"

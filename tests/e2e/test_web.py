@@ -1,0 +1,412 @@
+"""In a real browser: the demo clinic page (web/) and its chat widget, against the real servers.
+
+Chromium comes from Debian (`apt-get install -y chromium`); Playwright drives it by path,
+because `playwright install` cannot download browsers here. The servers, the page and
+the widget are the product's own (servers/launcher.py with web_port, servers/page.py, web/).
+Screenshots go to this run's pytest temporary directory (printed on failure);
+UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/widget.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import websockets
+import yaml
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from common.clinic import load_settings
+from common.paths import PROJECT_ROOT
+from servers.launcher import Stack, StackConfig, free_port
+from servers.page import WEBCHAT_BUNDLE
+from tests.helpers import open_day
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+BOOKING_LINK = "https://booking.example-clinic.test"
+FOREIGN_ORIGIN = "http://evil.example"
+BOT = ".rw-messages-container .rw-response .rw-message-text"
+VISITOR = ".rw-messages-container .rw-client .rw-message-text"
+TIMEOUT_MS = 30_000
+HTML_ATTEMPTS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
+
+
+def squash(text: str) -> str:
+    """Text as a reader sees it, spacing aside."""
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------- fixtures
+class Site:
+    """The running servers and the page that embeds the chat."""
+
+    def __init__(self, stack: Stack, log_path: Path) -> None:
+        self.stack = stack
+        self.url = stack.config.web_url or ""
+        self.origin = self.url
+        self.rasa_url = stack.config.rasa_url
+        self.database_url = stack.config.database_url
+        self.log_path = log_path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Action server, Rasa server and the page on free ports; socket.io open to the page only.
+
+    The clinic's settings are clinic.yml's, plus a booking link (so a link is rendered).
+    """
+    if not WEBCHAT_BUNDLE.is_file():
+        pytest.fail(f"The chat widget is not installed ({WEBCHAT_BUNDLE}): run `npm ci` in web/.")
+    tmp = tmp_path_factory.mktemp("web")
+    settings = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
+    settings["booking_link"] = BOOKING_LINK
+    (tmp / "clinic.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    web_port = free_port()
+    config = StackConfig(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=web_port,
+        database_url=f"sqlite:///{tmp / 'clinic.db'}",
+        cors_origins=[f"http://127.0.0.1:{web_port}"],
+        extra_env={"CLINIC_SETTINGS": str(tmp / "clinic.yml")},
+    )
+    log_path = tmp / "servers.log"
+    with log_path.open("w") as log, Stack(config, log) as stack:
+        yield Site(stack, log_path)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, headless."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing. Install Debian's Chromium: "
+            "`sudo apt-get update && sudo apt-get install -y chromium` "
+            "(`playwright install` cannot download browsers here)."
+        )
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this run's screenshots go."""
+    return tmp_path_factory.mktemp("web-screenshots")
+
+
+class Visitor:
+    """One visitor's browser tab on the page, and what they see in the chat."""
+
+    def __init__(self, context: BrowserContext, site: Site) -> None:
+        self.context = context
+        self.site = site
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.dialogs: list[str] = []
+        self.problems: list[str] = []  # console errors, page errors, requests to other hosts
+        self.page.on("dialog", self._dialog)
+        self.page.on(
+            "console", lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("request", self._request)
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _request(self, request) -> None:
+        if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", request.url) and not request.url.startswith(
+            "data:"
+        ):
+            self.problems.append(f"request to another host: {request.url}")
+
+    def visit(self) -> Visitor:
+        """Open the demo page in a new phone-sized browser page."""
+        self.page.goto(self.site.url)
+        self.page.locator("button.rw-launcher").wait_for()
+        return self
+
+    def open_chat(self) -> list[str]:
+        """Press the launcher; return the greeting's messages once they are shown."""
+        self.page.locator("button.rw-launcher").click()
+        return self.wait_for_replies(0, 1)
+
+    def bot_messages(self) -> list[str]:
+        """The texts of the bot's messages shown in the widget."""
+        return [squash(text) for text in self.page.locator(BOT).all_inner_texts()]
+
+    def wait_for_replies(self, before: int, count: int) -> list[str]:
+        """Wait until `count` more bot messages are shown after the first `before`; return them."""
+        try:
+            self.page.wait_for_function(
+                "([selector, n]) => document.querySelectorAll(selector).length >= n",
+                arg=[BOT, before + count],
+            )
+        except PlaywrightTimeoutError:
+            log = self.site.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            errors = "\n".join(
+                [line for line in log if re.search(r" ERROR |Error:|Exception|exceeds", line)][-12:]
+            )
+            shown = "\n".join(self.bot_messages()[before:])
+            raise AssertionError(
+                f"expected {count} more bot message(s) after {before}; got:\n{shown}\n"
+                f"server errors:\n{errors or '(none)'}"
+            ) from None
+        return self.bot_messages()[before : before + count]
+
+    def say(self, text: str, replies: int = 1) -> list[str]:
+        """Type a message and press Enter, like a visitor; return the bot's replies."""
+        before = len(self.bot_messages())
+        box = self.page.locator("textarea.rw-new-message")
+        box.fill(text)
+        box.press("Enter")
+        return self.wait_for_replies(before, replies)
+
+    def press(self, title: str, replies: int = 1) -> list[str]:
+        """Click the newest quick-reply button with this title; return the bot's replies."""
+        before = len(self.bot_messages())
+        self.reply_button(title).click()
+        return self.wait_for_replies(before, replies)
+
+    def reply_button(self, title: str):
+        """The reply button with this title."""
+        return self.page.locator(".rw-reply").filter(has_text=re.compile(f"^{re.escape(title)}$")).last
+
+    def reply_titles(self) -> list[str]:
+        """Titles of the newest message's quick-reply buttons."""
+        return self.page.locator(".rw-group-message").last.locator(".rw-reply").all_inner_texts()
+
+    def assert_clean(self) -> None:
+        """Assert the page logged no errors and made no third-party requests."""
+        assert not self.dialogs, f"a dialog opened: {self.dialogs}"
+        assert not self.problems, "\n".join(self.problems)
+
+
+@pytest.fixture
+def visitor(browser: Browser, site: Site) -> Iterator[Visitor]:
+    """A new visitor on a desktop-size window (their own storage: a new conversation)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield Visitor(context, site)
+    context.close()
+
+
+def rendered(template: str, **values: str) -> str:
+    return squash(template.format(**values))
+
+
+# ---------------------------------------------------------------------------- tests
+def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
+    visitor: Visitor, site: Site, expected, domain, artifacts: Path
+) -> None:
+    page = visitor.visit().page
+    assert page.title().startswith("Example Skin Clinic")
+    assert "fictional clinic" in page.locator(".demo-banner").inner_text()
+
+    # The greeting, with its topic buttons.
+    assert visitor.open_chat() == [squash(expected("utter_greet"))]
+    assert visitor.reply_titles() == [b["title"] for b in domain["responses"]["utter_greet"][0]["buttons"]]
+    page.locator(".rw-conversation-container").screenshot(path=str(artifacts / "widget.png"))
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(artifacts / "widget.png", PROJECT_ROOT / "docs" / "widget.png")
+
+    # A topic button, then a typed question: each gets its own answer from the document.
+    assert visitor.press("How does it work?") == [squash(expected("utter_faq/how_it_works"))]
+    assert page.locator(VISITOR).last.inner_text() == "How does it work?"
+    assert visitor.say("how does scar relaxation work") == [squash(expected("utter_faq/how_it_works"))]
+
+    # Not in the document: no guess; the team and a consultation are offered.
+    assert visitor.say("how much does it cost") == [squash(expected("utter_out_of_scope"))]
+    assert visitor.reply_titles() == ["Book a consultation", "Contact the team"]
+
+    # Booking through the chat, from that offer.
+    day, name, email = open_day(), "Robin Brown", "robin.brown@example.com"
+    intro, ask_name = visitor.press("Book a consultation", replies=2)
+    intro_template = domain["responses"]["utter_booking_intro_with_link"][0]["text"]
+    assert intro == rendered(intro_template, booking_link=BOOKING_LINK, clinic_name=load_settings().name)
+    link = page.locator(BOT).nth(-2).locator("a")
+    assert (link.get_attribute("href"), link.get_attribute("target")) == (BOOKING_LINK, "_blank")
+    assert "noopener" in (link.get_attribute("rel") or "")
+    assert ask_name == squash(expected("utter_ask_booking_name"))
+    assert visitor.say(name) == [squash(expected("utter_ask_booking_contact"))]
+    assert visitor.say(email) == [squash(expected("utter_ask_booking_date"))]
+    assert visitor.say(f"{day.day} {day:%B}") == [squash(expected("utter_ask_booking_time"))]
+    assert visitor.say("afternoon") == [squash(expected("utter_ask_booking_scar"))]
+    assert visitor.say("skip") == [squash(expected("utter_ask_booking_consent"))]
+    [summary] = visitor.press("Yes, I agree")
+    assert (
+        f"Name: {name}" in summary and f"Contact: {email}" in summary and f"{day.day} {day:%B %Y}" in summary
+    )
+    assert "\n• Contact: " in page.locator(BOT).last.inner_text()  # line breaks render: a detail a line
+    [saved] = visitor.press("Yes, send it")
+    reference = saved.split("Your reference is ")[1][:11]
+    assert saved == squash(expected("utter_booking_saved").replace("{reference}", reference))
+    with sa.create_engine(site.database_url).connect() as db:
+        row = (
+            db.execute(sa.text("SELECT * FROM booking_requests WHERE reference = :r"), {"r": reference})
+            .mappings()
+            .first()
+        )
+    assert row is not None, f"request {reference} is not in the database"
+    assert (row["name"], row["contact"], row["time_of_day"], str(row["preferred_date"])) == (
+        name,
+        email,
+        "afternoon",
+        day.isoformat(),
+    )
+
+    # A reload keeps the conversation (local storage + the server's session persistence).
+    shown = visitor.bot_messages()
+    page.reload()
+    page.locator(BOT).last.wait_for()
+    assert visitor.bot_messages() == shown
+    assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+    with sa.create_engine(site.database_url).connect() as db:  # the same conversation on the server
+        assert db.execute(sa.text("SELECT COUNT(DISTINCT sender_id) FROM events")).scalar() == 1
+
+    # HTML typed by the visitor is shown as text: no element made, nothing run.
+    for attempt in HTML_ATTEMPTS:
+        visitor.say(attempt)
+        assert page.locator(VISITOR).last.inner_text() == attempt
+    assert page.locator(".rw-messages-container img[src='x'], .rw-messages-container script").count() == 0
+    page.wait_for_timeout(300)  # an onerror handler would have fired by now
+    visitor.assert_clean()
+
+
+def test_the_greeting_fits_a_phone(browser: Browser, site: Site, expected, artifacts: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        visitor = Visitor(context, site).visit()
+        assert visitor.open_chat() == [squash(expected("utter_greet"))]
+        page = visitor.page
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
+        for button in page.locator(".rw-reply").all():
+            box = button.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, "a topic button is off screen"
+        assert page.locator("textarea.rw-new-message").is_visible()
+        page.screenshot(path=str(artifacts / "phone.png"))
+        visitor.assert_clean()
+    finally:
+        context.close()
+
+
+def test_the_chat_works_with_the_keyboard_only(visitor: Visitor, expected) -> None:
+    page = visitor.visit().page
+    launcher = page.get_by_role("button", name="Chat with the clinic's assistant")
+    for _ in range(6):  # the skip link, then the launcher
+        page.keyboard.press("Tab")
+        if launcher.evaluate("button => button === document.activeElement"):
+            break
+    else:
+        pytest.fail("Tab never reached the chat launcher")
+    assert focus_is_visible(page), "the focused launcher has no visible outline"
+    page.keyboard.press("Enter")
+    assert visitor.wait_for_replies(0, 1) == [squash(expected("utter_greet"))]
+    assert page.evaluate("document.activeElement.matches('textarea.rw-new-message')"), "cannot type at once"
+    # The topic buttons are just before the message box: Shift+Tab to the first, Enter chooses it.
+    for _ in range(6):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.textContent") == "What is Scar Relaxation?":
+            break
+    else:
+        pytest.fail("Shift+Tab never reached the first topic button")
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "button"
+    assert focus_is_visible(page), "the focused topic button has no visible outline"
+    page.keyboard.press("Enter")
+    assert visitor.wait_for_replies(1, 1) == [squash(expected("utter_faq/what_is"))]
+    visitor.assert_clean()
+
+
+def focus_is_visible(page: Page) -> bool:
+    return page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+
+
+def handshake(url: str, origin: str) -> tuple[int, list[str], str]:
+    """An engine.io polling handshake from a page on `origin`: status, allowed-origin headers, body."""
+    request = urllib.request.Request(f"{url}/socket.io/?EIO=4&transport=polling", headers={"Origin": origin})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return (
+                response.status,
+                response.headers.get_all("Access-Control-Allow-Origin") or [],
+                response.read().decode(),
+            )
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get_all("Access-Control-Allow-Origin") or [], error.read().decode()
+
+
+async def websocket_opens(url: str, origin: str) -> bool:
+    """Whether a socket.io WebSocket from a page on `origin` is accepted (and greeted)."""
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    try:
+        async with websockets.connect(ws_url, origin=origin, open_timeout=10) as socket:
+            return (await asyncio.wait_for(socket.recv(), 10)).startswith("0{")
+    except websockets.exceptions.InvalidStatusCode as error:
+        assert error.status_code == 403
+        return False
+
+
+def test_socketio_talks_only_to_the_configured_origins(site: Site) -> None:
+    status, allowed, body = handshake(site.rasa_url, site.origin)
+    assert status == 200 and body.startswith("0{") and "sid" in json.loads(body[1:])
+    assert allowed == [site.origin], "exactly one Access-Control-Allow-Origin header, for the page"
+    status, allowed, body = handshake(site.rasa_url, FOREIGN_ORIGIN)
+    assert (status, allowed) == (403, []) and "sid" not in body
+    with ThreadPoolExecutor(1) as thread:  # Playwright's event loop runs in this one
+        assert thread.submit(asyncio.run, websocket_opens(site.rasa_url, site.origin)).result()
+        assert not thread.submit(asyncio.run, websocket_opens(site.rasa_url, FOREIGN_ORIGIN)).result()
+    assert f"origin {FOREIGN_ORIGIN}" in site.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_the_page_server_serves_only_the_page(site: Site) -> None:
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(site.url + path, timeout=10) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    status, config = get("/config.js")
+    assert status == 200 and json.dumps(site.rasa_url) in config
+    status, bundle = get("/vendor/rasa-webchat.js")
+    assert status == 200 and "fonts.googleapis.com" not in bundle
+    for private in [
+        "/package.json",
+        "/package-lock.json",
+        "/node_modules/rasa-webchat/package.json",
+        "/node_modules/",
+        "/../servers/page.py",
+        "/%2e%2e/clinic.yml",
+    ]:
+        assert get(private)[0] == 404, private

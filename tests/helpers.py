@@ -1,0 +1,81 @@
+"""Helpers the test modules share: a visitor on the REST channel, live servers, open days."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from common.clinic import load_settings
+from servers.launcher import Stack, StackConfig, free_port
+
+
+def clinic_values() -> dict[str, str]:
+    """The slot values the answers are filled with (from clinic.yml)."""
+    s = load_settings()
+    return {
+        "clinic_name": s.name,
+        "clinic_phone": s.phone,
+        "clinic_email": s.email,
+        "clinic_hours": s.hours,
+        "clinic_address": s.address,
+        "emergency_number": s.emergency_number,
+        "booking_link": s.booking_link,
+    }
+
+
+def open_day(days_ahead: int = 2) -> date:
+    """The first day the clinic is open, at least `days_ahead` days from now."""
+    return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
+
+
+class Chat:
+    """A visitor talking to the REST channel of a running server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/webhooks/rest/webhook"
+
+    def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+        """POST a raw body; return the status and the decoded JSON (or text) answer."""
+        request = urllib.request.Request(
+            self.url, data=body, method="POST", headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", "replace")
+            try:
+                return error.code, json.loads(text)
+            except json.JSONDecodeError:
+                return error.code, text
+
+    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+        """Send one message; return the bot's messages (asserting HTTP 200)."""
+        status, messages = self.post(json.dumps({"sender": sender, "message": text}).encode())
+        assert status == 200, messages
+        return messages
+
+    def texts(self, sender: str, text: str) -> list[str]:
+        """Send one message; return the texts of the bot's messages."""
+        return [m["text"] for m in self.say(sender, text) if "text" in m]
+
+
+def stack_config(tmp_path: Path) -> StackConfig:
+    """Servers on free ports with their own SQLite database in tmp_path."""
+    return StackConfig(
+        rasa_port=free_port(), action_port=free_port(), database_url=f"sqlite:///{tmp_path / 'clinic.db'}"
+    )
+
+
+class LiveAssistant(Chat):
+    """The running servers: chat with them, read their log and their database."""
+
+    def __init__(self, stack: Stack, log_path: Path) -> None:
+        super().__init__(stack.config.rasa_url)
+        self.database_url = stack.config.database_url
+        self.action_server_url = f"http://127.0.0.1:{stack.config.action_port}"
+        self.log_path = log_path

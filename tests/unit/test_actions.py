@@ -1,0 +1,156 @@
+"""Custom actions: what the visitor is sent, for each kind of message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.booking.form import ActionOfferBooking
+from actions.fallback import ActionDefaultAskAffirmation, ActionDefaultFallback
+from actions.faq import ActionAnswerFaq
+from actions.session import ActionSessionStart
+from common.clinic import ClinicSettings, load_settings
+
+TOPICS = [
+    "what_is",
+    "how_it_works",
+    "results_time",
+    "who_for",
+    "what_is_scar",
+    "poor_healing",
+    "what_is_pih",
+    "pih_causes",
+    "benefits",
+]
+
+
+def tracker(latest_message: dict[str, Any]) -> Tracker:
+    return Tracker("visitor", {}, latest_message, [], False, None, {}, "action_listen")
+
+
+def run(action: Action, message: dict[str, Any], domain: dict[str, Any]) -> tuple[list[dict[str, Any]], list]:
+    """Run `action` on `message`; return (messages sent, events returned)."""
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker(message), domain))
+    unknown = [m["response"] for m in dispatcher.messages if m.get("response") not in domain["responses"]]
+    assert not unknown, f"{action.name()} sends responses missing from the domain: {unknown}"
+    return dispatcher.messages, events
+
+
+def typed_faq(key: str, confidence: float = 0.9, intent_confidence: float = 0.95) -> dict[str, Any]:
+    """What NLU produces for a typed FAQ question answered by topic `key`."""
+    others = [k for k in TOPICS if k != key]
+    ranking = [{"intent_response_key": f"faq/{key}", "confidence": confidence}] + [
+        {"intent_response_key": f"faq/{k}", "confidence": (1 - confidence) / len(others)} for k in others
+    ]
+    return {
+        "text": "question",
+        "intent": {"name": "faq", "confidence": intent_confidence},
+        "intent_ranking": [{"name": "faq", "confidence": intent_confidence}],
+        "entities": [],
+        "response_selector": {
+            "faq": {
+                "ranking": ranking,
+                "response": {"intent_response_key": f"faq/{key}", "confidence": confidence},
+            }
+        },
+    }
+
+
+def button(key: str) -> dict[str, Any]:
+    """What a topic button sends (parsed by Rasa's RegexMessageHandler)."""
+    return {
+        "text": f'/faq{{"faq_topic":"{key}"}}',
+        "intent": {"name": "faq", "confidence": 1.0},
+        "entities": [{"entity": "faq_topic", "value": key}],
+    }
+
+
+@pytest.mark.parametrize("key", TOPICS)
+def test_typed_question_gets_its_topic_answer(key: str, domain: dict[str, Any]) -> None:
+    sent, _ = run(ActionAnswerFaq(), typed_faq(key), domain)
+    assert [m["response"] for m in sent] == [f"utter_faq/{key}"]
+
+
+@pytest.mark.parametrize("key", TOPICS)
+def test_topic_button_gets_its_topic_answer(key: str, domain: dict[str, Any]) -> None:
+    sent, _ = run(ActionAnswerFaq(), button(key), domain)
+    assert [m["response"] for m in sent] == [f"utter_faq/{key}"]
+
+
+def test_button_with_an_unknown_topic_offers_the_team(domain: dict[str, Any]) -> None:
+    sent, _ = run(ActionAnswerFaq(), button("<script>alert(1)</script>"), domain)
+    assert [m["response"] for m in sent] == ["utter_default"]
+
+
+def test_did_you_mean_offers_the_closest_topics_then_something_else(domain: dict[str, Any]) -> None:
+    message = typed_faq("pih_causes", confidence=0.45)
+    message["response_selector"]["faq"]["ranking"][1:3] = [
+        {"intent_response_key": "faq/what_is_pih", "confidence": 0.40},
+        {"intent_response_key": "faq/poor_healing", "confidence": 0.10},
+    ]
+    sent, _ = run(ActionDefaultAskAffirmation(), message, domain)
+    assert sent[0]["response"] == "utter_did_you_mean"
+    assert [b["title"] for b in sent[0]["buttons"]] == [
+        "Why do scars darken?",
+        "What is PIH (darkening)?",
+        "How can scars heal poorly?",
+        "Something else",
+    ]
+    assert sent[0]["buttons"][0]["payload"] == '/faq{"faq_topic": "pih_causes"}'
+    assert sent[0]["buttons"][-1]["payload"] == "/out_of_scope"
+
+
+def test_did_you_mean_asks_to_rephrase_when_nothing_is_close(domain: dict[str, Any]) -> None:
+    message = {
+        "text": "blorp",
+        "intent": {"name": "nlu_fallback", "confidence": 0.6},
+        "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.6}, {"name": "greet", "confidence": 0.5}],
+    }
+    sent, _ = run(ActionDefaultAskAffirmation(), message, domain)
+    assert [m["response"] for m in sent] == ["utter_ask_rephrase"]
+
+
+def test_last_fallback_offers_the_team(domain: dict[str, Any]) -> None:
+    sent, events = run(ActionDefaultFallback(), {"text": "x"}, domain)
+    assert [m["response"] for m in sent] == ["utter_default"]
+    assert events == [{"event": "rewind", "timestamp": None}]
+
+
+def test_session_start_fills_the_clinic_details_from_settings(domain: dict[str, Any]) -> None:
+    _, events = run(ActionSessionStart(), {}, domain)
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    settings = load_settings()
+    assert slots["clinic_phone"] == settings.phone
+    assert slots["emergency_number"] == settings.emergency_number
+    assert events[0]["event"] == "session_started" and events[-1]["name"] == "action_listen"
+    assert set(slots) == {s for s in domain["slots"] if s.startswith("clinic_")} | {"emergency_number"}
+
+
+def test_booking_starts_with_the_chat_form_without_a_booking_link(
+    domain: dict[str, Any], monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        "actions.booking.form.load_settings",
+        lambda: ClinicSettings("Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link=""),
+    )
+    sent, _ = run(ActionOfferBooking(), {}, domain)
+    assert [m["response"] for m in sent] == ["utter_booking_intro"]
+
+
+def test_booking_also_offers_the_online_scheduler_when_configured(
+    domain: dict[str, Any], monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        "actions.booking.form.load_settings",
+        lambda: ClinicSettings(
+            "Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link="https://book.example.test"
+        ),
+    )
+    sent, _ = run(ActionOfferBooking(), {}, domain)
+    assert sent[0]["response"] == "utter_booking_intro_with_link"
+    assert sent[0]["booking_link"] == "https://book.example.test"

@@ -1,0 +1,182 @@
+"""Booking requests in a real SQLite file, and delivery to a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import sqlalchemy as sa
+
+from actions.booking.delivery import deliver, deliver_pending
+from actions.booking.store import BookingRequest, BookingStore, booking_requests
+
+REQUEST = BookingRequest(
+    name="Siobhán O'Neill",
+    contact="+447911123456",
+    contact_type="phone",
+    preferred_date=date(2026, 12, 1),
+    time_of_day="morning",
+    scar="<b>c-section</b>'; DROP TABLE booking_requests;--",
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BookingStore:
+    return BookingStore(f"sqlite:///{tmp_path / 'clinic.db'}")
+
+
+def test_a_request_is_stored_exactly_as_given(store: BookingStore) -> None:
+    reference, created = store.save(REQUEST, "visitor-1")
+    row = store.get(reference)
+    assert created and reference.startswith("SR-") and len(reference) == 11
+    assert (row["name"], row["scar"]) == (REQUEST.name, REQUEST.scar)
+    assert row["preferred_date"] == date(2026, 12, 1) and row["delivered_at"] is None
+
+
+def test_a_retried_submit_never_creates_a_duplicate(store: BookingStore) -> None:
+    first = store.save(REQUEST, "visitor-1")
+    again = store.save(REQUEST, "visitor-1")
+    assert again == (first[0], False)
+    assert len(store.list()) == 1
+
+
+def test_another_visitor_with_the_same_details_is_a_new_request(store: BookingStore) -> None:
+    assert store.save(REQUEST, "visitor-1")[0] != store.save(REQUEST, "visitor-2")[0]
+    assert len(store.list()) == 2
+
+
+def test_requests_survive_a_new_connection(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    reference, _ = BookingStore(url).save(REQUEST, "visitor-1")
+    assert BookingStore(url).get(reference)["contact"] == "+447911123456"
+
+
+def test_purge_deletes_only_old_requests(store: BookingStore) -> None:
+    old, _ = store.save(REQUEST, "old-visitor")
+    new, _ = store.save(REQUEST, "new-visitor")
+    with store.engine.begin() as db:
+        db.execute(
+            booking_requests.update()
+            .where(booking_requests.c.reference == old)
+            .values(created_at=datetime.now(timezone.utc) - timedelta(days=40))
+        )
+    assert store.purge(older_than_days=30) == 1
+    assert [r["reference"] for r in store.list()] == [new]
+
+
+class Clinic(BaseHTTPRequestHandler):
+    """The clinic's booking system: fails `failures` times, then accepts."""
+
+    failures = 0
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        """Record the delivery and answer with the configured status."""
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Clinic.failures > 0:
+            Clinic.failures -= 1
+            self.send_response(503)
+        else:
+            Clinic.received.append(
+                {
+                    "body": body,
+                    "key": self.headers["Idempotency-Key"],
+                    "auth": self.headers.get("Authorization"),
+                }
+            )
+            self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        """Keep the requests, and the personal data in them, out of the test output."""
+
+
+@pytest.fixture
+def clinic_url() -> Iterator[str]:
+    Clinic.failures, Clinic.received = 0, []
+    server = HTTPServer(("127.0.0.1", 0), Clinic)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/requests"
+    server.shutdown()
+
+
+def test_delivery_retries_a_failing_endpoint_then_succeeds(
+    store: BookingStore, clinic_url: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("BOOKING_WEBHOOK_TOKEN", "s3cret")
+    Clinic.failures = 2
+    reference, _ = store.save(REQUEST, "visitor-1")
+    assert asyncio.run(deliver(store, clinic_url, store.get(reference), backoff=0.01))
+    [got] = Clinic.received
+    assert got["body"]["reference"] == reference and got["body"]["name"] == REQUEST.name
+    assert got["key"] == reference and got["auth"] == "Bearer s3cret"
+    row = store.get(reference)
+    assert row["delivery_attempts"] == 3 and row["delivered_at"] is not None
+
+
+def test_a_failed_delivery_keeps_the_request_for_a_later_retry(store: BookingStore, clinic_url: str) -> None:
+    Clinic.failures = 10
+    reference, _ = store.save(REQUEST, "visitor-1")
+    assert not asyncio.run(deliver(store, clinic_url, store.get(reference), attempts=2, backoff=0.01))
+    row = store.get(reference)
+    assert row["delivered_at"] is None and row["last_delivery_error"] == "HTTP 503"
+    assert row["name"] == REQUEST.name  # nothing lost
+    Clinic.failures = 0
+    assert asyncio.run(deliver_pending(store, clinic_url)) == 1
+    assert store.undelivered() == [] and len(Clinic.received) == 1
+
+
+def test_an_unreachable_endpoint_is_recorded_without_personal_data(store: BookingStore) -> None:
+    reference, _ = store.save(REQUEST, "visitor-1")
+    assert not asyncio.run(deliver(store, "http://127.0.0.1:9/nowhere", store.get(reference), attempts=1))
+    error = store.get(reference)["last_delivery_error"]
+    assert error and REQUEST.name not in error and REQUEST.contact not in error
+
+
+def test_the_table_uses_parameterised_sql(store: BookingStore) -> None:
+    store.save(REQUEST, "visitor-1")
+    with store.engine.connect() as db:
+        assert db.execute(sa.text("SELECT COUNT(*) FROM booking_requests")).scalar() == 1
+
+
+def test_staff_can_list_export_and_purge(store: BookingStore, tmp_path: Path, monkeypatch, capsys) -> None:
+    from staff import bookings
+
+    monkeypatch.setenv("DATABASE_URL", str(store.engine.url))
+    reference, _ = store.save(REQUEST, "visitor-1")
+    assert bookings.main(["list"]) == 0
+    assert reference in capsys.readouterr().out
+    out = tmp_path / "requests.csv"
+    assert bookings.main(["export", str(out)]) == 0
+    exported = out.read_text(encoding="utf-8")
+    assert reference in exported and "Siobhán O'Neill" in exported and "dedupe_key" not in exported
+    with store.engine.begin() as db:  # a conversation, as Rasa's SQL tracker store keeps it
+        db.execute(
+            sa.text(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id TEXT, "
+                "type_name TEXT, timestamp FLOAT, data TEXT)"
+            )
+        )
+        db.execute(
+            sa.text(
+                "INSERT INTO events (sender_id, type_name, timestamp, data) VALUES "
+                "('v', 'user', :old, 'my number is 07911 123456'), ('v', 'user', :now, 'hi')"
+            ),
+            {
+                "old": (datetime.now(timezone.utc) - timedelta(days=100)).timestamp(),
+                "now": datetime.now(timezone.utc).timestamp(),
+            },
+        )
+    assert bookings.main(["purge", "--older-than", "90"]) == 0
+    assert "1 conversation event(s)" in capsys.readouterr().out
+    with store.engine.connect() as db:
+        assert db.execute(sa.text("SELECT data FROM events")).scalars().all() == ["hi"]
+    assert bookings.main(["purge", "--older-than", "0"]) == 0
+    assert store.list() == []

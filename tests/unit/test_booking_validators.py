@@ -1,0 +1,169 @@
+"""Every booking answer a visitor might type: what is accepted, stored as what, or why not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from actions.booking.validators import (
+    InvalidAnswer,
+    parse_contact,
+    parse_date,
+    parse_name,
+    parse_scar,
+    parse_time_of_day,
+)
+from common.clinic import load_settings
+
+SETTINGS = replace(
+    load_settings(),
+    opening_days=("monday", "tuesday", "wednesday", "thursday", "friday"),
+    closed_dates=("2026-12-25",),
+    times_of_day=("morning", "afternoon"),
+)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/London"))  # a Wednesday
+
+
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("Jane Smith", "Jane Smith"),
+        ("  siobhán   o'neill ", "siobhán o'neill"),
+        ("<b>Jo</b>", "<b>Jo</b>"),
+        ("Robert'); DROP TABLE booking_requests;--", "Robert'); DROP TABLE booking_requests;--"),
+        ("李小龍", "李小龍"),
+    ],
+)
+def test_names_are_stored_as_typed(typed: str, stored: str) -> None:
+    assert parse_name(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["", "   ", "12345", "jane@example.com", "😀", "x" * 81, "one two three four five six seven eight nine"],
+)
+def test_non_names_are_refused(typed: str) -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_name(typed)
+    assert problem.value.reason == "name"
+
+
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("07911 123456", "+447911123456"),
+        ("+44 (0)7911-123-456", "+447911123456"),
+        ("020 7123 4567", "+442071234567"),
+        ("Jane.Smith@Example.COM", "Jane.Smith@example.com"),
+        (" t.brown@example.org ", "t.brown@example.org"),
+    ],
+)
+def test_contacts_are_normalised(typed: str, stored: str) -> None:
+    assert parse_contact(typed, SETTINGS) == stored
+
+
+@pytest.mark.parametrize(
+    "typed, reason",
+    [
+        ("0791", "phone"),
+        ("call me maybe", "phone"),
+        ("07700 900123", "phone"),  # Ofcom fiction range
+        ("jane@", "email"),
+        ("jane@example", "email"),
+        ("@example.com", "email"),
+        ("a@b@c.com", "email"),
+    ],
+)
+def test_bad_contacts_say_which_kind_was_wrong(typed: str, reason: str) -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_contact(typed, SETTINGS)
+    assert problem.value.reason == reason
+
+
+def test_a_us_clinic_reads_local_numbers_as_us() -> None:
+    assert parse_contact("(212) 555-0199", replace(SETTINGS, country="US")) == "+12125550199"
+
+
+@pytest.mark.parametrize(
+    "typed, day, time_of_day",
+    [
+        ("tomorrow", date(2026, 11, 26), None),
+        ("next Tuesday", date(2026, 12, 1), None),
+        ("tuesday", date(2026, 12, 1), None),
+        ("14 Dec", date(2026, 12, 14), None),
+        ("14/12", date(2026, 12, 14), None),
+        ("tomorrow afternoon", date(2026, 11, 26), "afternoon"),
+        ("Monday morning", date(2026, 11, 30), "morning"),
+        ("in two weeks", date(2026, 12, 9), None),
+    ],
+)
+def test_natural_language_dates(typed: str, day: date, time_of_day: str | None) -> None:
+    assert parse_date(typed, SETTINGS, NOW) == (day, time_of_day)
+
+
+@pytest.mark.parametrize(
+    "typed, reason",
+    [
+        ("yesterday", "date_past"),
+        ("today", "date_past"),
+        ("1 Jan 2020", "date_past"),
+        ("Saturday", "date_closed"),
+        ("25 December", "date_closed"),
+        ("in two years", "date_far"),
+        ("whenever the moon is blue", "date"),
+        ("", "date"),
+    ],
+)
+def test_dates_that_cannot_be_booked_say_why(typed: str, reason: str) -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_date(typed, SETTINGS, NOW)
+    assert problem.value.reason == reason
+
+
+def test_a_closed_day_is_named_in_the_reply() -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_date("Saturday", SETTINGS, NOW)
+    assert problem.value.details == {"day": "Saturday 28 November"}
+
+
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("Morning", "morning"),
+        ("pm", "afternoon"),
+        ("after lunch", "afternoon"),
+        ("any time", "any time"),
+        ("I don't mind", "any time"),
+        ("afternoons are best", "afternoon"),
+    ],
+)
+def test_times_of_day(typed: str, stored: str) -> None:
+    assert parse_time_of_day(typed, SETTINGS) == stored
+
+
+@pytest.mark.parametrize("typed", ["evening", "midnight", "3"])
+def test_times_the_clinic_does_not_offer_are_refused(typed: str) -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_time_of_day(typed, SETTINGS)
+    assert problem.value.reason == "time" and problem.value.details == {"options": "morning or afternoon"}
+
+
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        ("skip", ""),
+        ("No", ""),
+        ("c-section scar", "c-section scar"),
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+    ],
+)
+def test_scar_is_optional_free_text(typed: str, stored: str) -> None:
+    assert parse_scar(typed) == stored
+
+
+def test_scar_description_is_kept_short() -> None:
+    with pytest.raises(InvalidAnswer):
+        parse_scar("x" * 201)

@@ -1,1 +1,0 @@
-"""Developer and staff tools: launcher, data checks, benchmark."""

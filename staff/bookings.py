@@ -40,7 +40,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
         print(
             f"{r['reference']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['name']} | {r['contact']} | "
-            f"{r['preferred_date']} {r['time_of_day']} | {r['scar'] or '-'} | {status}"
+            f"{r['preferred_date']} {r['time_of_day']} ({r.get('availability') or '-'}) | {r['scar'] or '-'}"
+            f" | {status}"
         )
 
 

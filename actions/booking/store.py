@@ -30,8 +30,15 @@ booking_requests = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("contact", sa.Text, nullable=False),
     sa.Column("contact_type", sa.String(8), nullable=False),
+    # When the visitor is free for the call back (actions/booking/availability.py): the earliest
+    # day that suits, the last day of a range (empty: open-ended), the weekdays that suit
+    # (comma-separated; empty: any open day), the time of day, "flexible", and their own words.
     sa.Column("preferred_date", sa.Date, nullable=False),
+    sa.Column("latest_date", sa.Date),
+    sa.Column("weekdays", sa.String(80), nullable=False, default=""),
     sa.Column("time_of_day", sa.String(16), nullable=False),
+    sa.Column("flexible", sa.Boolean, nullable=False, default=False),
+    sa.Column("availability", sa.Text, nullable=False, default=""),
     sa.Column("scar", sa.Text, nullable=False, default=""),
     sa.Column("consent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
@@ -50,6 +57,10 @@ class BookingRequest:
     preferred_date: date
     time_of_day: str
     scar: str
+    latest_date: date | None = None
+    weekdays: str = ""
+    flexible: bool = False
+    availability: str = ""
 
     def dedupe_key(self, sender_id: str) -> str:
         """Same visitor + same details = same request, however often it is submitted."""

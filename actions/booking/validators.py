@@ -8,16 +8,15 @@ The submit action runs them again, so nothing reaches the database unchecked.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
-import dateparser
 import phonenumbers
 
+from actions.booking.availability import Availability, NoOpenDay, NotUnderstood, parse_availability
 from common.clinic import ClinicSettings
 
 MAX_NAME_CHARS = 80
 MAX_SCAR_CHARS = 200
-MAX_DAYS_AHEAD = 180
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _TIMES_OF_DAY: dict[str, str] = {
@@ -69,7 +68,12 @@ def parse_name(text: str) -> str:
 
 
 def parse_contact(text: str, settings: ClinicSettings) -> str:
-    """An email (domain lowercased) or a valid phone number (E.164) for the clinic's country."""
+    """An email (domain lowercased) or a phone number (E.164) for the clinic's country.
+
+    A number libphonenumber calls possible but not valid (the right length, an unusual prefix,
+    e.g. "07911 654321") is accepted: the summary reads it back for the visitor to check
+    (`phone_needs_checking`), rather than refusing a number the visitor knows is theirs.
+    """
     contact = normalise_spaces(text)
     if "@" in contact:
         local, _, domain = contact.replace(" ", "").rpartition("@")
@@ -81,9 +85,35 @@ def parse_contact(text: str, settings: ClinicSettings) -> str:
         number = phonenumbers.parse(contact, settings.country)
     except phonenumbers.NumberParseException as error:
         raise InvalidAnswer("phone") from error
-    if not phonenumbers.is_valid_number(number):
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # too short, too long, local-only
         raise InvalidAnswer("phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_needs_checking(contact: str, settings: ClinicSettings) -> bool:
+    """Whether a stored phone number is possible but not a valid one (the visitor should check it)."""
+    if contact_type(contact) != "phone":
+        return False
+    try:
+        return not phonenumbers.is_valid_number(phonenumbers.parse(contact, settings.country))
+    except phonenumbers.NumberParseException:
+        return True
+
+
+def readable_phone(contact: str, settings: ClinicSettings) -> str:
+    """A stored number as the visitor would write it: national format at home, else international."""
+    try:
+        number = phonenumbers.parse(contact, settings.country)
+    except phonenumbers.NumberParseException:
+        return contact
+    home = number.country_code == phonenumbers.country_code_for_region(settings.country)
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    formatted = phonenumbers.format_number(number, style)
+    if not phonenumbers.is_valid_number(number):  # no known layout: the digits as they are
+        national = str(number.national_number)
+        formatted = f"0{national}" if home else f"+{number.country_code} {national}"
+    return formatted
 
 
 def contact_type(contact: str) -> str:
@@ -102,45 +132,17 @@ def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
     return value
 
 
-def split_time_of_day(text: str, settings: ClinicSettings) -> tuple[str, str | None]:
-    """Separate "tomorrow afternoon" into ("tomorrow", "afternoon")."""
-    for word in ("morning", "afternoon", "evening"):
-        if re.search(rf"\b{word}s?\b", text, re.IGNORECASE):
-            rest = re.sub(rf"\b(in the |on |this )?{word}s?\b", " ", text, flags=re.IGNORECASE)
-            try:
-                return normalise_spaces(rest), parse_time_of_day(word, settings)
-            except InvalidAnswer:
-                return normalise_spaces(rest), None
-    return text, None
-
-
-def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date, str | None]:
-    """A future day the clinic is open, from natural language; plus a time of day if given."""
-    rest, time_of_day = split_time_of_day(normalise_spaces(text), settings)
-    cleaned = re.sub(rf"\b(next|this|on|coming)\s+(?=({'|'.join(_WEEKDAYS)})\b)", "", rest, flags=re.I)
-    parsed = (
-        dateparser.parse(
-            cleaned,
-            languages=["en"],
-            settings={
-                "PREFER_DATES_FROM": "future",
-                "DATE_ORDER": settings.date_order,
-                "RELATIVE_BASE": now.replace(tzinfo=None),
-            },
-        )
-        if cleaned
-        else None
-    )
-    if parsed is None:
-        raise InvalidAnswer("date")
-    day, today = parsed.date(), now.date()
-    if day <= today:
-        raise InvalidAnswer("date_past")
-    if day > today + timedelta(days=MAX_DAYS_AHEAD):
-        raise InvalidAnswer("date_far")
-    if not settings.is_open(day):
-        raise InvalidAnswer("date_closed", day=f"{day:%A} {day.day} {day:%B}")
-    return day, time_of_day
+def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availability:
+    """When the visitor is free (actions/booking/availability.py), or InvalidAnswer saying why not."""
+    try:
+        availability = parse_availability(text, settings, now)
+    except NotUnderstood as error:
+        raise InvalidAnswer("date") from error
+    except NoOpenDay as problem:
+        raise InvalidAnswer(problem.reason, **problem.details) from problem
+    if availability.time_of_day and availability.time_of_day not in settings.times_of_day:
+        raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
+    return availability
 
 
 def parse_scar(text: str) -> str:

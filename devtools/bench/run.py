@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
-from common.paths import CONFIG, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
+from common.paths import CONFIG, DOMAIN_DIR, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
 from components.deflection import DEFLECTION_INTENTS
 from devtools.bench.nlu_eval import (
     NLU_DATA,
@@ -559,7 +559,7 @@ def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[st
 def time_training() -> float:
     """Wall seconds of `rasa train` (NLU and dialogue) from scratch, with an empty cache."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        return rasa_train(["--augmentation", "0"], Path(tmp))[1]
+        return rasa_train(["--augmentation", "0", "--domain", str(DOMAIN_DIR)], Path(tmp))[1]
 
 
 # ------------------------------------------------------------------ report

@@ -44,7 +44,7 @@ $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.
 	$(PY) spacy_model/build.py
 	touch $@
 
-# The chat widget (rasa-webchat, pinned in web/package-lock.json), served locally.
+# The chat widget's socket.io-client (and axe-core for the browser tests), pinned in web/package-lock.json, served locally.
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 

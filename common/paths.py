@@ -22,6 +22,7 @@ SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
 # Tests the model must pass (also read by the data checks and the benchmark).
 TEST_STORIES_DIR = PROJECT_ROOT / "tests" / "stories"
 HELDOUT = PROJECT_ROOT / "tests" / "heldout" / "nlu.yml"
+HELDOUT_CONVERSATIONS = PROJECT_ROOT / "tests" / "heldout" / "conversations.yml"
 
 # What training, the servers and the reports write.
 MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"

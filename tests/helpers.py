@@ -24,6 +24,7 @@ def clinic_values() -> dict[str, str]:
         "clinic_address": s.address,
         "emergency_number": s.emergency_number,
         "booking_link": s.booking_link,
+        "retention_days": str(s.retention_days),
     }
 
 

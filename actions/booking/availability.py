@@ -156,7 +156,7 @@ def readable(day: date, year: bool = True) -> str:
 
 
 def weekday_phrase(weekdays: tuple[str, ...]) -> str:
-    """ "weekdays", "Tuesdays or Wednesdays", or "" for any day."""
+    """Weekdays in words: "weekdays", "Tuesdays or Wednesdays", or "" for any day."""
     if not weekdays:
         return ""
     if tuple(weekdays) == WORKING_WEEK:
@@ -186,12 +186,22 @@ def _take_time_of_day(text: str, reading: _Reading) -> str:
     """Read and remove a time of day ("afternoon", "after 2pm", "mornings")."""
     hour_end = r"(?::\d\d)?(?: ?(?:p\.?m\.?|o'?clock)\b|$)"
     patterns = [
-        (r"\b(?:in the |on |this |early )?mornings?\b|\bbefore (?:lunch|noon|midday|12(?::00)? ?(?:pm)?)\b"
-         r"|\b(?:[1-9]|1[01])(?::\d\d)? ?a\.?m\.?(?=\W|$)", "morning"),
-        (r"\b(?:in the |on |this )?afternoons?\b|\bafter (?:lunch|noon|midday)\b|\blunch ?time\b"
-         r"|\bafter (?:1[2-6]|[1-4])" + hour_end + r"|\b(?:1[2-6]|[1-4])(?::\d\d)? ?p\.?m\.?(?=\W|$)", "afternoon"),
-        (r"\b(?:in the |on |this )?evenings?\b|\bafter (?:[5-9]|1[7-9])" + hour_end
-         + r"|\b[5-9](?::\d\d)? ?p\.?m\.?(?=\W|$)|\bafter work\b|\bafter school\b", "evening"),
+        (
+            r"\b(?:in the |on |this |early )?mornings?\b|\bbefore (?:lunch|noon|midday|12(?::00)? ?(?:pm)?)\b"
+            r"|\b(?:[1-9]|1[01])(?::\d\d)? ?a\.?m\.?(?=\W|$)",
+            "morning",
+        ),
+        (
+            r"\b(?:in the |on |this )?afternoons?\b|\bafter (?:lunch|noon|midday)\b|\blunch ?time\b"
+            r"|\bafter (?:1[2-6]|[1-4])" + hour_end + r"|\b(?:1[2-6]|[1-4])(?::\d\d)? ?p\.?m\.?(?=\W|$)",
+            "afternoon",
+        ),
+        (
+            r"\b(?:in the |on |this )?evenings?\b|\bafter (?:[5-9]|1[7-9])"
+            + hour_end
+            + r"|\b[5-9](?::\d\d)? ?p\.?m\.?(?=\W|$)|\bafter work\b|\bafter school\b",
+            "evening",
+        ),
     ]
     for pattern, value in patterns:
         if re.search(pattern, text):
@@ -204,7 +214,9 @@ def _take_weekdays(text: str, reading: _Reading, today: date) -> str:
     """Read weekday patterns: "weekdays", "any weekday", "weekends", "Tuesdays", "Tue or Wed"."""
     if re.search(r"\b(?:week ?days?|during the week|mon(?:day)? ?(?:-|to|through) ?fri(?:day)?)\b", text):
         reading.weekdays = WORKING_WEEK
-        return re.sub(r"\b(?:any )?(?:week ?days?|during the week)\b|\bmonday ?(?:-|to|through) ?friday\b", " ", text)
+        return re.sub(
+            r"\b(?:any )?(?:week ?days?|during the week)\b|\bmonday ?(?:-|to|through) ?friday\b", " ", text
+        )
     if re.search(r"\b(?:any |at )?weekends\b", text):
         reading.weekdays = ("saturday", "sunday")
         return re.sub(r"\b(?:any |at )?weekends\b", " ", text)
@@ -246,7 +258,11 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
         (r"\b(?:the )?week after next\b", monday + timedelta(weeks=2), 7),
         (r"\bnext week\b(?!end)", monday + timedelta(weeks=1), 7),
         (r"\blast week\b", monday - timedelta(weeks=1), 7),
-        (r"\bthis week\b|\bthe rest of (?:this|the) week\b|\blater this week\b", today + timedelta(days=1), None),
+        (
+            r"\bthis week\b|\bthe rest of (?:this|the) week\b|\blater this week\b",
+            today + timedelta(days=1),
+            None,
+        ),
     ]
     for pattern, start, length in weeks:
         if re.search(pattern, text):
@@ -313,7 +329,7 @@ def _find_day(text: str, settings: ClinicSettings, now: datetime) -> date | None
 
 
 def _take_bounds(text: str, reading: _Reading, settings: ClinicSettings, now: datetime) -> str:
-    """ "after X", "from X (onwards)", "before X", "between X and Y", "X to Y"."""
+    """Bounds: "after X", "from X (onwards)", "before X", "between X and Y", "X to Y"."""
     between = re.search(r"\b(?:between|from)\s+(.+?)\s+(?:and|to|until|till|-)\s+(.+)$", text) or re.search(
         r"^(.+?)\s+(?:to|until|till|-)\s+(.+)$", text
     )

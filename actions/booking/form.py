@@ -29,6 +29,7 @@ FIELDS = ["booking_name", "booking_contact", "booking_date", "booking_time", "bo
 AVAILABILITY_SLOT = "booking_availability"
 PERSONAL_SLOTS = [*FIELDS, AVAILABILITY_SLOT, "booking_consent", "booking_invalid", "requested_slot"]
 FLEXIBLE_ANSWER = "I'm flexible"
+REFERENCE_SLOT = "booking_reference"  # kept after the details are cleared: "what do you know about me?"
 DAY_BUTTONS = 3
 FIELD_ENTITY = "booking_field"
 MAX_INVALID_BEFORE_HELP = 2
@@ -123,7 +124,11 @@ class ValidateBookingForm(FormValidationAction):
             if misses[slot] >= MAX_INVALID_BEFORE_HELP:
                 dispatcher.utter_message(response=f"utter_format_{slot}")
                 dispatcher.utter_message(response="utter_booking_call_instead")
-            return {slot: None, "booking_invalid": misses, **({AVAILABILITY_SLOT: None} if slot == "booking_date" else {})}
+            return {
+                slot: None,
+                "booking_invalid": misses,
+                **({AVAILABILITY_SLOT: None} if slot == "booking_date" else {}),
+            }
         misses.pop(slot, None)
         return {**(result if isinstance(result, dict) else {slot: result}), "booking_invalid": misses}
 
@@ -200,7 +205,11 @@ def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
     settings = load_settings()
     scar = tracker.get_slot("booking_scar") or "(nothing added)"
     contact = tracker.get_slot("booking_contact") or ""
-    shown = validators.readable_phone(contact, settings) if validators.contact_type(contact) == "phone" else contact
+    shown = (
+        validators.readable_phone(contact, settings)
+        if validators.contact_type(contact) == "phone"
+        else contact
+    )
     if validators.phone_needs_checking(contact, settings):
         note = domain["responses"]["utter_check_phone"][0]["text"]
         shown = f"{shown} {note}"
@@ -313,7 +322,7 @@ class ActionSubmitBooking(Action):
         logger.info("Booking request %s %s", reference, "stored" if created else "already stored")
         schedule_delivery(reference)
         dispatcher.utter_message(response="utter_booking_saved", reference=reference)
-        return clear_booking()
+        return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
 
 
 class ActionChangeBookingField(Action):

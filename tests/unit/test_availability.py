@@ -109,4 +109,8 @@ def test_a_us_clinic_reads_slashed_dates_month_first() -> None:
 
 
 def test_the_question_offers_the_next_open_days() -> None:
-    assert next_open_days(SETTINGS, NOW.date(), 3) == [date(2026, 12, 4), date(2026, 12, 5), date(2026, 12, 7)]
+    assert next_open_days(SETTINGS, NOW.date(), 3) == [
+        date(2026, 12, 4),
+        date(2026, 12, 5),
+        date(2026, 12, 7),
+    ]

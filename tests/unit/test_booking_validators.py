@@ -86,7 +86,7 @@ def test_bad_contacts_say_which_kind_was_wrong(typed: str, reason: str) -> None:
 
 
 def test_a_possible_but_unusual_number_is_accepted_and_flagged_for_checking() -> None:
-    """ "07911 654321" has a mobile's length but no operator's prefix: the visitor checks it at the summary."""
+    """A mobile-length number with an unknown prefix: the visitor checks it at the summary."""
     for typed, stored in [("07911 654321", "+447911654321"), ("07700 900123", "+447700900123")]:
         assert parse_contact(typed, SETTINGS) == stored
         assert phone_needs_checking(stored, SETTINGS)

@@ -205,7 +205,7 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
         "var/clinic.db",
         "reports/benchmark.md",
         ".env",
-        "web/node_modules/rasa-webchat",
+        "web/node_modules/socket.io-client",
         ".git/HEAD",
         "actions/__pycache__/x.pyc",
     ]:

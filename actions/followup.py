@@ -83,6 +83,19 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_REFERS_BACK = re.compile(
+    r"\b(it|its|it's|that|that's|this|those|these|them|they|there|more|else|mine)\b"
+    r"|^(and|so|but|what about|how about|then)\b"
+)
+SHORT_WORDS = 3
+
+
+def refers_back(text: str) -> bool:
+    """Whether a message leans on what was said before ("and for men?", "why does it happen?")."""
+    words = " ".join(text.lower().replace("’", "'").split())
+    return bool(_REFERS_BACK.search(words)) or len(words.split()) <= SHORT_WORDS
+
+
 def kind_of(text: str) -> str | None:
     """Which kind of follow-up the text is ("who", "time", "why"...), or None."""
     words = " ".join(text.lower().replace("’", "'").split())

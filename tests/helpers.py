@@ -60,6 +60,10 @@ class Chat:
         assert status == 200, messages
         return messages
 
+    def conversation_id(self, sender: str) -> str:
+        """The id the server stores `sender`'s conversation under (today: the sender name itself)."""
+        return sender
+
     def texts(self, sender: str, text: str) -> list[str]:
         """Send one message; return the texts of the bot's messages."""
         return [m["text"] for m in self.say(sender, text) if "text" in m]

@@ -9,7 +9,9 @@ scratch environment that has them all:
         dateparser==1.1.8 recognizers-text-date-time ctparse parsedatetime timefhuman pyyaml
 
 (recognizers-text 1.0.2a2 imports emoji's UNICODE_EMOJI, gone since emoji 2.0: hence "emoji<2".)
-    /tmp/datecmp/bin/python devtools/availability/compare.py
+    PYTHONPATH=. /tmp/datecmp/bin/python devtools/availability/compare.py
+
+The last column is this project's own reading (actions/booking/availability.py) for comparison.
 
 A library "gets" a phrase when its first result names the phrase's earliest day and, for a
 range, also its last day. Flexibility ("asap", "I'm flexible") and weekday patterns are not
@@ -113,6 +115,17 @@ def _timefhuman(text: str, now: datetime) -> Result:
     return (first.date(), None) if hasattr(first, "date") else None
 
 
+def _this_project(text: str, now: datetime) -> Result:
+    """The form's own reading (dateparser + the vocabulary), for comparison."""
+    from dataclasses import replace
+
+    from actions.booking.availability import read
+    from common.clinic import load_settings
+
+    reading = read(text, replace(load_settings(), date_order="DMY"), now)
+    return (reading.earliest, reading.latest) if reading.earliest else None
+
+
 CANDIDATES: list[tuple[str, str, str, Callable[[str, datetime], Result]]] = [
     ("dateparser.parse", "dateparser", "dateparser", _dateparser_parse),
     ("dateparser search_dates", "dateparser", "dateparser", _dateparser_search),
@@ -120,6 +133,35 @@ CANDIDATES: list[tuple[str, str, str, Callable[[str, datetime], Result]]] = [
     ("ctparse", "ctparse", "ctparse", _ctparse),
     ("parsedatetime", "parsedatetime", "parsedatetime", _parsedatetime),
     ("timefhuman", "timefhuman", "timefhuman", _timefhuman),
+    ("this project (dateparser + vocabulary)", "actions.booking.availability", "dateparser", _this_project),
+]
+
+
+DECISION = [
+    "## The choice",
+    "",
+    "**dateparser's `search_dates`** (1.1.8, already pinned beside Rasa 3.6: nothing new to install) reads"
+    " the days and dates; the form's own small vocabulary (actions/booking/availability.py) reads what no"
+    " candidate resolved: flexibility, weekday patterns, weeks and months as ranges, holidays,"
+    ' "a week on Monday" / "Monday week" / "friday after next", "in a fortnight", and bounds'
+    ' ("after", "from", "by", "between").',
+    "",
+    "- **Recognizers-Text** (Microsoft) got the most dated phrases, ranges above all (\"next week\","
+    " \"in January\", \"this weekend\"), but its Python packages are an alpha of 2019 (1.0.2a2) that"
+    " no longer imports with today's `emoji` (it needs `emoji<2`), the newer `ms-recognizers-text-*`"
+    " 1.0.x packages do not import at all (no module `recognizers_text`), and in the action server it"
+    " would cost about 80 MB of memory, 4 s for its first call and about 140 ms per answer (measured"
+    " here), against the guard rails on memory and latency. Not a kept library for this stack.",
+    "- **ctparse** (a Python port of Duckling's ideas) misreads \"next Tuesday\" and \"12/14/2026\""
+    " and reads no periods; **parsedatetime** reads a point, never a range, and not \"14/12\";"
+    " **timefhuman** ignores the reference day unless configured and reads no periods.",
+    "- A newer dateparser (1.2+) was not needed: 1.1.8's `search_dates` already reads every exact form"
+    " here once the vocabulary has taken out the words around the date, and an upgrade risks moving"
+    " `regex` past Rasa's `<2022.11` pin (shared notes).",
+    "",
+    "With the vocabulary, the form reads all "
+    + "phrases of phrases.yml as meant (tests/unit/test_availability.py).",
+    "",
 ]
 
 
@@ -194,6 +236,7 @@ def main() -> None:
         *rows,
         f"| **right, of {dated} dated phrases** | | " + " | ".join(str(s) for s in scores) + " |",
         "",
+        *DECISION,
     ]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines), encoding="utf-8")

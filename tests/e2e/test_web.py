@@ -478,10 +478,8 @@ def test_new_messages_are_announced_and_say_who_wrote_them(visitor: Visitor, exp
     visitor.say("what is PIH")
     # Both messages are inside the live region, each saying who wrote it before the text.
     last_two = log.locator(".cc-msg").all_inner_texts()[-2:]
-    assert [squash(t) for t in last_two] == [
-        "You: what is PIH",
-        f"The assistant: {squash(expected('utter_faq/what_is_pih'))}",
-    ]
+    assert squash(last_two[0]) == "You: what is PIH"
+    assert squash(last_two[1]).startswith(f"The assistant: {squash(expected('utter_faq/what_is_pih'))}")
     # The typing indicator is gone once the answer is there; the buttons are in a labelled group.
     assert page.locator(".cc-typing").is_hidden()
     assert page.get_by_role("group", name="Suggested replies").count() == 1

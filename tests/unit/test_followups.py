@@ -10,8 +10,9 @@ import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.fallback import ActionDefaultAskAffirmation
 from actions.faq import ActionAnswerFaq, ActionAnswerFollowup, ActionFeedbackReceived
-from actions.followup import OUT_OF_SCOPE, resolve
+from actions.followup import OUT_OF_SCOPE, refers_back, resolve
 from actions.privacy import ActionWhatYouKnow, mask_contact, mask_name
 from common.paths import HELDOUT_CONVERSATIONS
 
@@ -154,3 +155,46 @@ def test_masks() -> None:
     assert mask_name("Siobhán O'Neill") == "S****** O******"
     assert mask_contact("jane.smith@example.com") == "j***@example.com"
     assert mask_contact("+447911123456") == "a phone number ending in 456"
+
+
+def fallback_message(text: str) -> dict[str, Any]:
+    return {"text": text, "intent": {"name": "nlu_fallback", "confidence": 0.4}, "entities": []}
+
+
+def test_an_unclear_follow_up_is_answered_in_context_and_ends_the_fallback(domain) -> None:
+    sent, events = run(
+        ActionDefaultAskAffirmation(),
+        domain,
+        message=fallback_message("why does it happen?"),
+        slots={"last_topic": "what_is_pih"},
+    )
+    assert [m["response"] for m in sent] == ["utter_faq/pih_causes"]
+    assert events[-1] == {"event": "active_loop", "timestamp": None, "name": None}
+
+
+def test_an_unclear_follow_up_about_pain_is_not_answered(domain) -> None:
+    sent, _ = run(
+        ActionDefaultAskAffirmation(),
+        domain,
+        message=fallback_message("does it hurt though?"),
+        slots={"last_topic": "benefits"},
+    )
+    assert [m["response"] for m in sent] == ["utter_out_of_scope"]
+
+
+@pytest.mark.parametrize(
+    "text, slots",
+    [
+        ("why does it happen?", {}),  # a first message: never guessed from context
+        ("why do scars itch in winter", {"last_topic": "what_is_pih"}),  # names its own subject
+        ("/faq", {"last_topic": "what_is_pih"}),
+    ],
+)
+def test_without_context_or_a_reference_back_did_you_mean_stays(domain, text: str, slots: dict) -> None:
+    sent, _ = run(ActionDefaultAskAffirmation(), domain, message=fallback_message(text), slots=slots)
+    assert [m["response"] for m in sent] in (["utter_did_you_mean"], ["utter_ask_rephrase"])
+
+
+def test_what_refers_back() -> None:
+    assert refers_back("and for men?") and refers_back("why does it happen?") and refers_back("tell me more")
+    assert not refers_back("why do scars itch in winter")

@@ -194,6 +194,18 @@ BREAKS = [
         [HELDOUT_QUESTION, "test question", "tests/heldout/nlu.yml:5"],
         id="heldout-example-in-training",
     ),
+    pytest.param(
+        lambda r: add_example(r, "faq/benefits", "will your treatment help with that"),
+        FAQ_NLU,
+        ["will your treatment help with that", "test question", "tests/heldout/conversations.yml:78"],
+        id="heldout-follow-up-in-training",
+    ),
+    pytest.param(
+        lambda r: add_example(r, "faq/poor_healing", "dimpled scar"),
+        FAQ_NLU,
+        ["dimpled scar", "test question", "tests/heldout/conversations.yml:"],
+        id="heldout-first-turn-in-training",
+    ),
     # 6. Answers are grounded in the document and short.
     pytest.param(
         lambda r: set_answer(r, "what_is", "quote", None),

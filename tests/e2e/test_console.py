@@ -56,7 +56,9 @@ TABLET = {"width": 768, "height": 1024}
 PHONE = {"width": 390, "height": 844}
 
 
-EXPECTED_STATUS = re.compile(r"Failed to load resource: the server responded with a status of (401|403|404|429|501)")
+EXPECTED_STATUS = re.compile(
+    r"Failed to load resource: the server responded with a status of (401|403|404|429|501)"
+)
 
 
 def squash(text: str) -> str:
@@ -167,10 +169,12 @@ class Staff:
             self.problems.append(message.text)
 
     def open(self, path: str) -> Page:
+        """Go to a console page; return the browser page."""
         self.page.goto(self.site.console + path)
         return self.page
 
     def sign_in(self, name: str, password: str = PASSWORD) -> Page:
+        """Sign in on the sign-in page, as a person types."""
         page = self.open("/login")
         page.get_by_label("Your name").fill(name)
         page.get_by_label("Password").fill(password)
@@ -179,9 +183,11 @@ class Staff:
         return page
 
     def heading(self) -> str:
+        """The page's main heading."""
         return self.page.locator("h1").inner_text()
 
     def flash(self) -> str:
+        """The page's messages (after a form), as one line."""
         return squash(" ".join(self.page.locator(".flash").all_inner_texts()))
 
 

@@ -57,7 +57,9 @@ def test_postgres_database_from_before_migrations_is_upgraded_by_two_processes_a
     assert {row["status"] for row in rows.values()} == {"new"}
     with engine.connect() as db:
         assert db.execute(sa.text("SELECT data FROM events")).scalars().all() == ["hello"]
-        assert db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == migrations.head()
+        assert (
+            db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == migrations.head()
+        )
         tables = set(sa.inspect(db).get_table_names())
     assert {"staff_users", "login_attempts", "audit_log", "review_decisions"} <= tables
     engine.dispose()

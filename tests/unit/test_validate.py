@@ -245,9 +245,15 @@ BREAKS = [
         id="story-unknown-active-loop",
     ),
     # 8. The clinic's details are complete.
-    pytest.param(lambda r: (r / "clinic.yml").write_text(
-        (r / "clinic.yml").read_text(encoding="utf-8").replace('phone: "020 7946 0000"', 'phone: ""'),
-        encoding="utf-8"), "clinic.yml", ["please fill in", "phone"], id="clinic-phone-missing"),
+    pytest.param(
+        lambda r: (r / "clinic.yml").write_text(
+            (r / "clinic.yml").read_text(encoding="utf-8").replace('phone: "020 7946 0000"', 'phone: ""'),
+            encoding="utf-8",
+        ),
+        "clinic.yml",
+        ["please fill in", "phone"],
+        id="clinic-phone-missing",
+    ),
     # Files that cannot be read.
     pytest.param(
         lambda r: shutil.rmtree(r / "content"),

@@ -31,6 +31,7 @@ from common.names import (
     TWO_STAGE_FALLBACK,
 )
 from common.paths import PROJECT_ROOT
+from staff import grounding
 
 # The project's files, as staff see them from the project folder (any --root has the same layout).
 DOMAIN = paths.relative(paths.DOMAIN_DIR)
@@ -39,6 +40,7 @@ DOCUMENT = paths.relative(paths.DOCUMENT)
 HELDOUT = paths.relative(paths.HELDOUT)
 TEST_STORIES = paths.relative(paths.TEST_STORIES_DIR)
 CLINIC = paths.relative(paths.CLINIC_YML)
+WORDING = paths.relative(paths.APPROVED_WORDING)
 MIN_EXAMPLES = 15
 MAX_ANSWER_CHARS = 480
 FAQ_INTENT = RETRIEVAL_INTENT
@@ -93,6 +95,7 @@ class Project:
     document: str
     actions_source: str
     clinic_file: Path
+    wording_file: Path
 
 
 def normalise(text: str) -> str:
@@ -235,6 +238,7 @@ def load(root: Path) -> tuple[Project, list[Problem]]:
         document=document,
         actions_source=source_text(root / "actions"),
         clinic_file=root / CLINIC,
+        wording_file=root / WORDING,
     )
     return project, problems
 
@@ -463,6 +467,24 @@ def check_grounding(project: Project) -> list[Problem]:
     ]
 
 
+def check_answers_supported(project: Project) -> list[Problem]:
+    """Every sentence of every FAQ answer is supported by the document (staff/grounding.py)."""
+    try:
+        checker = grounding.Checker(project.document, grounding.read_wording(project.wording_file))
+    except grounding.WordingError as error:
+        return [Problem(Place(WORDING, 1), str(error).removeprefix(f"{WORDING}: "))]
+    return [
+        Problem(
+            domain_place(project, name),
+            f"the answer {name} goes beyond {DOCUMENT}: {explanation} - say only what the document "
+            f"says; a sentence that only points to the clinic can be approved in {WORDING}",
+        )
+        for name, variations in faq_answers(project).items()
+        for variation in variations
+        for explanation in checker.problems(str(mapping(variation).get("text") or ""))
+    ]
+
+
 def known_names(project: Project) -> dict[str, set[str]]:
     """What test stories may use: intents, actions (responses included) and active loops."""
     answers = set(responses(project))
@@ -527,6 +549,7 @@ CHECKS: Sequence[Callable[[Project], list[Problem]]] = (
     check_duplicates,
     check_heldout,
     check_grounding,
+    check_answers_supported,
     check_test_stories,
     check_clinic,
 )

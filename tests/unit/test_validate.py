@@ -71,6 +71,16 @@ def set_answer(root: Path, key: str, field: str, value: str | None) -> None:
     edit_domain(root, change)
 
 
+def add_to_answer(root: Path, key: str, sentence: str) -> None:
+    """Add a sentence at the end of the copy's answer utter_faq/<key>."""
+
+    def change(domain: dict[str, Any]) -> None:
+        answer = domain["responses"][f"utter_faq/{key}"][0]
+        answer["text"] = f"{answer['text']} {sentence}"
+
+    edit_domain(root, change)
+
+
 def add_example(root: Path, intent: str, text: str) -> None:
     """Add an example question at the top of an FAQ question's examples in the copy."""
     file = root / FAQ_NLU
@@ -224,6 +234,21 @@ BREAKS = [
         FAQ_DOMAIN,
         ["utter_faq/what_is is 600 characters", "MAX_ANSWER_CHARS = 480", "shorten"],
         id="answer-too-long",
+    ),
+    # 6b. Every sentence of an answer is supported by the document (staff/grounding.py).
+    pytest.param(
+        lambda r: add_to_answer(
+            r, "results_time", "Most patients need 3 to 6 sessions, and the treatment is painless."
+        ),
+        FAQ_DOMAIN,
+        ["utter_faq/results_time goes beyond", '"3", "6", "sessions", "painless"', "say only what"],
+        id="answer-with-invented-sessions-and-painless",
+    ),
+    pytest.param(
+        lambda r: add_to_answer(r, "results_time", "Treatment costs 150 pounds per session."),
+        FAQ_DOMAIN,
+        ["utter_faq/results_time goes beyond", '"150", "costs", "pounds" and "session"'],
+        id="answer-with-invented-price",
     ),
     # 7. Test stories only use what the domain has.
     pytest.param(

@@ -1,0 +1,1 @@
+"""The staff console in the browser (issue 14): bookings, unanswered questions, the week's numbers."""

@@ -34,8 +34,14 @@ REPORTS_DIR = PROJECT_ROOT / "reports"
 # The demo clinic page with the chat widget.
 WEB_ROOT = PROJECT_ROOT / "web"
 
-# Rasa's command line, from the Python environment the project runs in.
-RASA_PROGRAM = Path(sys.executable).parent / "rasa"
+
+def program(name: str) -> Path:
+    """A command of the Python environment the project runs in (rasa, clinic-validate...)."""
+    return Path(sys.executable).parent / name
+
+
+# Rasa's command line.
+RASA_PROGRAM = program("rasa")
 
 
 def relative(path: Path) -> str:

@@ -77,8 +77,7 @@ shell: train  ## chat in the terminal (starts the action server too)
 	$(BIN)/rasa shell --model models/scar-faq.tar.gz --endpoints endpoints.yml
 
 # ---- clinic staff -------------------------------------------------------------------------
-validate: install  ## check the training data and answers (Rasa's checks, then the project's own)
-	$(BIN)/rasa data validate --fail-on-warnings --domain domain
+validate: install  ## check the data, the answers (grounded in the document) and clinic.yml, then Rasa's own checks
 	$(BIN)/clinic-validate
 
 review: install  ## what visitors asked that the assistant could not answer (last 7 days; or SINCE=YYYY-MM-DD UNTIL=YYYY-MM-DD)

@@ -60,7 +60,7 @@ def encoder() -> Any:
     global _encoder
     with _encoder_lock:
         if _encoder is None:
-            from components.sentence_embeddings import load_encoder  # loads numpy weights (~90 MB)
+            from components.minilm import load_encoder  # numpy weights (~90 MB), no TensorFlow
 
             _encoder = load_encoder()
         return _encoder

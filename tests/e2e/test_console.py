@@ -31,6 +31,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT, WEB_ROOT
 from servers.launcher import Stack, StackConfig, free_port
+from staff import validate as check_data
 from tests.helpers import Chat, open_day
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,7 @@ CHROMIUM_FLAGS = [
 ]
 AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 TIMEOUT_MS = 30_000
-PARTS = ["clinic.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
+PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
 PASSWORD = "correct horse battery staple"
 USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
 BOT = ".rw-messages-container .rw-response .rw-message-text"
@@ -500,6 +501,9 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     nlu = (site.root / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
     assert f"    - {question}\n" in nlu
     assert yaml.safe_load(nlu)  # still valid YAML
+    assert (
+        check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    )  # and passes make validate's checks
     assert question not in (PROJECT_ROOT / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
 
     # Masked text never becomes a training example (make merge's rule).

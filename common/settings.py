@@ -25,6 +25,8 @@ DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
 RASA_PORT = 5005
 ACTION_SERVER_PORT = 5055
 WEB_PORT = 8080
+STAFF_PORT = 8081  # the staff console
+STAFF_SESSION_MINUTES = 480  # a console session ends after 8 hours without a request
 REDIS_PORT = 6379
 MAX_MESSAGE_CHARS = 1000
 MAX_MESSAGES_PER_MINUTE = 30
@@ -127,6 +129,14 @@ class Settings:
     max_message_chars: int
     max_messages_per_minute: int
     booking_webhook_token: str | None
+    # The staff console (staff/console/): where it listens, the key that signs its session
+    # cookies, how long an idle session lasts, and whether it is reached over HTTPS (a
+    # reverse proxy in front): then its cookies are sent only over HTTPS.
+    staff_host: str = "127.0.0.1"
+    staff_port: int = STAFF_PORT
+    staff_secret_key: str | None = None
+    staff_session_minutes: int = STAFF_SESSION_MINUTES
+    staff_https: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True) -> Settings:
@@ -165,6 +175,10 @@ class Settings:
                 "ACTION_SERVER_HOST=127.0.0.1."
             )
         web_port = _port(env, "WEB_PORT", WEB_PORT, problems)
+        staff_https = (env.get("STAFF_HTTPS") or ("1" if profile == "production" else "0")).lower()
+        if staff_https not in ("1", "0", "true", "false", "yes", "no"):
+            problems.append(f"STAFF_HTTPS must be 1 or 0, not {staff_https!r}.")
+        staff_secret = _secret(env, "STAFF_SECRET_KEY", problems)
         settings = cls(
             profile=profile,
             database_url=database_url,
@@ -187,12 +201,33 @@ class Settings:
             max_message_chars=_count(env, "MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS, problems),
             max_messages_per_minute=_count(env, "MAX_MESSAGES_PER_MINUTE", MAX_MESSAGES_PER_MINUTE, problems),
             booking_webhook_token=env.get("BOOKING_WEBHOOK_TOKEN") or None,
+            staff_host=env.get("STAFF_HOST") or "127.0.0.1",
+            staff_port=_port(env, "STAFF_PORT", STAFF_PORT, problems),
+            staff_secret_key=staff_secret,
+            staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
+            staff_https=staff_https in ("1", "true", "yes"),
         )
         if problems:
             raise SettingsError(
                 "The settings in the environment need fixing:\n  - " + "\n  - ".join(problems)
             )
         return settings
+
+    def console_problems(self) -> list[str]:
+        """What stops the staff console from starting with these settings (empty: nothing)."""
+        problems = []
+        if self.profile == "production" and self.staff_secret_key is None:
+            problems.append(
+                "The production profile signs the staff console's session cookies with a fixed key, "
+                "shared by every console process: set STAFF_SECRET_KEY (at least 32 random characters)."
+            )
+        if not is_loopback(self.staff_host) and not self.staff_https:
+            problems.append(
+                f"The staff console would listen on {self.staff_host}, beyond this machine, without HTTPS: "
+                "put it behind the clinic's HTTPS reverse proxy and set STAFF_HTTPS=1, or keep "
+                "STAFF_HOST=127.0.0.1."
+            )
+        return problems
 
     @property
     def endpoints_file(self) -> Path:

@@ -5,53 +5,44 @@
     make bookings-purge DAYS=90            (clinic-bookings purge --older-than 90: requests AND conversations)
     make bookings-deliver                  (clinic-bookings deliver: retry what the booking system missed)
 
-The database is DATABASE_URL (default: the project's var/clinic.db).
+The database is DATABASE_URL (default: the project's var/clinic.db). The staff console
+(Bookings page) does the same and more; both use staff/service/bookings.py. Exports are
+CSV files Excel opens correctly (UTF-8 with a BOM), with times in the clinic's time zone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from actions.booking.delivery import deliver_pending
-from actions.booking.store import BookingStore, booking_requests, default_database_url
-from common import conversations
+from actions.booking.store import BookingStore, default_database_url
 from common.clinic import load_settings
+from staff.service import bookings as service
 
-COLUMNS = [c.name for c in booking_requests.columns if c.name not in ("id", "dedupe_key")]
 
-
-def since(days: int | None) -> datetime | None:
-    """The moment `days` days ago (None: no limit)."""
-    return datetime.now(timezone.utc) - timedelta(days=days) if days else None
+def since(days: int | None) -> date | None:
+    """The clinic day `days` days ago (None: no limit)."""
+    return datetime.now(load_settings().zone).date() - timedelta(days=days - 1) if days else None
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """One line per request, newest first."""
     print(f"{len(rows)} request(s)")
     for r in rows:
-        status = (
+        delivery = (
             "delivered" if r["delivered_at"] else ("not delivered" if r["delivery_attempts"] else "stored")
         )
         print(
             f"{r['reference']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['name']} | {r['contact']} | "
             f"{r['preferred_date']} {r['time_of_day']} ({r.get('availability') or '-'}) | {r['scar'] or '-'}"
-            f" | {status}"
+            f" | {r['status']} | {delivery}"
         )
-
-
-def export_csv(rows: list[dict[str, Any]], path: str) -> None:
-    """Write the requests to a CSV file."""
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"Wrote {len(rows)} request(s) to {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing = commands.add_parser("list", help="show requests")
     listing.add_argument("--days", type=int, help="only the last N days")
     export = commands.add_parser("export", help="write requests to a CSV file")
-    export.add_argument("path")
+    export.add_argument("path", type=Path)
     export.add_argument("--days", type=int, help="only the last N days")
     purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
@@ -71,15 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     store = BookingStore(default_database_url())
-    if args.command == "list":
-        print_table(store.list(since(args.days)))
-    elif args.command == "export":
-        export_csv(store.list(since(args.days)), args.path)
+    zone = load_settings().zone
+    if args.command in ("list", "export"):
+        rows = service.find(store, service.BookingFilter(since=since(args.days)), zone, limit=1_000_000)
+        if args.command == "list":
+            print_table(rows)
+        else:
+            args.path.write_bytes(service.export_csv(rows, zone))
+            print(f"Wrote {len(rows)} request(s) to {args.path}")
     elif args.command == "purge":
-        requests = store.purge(args.older_than)
-        events = conversations.purge_older_than(store.engine, args.older_than)
+        gone = service.purge(store, args.older_than)
         print(
-            f"Deleted {requests} request(s) and {events} conversation event(s) "
+            f"Deleted {gone['requests']} request(s) and {gone['events']} conversation event(s) "
             f"older than {args.older_than} days"
         )
     else:

@@ -1,5 +1,8 @@
 """Consultation requests in a real SQL database (SQLite by default, any SQLAlchemy URL).
 
+The table's schema is made and upgraded by the migrations in common/migrations/; the Table
+below mirrors their newest revision for queries.
+
 Saving is idempotent: the same request submitted twice (a retried action, a double
 click) returns the first row's reference instead of creating a duplicate. Queries are
 parameterised, so names such as "O'Brien" or "'; DROP TABLE" are stored as typed.
@@ -16,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import settings
+from common import migrations, settings
 from common.database import create_engine
 
 metadata = sa.MetaData()
@@ -44,7 +47,14 @@ booking_requests = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_delivery_error", sa.String(200)),  # status or error type only, never data
+    # Staff's follow-up in the console (common/migrations/versions/0002_staff_console.py).
+    sa.Column("status", sa.String(16), nullable=False, default="new", server_default="new"),
+    sa.Column("status_note", sa.Text),
+    sa.Column("status_changed_at", sa.DateTime(timezone=True)),
+    sa.Column("status_changed_by", sa.String(64)),
 )
+# What staff mark a request as: new (not yet handled), contacted, done.
+STATUSES = ("new", "contacted", "done")
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,8 @@ class BookingStore:
     """Reads and writes consultation requests."""
 
     def __init__(self, url: str) -> None:
+        migrations.upgrade(url)  # the schema comes from the migrations, never create_all
         self.engine = create_engine(url)
-        metadata.create_all(self.engine)
 
     def save(self, request: BookingRequest, sender_id: str) -> tuple[str, bool]:
         """Store the request once; return (reference, whether it was new)."""

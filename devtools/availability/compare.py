@@ -146,14 +146,14 @@ DECISION = [
     ' "a week on Monday" / "Monday week" / "friday after next", "in a fortnight", and bounds'
     ' ("after", "from", "by", "between").',
     "",
-    "- **Recognizers-Text** (Microsoft) got the most dated phrases, ranges above all (\"next week\","
-    " \"in January\", \"this weekend\"), but its Python packages are an alpha of 2019 (1.0.2a2) that"
+    '- **Recognizers-Text** (Microsoft) got the most dated phrases, ranges above all ("next week",'
+    ' "in January", "this weekend"), but its Python packages are an alpha of 2019 (1.0.2a2) that'
     " no longer imports with today's `emoji` (it needs `emoji<2`), the newer `ms-recognizers-text-*`"
     " 1.0.x packages do not import at all (no module `recognizers_text`), and in the action server it"
     " would cost about 80 MB of memory, 4 s for its first call and about 140 ms per answer (measured"
     " here), against the guard rails on memory and latency. Not a kept library for this stack.",
-    "- **ctparse** (a Python port of Duckling's ideas) misreads \"next Tuesday\" and \"12/14/2026\""
-    " and reads no periods; **parsedatetime** reads a point, never a range, and not \"14/12\";"
+    '- **ctparse** (a Python port of Duckling\'s ideas) misreads "next Tuesday" and "12/14/2026"'
+    ' and reads no periods; **parsedatetime** reads a point, never a range, and not "14/12";'
     " **timefhuman** ignores the reference day unless configured and reads no periods.",
     "- A newer dateparser (1.2+) was not needed: 1.1.8's `search_dates` already reads every exact form"
     " here once the vocabulary has taken out the words around the date, and an upgrade risks moving"

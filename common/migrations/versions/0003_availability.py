@@ -20,16 +20,12 @@ COLUMNS = ("availability", "flexible", "weekdays", "latest_date")
 def upgrade() -> None:
     """Add the availability columns; requests stored before keep their day and time only."""
     op.add_column("booking_requests", sa.Column("latest_date", sa.Date))
-    op.add_column(
-        "booking_requests", sa.Column("weekdays", sa.String(80), nullable=False, server_default="")
-    )
+    op.add_column("booking_requests", sa.Column("weekdays", sa.String(80), nullable=False, server_default=""))
     op.add_column(
         "booking_requests",
         sa.Column("flexible", sa.Boolean, nullable=False, server_default=sa.false()),
     )
-    op.add_column(
-        "booking_requests", sa.Column("availability", sa.Text, nullable=False, server_default="")
-    )
+    op.add_column("booking_requests", sa.Column("availability", sa.Text, nullable=False, server_default=""))
 
 
 def downgrade() -> None:

@@ -92,10 +92,10 @@ def test_a_date_with_a_time_of_day_fills_both() -> None:
     assert result["booking_time"] == "afternoon"
 
 
-def test_summary_shows_the_answers_escaped_with_send_and_change_buttons(domain) -> None:
+def test_summary_shows_the_answers_as_typed_with_send_and_change_buttons(domain) -> None:
     [message], events = run(ActionBookingSummary(), FILLED, domain)
     assert message["response"] == "utter_booking_summary" and events == []
-    assert message["name"] == "&lt;b&gt;Jo&lt;/b&gt; O&#x27;Neill"
+    assert message["name"] == "<b>Jo</b> O'Neill"  # as typed: the widget shows text, never HTML
     assert message["day"].endswith(TOMORROW.strftime("%B %Y"))
     titles = [b["title"] for b in message["buttons"]]
     assert titles[0] == "Yes, send it" and "Change days" in titles

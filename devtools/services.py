@@ -95,10 +95,16 @@ class PostgresServer(Service):
             "UTF8",
             "--no-sync",
         )
+        self.resume()
+        self._run(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
+        return self
+
+    def resume(self) -> None:
+        """Start the server on its data directory (again, after `halt`)."""
         self._run(
             postgres_bin("pg_ctl"),
             "-D",
-            str(data),
+            str(self.directory / "data"),
             "-l",
             str(self.directory / "server.log"),
             "-w",
@@ -107,13 +113,15 @@ class PostgresServer(Service):
             "-c fsync=off -c max_connections=200",
             "start",
         )
-        self._run(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
-        return self
+
+    def halt(self) -> None:
+        """Stop the server but keep its data (a database outage; `resume` ends it)."""
+        if (self.directory / "data" / "postmaster.pid").exists():
+            self._run(postgres_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         """Stop the server and delete its files."""
-        if (self.directory / "data" / "postmaster.pid").exists():
-            self._run(postgres_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+        self.halt()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

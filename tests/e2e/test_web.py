@@ -134,6 +134,7 @@ class Visitor:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.dialogs: list[str] = []
         self.problems: list[str] = []  # console errors, page errors, requests to other hosts
+        self.requested: list[str] = []  # every URL the page asked for
         self.page.on("dialog", self._dialog)
         self.page.on(
             "console", lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None
@@ -146,6 +147,7 @@ class Visitor:
         dialog.dismiss()
 
     def _request(self, request) -> None:
+        self.requested.append(request.url)
         if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", request.url) and not request.url.startswith(
             "data:"
         ):
@@ -346,6 +348,21 @@ def test_the_chat_works_with_the_keyboard_only(visitor: Visitor, expected) -> No
     page.keyboard.press("Enter")
     assert visitor.wait_for_replies(1, 1) == [squash(expected("utter_faq/what_is"))]
     visitor.assert_clean()
+
+
+def test_the_widget_talks_only_to_the_server_config_js_names(browser: Browser, site: Site, expected) -> None:
+    """A crafted link to the clinic's page (?socketUrl=...) cannot point the chat at another server."""
+    decoy = f"http://127.0.0.1:{free_port()}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        visitor = Visitor(context, site)
+        visitor.page.goto(f"{site.url}/?socketUrl={decoy}")
+        visitor.page.locator("button.rw-launcher").wait_for()
+        assert visitor.open_chat() == [squash(expected("utter_greet"))]
+        assert not [url for url in visitor.requested if url.startswith(decoy)]
+        assert any(url.startswith(site.rasa_url + "/socket.io/") for url in visitor.requested)
+    finally:
+        context.close()
 
 
 def focus_is_visible(page: Page) -> bool:

@@ -173,14 +173,27 @@ class RedisServer(Service):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def production_configs(postgres: PostgresServer, redis_server: RedisServer, count: int) -> list[StackConfig]:
-    """`count` Rasa + action server pairs on free ports, on the production profile with these stores."""
+def production_configs(
+    postgres: PostgresServer, redis_server: RedisServer, count: int, **extra_env: str
+) -> list[StackConfig]:
+    """`count` Rasa + action server pairs on free ports, on the production profile with these stores.
+
+    Like replicas behind a load balancer, the Rasa servers share one CONVERSATION_SECRET (an
+    id one issues is valid on the others); each pair shares its action server's token.
+    """
+    secret = secrets.token_urlsafe(32)
     return [
         StackConfig(
             rasa_port=free_port(),
             action_port=free_port(),
             database_url=postgres.url,
-            extra_env={"CLINIC_PROFILE": "production", **redis_server.environment()},
+            extra_env={
+                "CLINIC_PROFILE": "production",
+                **redis_server.environment(),
+                "CONVERSATION_SECRET": secret,
+                "ACTION_SERVER_TOKEN": secrets.token_urlsafe(32),
+                **extra_env,
+            },
         )
         for _ in range(count)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -67,8 +68,14 @@ class StackConfig:
         return list(self.cors_origins) or list(page_origins(self.web_port or settings.WEB_PORT))
 
     def environment(self) -> dict[str, str]:
-        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry."""
+        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry.
+
+        Without an ACTION_SERVER_TOKEN, a new random one is made for this run: even on this
+        machine, only this run's Rasa server can call its action server.
+        """
         env = dict(os.environ)
+        if not env.get("ACTION_SERVER_TOKEN") and not self.extra_env.get("ACTION_SERVER_TOKEN"):
+            env["ACTION_SERVER_TOKEN"] = secrets.token_urlsafe(32)
         env.update(
             RASA_PORT=str(self.rasa_port),
             RASA_INTERFACE=self.host,

@@ -1,8 +1,11 @@
-"""Staff command for consultation requests: list, export to CSV, purge old ones, re-deliver.
+"""Staff command for consultation requests: list, export to CSV, purge old ones, erase, re-deliver.
 
     make bookings [DAYS=7]                 (clinic-bookings list [--days 7])
     make bookings-export FILE=requests.csv (clinic-bookings export requests.csv [--days 30])
     make bookings-purge DAYS=90            (clinic-bookings purge --older-than 90: requests AND conversations)
+    make bookings-erase EMAIL=... | PHONE=... | REFERENCE=SR-...
+                                           (clinic-bookings erase --email/--phone/--reference: one person's
+                                            requests AND the conversations that made or mention them)
     make bookings-deliver                  (clinic-bookings deliver: retry what the booking system missed)
 
 The database is DATABASE_URL (default: the project's var/clinic.db).
@@ -18,12 +21,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from actions.booking.delivery import deliver_pending
-from actions.booking.store import BookingStore, booking_requests, default_database_url
-from common import conversations
-from common.clinic import load_settings
+import phonenumbers
 
-COLUMNS = [c.name for c in booking_requests.columns if c.name not in ("id", "dedupe_key")]
+from actions.booking.delivery import deliver_pending, deliver_withdrawal
+from actions.booking.store import BookingStore, booking_requests, default_database_url
+from actions.booking.validators import InvalidAnswer, parse_contact
+from common import conversations
+from common.clinic import ClinicSettings, load_settings
+
+COLUMNS = [c.name for c in booking_requests.columns if c.name not in ("id", "dedupe_key", "conversation_id")]
 
 
 def since(days: int | None) -> datetime | None:
@@ -53,6 +59,57 @@ def export_csv(rows: list[dict[str, Any]], path: str) -> None:
     print(f"Wrote {len(rows)} request(s) to {path}")
 
 
+def typed_forms(contact: str, clinic: ClinicSettings) -> list[str]:
+    """The ways a visitor may have typed this (normalised) contact in a conversation."""
+    if "@" in contact:
+        return [contact]
+    number = phonenumbers.parse(contact, clinic.country)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return [
+        contact,
+        national,
+        national.replace(" ", ""),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    ]
+
+
+def erase(store: BookingStore, args: argparse.Namespace) -> int:
+    """Erase one person's requests and conversations; report what went. 1 if nothing matched."""
+    clinic = load_settings()
+    contacts: list[str] = []
+    for given in filter(None, [args.email, args.phone]):
+        try:
+            contacts.append(parse_contact(given, clinic))
+        except InvalidAnswer:
+            print(f"{given!r} is not a valid {'email address' if '@' in given else 'phone number'}.")
+            return 2
+    requests = store.find(references=args.reference or [], contacts=contacts)
+    found = {row["conversation_id"] for row in requests if row["conversation_id"]}
+    found |= conversations.mentioning(
+        store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
+    )
+    found |= conversations.mentioning(store.engine, [r.upper() for r in args.reference or []])
+    if not requests and not found:
+        print("Nothing found: no request or conversation matches.")
+        return 1
+    counts = conversations.event_counts(store.engine, found)
+    erased = store.erase([row["reference"] for row in requests])
+    events = conversations.erase(store.engine, found)
+    print(f"Erased {len(erased)} request(s): {', '.join(r.reference for r in erased) or '-'}")
+    print(f"Erased {len(counts)} conversation(s) ({events} event(s)).")
+    told = [r.reference for r in erased if r.tell_booking_system]
+    url = clinic.booking_webhook_url
+    if told and url:
+        sent = [asyncio.run(deliver_withdrawal(store, url, row)) for row in store.pending_withdrawals(told)]
+        print(
+            f"Told the booking system to delete {', '.join(told)}: {sum(sent)} of {len(told)} sent"
+            + ("" if all(sent) else " (the rest is retried by `make bookings-deliver`)")
+        )
+    elif told:
+        print(f"The booking system may hold {', '.join(told)}: delete it there too.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one of the commands; 1 if a delivery failed or there is nowhere to deliver."""
     parser = argparse.ArgumentParser(
@@ -66,14 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--days", type=int, help="only the last N days")
     purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
-    commands.add_parser("deliver", help="send undelivered requests to the booking system")
+    erasing = commands.add_parser(
+        "erase", help="erase one person's requests and conversations (by reference, email or phone)"
+    )
+    erasing.add_argument("--reference", action="append", metavar="SR-...", help="a request's reference")
+    erasing.add_argument("--email", help="the email address they gave")
+    erasing.add_argument("--phone", help="the phone number they gave (any usual format)")
+    commands.add_parser("deliver", help="send undelivered requests and withdrawals to the booking system")
     args = parser.parse_args(argv)
+    if args.command == "erase" and not (args.reference or args.email or args.phone):
+        parser.error("erase needs --reference, --email or --phone")
 
     store = BookingStore(default_database_url())
     if args.command == "list":
         print_table(store.list(since(args.days)))
     elif args.command == "export":
         export_csv(store.list(since(args.days)), args.path)
+    elif args.command == "erase":
+        return erase(store, args)
     elif args.command == "purge":
         requests = store.purge(args.older_than)
         events = conversations.purge_older_than(store.engine, args.older_than)
@@ -86,9 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not url:
             print("No booking_webhook_url in clinic.yml: nothing to deliver to.")
             return 1
-        pending = len(store.undelivered())
-        delivered = asyncio.run(deliver_pending(store, url))
-        print(f"Delivered {delivered} of {pending} pending request(s)")
+        delivered, pending = asyncio.run(deliver_pending(store, url))
+        print(f"Delivered {delivered} of {pending} pending request(s) and withdrawal(s)")
         return 0 if delivered == pending else 1
     return 0
 

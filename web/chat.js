@@ -1,16 +1,20 @@
-/* The chat widget (rasa-webchat 1.0.1, served from web/node_modules by tools/web.py).
+/* The chat widget (rasa-webchat 1.0.1, served from web/node_modules by servers/page.py).
  *
- * Settings: window.CLINIC_CHAT_CONFIG from config.js (written by the page server), or, if the
- * page is served some other way, the Rasa server on this page's host at port 5005.
- * ?socketUrl=... in the page's address overrides both (handy when trying another server).
+ * The server it talks to comes only from window.CLINIC_CHAT_CONFIG (config.js, written by the
+ * page server), never from the page's address: a crafted link to the clinic's page must not
+ * point the chat at another server. The server issues the conversation's id: the widget
+ * keeps whatever id `session_confirm` returns (rasa-webchat does) and sends it with each
+ * message.
  */
 (function () {
   "use strict";
 
   var config = window.CLINIC_CHAT_CONFIG || {};
-  var query = new URLSearchParams(window.location.search);
-  var socketUrl = query.get("socketUrl") || config.socketUrl ||
-    window.location.protocol + "//" + window.location.hostname + ":5005";
+  var socketUrl = config.socketUrl;
+  if (!socketUrl) {
+    console.error("The chat has no server: config.js did not load (window.CLINIC_CHAT_CONFIG).");
+    return;
+  }
 
   if (!window.WebChat) {
     console.error("The chat widget did not load (vendor/rasa-webchat.js): run `npm ci` in web/.");

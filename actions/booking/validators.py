@@ -20,6 +20,10 @@ MAX_SCAR_CHARS = 200
 MAX_DAYS_AHEAD = 180
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# What no name contains: a typed payload ("/inform", '{"booking_name": ...}'), markup or
+# code characters, or a web address ("https://...", "www.", "evil.example/win").
+_NOT_A_NAME = re.compile(r"^/|[{}\[\]<>|\\=`]|://|\bwww\.|(?<![\w.])[\w-]+\.[a-z]{2,}(?=$|[/\s?#])")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMES_OF_DAY: dict[str, str] = {
     "morning": "morning",
     "am": "morning",
@@ -59,11 +63,17 @@ def normalise_spaces(text: str) -> str:
 
 
 def parse_name(text: str) -> str:
-    """A person's name as typed (any script, quotes and symbols kept), without digits or @."""
+    """A person's name as typed (any script, apostrophes and hyphens kept).
+
+    Not a name: no letters, digits, "@", more than 8 words or MAX_NAME_CHARS characters, a
+    typed payload, markup or code characters, or a web address.
+    """
     name = normalise_spaces(text)
     if not name or not any(c.isalpha() for c in name):
         raise InvalidAnswer("name")
     if len(name) > MAX_NAME_CHARS or len(name.split()) > 8 or "@" in name or any(c.isdigit() for c in name):
+        raise InvalidAnswer("name")
+    if _NOT_A_NAME.search(name):
         raise InvalidAnswer("name")
     return name
 
@@ -114,8 +124,30 @@ def split_time_of_day(text: str, settings: ClinicSettings) -> tuple[str, str | N
     return text, None
 
 
+def check_day(day: date, settings: ClinicSettings, now: datetime) -> date:
+    """The day, if it can be booked: after today, within MAX_DAYS_AHEAD, the clinic open."""
+    today = now.date()
+    if day <= today:
+        raise InvalidAnswer("date_past")
+    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidAnswer("date_far")
+    if not settings.is_open(day):
+        raise InvalidAnswer("date_closed", day=f"{day:%A} {day.day} {day:%B}")
+    return day
+
+
 def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date, str | None]:
-    """A future day the clinic is open, from natural language; plus a time of day if given."""
+    """A future day the clinic is open, from natural language; plus a time of day if given.
+
+    An ISO date (2026-12-08, as the form stores the day and re-checks it when it starts
+    again) is that day, whatever the clinic's date order: never "12 August".
+    """
+    if _ISO_DAY.fullmatch(text.strip()):
+        try:
+            day = date.fromisoformat(text.strip())
+        except ValueError as error:  # e.g. 2026-13-45
+            raise InvalidAnswer("date") from error
+        return check_day(day, settings, now), None
     rest, time_of_day = split_time_of_day(normalise_spaces(text), settings)
     cleaned = re.sub(rf"\b(next|this|on|coming)\s+(?=({'|'.join(_WEEKDAYS)})\b)", "", rest, flags=re.I)
     parsed = (
@@ -133,14 +165,7 @@ def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date
     )
     if parsed is None:
         raise InvalidAnswer("date")
-    day, today = parsed.date(), now.date()
-    if day <= today:
-        raise InvalidAnswer("date_past")
-    if day > today + timedelta(days=MAX_DAYS_AHEAD):
-        raise InvalidAnswer("date_far")
-    if not settings.is_open(day):
-        raise InvalidAnswer("date_closed", day=f"{day:%A} {day.day} {day:%B}")
-    return day, time_of_day
+    return check_day(parsed.date(), settings, now), time_of_day
 
 
 def parse_scar(text: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
-from common.paths import CONFIG, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
+from common.paths import CONFIG, DOMAIN_DIR, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
 from components.deflection import DEFLECTION_INTENTS
 from devtools.bench.nlu_eval import (
     NLU_DATA,
@@ -476,13 +476,21 @@ def tune_thresholds(config: dict[str, Any], folds: int, current: Thresholds) -> 
 # ------------------------------------------------------------------ servers
 
 
-def post_ms(url: str, sender: str, text: str) -> float:
-    """Send one message to the REST channel; the milliseconds until the full reply."""
-    body = json.dumps({"sender": sender, "message": text}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+def post_ms(url: str, sender: str, text: str, issued: dict[str, str] | None = None) -> float:
+    """Send one message to the REST channel as `sender`; the milliseconds until the full reply.
+
+    The server issues conversation ids: `issued` maps each sender to the id its first reply
+    carried (X-Conversation-Id), so its next messages continue that conversation.
+    """
+    issued = {} if issued is None else issued
+    body = {"message": text, **({"sender": issued[sender]} if sender in issued else {})}
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
+        issued.setdefault(sender, response.headers.get("X-Conversation-Id", sender))
     return (time.perf_counter() - started) * 1000
 
 
@@ -531,8 +539,9 @@ def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[st
                 ready_s = time.monotonic() - started
                 url = f"{config.rasa_url}/webhooks/rest/webhook"
                 first_reply_ms = post_ms(url, "bench-first", texts[0])
+                issued: dict[str, str] = {}
                 latencies = [
-                    post_ms(url, f"bench-{i // MESSAGES_PER_SENDER}", texts[i % len(texts)])
+                    post_ms(url, f"bench-{i // MESSAGES_PER_SENDER}", texts[i % len(texts)], issued)
                     for i in range(messages)
                 ]
                 pids = descendants([p.pid for p in stack.processes], parent_pids())
@@ -559,7 +568,7 @@ def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[st
 def time_training() -> float:
     """Wall seconds of `rasa train` (NLU and dialogue) from scratch, with an empty cache."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        return rasa_train(["--augmentation", "0"], Path(tmp))[1]
+        return rasa_train(["--augmentation", "0", "--domain", str(DOMAIN_DIR)], Path(tmp))[1]
 
 
 # ------------------------------------------------------------------ report

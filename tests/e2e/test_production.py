@@ -1,8 +1,11 @@
 """The production profile: two Rasa servers share real PostgreSQL and Redis servers.
 
 One visitor's conversation alternates between the two servers, as it would behind a load
-balancer, and must stay coherent through a booking form; the request lands in PostgreSQL.
-Messages sent to both servers at once are taken in turn (Redis locks), never interleaved.
+balancer, and must stay coherent through a booking form (the id server A issues is valid on
+B); the request lands in PostgreSQL. Messages sent to both servers at once are taken in turn
+(Redis locks), never interleaved. The flood limit is counted once for both servers (Redis);
+erasure, by the visitor and by staff, is checked in PostgreSQL; and while PostgreSQL is down
+both servers say so (503 and an apology with the phone number) and recover when it is back.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
-        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge
+        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -44,7 +44,7 @@ $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.
 	$(PY) spacy_model/build.py
 	touch $@
 
-# The chat widget (rasa-webchat, pinned in web/package-lock.json), served locally.
+# The chat widget's socket.io-client (and axe-core for the browser tests), pinned in web/package-lock.json, served locally.
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 
@@ -67,7 +67,7 @@ $(VENV)/.services: | $(VENV)/.installed
 train: install  ## retrain if the data, domain, config or spaCy pipeline changed (by content)
 	$(BIN)/clinic-train
 
-run: train  ## start the assistant on localhost (Ctrl-C stops it)
+run: train  ## start the assistant and the staff console on localhost (Ctrl-C stops it)
 	$(BIN)/clinic-run
 
 shell: train  ## chat in the terminal (starts the action server too)
@@ -77,8 +77,7 @@ shell: train  ## chat in the terminal (starts the action server too)
 	$(BIN)/rasa shell --model models/scar-faq.tar.gz --endpoints endpoints.yml
 
 # ---- clinic staff -------------------------------------------------------------------------
-validate: install  ## check the training data and answers (Rasa's checks, then the project's own)
-	$(BIN)/rasa data validate --fail-on-warnings --domain domain
+validate: install  ## check the data, the answers (grounded in the document) and clinic.yml, then Rasa's own checks
 	$(BIN)/clinic-validate
 
 review: install  ## what visitors asked that the assistant could not answer (last 7 days; or SINCE=YYYY-MM-DD UNTIL=YYYY-MM-DD)
@@ -105,6 +104,10 @@ bookings-erase: install  ## erase one person's requests and conversations: make 
 
 bookings-deliver: install  ## send requests (and withdrawals of erased ones) the booking system has not received yet
 	$(BIN)/clinic-bookings deliver
+
+staff-user: install  ## add a staff console account: make staff-user NAME=anna ROLE=admin (asks for the password)
+	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Say who and which role: make staff-user NAME=anna ROLE=admin (roles: reception, editor, admin)"; exit 2; }
+	$(BIN)/clinic-staff-user add "$(NAME)" --role "$(ROLE)"
 
 # ---- developers ---------------------------------------------------------------------------
 test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests

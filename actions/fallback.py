@@ -1,17 +1,35 @@
-"""Low confidence: suggest the closest topics ("did you mean"), then offer the team."""
+"""Low confidence: a follow-up read in context, else the closest topics ("did you mean"), then the team.
+
+Before offering topics, the first stage checks whether the unclear message leans on the last
+answer ("why does it happen?" after "what is PIH?"). If it does and actions/followup.py can
+say what it asks, that answer is given (or "I don't have that information" for pain, price and
+the like) and the fallback ends there. Without an earlier answer nothing changes, so a first
+message is never guessed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, UserUtteranceReverted
+from rasa_sdk.events import ActiveLoop, EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.faq import LAST_TOPIC_SLOT, answer
+from actions.followup import OUT_OF_SCOPE, refers_back, resolve
 from actions.topics import closest_topics, response_text, topic_payload, topic_title
 
 # Rasa's two-stage fallback treats this intent as "none of these" (then asks to rephrase).
 NONE_OF_THESE_PAYLOAD = "/out_of_scope"
+
+
+def in_context(tracker: Tracker) -> str | None:
+    """What an unclear message asks as a follow-up of the last answer (a topic, OUT_OF_SCOPE), or None."""
+    last_topic = tracker.get_slot(LAST_TOPIC_SLOT)
+    text = str((tracker.latest_message or {}).get("text") or "")
+    if not last_topic or not text or text.startswith("/") or not refers_back(text):
+        return None
+    return resolve(text, last_topic)
 
 
 def suggestion_buttons(message: dict[str, Any], domain: dict[str, Any]) -> list[dict[str, str]]:
@@ -32,7 +50,13 @@ class ActionDefaultAskAffirmation(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Offer the closest topics as buttons, or ask to rephrase."""
+        """Read a follow-up in context; else offer the closest topics as buttons, or ask to rephrase."""
+        topic = in_context(tracker)
+        if topic == OUT_OF_SCOPE:
+            dispatcher.utter_message(response="utter_out_of_scope")
+            return [ActiveLoop(None)]
+        if topic:  # answered: the fallback is over (its loop ends here)
+            return [*answer(dispatcher, tracker, domain, topic), ActiveLoop(None)]
         buttons = suggestion_buttons(tracker.latest_message, domain)
         if not buttons:
             dispatcher.utter_message(response="utter_ask_rephrase")

@@ -1,14 +1,50 @@
-"""Answering FAQ questions, whether typed or chosen with a topic button."""
+"""Answering FAQ questions, whether typed, chosen with a topic button, or referring back.
+
+Each answer remembers its topic (slot `last_topic`), so that a follow-up such as "will it help
+with that?" is understood in its context (actions/followup.py). Now and then an answer carries
+two buttons asking whether it helped (FEEDBACK_EVERY): "no" asks what was missing, and the
+visitor's next message is that explanation (the form `feedback_form`, whose question is
+`utter_ask_feedback_missing`), kept in the conversation for the staff's unanswered-questions inbox.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.topics import asked_topic, response_name
+from actions.followup import OUT_OF_SCOPE, resolve
+from actions.topics import asked_topic, response_name, response_text
+
+LAST_TOPIC_SLOT = "last_topic"
+ANSWERS_SLOT = "faq_answers"
+FEEDBACK_SLOT = "feedback_missing"
+FEEDBACK_HELPFUL, FEEDBACK_UNHELPFUL = "feedback_helpful", "feedback_unhelpful"
+# The first answer of a conversation asks whether it helped, then every third one.
+FEEDBACK_EVERY = 3
+
+
+def feedback_buttons(domain: dict[str, Any]) -> list[dict[str, str]]:
+    """The feedback buttons ("Yes, that helped" / "No, something's missing"), titled from the domain."""
+    return [
+        {"title": response_text(domain, "utter_button_helpful"), "payload": f"/{FEEDBACK_HELPFUL}"},
+        {"title": response_text(domain, "utter_button_unhelpful"), "payload": f"/{FEEDBACK_UNHELPFUL}"},
+    ]
+
+
+def answer(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], key: str
+) -> list[EventType]:
+    """Send topic `key`'s answer (asking whether it helped when that is due); remember the topic."""
+    count = int(tracker.get_slot(ANSWERS_SLOT) or 0) + 1
+    due = tracker.active_loop.get("name") is None and count % FEEDBACK_EVERY == 1
+    if due:
+        dispatcher.utter_message(response=response_name(key), buttons=feedback_buttons(domain))
+    else:
+        dispatcher.utter_message(response=response_name(key))
+    return [SlotSet(LAST_TOPIC_SLOT, key), SlotSet(ANSWERS_SLOT, count)]
 
 
 class ActionAnswerFaq(Action):
@@ -28,5 +64,47 @@ class ActionAnswerFaq(Action):
     ) -> list[EventType]:
         """Send the asked topic's answer."""
         key = asked_topic(tracker.latest_message, domain)
-        dispatcher.utter_message(response=response_name(key) if key else "utter_default")
-        return []
+        if not key:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        return answer(dispatcher, tracker, domain, key)
+
+
+class ActionAnswerFollowup(Action):
+    """Answers a question that refers back ("and for men?") in the context of the last answer."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_answer_followup"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Answer the topic the follow-up means; "I don't have that information"; or ask to rephrase."""
+        text = str(tracker.latest_message.get("text") or "")
+        topic = resolve(text, tracker.get_slot(LAST_TOPIC_SLOT))
+        if topic == OUT_OF_SCOPE:
+            in_form = tracker.active_loop.get("name") is not None
+            dispatcher.utter_message(
+                response="utter_booking_not_in_my_info" if in_form else "utter_out_of_scope"
+            )
+            return []
+        if topic is None or response_name(topic) not in domain.get("responses", {}):
+            dispatcher.utter_message(response="utter_ask_rephrase")
+            return []
+        return answer(dispatcher, tracker, domain, topic)
+
+
+class ActionFeedbackReceived(Action):
+    """After "what was missing?": thank the visitor; their words stay in the conversation only."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_feedback_received"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Thank the visitor and empty the slot (the message itself is the explanation)."""
+        dispatcher.utter_message(response="utter_feedback_missing_thanks")
+        return [SlotSet(FEEDBACK_SLOT, None)]

@@ -21,6 +21,7 @@ def clinic_slots() -> list[EventType]:
         SlotSet("clinic_hours", settings.hours),
         SlotSet("clinic_address", settings.address),
         SlotSet("emergency_number", settings.emergency_number),
+        SlotSet("retention_days", str(settings.retention_days)),
     ]
 
 

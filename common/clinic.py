@@ -35,6 +35,7 @@ class ClinicSettings:
     closed_dates: tuple[str, ...] = ()
     times_of_day: tuple[str, ...] = ("morning", "afternoon")
     booking_webhook_url: str = ""
+    retention_days: int = 90
 
     @property
     def zone(self) -> ZoneInfo:
@@ -73,7 +74,12 @@ def load_settings(path: Path | None = None) -> ClinicSettings:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"clinic.yml: unknown setting(s) {unknown}; known: {sorted(known)}")
-    values = {key: _clean(value) for key, value in raw.items()}
+    values: dict[str, Any] = {key: _clean(value) for key, value in raw.items()}
+    if "retention_days" in values:
+        try:
+            values["retention_days"] = int(values["retention_days"])
+        except ValueError:
+            raise ValueError("clinic.yml: retention_days must be a whole number of days") from None
     settings = ClinicSettings(**values)
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:

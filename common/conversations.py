@@ -1,14 +1,14 @@
 """Rasa's stored conversations (the SQL tracker store's `events` table): read, count, purge, erase.
 
-The one module that touches that table, for the review, the bookings purge and erasure,
-the tracker store's erasure on request, the load test and the tests. Rasa creates the
-table when the first conversation is stored; until then every function here treats it as
-empty.
+The one module that touches that table, for the review, the console (transcripts, the
+week's numbers, the inbox), the bookings purge, erasure on request (in the chat and by
+staff), the load test and the tests. Rasa creates the table when the first conversation is
+stored; until then every function here treats it as empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -68,6 +68,17 @@ def user_message_counts(engine: sa.engine.Engine, sender_prefix: str = "") -> di
         return dict(db.execute(query).all())
 
 
+def count_older_than(engine: sa.engine.Engine, days: int) -> int:
+    """How many conversation events are older than `days` days (what a purge would delete)."""
+    if not has_events(engine):
+        return 0
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).timestamp()
+    with engine.connect() as db:
+        return db.execute(
+            sa.select(sa.func.count()).select_from(events).where(events.c.timestamp < cutoff)
+        ).scalar_one()
+
+
 def purge_older_than(engine: sa.engine.Engine, days: int) -> int:
     """Delete the conversation events older than `days` days; return how many went."""
     if not has_events(engine):
@@ -112,3 +123,63 @@ def mentioning(engine: sa.engine.Engine, texts: Iterable[str]) -> set[str]:
     found = sa.or_(*(sa.func.lower(events.c.data).contains(needle, autoescape=True) for needle in needles))
     with engine.connect() as db:
         return set(db.execute(sa.select(events.c.sender_id).where(found).distinct()).scalars())
+
+
+def _read(url: str, query_of: Callable[[], sa.sql.Select]) -> Sequence[sa.engine.Row]:
+    """Run a query on the events table (nothing if there is no database or no conversation yet)."""
+    if not database.exists(url):
+        return []
+    engine = database.create_engine(url)
+    try:
+        if not has_events(engine):
+            return []
+        with engine.connect() as db:
+            return db.execute(query_of()).all()
+    finally:
+        engine.dispose()
+
+
+def read_sender(url: str, sender_id: str) -> Sequence[sa.engine.Row]:
+    """One conversation's dialogue events (visitor messages, actions, bot messages), oldest first."""
+    return _read(
+        url,
+        lambda: sa.select(events)
+        .where(events.c.sender_id == sender_id, events.c.type_name.in_(DIALOGUE))
+        .order_by(events.c.id),
+    )
+
+
+def senders_between(
+    url: str, start: float, end: float, sender: str | None = None
+) -> list[tuple[str, float, float, int]]:
+    """The conversations with visitor messages from `start` to before `end` (epoch seconds).
+
+    Each as (sender id, first and last message time, number of visitor messages), newest
+    first; `sender` narrows it to that one conversation.
+    """
+    only = [events.c.sender_id == sender] if sender is not None else []
+    rows = _read(
+        url,
+        lambda: sa.select(
+            events.c.sender_id,
+            sa.func.min(events.c.timestamp),
+            sa.func.max(events.c.timestamp),
+            sa.func.count(),
+        )
+        .where(events.c.type_name == "user", events.c.timestamp >= start, events.c.timestamp < end, *only)
+        .group_by(events.c.sender_id)
+        .order_by(sa.func.max(events.c.timestamp).desc()),
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def senders_with_text(url: str, text: str) -> list[str]:
+    """The conversations in which the assistant said `text` (e.g. a booking reference)."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = _read(
+        url,
+        lambda: sa.select(events.c.sender_id)
+        .where(events.c.type_name == "bot", events.c.data.like(pattern, escape="\\"))
+        .distinct(),
+    )
+    return [r[0] for r in rows]

@@ -17,11 +17,14 @@ CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 DOMAIN_DIR = PROJECT_ROOT / "domain"
 DATA_DIR = PROJECT_ROOT / "data"
 DOCUMENT = PROJECT_ROOT / "content" / "scar-relaxation.txt"
+# Sentences and everyday words answers may use beyond the document (staff/grounding.py).
+APPROVED_WORDING = PROJECT_ROOT / "content" / "approved-wording.yml"
 SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
 
 # Tests the model must pass (also read by the data checks and the benchmark).
 TEST_STORIES_DIR = PROJECT_ROOT / "tests" / "stories"
 HELDOUT = PROJECT_ROOT / "tests" / "heldout" / "nlu.yml"
+HELDOUT_CONVERSATIONS = PROJECT_ROOT / "tests" / "heldout" / "conversations.yml"
 
 # What training, the servers and the reports write.
 MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
@@ -34,8 +37,14 @@ REPORTS_DIR = PROJECT_ROOT / "reports"
 # The demo clinic page with the chat widget.
 WEB_ROOT = PROJECT_ROOT / "web"
 
-# Rasa's command line, from the Python environment the project runs in.
-RASA_PROGRAM = Path(sys.executable).parent / "rasa"
+
+def program(name: str) -> Path:
+    """A command of the Python environment the project runs in (rasa, clinic-validate...)."""
+    return Path(sys.executable).parent / name
+
+
+# Rasa's command line.
+RASA_PROGRAM = program("rasa")
 
 
 def relative(path: Path) -> str:

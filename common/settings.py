@@ -33,6 +33,8 @@ DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
 RASA_PORT = 5005
 ACTION_SERVER_PORT = 5055
 WEB_PORT = 8080
+STAFF_PORT = 8081  # the staff console
+STAFF_SESSION_MINUTES = 480  # a console session ends after 8 hours without a request
 REDIS_PORT = 6379
 MAX_MESSAGE_CHARS = 1000
 MAX_MESSAGES_PER_MINUTE = 30
@@ -168,14 +170,24 @@ class Settings:
     max_messages_per_minute_per_address: int = MAX_MESSAGES_PER_MINUTE_PER_ADDRESS
     max_requests_per_contact_per_day: int = MAX_REQUESTS_PER_CONTACT_PER_DAY
     action_server_timeout: int = ACTION_SERVER_TIMEOUT_SECONDS
+    # The staff console (staff/console/): where it listens, the key that signs its session
+    # cookies, how long an idle session lasts, and whether it is reached over HTTPS (a
+    # reverse proxy in front): then its cookies are sent only over HTTPS.
+    staff_host: str = "127.0.0.1"
+    staff_port: int = STAFF_PORT
+    staff_secret_key: str | None = None
+    staff_session_minutes: int = STAFF_SESSION_MINUTES
+    staff_https: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], lock_store: bool = True) -> Settings:
+    def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
         """Read and check the settings; raise SettingsError listing every problem at once.
 
         `lock_store`: whether this is the Rasa server, which takes conversation locks and
         issues conversation ids (the action server and the staff commands do neither, so
-        they need no Redis and no CONVERSATION_SECRET).
+        they need no Redis and no CONVERSATION_SECRET). `serves_chat`: whether this is the
+        Rasa server or the action server, which share ACTION_SERVER_TOKEN (the staff console
+        and the staff commands call neither, so they need no token).
         """
         problems: list[str] = []
         profile = env.get("CLINIC_PROFILE") or "local"
@@ -200,7 +212,7 @@ class Settings:
         action_host = env.get("ACTION_SERVER_HOST") or "127.0.0.1"
         action_port = _port(env, "ACTION_SERVER_PORT", ACTION_SERVER_PORT, problems)
         action_token = _secret(env, "ACTION_SERVER_TOKEN", problems)
-        if profile == "production" and action_token is None:
+        if profile == "production" and serves_chat and action_token is None:
             problems.append(
                 "The production profile protects the action server with a shared secret, "
                 "even on this machine: set ACTION_SERVER_TOKEN for both servers."
@@ -224,6 +236,10 @@ class Settings:
                 "a visitor must hear back within 10 s even when the action server hangs."
             )
         web_port = _port(env, "WEB_PORT", WEB_PORT, problems)
+        staff_https = (env.get("STAFF_HTTPS") or ("1" if profile == "production" else "0")).lower()
+        if staff_https not in ("1", "0", "true", "false", "yes", "no"):
+            problems.append(f"STAFF_HTTPS must be 1 or 0, not {staff_https!r}.")
+        staff_secret = _secret(env, "STAFF_SECRET_KEY", problems)
         settings = cls(
             profile=profile,
             database_url=database_url,
@@ -255,6 +271,11 @@ class Settings:
                 env, "MAX_REQUESTS_PER_CONTACT_PER_DAY", MAX_REQUESTS_PER_CONTACT_PER_DAY, problems
             ),
             action_server_timeout=action_timeout,
+            staff_host=env.get("STAFF_HOST") or "127.0.0.1",
+            staff_port=_port(env, "STAFF_PORT", STAFF_PORT, problems),
+            staff_secret_key=staff_secret,
+            staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
+            staff_https=staff_https in ("1", "true", "yes"),
         )
         if problems:
             raise SettingsError(
@@ -265,6 +286,22 @@ class Settings:
     def conversation_key(self) -> bytes:
         """The key that signs conversation ids: CONVERSATION_SECRET, or (local) var/'s own."""
         return (self.conversation_secret or local_conversation_secret()).encode()
+
+    def console_problems(self) -> list[str]:
+        """What stops the staff console from starting with these settings (empty: nothing)."""
+        problems = []
+        if self.profile == "production" and self.staff_secret_key is None:
+            problems.append(
+                "The production profile signs the staff console's session cookies with a fixed key, "
+                "shared by every console process: set STAFF_SECRET_KEY (at least 32 random characters)."
+            )
+        if not is_loopback(self.staff_host) and not self.staff_https:
+            problems.append(
+                f"The staff console would listen on {self.staff_host}, beyond this machine, without HTTPS: "
+                "put it behind the clinic's HTTPS reverse proxy and set STAFF_HTTPS=1, or keep "
+                "STAFF_HOST=127.0.0.1."
+            )
+        return problems
 
     @property
     def endpoints_file(self) -> Path:
@@ -285,14 +322,17 @@ class Settings:
 
 
 def current() -> Settings:
-    """The settings of this process (environment and .env), without Redis checks."""
-    return Settings.from_env(environment(), lock_store=False)
+    """The settings of this process (environment and .env), without the start-up checks of the servers.
+
+    The Rasa server and the action server ran those checks when they started (`load`).
+    """
+    return Settings.from_env(environment(), lock_store=False, serves_chat=False)
 
 
-def load(lock_store: bool = True) -> Settings:
+def load(lock_store: bool = True, serves_chat: bool = True) -> Settings:
     """Check the settings and export them (with .env's) to os.environ, where Rasa reads them."""
     env = environment()
-    settings = Settings.from_env(env, lock_store)
+    settings = Settings.from_env(env, lock_store, serves_chat)
     os.environ.update(env)
     os.environ.update(settings.endpoint_variables())
     return settings

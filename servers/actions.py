@@ -14,6 +14,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common import migrations
 from common.settings import SettingsError, load
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every
@@ -53,6 +54,9 @@ def main() -> None:
     except SettingsError as error:
         sys.exit(f'{error}\n(see README, "Configuration")')
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
+    # The database schema first (common/migrations/): a new or old database is upgraded
+    # before the first booking; the console does the same, and they wait for each other.
+    migrations.upgrade(settings.database_url)
     app = create_app(settings.action_server_token)
     app.run(settings.action_server_host, settings.action_server_port, access_log=False, workers=1)
 

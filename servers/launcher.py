@@ -2,7 +2,8 @@
 
 One launcher serves `make run` (clinic-run), the end-to-end tests, the browser test and the
 benchmark, so all of them run the product exactly the same way. With `web_port` set, the
-demo clinic page with the chat widget (servers/page.py) is served too.
+demo clinic page with the chat widget (servers/page.py) is served too; with `console_port`,
+the staff console (staff/console/, its own process, as in production).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class StackConfig:
     cors_origins: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int | None = None  # set: also serve the demo page (web/) on this port
+    console_port: int | None = None  # set: also serve the staff console (staff/console/) on this port
+    console_root: Path | None = None  # the project whose data/ the console's inbox edits (default: this one)
 
     @property
     def rasa_url(self) -> str:
@@ -61,6 +64,11 @@ class StackConfig:
     def web_url(self) -> str | None:
         """The demo page's URL (None when it is not served)."""
         return f"http://{self.host}:{self.web_port}" if self.web_port else None
+
+    @property
+    def console_url(self) -> str | None:
+        """The staff console's URL (None when it is not served)."""
+        return f"http://{self.host}:{self.console_port}" if self.console_port else None
 
     @property
     def allowed_origins(self) -> list[str]:
@@ -88,6 +96,8 @@ class StackConfig:
             RASA_TELEMETRY_ENABLED="false",
             TF_CPP_MIN_LOG_LEVEL="3",
         )
+        if self.console_port:
+            env.update(STAFF_PORT=str(self.console_port), STAFF_HOST=self.host)
         env.update(self.extra_env)
         return env
 
@@ -115,6 +125,9 @@ class Stack:
             database_file.parent.mkdir(parents=True, exist_ok=True)
         self.processes.append(self._spawn(ACTION_SERVER_COMMAND))
         self.processes.append(self._spawn(RASA_SERVER_COMMAND))
+        if self.config.console_port:  # a process of its own, as in production
+            root = self.config.console_root or PROJECT_ROOT
+            self.processes.append(self._spawn([sys.executable, "-m", "staff.console", "--root", str(root)]))
         self.wait_until_ready(timeout)
         return self
 
@@ -147,6 +160,8 @@ class Stack:
             f"http://127.0.0.1:{self.config.action_port}/health",
             f"{self.config.rasa_url}/webhooks/rest/",
         ]
+        if self.config.console_url:
+            urls.insert(0, f"{self.config.console_url}/health")
         deadline = time.monotonic() + timeout
         while urls:
             for process in self.processes:
@@ -205,6 +220,7 @@ def main() -> None:
         database_url=deployment.database_url,
         model=deployment.model,
         web_port=deployment.web_port,
+        console_port=deployment.staff_port,
         cors_origins=list(deployment.cors_origins),
     )
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill` stops both servers,
@@ -214,7 +230,9 @@ def main() -> None:
         stack.start()
         print(
             f"\nThe assistant is ready.\n  Open http://localhost:{config.web_port}  (the demo clinic page"
-            f" with the chat)\n  REST:      POST {config.rasa_url}/webhooks/rest/webhook"
+            f" with the chat)\n  Staff:     http://localhost:{config.console_port}  (the staff console; "
+            "first admin: make staff-user NAME=... ROLE=admin)"
+            f"\n  REST:      POST {config.rasa_url}/webhooks/rest/webhook"
             f"\n  socket.io: {config.rasa_url}/socket.io\nPress Ctrl-C to stop.",
             flush=True,
         )

@@ -4,9 +4,10 @@ A tiny static file server (the standard library's http.server, in a thread) used
 `make run` (servers/launcher.py) and the browser test. It serves:
 
 * the page's own files in web/ (index.html, style.css, chat.js, ...),
-* /config.js, written here: the socket.io URL of the Rasa server the widget talks to,
-* /vendor/rasa-webchat.js, the widget's built bundle from web/node_modules (`npm ci` in web/),
-  without its CSS @import of a Google web font (the page makes no third-party requests),
+* /config.js, written here: the socket.io URL of the Rasa server the widget talks to, the
+  clinic's name and phone (clinic.yml),
+* /vendor/socket.io.min.js, socket.io-client's browser build from web/node_modules (`npm ci`
+  in web/); the widget itself is web/chat.js and web/chat.css,
 
 and nothing else: no directory listings, no node_modules, no package files. Every
 response carries a Content-Security-Policy that only allows this server and the Rasa
@@ -31,12 +32,10 @@ from common import settings
 from common.clinic import load_settings
 from common.paths import WEB_ROOT
 
-WEBCHAT_BUNDLE = WEB_ROOT / "node_modules" / "rasa-webchat" / "lib" / "index.js"
-WEBCHAT_URL_PATH = "/vendor/rasa-webchat.js"
+SOCKETIO_BUNDLE = WEB_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+SOCKETIO_URL_PATH = "/vendor/socket.io.min.js"
 CONFIG_URL_PATH = "/config.js"
 PRIVATE_NAMES = {"package.json", "package-lock.json", "node_modules"}
-# The widget's CSS imports its font from Google: a request to a third party on every visit.
-THIRD_PARTY_FONT = b"@import url(https://fonts.googleapis.com/css?family=Inter:400,500,700&display=swap);"
 
 
 def websocket_url(http_url: str) -> str:
@@ -51,9 +50,9 @@ def content_security_policy(socket_url: str) -> str:
         [
             "default-src 'self'",
             "script-src 'self'",
-            "style-src 'self' 'unsafe-inline'",  # the widget injects its CSS as <style> elements
+            "style-src 'self'",
             "img-src 'self' data:",
-            "font-src 'self' data:",  # the carousel's icon font is inlined
+            "font-src 'self'",
             f"connect-src 'self' {rasa} {websocket_url(rasa)}",
             "object-src 'none'",
             "base-uri 'none'",
@@ -63,16 +62,17 @@ def content_security_policy(socket_url: str) -> str:
     )
 
 
-def webchat_bundle() -> bytes:
-    """The widget's built bundle, minus its third-party font import."""
-    if not WEBCHAT_BUNDLE.is_file():
-        raise FileNotFoundError(f"{WEBCHAT_BUNDLE} is missing: run `npm ci` in {WEB_ROOT}")
-    return WEBCHAT_BUNDLE.read_bytes().replace(THIRD_PARTY_FONT, b"")
+def socketio_bundle() -> bytes:
+    """socket.io-client's browser build (the widget's only dependency)."""
+    if not SOCKETIO_BUNDLE.is_file():
+        raise FileNotFoundError(f"{SOCKETIO_BUNDLE} is missing: run `npm ci` in {WEB_ROOT}")
+    return SOCKETIO_BUNDLE.read_bytes()
 
 
 def config_script(socket_url: str) -> bytes:
-    """The generated /config.js: the Rasa server to talk to, and the clinic's name (clinic.yml)."""
-    settings = json.dumps({"socketUrl": socket_url.rstrip("/"), "title": load_settings().name})
+    """The generated /config.js: the Rasa server to talk to, the clinic's name and phone (clinic.yml)."""
+    clinic = load_settings()
+    settings = json.dumps({"socketUrl": socket_url.rstrip("/"), "title": clinic.name, "phone": clinic.phone})
     return (
         f"// Written by servers/page.py: where the chat widget finds the assistant.\n"
         f"window.CLINIC_CHAT_CONFIG = {settings};\n"
@@ -150,7 +150,7 @@ class PageServer:
 
     def start(self) -> PageServer:
         """Bind the port and serve; raise if the widget is not installed (`npm ci` in web/)."""
-        generated = {WEBCHAT_URL_PATH: webchat_bundle(), CONFIG_URL_PATH: config_script(self.socket_url)}
+        generated = {SOCKETIO_URL_PATH: socketio_bundle(), CONFIG_URL_PATH: config_script(self.socket_url)}
         server = _PageServer(
             (self.host, self.port),
             partial(PageRequestHandler, directory=str(WEB_ROOT)),

@@ -8,105 +8,71 @@
                                             requests AND the conversations that made or mention them)
     make bookings-deliver                  (clinic-bookings deliver: retry what the booking system missed)
 
-The database is DATABASE_URL (default: the project's var/clinic.db).
+The database is DATABASE_URL (default: the project's var/clinic.db). The staff console
+(Bookings page) does the same and more; both use staff/service/bookings.py. Exports are
+CSV files Excel opens correctly (UTF-8 with a BOM), with times in the clinic's time zone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-import phonenumbers
-
-from actions.booking.delivery import deliver_pending, deliver_withdrawal
-from actions.booking.store import BookingStore, booking_requests, default_database_url
-from actions.booking.validators import InvalidAnswer, parse_contact
-from common import conversations
-from common.clinic import ClinicSettings, load_settings
-
-COLUMNS = [c.name for c in booking_requests.columns if c.name not in ("id", "dedupe_key", "conversation_id")]
+from actions.booking.delivery import deliver_pending
+from actions.booking.store import BookingStore, default_database_url
+from common.clinic import load_settings
+from staff.service import bookings as service
 
 
-def since(days: int | None) -> datetime | None:
-    """The moment `days` days ago (None: no limit)."""
-    return datetime.now(timezone.utc) - timedelta(days=days) if days else None
+def since(days: int | None) -> date | None:
+    """The clinic day `days` days ago (None: no limit)."""
+    return datetime.now(load_settings().zone).date() - timedelta(days=days - 1) if days else None
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """One line per request, newest first."""
     print(f"{len(rows)} request(s)")
     for r in rows:
-        status = (
+        delivery = (
             "delivered" if r["delivered_at"] else ("not delivered" if r["delivery_attempts"] else "stored")
         )
         print(
             f"{r['reference']}  {r['created_at']:%Y-%m-%d %H:%M}  {r['name']} | {r['contact']} | "
-            f"{r['preferred_date']} {r['time_of_day']} | {r['scar'] or '-'} | {status}"
+            f"{r['preferred_date']} {r['time_of_day']} ({r.get('availability') or '-'}) | {r['scar'] or '-'}"
+            f" | {r['status']} | {delivery}"
         )
-
-
-def export_csv(rows: list[dict[str, Any]], path: str) -> None:
-    """Write the requests to a CSV file."""
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"Wrote {len(rows)} request(s) to {path}")
-
-
-def typed_forms(contact: str, clinic: ClinicSettings) -> list[str]:
-    """The ways a visitor may have typed this (normalised) contact in a conversation."""
-    if "@" in contact:
-        return [contact]
-    number = phonenumbers.parse(contact, clinic.country)
-    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return [
-        contact,
-        national,
-        national.replace(" ", ""),
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
-    ]
 
 
 def erase(store: BookingStore, args: argparse.Namespace) -> int:
     """Erase one person's requests and conversations; report what went. 1 if nothing matched."""
-    clinic = load_settings()
-    contacts: list[str] = []
-    for given in filter(None, [args.email, args.phone]):
-        try:
-            contacts.append(parse_contact(given, clinic))
-        except InvalidAnswer:
-            print(f"{given!r} is not a valid {'email address' if '@' in given else 'phone number'}.")
-            return 2
-    requests = store.find(references=args.reference or [], contacts=contacts)
-    found = {row["conversation_id"] for row in requests if row["conversation_id"]}
-    found |= conversations.mentioning(
-        store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
-    )
-    found |= conversations.mentioning(store.engine, [r.upper() for r in args.reference or []])
-    if not requests and not found:
-        print("Nothing found: no request or conversation matches.")
-        return 1
-    counts = conversations.event_counts(store.engine, found)
-    erased = store.erase([row["reference"] for row in requests])
-    events = conversations.erase(store.engine, found)
-    print(f"Erased {len(erased)} request(s): {', '.join(r.reference for r in erased) or '-'}")
-    print(f"Erased {len(counts)} conversation(s) ({events} event(s)).")
-    told = [r.reference for r in erased if r.tell_booking_system]
-    url = clinic.booking_webhook_url
-    if told and url:
-        sent = [asyncio.run(deliver_withdrawal(store, url, row)) for row in store.pending_withdrawals(told)]
-        print(
-            f"Told the booking system to delete {', '.join(told)}: {sum(sent)} of {len(told)} sent"
-            + ("" if all(sent) else " (the rest is retried by `make bookings-deliver`)")
+    try:
+        erasure = service.erase_person(
+            store, load_settings(), args.reference or [], args.email or [], args.phone or []
         )
-    elif told:
-        print(f"The booking system may hold {', '.join(told)}: delete it there too.")
+    except service.NotAContact as problem:
+        print(problem)
+        return 2
+    if not erasure.found_anything:
+        print("Nothing found: no request or conversation matches. Nothing was erased.")
+        return 1
+    print(f"Erased {len(erasure.requests)} request(s): {', '.join(erasure.requests) or '-'}")
+    print(f"Erased {erasure.conversations} conversation(s) ({erasure.events} event(s)).")
+    if erasure.told:
+        print(f"Told the booking system to delete {', '.join(erasure.told)}.")
+    if erasure.not_told:
+        print(
+            f"The booking system may hold {', '.join(erasure.not_told)}: "
+            + (
+                "it did not answer; `make bookings-deliver` tells it later."
+                if load_settings().booking_webhook_url
+                else "there is no booking_webhook_url in clinic.yml, so delete it there by hand."
+            )
+        )
     return 0
 
 
@@ -119,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing = commands.add_parser("list", help="show requests")
     listing.add_argument("--days", type=int, help="only the last N days")
     export = commands.add_parser("export", help="write requests to a CSV file")
-    export.add_argument("path")
+    export.add_argument("path", type=Path)
     export.add_argument("--days", type=int, help="only the last N days")
     purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
@@ -127,25 +93,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "erase", help="erase one person's requests and conversations (by reference, email or phone)"
     )
     erasing.add_argument("--reference", action="append", metavar="SR-...", help="a request's reference")
-    erasing.add_argument("--email", help="the email address they gave")
-    erasing.add_argument("--phone", help="the phone number they gave (any usual format)")
+    erasing.add_argument("--email", action="append", help="an email address they gave")
+    erasing.add_argument("--phone", action="append", help="a phone number they gave (any usual format)")
     commands.add_parser("deliver", help="send undelivered requests and withdrawals to the booking system")
     args = parser.parse_args(argv)
     if args.command == "erase" and not (args.reference or args.email or args.phone):
         parser.error("erase needs --reference, --email or --phone")
 
     store = BookingStore(default_database_url())
-    if args.command == "list":
-        print_table(store.list(since(args.days)))
-    elif args.command == "export":
-        export_csv(store.list(since(args.days)), args.path)
+    zone = load_settings().zone
+    if args.command in ("list", "export"):
+        rows = service.find(store, service.BookingFilter(since=since(args.days)), zone, limit=1_000_000)
+        if args.command == "list":
+            print_table(rows)
+        else:
+            args.path.write_bytes(service.export_csv(rows, zone))
+            print(f"Wrote {len(rows)} request(s) to {args.path}")
     elif args.command == "erase":
         return erase(store, args)
     elif args.command == "purge":
-        requests = store.purge(args.older_than)
-        events = conversations.purge_older_than(store.engine, args.older_than)
+        gone = service.purge(store, args.older_than)
         print(
-            f"Deleted {requests} request(s) and {events} conversation event(s) "
+            f"Deleted {gone['requests']} request(s) and {gone['events']} conversation event(s) "
             f"older than {args.older_than} days"
         )
     else:

@@ -36,7 +36,7 @@ from common import conversations, settings
 from common.clinic import load_settings
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from common.paths import PROJECT_ROOT, relative
-from staff.validate import load, normalise
+from staff.validate import Project, load, normalise
 
 DAYS = 7
 # What the bot replied (actions, and the responses its bot events name) that means...
@@ -64,8 +64,14 @@ SILENT = frozenset({"action_listen", "action_session_start"})
 BOOKING_STARTED = "action_offer_booking"
 BOOKING_SAVED = "utter_booking_saved"
 REJECTING_INTENT = "out_of_scope"  # the "Something else" button under "did you mean"
+URGENT_REPLY = "utter_urgent"
+# Visitor feedback after an answer (issue 17): a thumbs-down, then "what was missing?".
+FEEDBACK_UNHELPFUL = "feedback_unhelpful"
+FEEDBACK_HELPFUL = "feedback_helpful"
+ASK_FEEDBACK_MISSING = "utter_ask_feedback_missing"
 # Why a message is in the review file.
 REJECTED, FALLBACK, UNKNOWN = "rejected suggestion", "fallback", "unknown"
+THUMBS_DOWN = "thumbs-down"
 # What each kind of message is called in the chart.
 OUTCOMES = {
     "answered": "answered",
@@ -140,10 +146,14 @@ class Turn:
     guess: str
     replies: set[str] = field(default_factory=set)
     next_intent: str = ""  # the intent of the visitor's next message
+    explanation: str = ""  # after a thumbs-down: what the visitor said was missing (masked)
+    is_explanation: bool = False  # this message is such an explanation
 
     @property
     def reason(self) -> str | None:
         """Why staff should see this message (None: it was answered)."""
+        if self.next_intent == FEEDBACK_UNHELPFUL:
+            return THUMBS_DOWN
         if self.replies & DID_YOU_MEAN and self.next_intent == REJECTING_INTENT:
             return REJECTED
         if self.intent == FALLBACK_INTENT or self.replies & FALLBACK_REPLIES:
@@ -152,8 +162,8 @@ class Turn:
 
     @property
     def outcome(self) -> str:
-        """answered, fallback or unknown (or "no reply")."""
-        if self.reason:
+        """answered, fallback or unknown (or "no reply"); a thumbs-down answer still counts as answered."""
+        if self.reason and self.reason != THUMBS_DOWN:
             return UNKNOWN if self.reason == UNKNOWN else FALLBACK
         return "answered" if self.replies else "no reply"
 
@@ -203,6 +213,13 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
                 turns[-1].replies.add(name)
     for turn, after in pairwise(turns):
         turn.next_intent = after.intent
+    # A thumbs-down answered with "what was missing?": the next message explains; it is the
+    # visitor's comment on the answer, not a question of its own.
+    for index, turn in enumerate(turns[:-2]):
+        feedback, explanation = turns[index + 1], turns[index + 2]
+        if turn.next_intent == FEEDBACK_UNHELPFUL and ASK_FEEDBACK_MISSING in feedback.replies:
+            turn.explanation = explanation.text
+            explanation.is_explanation = True
     return turns
 
 
@@ -243,7 +260,7 @@ def review_rows(turns: Sequence[Turn]) -> list[ReviewRow]:
     by_form: dict[str, list[Turn]] = defaultdict(list)
     for turn in turns:
         form = " ".join(words(turn.text))
-        if turn.reason and form and not turn.text.startswith("/"):
+        if turn.reason and form and not turn.text.startswith("/") and not turn.is_explanation:
             by_form[form].append(turn)
     groups: list[list[str]] = []
     for form in sorted(by_form, key=lambda f: (-len(by_form[f]), f)):
@@ -306,6 +323,9 @@ class Numbers:
     handed_to_staff: int
     bookings_started: int
     bookings_completed: int
+    did_you_mean: int = 0
+    urgent: int = 0
+    thumbs_down: int = 0
 
     @classmethod
     def of(cls, turns: Sequence[Turn]) -> Numbers:
@@ -317,6 +337,9 @@ class Numbers:
             handed_to_staff=sum(bool(t.replies & HANDOFF_REPLIES) for t in turns),
             bookings_started=sum(BOOKING_STARTED in t.replies for t in turns),
             bookings_completed=sum(BOOKING_SAVED in t.replies for t in turns),
+            did_you_mean=sum(bool(t.replies & DID_YOU_MEAN) for t in turns),
+            urgent=sum(URGENT_REPLY in t.replies for t in turns),
+            thumbs_down=sum(t.reason == THUMBS_DOWN for t in turns),
         )
 
     def share(self, count: int) -> str:
@@ -480,6 +503,44 @@ def insert_examples(text: str, intent: str, examples: Sequence[str]) -> str:
     return "".join(lines)
 
 
+def training_files(project: Project) -> dict[str, str]:
+    """Each intent of the training data and the file (relative to the root) its examples are in."""
+    files: dict[str, str] = {}
+    for example in project.examples:
+        files.setdefault(example.intent, example.place.path)
+    return files
+
+
+def known_examples(project: Project) -> tuple[dict[str, str], set[str]]:
+    """The training examples (normalised text -> intent) and the held-out test questions."""
+    known = {normalise(e.text): e.intent for e in project.examples}
+    return known, {normalise(e.text) for e in project.heldout}
+
+
+def refusal(text: str, known: dict[str, str], heldout: set[str]) -> str | None:
+    """Why a visitor's message cannot become a training example (None: it can).
+
+    The rules of `make merge` and of the console's inbox: never masked text or markup,
+    never a duplicate, never a held-out test question (training must not see the test).
+    """
+    why = unusable(text)
+    if why is None and normalise(text) in known:
+        why = f"it is already an example of {known[normalise(text)]}"
+    if why is None and normalise(text) in heldout:
+        why = "it is a test question (tests/heldout/nlu.yml), which training must not see"
+    return why
+
+
+def write_additions(root: Path, files: dict[str, str], additions: dict[str, list[str]]) -> None:
+    """Add the examples to their intents' NLU files under `root`, keeping the files' layout."""
+    for file in sorted({files[intent] for intent in additions}):
+        nlu = root / file
+        text = nlu.read_text(encoding="utf-8")
+        for intent in (i for i in additions if files[i] == file):
+            text = insert_examples(text, intent, additions[intent])
+        nlu.write_text(text, encoding="utf-8")
+
+
 def merge(path: Path, root: Path) -> int:
     """Add the annotated examples of a review file to the training data under `root`."""
     project, problems = load(root)
@@ -490,11 +551,8 @@ def merge(path: Path, root: Path) -> int:
     rows = read_review(path)
     if rows is None:
         return 1
-    files: dict[str, str] = {}
-    for example in project.examples:
-        files.setdefault(example.intent, example.place.path)
-    known = {normalise(e.text): e.intent for e in project.examples}
-    heldout = {normalise(e.text) for e in project.heldout}
+    files = training_files(project)
+    known, heldout = known_examples(project)
     additions: dict[str, list[str]] = defaultdict(list)
     refused = []
     for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
@@ -509,11 +567,7 @@ def merge(path: Path, root: Path) -> int:
             )
             continue
         for text in row_examples(row):
-            why = unusable(text)
-            if why is None and normalise(text) in known:
-                why = f"it is already an example of {known[normalise(text)]}"
-            if why is None and normalise(text) in heldout:
-                why = "it is a test question (tests/heldout/nlu.yml), which training must not see"
+            why = refusal(text, known, heldout)
             if why:
                 print(f'{where}: skipped "{text}": {why}')
                 continue
@@ -527,12 +581,7 @@ def merge(path: Path, root: Path) -> int:
     if not additions:
         print("Nothing new to add.")
         return 0
-    for file in sorted({files[intent] for intent in additions}):
-        nlu = root / file
-        text = nlu.read_text(encoding="utf-8")
-        for intent in (i for i in additions if files[i] == file):
-            text = insert_examples(text, intent, additions[intent])
-        nlu.write_text(text, encoding="utf-8")
+    write_additions(root, files, additions)
     for intent, texts in additions.items():
         print(f"Added {len(texts)} example(s) to {intent} in {files[intent]}")
     print(

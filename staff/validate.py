@@ -9,7 +9,9 @@ can act on, and exits 1; with no problems it prints a one-line summary and exits
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,14 +34,17 @@ from common.names import (
     TWO_STAGE_FALLBACK,
 )
 from common.paths import PROJECT_ROOT
+from staff import grounding, yaml_errors
 
 # The project's files, as staff see them from the project folder (any --root has the same layout).
 DOMAIN = paths.relative(paths.DOMAIN_DIR)
 DATA = paths.relative(paths.DATA_DIR)
 DOCUMENT = paths.relative(paths.DOCUMENT)
 HELDOUT = paths.relative(paths.HELDOUT)
+HELDOUT_CONVERSATIONS = paths.relative(paths.HELDOUT_CONVERSATIONS)
 TEST_STORIES = paths.relative(paths.TEST_STORIES_DIR)
 CLINIC = paths.relative(paths.CLINIC_YML)
+WORDING = paths.relative(paths.APPROVED_WORDING)
 MIN_EXAMPLES = 15
 MAX_ANSWER_CHARS = 480
 FAQ_INTENT = RETRIEVAL_INTENT
@@ -94,6 +99,7 @@ class Project:
     document: str
     actions_source: str
     clinic_file: Path
+    wording_file: Path
 
 
 def normalise(text: str) -> str:
@@ -155,14 +161,8 @@ def read_yaml(root: Path, path: str, texts: dict[str, str], problems: list[Probl
     try:
         return mapping(yaml.safe_load(texts[path]))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        what = getattr(error, "problem", None) or "it contains a character that is not allowed"
-        line = mark.line + 1 if mark else 1
-        problems.append(
-            Problem(
-                Place(path, line), f"the file is not valid YAML: {what} - " "check indentation and quotes"
-            )
-        )
+        found = yaml_errors.explain(error, texts[path])
+        problems.append(Problem(Place(path, found.line), f"the file cannot be read: {found.cause}"))
         return {}
 
 
@@ -184,6 +184,24 @@ def nlu_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
         for example in example_lines(item.get("examples")):
             cursor = line_of(text, example, cursor + 1)  # after the previous one: copies differ
             found.append(Example(example, intent, Place(path, cursor)))
+    return found
+
+
+def conversation_examples(root: Path, texts: dict[str, str], problems: list[Problem]) -> list[Example]:
+    """Every message of the held-out conversations (first turns and follow-ups), with its line."""
+    if not (root / HELDOUT_CONVERSATIONS).exists():
+        return []
+    data = read_yaml(root, HELDOUT_CONVERSATIONS, texts, problems)
+    text = texts.get(HELDOUT_CONVERSATIONS, "")
+    found = []
+    for kind, cases in mapping(data.get("first_turn")).items():
+        for case in sequence(cases):
+            if isinstance(case, list) and len(case) == 2:
+                line = next((n for n, row in enumerate(text.splitlines(), 1) if str(case[1]) in row), 1)
+                found.append(Example(str(case[1]), f"{case[0]} ({kind})", Place(HELDOUT_CONVERSATIONS, line)))
+    for pair in map(mapping, sequence(data.get("follow_ups"))):  # the first question only sets the scene
+        line = next((n for n, row in enumerate(text.splitlines(), 1) if str(pair.get("then")) in row), 1)
+        found.append(Example(str(pair.get("then")), "follow-up", Place(HELDOUT_CONVERSATIONS, line)))
     return found
 
 
@@ -230,12 +248,14 @@ def load(root: Path) -> tuple[Project, list[Problem]]:
         domain=domain,
         domain_paths=domain_paths,
         examples=[e for path, doc in data.items() for e in nlu_examples(path, texts[path], doc)],
-        heldout=nlu_examples(HELDOUT, texts.get(HELDOUT, ""), heldout),
+        heldout=nlu_examples(HELDOUT, texts.get(HELDOUT, ""), heldout)
+        + conversation_examples(root, texts, problems),
         training_steps=[step for doc in data.values() for step in story_steps(doc)],
         test_stories={path: story_steps(doc) for path, doc in tests.items()},
         document=document,
         actions_source=source_text(root / "actions"),
         clinic_file=root / CLINIC,
+        wording_file=root / WORDING,
     )
     return project, problems
 
@@ -464,6 +484,24 @@ def check_grounding(project: Project) -> list[Problem]:
     ]
 
 
+def check_answers_supported(project: Project) -> list[Problem]:
+    """Every sentence of every FAQ answer is supported by the document (staff/grounding.py)."""
+    try:
+        checker = grounding.Checker(project.document, grounding.read_wording(project.wording_file))
+    except grounding.WordingError as error:
+        return [Problem(Place(WORDING, 1), str(error).removeprefix(f"{WORDING}: "))]
+    return [
+        Problem(
+            domain_place(project, name),
+            f"the answer {name} goes beyond {DOCUMENT}: {explanation} - say only what the document "
+            f"says; a sentence that only points to the clinic can be approved in {WORDING}",
+        )
+        for name, variations in faq_answers(project).items()
+        for variation in variations
+        for explanation in checker.problems(str(mapping(variation).get("text") or ""))
+    ]
+
+
 def known_names(project: Project) -> dict[str, set[str]]:
     """What test stories may use: intents, actions (responses included) and active loops."""
     answers = set(responses(project))
@@ -515,7 +553,10 @@ def check_clinic(project: Project) -> list[Problem]:
         load_settings.__wrapped__(project.clinic_file)
     except FileNotFoundError:
         return [Problem(Place(CLINIC, 1), "the file is missing - restore it from the project's history")]
-    except (ValueError, yaml.YAMLError) as error:
+    except yaml.YAMLError as error:
+        found = yaml_errors.explain(error, project.clinic_file.read_text(encoding="utf-8"))
+        return [Problem(Place(CLINIC, found.line), f"the file cannot be read: {found.cause}")]
+    except ValueError as error:
         message = str(error).removeprefix(f"{CLINIC}: ")
         return [Problem(Place(CLINIC, 1), f"{message} - correct it, keeping the format of the other lines")]
     return []
@@ -528,9 +569,76 @@ CHECKS: Sequence[Callable[[Project], list[Problem]]] = (
     check_duplicates,
     check_heldout,
     check_grounding,
+    check_answers_supported,
     check_test_stories,
     check_clinic,
 )
+
+
+# Rasa's own notices that say nothing staff can act on: responses sent by custom actions and
+# forms (check_responses_used checks every response is sent), and the retrieval intent that
+# Rasa adds once more from the FAQ data.
+RASA_NOISE = (
+    re.compile(r"The utterance '[^']+' is not used in any story or rule\."),
+    re.compile(r"The following duplicated intents have been found across multiple domain files: faq$"),
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RASA_WARNING = re.compile(r"UserWarning: (.*?)(?:\n  More info at \S+)?\n(?=\S|\Z)", re.DOTALL)
+STORY_CONFLICT = re.compile(r"Story structure conflict after (.+?):\n((?:  .+\n?)+)")
+CONFLICT_LINE = re.compile(r"  (\S+) predicted in '(.+)'")
+
+
+def story_place(project: Project, name: str) -> Place:
+    """Where the story or rule called `name` is written (in data/ or tests/stories)."""
+    for path, text in project.texts.items():
+        line = find_line(text, f"story: {name}") or find_line(text, f"rule: {name}")
+        if line is not None:
+            return Place(path, line)
+    return Place(DATA, 1)
+
+
+def conflict_problem(project: Project, after: str, lines: str) -> Problem:
+    """A story structure conflict, as staff read it."""
+    predictions = CONFLICT_LINE.findall(lines)
+    stories = [name for _, name in predictions]
+    what = "; ".join(f'"{name}" does {action}' for action, name in predictions)
+    after = re.sub(r"^intent '(.+)'$", 'the visitor\'s message "\\1"', after)
+    after = re.sub(r"^action '(.+)'$", 'the assistant\'s "\\1"', after)
+    return Problem(
+        story_place(project, stories[0] if stories else ""),
+        f"the stories and rules disagree about what the assistant does after {after}: {what} - "
+        "make them do the same, or make the conversations before that point differ",
+    )
+
+
+def rasa_problems(project: Project, root: Path) -> list[Problem]:
+    """Rasa's own data checks (`rasa data validate`), in plain words, without its noise."""
+    result = subprocess.run(
+        [
+            str(paths.RASA_PROGRAM),
+            "data",
+            "validate",
+            "--fail-on-warnings",
+            "--domain",
+            DOMAIN,
+            "--data",
+            DATA,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    output = ANSI.sub("", result.stdout + "\n" + result.stderr)
+    problems = [conflict_problem(project, *match.groups()) for match in STORY_CONFLICT.finditer(output)]
+    for match in RASA_WARNING.finditer(output):
+        message = " ".join(match.group(1).split())
+        if not any(noise.search(message) for noise in RASA_NOISE):
+            problems.append(Problem(Place(DATA, 1), f"Rasa's own check says: {message}"))
+    if result.returncode != 0 and not problems:
+        last = [line for line in output.splitlines() if line.strip()][-3:]
+        problems.append(Problem(Place(DATA, 1), "Rasa's own check failed: " + " / ".join(last)))
+    return problems
 
 
 def run_checks(project: Project) -> list[Problem]:
@@ -550,15 +658,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check the project, print the problems (or a summary); 1 if there are problems."""
     parser = argparse.ArgumentParser(prog="clinic-validate", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the project folder")
-    root = parser.parse_args(argv).root.resolve()
+    parser.add_argument(
+        "--without-rasa",
+        action="store_true",
+        help="skip Rasa's own checks (about 15 s; make validate runs them)",
+    )
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
     project, problems = load(root)
     # Invalid files would make every other check report nonsense: fix them first.
     problems = problems or run_checks(project)
+    if not problems and not args.without_rasa:
+        problems = rasa_problems(project, root)
     for problem in problems:
         print(problem)
     if problems:
         return 1
-    print(summary(project))
+    print(summary(project) + ("" if args.without_rasa else ", and Rasa's own checks"))
     return 0
 
 

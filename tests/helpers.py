@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ def clinic_values() -> dict[str, str]:
         "clinic_address": s.address,
         "emergency_number": s.emergency_number,
         "booking_link": s.booking_link,
+        "retention_days": str(s.retention_days),
     }
 
 
@@ -109,6 +110,54 @@ class Chat:
             return ISSUED_IDS[sender]
         except KeyError:
             raise AssertionError(f"{sender!r} has not sent a message yet") from None
+
+
+def make_pre_migration_database(url: str, references: list[str]) -> None:
+    """A database as the code before migrations made it (BookingStore's create_all), with requests.
+
+    The table is written out here as main's HEAD (2026-12-03) defined it, so the migration
+    tests keep testing the upgrade from that schema whatever the current code says.
+    """
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "booking_requests",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("reference", sa.String(16), nullable=False, unique=True),
+        sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("contact", sa.Text, nullable=False),
+        sa.Column("contact_type", sa.String(8), nullable=False),
+        sa.Column("preferred_date", sa.Date, nullable=False),
+        sa.Column("time_of_day", sa.String(16), nullable=False),
+        sa.Column("scar", sa.Text, nullable=False, default=""),
+        sa.Column("consent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True)),
+        sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("last_delivery_error", sa.String(200)),
+    )
+    engine = sa.create_engine(url, future=True)
+    metadata.create_all(engine)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as db:
+        for number, reference in enumerate(references):
+            db.execute(
+                table.insert().values(
+                    reference=reference,
+                    dedupe_key=f"{number:064d}",
+                    created_at=now - timedelta(days=number),
+                    name=f"Siobhán O'Neill {number}",
+                    contact=f"person{number}@example.com",
+                    contact_type="email",
+                    preferred_date=date.today() + timedelta(days=3),
+                    time_of_day="morning",
+                    scar="acne",
+                    consent_at=now,
+                    delivery_attempts=number,
+                )
+            )
+    engine.dispose()
 
 
 def stack_config(tmp_path: Path) -> StackConfig:

@@ -1,79 +1,293 @@
-/* The chat widget (rasa-webchat 1.0.1, served from web/node_modules by servers/page.py).
+/* The clinic's chat widget: a small accessible chat on socket.io-client 4 (served by servers/page.py).
  *
- * The server it talks to comes only from window.CLINIC_CHAT_CONFIG (config.js, written by the
- * page server), never from the page's address: a crafted link to the clinic's page must not
- * point the chat at another server. The server issues the conversation's id: the widget
- * keeps whatever id `session_confirm` returns (rasa-webchat does) and sends it with each
- * message.
+ * Embed (README, "On the clinic's own website"): the socket.io client, then config.js and this file,
+ * all from the chat server. Settings come only from window.CLINIC_CHAT_CONFIG (config.js, written by
+ * the server): never from the page's address.
+ *
+ * What it does:
+ * - a launcher button opens a panel (Escape or the close button closes it, focus goes back);
+ * - messages are in a role="log" live region, so screen readers announce each new one politely;
+ *   each says who wrote it ("The assistant:", "You:", or a named person from the clinic's team);
+ * - quick-reply buttons are real <button>s in a labelled group, usable with the keyboard;
+ * - bot text is shown as text (line breaks kept); [title](https://...) links become links opening
+ *   in a new tab; nothing the visitor or the bot sends is ever parsed as HTML;
+ * - a typing indicator while the assistant answers (still, with prefers-reduced-motion);
+ * - the conversation survives a reload: the session id and the messages shown are kept in
+ *   localStorage. The stored id is sent in session_request and the id the server confirms in
+ *   session_confirm is adopted (the server may issue a new one);
+ * - the first opening sends "/greet"; a broken connection is said plainly, with the clinic's phone.
  */
 (function () {
   "use strict";
 
   var config = window.CLINIC_CHAT_CONFIG || {};
-  var socketUrl = config.socketUrl;
-  if (!socketUrl) {
-    console.error("The chat has no server: config.js did not load (window.CLINIC_CHAT_CONFIG).");
-    return;
+  var STORAGE_KEY = "clinic-chat";
+  var MAX_STORED = 200;
+  var TYPING_TIMEOUT_MS = 15000;
+  var script = document.currentScript;
+  var base = script && script.src ? script.src.replace(/[^/]*$/, "") : "";
+
+  function el(tag, attributes, children) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) {
+      if (name === "text") node.textContent = attributes[name];
+      else node.setAttribute(name, attributes[name]);
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
   }
 
-  if (!window.WebChat) {
-    console.error("The chat widget did not load (vendor/rasa-webchat.js): run `npm ci` in web/.");
-    return;
-  }
-
-  window.WebChat.default({
-    socketUrl: socketUrl,
-    socketPath: "/socket.io/",
-    customData: { language: "en" },
-    params: { storage: "local" },          // the conversation survives a reload
-    initPayload: "/greet",
-    title: config.title || "Chat with us",  // the clinic's name from clinic.yml
-    subtitle: "Questions about Scar Relaxation",
-    inputTextFieldHint: "Type your question...",
-    connectingText: "Connecting to the assistant...",
-    hideWhenNotConnected: false,
-    showFullScreenButton: false,
-    mainColor: "#1d6b73",                  // the clinic's colours (style.css)
-    userBackgroundColor: "#1d6b73",
-    userTextColor: "#ffffff",
-    assistBackgoundColor: "#eef3f3",       // sic: the widget's spelling
-    assistTextColor: "#1f2a30",
-    withRules: false,                      // no Botfront rules: Rasa's own channel
-    // A short "typing" pause, in proportion to the answer, capped at 0.6 s.
-    customMessageDelay: function (message) {
-      return Math.min(600, 150 + (message || "").length * 2);
+  function load() {
+    try {
+      var stored = JSON.parse(window.localStorage.getItem(STORAGE_KEY) || "{}");
+      return { sessionId: stored.sessionId || null, messages: stored.messages || [], open: !!stored.open };
+    } catch (error) {
+      return { sessionId: null, messages: [], open: false };
     }
-  }, null);
+  }
 
-  // Keyboard use. The launcher and the send button are real buttons; the quick-reply
-  // buttons are <div>s: make them focusable and let Enter / Space choose them. The
-  // header's close button gets a name for screen readers.
-  function improve(root) {
-    var replies = root.querySelectorAll(".rw-reply:not([tabindex])");
-    replies.forEach(function (reply) {
-      if (reply.tagName === "A") return;   // links are focusable already
-      reply.setAttribute("role", "button");
-      reply.setAttribute("tabindex", "0");
-      reply.addEventListener("keydown", function (event) {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          reply.click();
-        }
+  var state = load();
+
+  function save() {
+    try {
+      window.localStorage.setItem(STORAGE_KEY, JSON.stringify({
+        sessionId: state.sessionId, messages: state.messages.slice(-MAX_STORED), open: state.open
+      }));
+    } catch (error) { /* private browsing: the chat still works, without surviving a reload */ }
+  }
+
+  // ---- the widget's elements ---------------------------------------------------------------
+  if (base) {
+    document.head.appendChild(el("link", { rel: "stylesheet", href: base + "chat.css" }));
+  }
+  var title = config.title || "Chat with us";
+  var launcher = el("button", {
+    type: "button", "class": "cc-launcher", "aria-expanded": "false", "aria-controls": "cc-panel",
+    "aria-label": "Chat with the clinic's assistant"
+  }, [el("span", { "class": "cc-launcher-icon", "aria-hidden": "true", text: "\u{1F4AC}" }),
+      el("span", { "class": "cc-launcher-text", text: "Chat" })]);
+  var closeButton = el("button", { type: "button", "class": "cc-close", "aria-label": "Close the chat" },
+    [el("span", { "aria-hidden": "true", text: "\u00D7" })]);
+  var heading = el("h2", { "class": "cc-title", id: "cc-title", text: title });
+  var subtitle = el("p", { "class": "cc-subtitle", text: config.subtitle || "Questions about Scar Relaxation" });
+  // The live region gets its role after the stored messages are shown, so a reload does not
+  // read the whole conversation out again.
+  var log = el("div", { "class": "cc-log", "aria-label": "Conversation", tabindex: "0" });
+  var typing = el("div", { "class": "cc-typing", hidden: "hidden" }, [
+    el("span", { "class": "cc-dots", "aria-hidden": "true" }, [el("span"), el("span"), el("span")]),
+    el("span", { "class": "cc-typing-text", text: "The assistant is typing\u2026" })
+  ]);
+  var status = el("p", { "class": "cc-status", role: "status" });
+  var input = el("textarea", {
+    "class": "cc-input", id: "cc-input", rows: "1", maxlength: "1000", autocomplete: "off",
+    placeholder: "Type your question\u2026"
+  });
+  var send = el("button", { type: "submit", "class": "cc-send" }, [el("span", { text: "Send" })]);
+  var form = el("form", { "class": "cc-form", "aria-label": "Send a message" }, [
+    el("label", { "for": "cc-input", "class": "cc-visually-hidden", text: "Your message" }), input, send
+  ]);
+  var panel = el("section", {
+    id: "cc-panel", "class": "cc-panel", role: "dialog", "aria-modal": "false",
+    "aria-labelledby": "cc-title", hidden: "hidden"
+  }, [
+    el("header", { "class": "cc-header" }, [el("div", {}, [heading, subtitle]), closeButton]),
+    log, typing, status, form
+  ]);
+  var root = el("div", { "class": "cc-root" }, [panel, launcher]);
+
+  // ---- messages ------------------------------------------------------------------------------
+  var LINK = /\[([^\]\n]{1,200})\]\((https?:\/\/[^\s)]{1,500})\)|(https?:\/\/[^\s<>()]{1,500}[^\s<>().,;:!?'"])/g;
+
+  function textWithLinks(text) {
+    var fragment = document.createDocumentFragment();
+    var last = 0;
+    String(text).replace(LINK, function (match, label, href, bare, offset) {
+      fragment.appendChild(document.createTextNode(text.slice(last, offset)));
+      var url = href || bare;
+      fragment.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: label || url }));
+      last = offset + match.length;
+      return match;
+    });
+    fragment.appendChild(document.createTextNode(String(text).slice(last)));
+    return fragment;
+  }
+
+  function whoWrote(message) {
+    if (message.from === "user") return "You";
+    if (message.senderName) return message.senderName;
+    return "The assistant";
+  }
+
+  function render(message) {
+    var body = el("p", { "class": "cc-text" });
+    body.appendChild(textWithLinks(message.text || ""));
+    var item = el("div", { "class": "cc-msg cc-msg-" + (message.from === "user" ? "user" : "bot") }, [
+      el("span", { "class": message.senderName ? "cc-who" : "cc-visually-hidden", text: whoWrote(message) + ": " }),
+      body
+    ]);
+    if (message.notice) item.className = "cc-msg cc-notice";
+    log.appendChild(item);
+    if (message.buttons && message.buttons.length) showButtons(item, message.buttons);
+  }
+
+  function removeButtons() {
+    Array.prototype.forEach.call(log.querySelectorAll(".cc-replies"), function (group) {
+      group.parentNode.removeChild(group);
+    });
+  }
+
+  function showButtons(item, buttons) {
+    removeButtons();
+    var group = el("div", { "class": "cc-replies", role: "group", "aria-label": "Suggested replies" });
+    buttons.forEach(function (button) {
+      var choice = el("button", { type: "button", "class": "cc-reply", text: button.title });
+      choice.addEventListener("click", function () {
+        sendMessage(button.payload, button.title);
+        input.focus();
+      });
+      group.appendChild(choice);
+    });
+    item.appendChild(group);
+  }
+
+  function add(message) {
+    state.messages.forEach(function (m) { delete m.buttons; });  // only the newest buttons stay
+    state.messages.push(message);
+    save();
+    render(message);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // ---- the connection --------------------------------------------------------------------
+  var socket = null;
+  var typingTimer = null;
+
+  function setTyping(on) {
+    typing.hidden = !on;
+    window.clearTimeout(typingTimer);
+    if (on) typingTimer = window.setTimeout(function () { setTyping(false); }, TYPING_TIMEOUT_MS);
+  }
+
+  function say(text) { status.textContent = text; }
+
+  function connect() {
+    if (socket || !window.io || !config.socketUrl) {
+      // The server comes only from config.js, never from the page's address.
+      if (!window.io || !config.socketUrl) {
+        say("The chat could not load. Please call " + (config.phone || "the clinic") + " instead.");
+      }
+      return;
+    }
+    socket = window.io(config.socketUrl, { path: "/socket.io/", transports: ["websocket", "polling"] });
+    say("Connecting to the assistant\u2026");
+    socket.on("connect", function () {
+      socket.emit("session_request", { session_id: state.sessionId });
+    });
+    socket.on("session_confirm", function (confirmed) {
+      var id = confirmed && typeof confirmed === "object" ? confirmed.session_id : confirmed;
+      if (typeof id !== "string" || !id) id = null;
+      if (id && state.sessionId && id !== state.sessionId) {
+        // The server did not continue the stored conversation (it issued a new id): what is
+        // shown belonged to the old one, so start again rather than pretend it carries on.
+        state.messages = [];
+        log.textContent = "";
+      }
+      state.sessionId = id || state.sessionId;  // the server's id wins
+      save();
+      say("");
+      if (!state.messages.length) sendMessage("/greet", null);
+    });
+    socket.on("bot_uttered", function (message) {
+      setTyping(false);
+      if (!message) return;
+      var buttons = (message.quick_replies || message.buttons || []).map(function (b) {
+        return { title: String(b.title), payload: String(b.payload) };
+      });
+      var custom = message.custom && typeof message.custom === "object" ? message.custom : {};
+      add({
+        from: "bot",
+        text: message.text || custom.text || "",
+        buttons: buttons,
+        senderName: message.sender_name || custom.sender_name || null,
+        notice: !!(custom.notice)
       });
     });
-    root.querySelectorAll(".rw-launcher:not([aria-label])").forEach(function (launcher) {
-      launcher.setAttribute("aria-label", "Chat with the clinic's assistant");
+    socket.on("disconnect", function () {
+      setTyping(false);
+      say("Reconnecting to the assistant\u2026");
     });
-    root.querySelectorAll(".rw-close-button:not([aria-label])").forEach(function (button) {
-      button.setAttribute("aria-label", "Close the chat");
-    });
-    root.querySelectorAll(".rw-messages-container:not([aria-live])").forEach(function (log) {
-      log.setAttribute("role", "log");
-      log.setAttribute("aria-live", "polite");
+    socket.on("connect_error", function () {
+      say("The chat can't reach the assistant right now. Please try again in a moment, or call " +
+        (config.phone || "the clinic") + ".");
     });
   }
 
-  new MutationObserver(function () { improve(document); })
-    .observe(document.body, { childList: true, subtree: true });
-  improve(document);
+  function sendMessage(payload, shown) {
+    if (!socket || !socket.connected || !state.sessionId) {
+      say("Not connected yet - please try again in a moment.");
+      return false;
+    }
+    if (shown !== null) add({ from: "user", text: shown });
+    removeButtons();
+    setTyping(true);
+    socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
+    return true;
+  }
+
+  // ---- opening, closing and typing -----------------------------------------------------------
+  function open() {
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    root.classList.add("cc-open");
+    state.open = true;
+    save();
+    connect();
+    log.scrollTop = log.scrollHeight;
+    input.focus();
+  }
+
+  function close() {
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    root.classList.remove("cc-open");
+    state.open = false;
+    save();
+    launcher.focus();
+  }
+
+  launcher.addEventListener("click", function () { if (panel.hidden) open(); else close(); });
+  closeButton.addEventListener("click", close);
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { event.preventDefault(); close(); }
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    if (sendMessage(text, text)) input.value = "";
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit", { cancelable: true }));
+    }
+  });
+
+  function start() {
+    document.body.appendChild(root);
+    state.messages.forEach(render);
+    log.setAttribute("role", "log");
+    log.setAttribute("aria-live", "polite");
+    log.setAttribute("aria-relevant", "additions");
+    if (state.open) {  // reopened after a reload: the conversation carries on
+      panel.hidden = false;
+      launcher.setAttribute("aria-expanded", "true");
+      root.classList.add("cc-open");
+      connect();
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
 })();

@@ -47,7 +47,11 @@ def payload(row: dict[str, Any]) -> dict[str, Any]:
         "contact_verified": False,
         "contact_note": UNVERIFIED,
         "preferred_date": row["preferred_date"].isoformat(),
+        "latest_date": row["latest_date"].isoformat() if row.get("latest_date") else None,
+        "weekdays": [d for d in (row.get("weekdays") or "").split(",") if d],
         "time_of_day": row["time_of_day"],
+        "flexible": bool(row.get("flexible")),
+        "availability": row.get("availability") or "",
         "scar": row["scar"],
         "created_at": row["created_at"].isoformat(),
     }

@@ -14,6 +14,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.booking import validators
+from actions.booking.availability import Availability, next_open_days, readable
 from actions.booking.delivery import deliver
 from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
@@ -25,7 +26,12 @@ logger = logging.getLogger(__name__)
 
 FORM = "booking_form"
 FIELDS = ["booking_name", "booking_contact", "booking_date", "booking_time", "booking_scar"]
-PERSONAL_SLOTS = [*FIELDS, "booking_consent", "booking_invalid", "requested_slot"]
+# The structured availability (earliest day, range, weekdays...) beside the visitor's words.
+AVAILABILITY_SLOT = "booking_availability"
+PERSONAL_SLOTS = [*FIELDS, AVAILABILITY_SLOT, "booking_consent", "booking_invalid", "requested_slot"]
+FLEXIBLE_ANSWER = "I'm flexible"
+REFERENCE_SLOT = "booking_reference"  # kept after the details are cleared: "what do you know about me?"
+DAY_BUTTONS = 3
 FIELD_ENTITY = "booking_field"
 MAX_INVALID_BEFORE_HELP = 2
 _background_tasks: set[asyncio.Task] = set()
@@ -43,8 +49,36 @@ def now_at_clinic() -> datetime:
 
 def readable_date(iso_day: str) -> str:
     """An ISO date as visitors read it, e.g. Tuesday 15 December 2026."""
-    day = date.fromisoformat(iso_day)
-    return f"{day:%A} {day.day} {day:%B %Y}"
+    return readable(date.fromisoformat(iso_day))
+
+
+def stored_availability(tracker: Tracker) -> Availability | None:
+    """The visitor's availability from its slot (None if there is none or it is malformed)."""
+    value = tracker.get_slot(AVAILABILITY_SLOT)
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Availability.from_slot(value)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class ActionAskBookingDate(Action):
+    """The day question, with the next open days and "I'm flexible" as buttons."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the form write it."""
+        return "action_ask_booking_date"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Ask which days suit, offering the clinic's next open days."""
+        days = next_open_days(load_settings(), now_at_clinic().date(), DAY_BUTTONS)
+        buttons = [{"title": readable(day, year=False), "payload": readable(day, year=False)} for day in days]
+        buttons.append({"title": FLEXIBLE_ANSWER, "payload": FLEXIBLE_ANSWER})
+        dispatcher.utter_message(response="utter_ask_booking_date", buttons=buttons)
+        return []
 
 
 class ActionOfferBooking(Action):
@@ -91,7 +125,11 @@ class ValidateBookingForm(FormValidationAction):
             if misses[slot] >= MAX_INVALID_BEFORE_HELP:
                 dispatcher.utter_message(response=f"utter_format_{slot}")
                 dispatcher.utter_message(response="utter_booking_call_instead")
-            return {slot: None, "booking_invalid": misses}
+            return {
+                slot: None,
+                "booking_invalid": misses,
+                **({AVAILABILITY_SLOT: None} if slot == "booking_date" else {}),
+            }
         misses.pop(slot, None)
         return {**(result if isinstance(result, dict) else {slot: result}), "booking_invalid": misses}
 
@@ -117,12 +155,20 @@ class ValidateBookingForm(FormValidationAction):
     def validate_booking_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
-        """Accept a future day the clinic is open (and a time of day if given)."""
+        """Accept when the visitor is free: a day, a period, weekdays or "flexible" (and a time of day)."""
         settings = load_settings()
 
         def parse(text: str) -> dict[str, Any]:
-            day, time_of_day = validators.parse_date(text, settings, now_at_clinic())
-            return {"booking_date": day.isoformat(), **({"booking_time": time_of_day} if time_of_day else {})}
+            availability = validators.parse_date(text, settings, now_at_clinic())
+            stored = stored_availability(tracker)
+            if availability.exact and stored is not None and stored.earliest == availability.earliest:
+                availability = stored  # the form re-checks its own ISO day: keep what the visitor said
+            time_of_day = availability.time_of_day
+            return {
+                "booking_date": availability.earliest.isoformat(),
+                AVAILABILITY_SLOT: availability.to_slot(),
+                **({"booking_time": time_of_day} if time_of_day else {}),
+            }
 
         return self._check("booking_date", value, parse, dispatcher, tracker)
 
@@ -155,13 +201,29 @@ class ValidateBookingForm(FormValidationAction):
         return self._check("booking_scar", value, validators.parse_scar, dispatcher, tracker)
 
 
-def summary_values(tracker: Tracker) -> dict[str, str]:
-    """The visitor's answers, HTML-escaped, ready to be shown back to them."""
+def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
+    """The visitor's answers, HTML-escaped, ready to be shown back to them.
+
+    A phone number that is possible but unusual is read back with a request to check it.
+    """
+    settings = load_settings()
     scar = tracker.get_slot("booking_scar") or "(nothing added)"
+    contact = tracker.get_slot("booking_contact") or ""
+    shown = (
+        validators.readable_phone(contact, settings)
+        if validators.contact_type(contact) == "phone"
+        else contact
+    )
+    if validators.phone_needs_checking(contact, settings):
+        note = domain["responses"]["utter_check_phone"][0]["text"]
+        shown = f"{shown} {note}"
+    availability = stored_availability(tracker)
     return {
         "name": html.escape(tracker.get_slot("booking_name") or ""),
-        "contact": html.escape(tracker.get_slot("booking_contact") or ""),
-        "day": readable_date(tracker.get_slot("booking_date")),
+        "contact": html.escape(shown),
+        "day": html.escape(
+            availability.describe() if availability else readable_date(tracker.get_slot("booking_date"))
+        ),
         "time_of_day": html.escape(tracker.get_slot("booking_time") or ""),
         "scar": html.escape(scar),
     }
@@ -196,7 +258,9 @@ class ActionBookingSummary(Action):
             {"title": domain["responses"]["utter_button_send"][0]["text"], "payload": "/affirm"},
             *change_buttons(domain),
         ]
-        dispatcher.utter_message(response="utter_booking_summary", buttons=buttons, **summary_values(tracker))
+        dispatcher.utter_message(
+            response="utter_booking_summary", buttons=buttons, **summary_values(tracker, domain)
+        )
         return []
 
 
@@ -209,6 +273,9 @@ def confirmed_request(tracker: Tracker) -> BookingRequest:
     day = validators.check_day(
         date.fromisoformat(str(tracker.get_slot("booking_date"))), settings, now_at_clinic()
     )
+    availability = stored_availability(tracker)
+    if availability is not None and availability.earliest != day:
+        availability = None  # the slots disagree: keep only the day the form checked
     return BookingRequest(
         name=validators.parse_name(tracker.get_slot("booking_name") or ""),
         contact=contact,
@@ -216,6 +283,10 @@ def confirmed_request(tracker: Tracker) -> BookingRequest:
         preferred_date=day,
         time_of_day=validators.parse_time_of_day(tracker.get_slot("booking_time") or "", settings),
         scar=validators.parse_scar(tracker.get_slot("booking_scar") or ""),
+        latest_date=availability.latest if availability else None,
+        weekdays=",".join(availability.weekdays) if availability else "",
+        flexible=availability.flexible if availability else False,
+        availability=availability.words if availability else "",
     )
 
 
@@ -260,7 +331,7 @@ class ActionSubmitBooking(Action):
         logger.info("Booking request %s %s", reference, "stored" if created else "already stored")
         schedule_delivery(reference)
         dispatcher.utter_message(response="utter_booking_saved", reference=reference)
-        return clear_booking()
+        return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
 
 
 class ActionChangeBookingField(Action):

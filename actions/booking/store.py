@@ -1,5 +1,8 @@
 """Consultation requests in a real SQL database (SQLite by default, any SQLAlchemy URL).
 
+The table's schema is made and upgraded by the migrations in common/migrations/; the Table
+below mirrors their newest revision for queries.
+
 Saving is idempotent: the same request submitted twice (a retried action, a double
 click) returns the first row's reference instead of creating a duplicate. The same
 contact details make at most MAX_REQUESTS_PER_CONTACT_PER_DAY requests a day, from any
@@ -21,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import settings
+from common import migrations, settings
 from common.database import create_engine
 
 metadata = sa.MetaData()
@@ -35,16 +38,31 @@ booking_requests = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("contact", sa.Text, nullable=False),
     sa.Column("contact_type", sa.String(8), nullable=False),
+    # When the visitor is free for the call back (actions/booking/availability.py): the earliest
+    # day that suits, the last day of a range (empty: open-ended), the weekdays that suit
+    # (comma-separated; empty: any open day), the time of day, "flexible", and their own words.
     sa.Column("preferred_date", sa.Date, nullable=False),
+    sa.Column("latest_date", sa.Date),
+    sa.Column("weekdays", sa.String(80), nullable=False, default=""),
     sa.Column("time_of_day", sa.String(16), nullable=False),
+    sa.Column("flexible", sa.Boolean, nullable=False, default=False),
+    sa.Column("availability", sa.Text, nullable=False, default=""),
     sa.Column("scar", sa.Text, nullable=False, default=""),
     sa.Column("consent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_delivery_error", sa.String(200)),  # status or error type only, never data
-    # The conversation (Rasa's sender_id) that made the request: erasing it erases this too.
+    # Staff's follow-up in the console (common/migrations/versions/0002_staff_console.py).
+    sa.Column("status", sa.String(16), nullable=False, default="new", server_default="new"),
+    sa.Column("status_note", sa.Text),
+    sa.Column("status_changed_at", sa.DateTime(timezone=True)),
+    sa.Column("status_changed_by", sa.String(64)),
+    # The conversation (Rasa's sender_id) that made the request: erasing it erases this too
+    # (common/migrations/versions/0004_erasure.py).
     sa.Column("conversation_id", sa.String(255), index=True),
 )
+# What staff mark a request as: new (not yet handled), contacted, done.
+STATUSES = ("new", "contacted", "done")
 # Erased requests the booking system may hold: it is told to delete them (reference only).
 booking_withdrawals = sa.Table(
     "booking_withdrawals",
@@ -72,6 +90,10 @@ class BookingRequest:
     preferred_date: date
     time_of_day: str
     scar: str
+    latest_date: date | None = None
+    weekdays: str = ""
+    flexible: bool = False
+    availability: str = ""
 
     def dedupe_key(self, sender_id: str) -> str:
         """Same visitor + same details = same request, however often it is submitted."""
@@ -108,8 +130,8 @@ class BookingStore:
     """Reads and writes consultation requests."""
 
     def __init__(self, url: str) -> None:
+        migrations.upgrade(url)  # the schema comes from the migrations, never create_all
         self.engine = create_engine(url)
-        metadata.create_all(self.engine)
 
     def save(
         self, request: BookingRequest, sender_id: str, max_per_contact_per_day: int | None = None

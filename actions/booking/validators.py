@@ -10,14 +10,20 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-import dateparser
 import phonenumbers
 
+from actions.booking.availability import (
+    MAX_DAYS_AHEAD,
+    Availability,
+    NoOpenDay,
+    NotUnderstood,
+    parse_availability,
+    readable,
+)
 from common.clinic import ClinicSettings
 
 MAX_NAME_CHARS = 80
 MAX_SCAR_CHARS = 200
-MAX_DAYS_AHEAD = 180
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # What no name contains: a typed payload ("/inform", '{"booking_name": ...}'), markup or
@@ -79,7 +85,12 @@ def parse_name(text: str) -> str:
 
 
 def parse_contact(text: str, settings: ClinicSettings) -> str:
-    """An email (domain lowercased) or a valid phone number (E.164) for the clinic's country."""
+    """An email (domain lowercased) or a phone number (E.164) for the clinic's country.
+
+    A number libphonenumber calls possible but not valid (the right length, an unusual prefix,
+    e.g. "07911 654321") is accepted: the summary reads it back for the visitor to check
+    (`phone_needs_checking`), rather than refusing a number the visitor knows is theirs.
+    """
     contact = normalise_spaces(text)
     if "@" in contact:
         local, _, domain = contact.replace(" ", "").rpartition("@")
@@ -91,9 +102,35 @@ def parse_contact(text: str, settings: ClinicSettings) -> str:
         number = phonenumbers.parse(contact, settings.country)
     except phonenumbers.NumberParseException as error:
         raise InvalidAnswer("phone") from error
-    if not phonenumbers.is_valid_number(number):
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # too short, too long, local-only
         raise InvalidAnswer("phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_needs_checking(contact: str, settings: ClinicSettings) -> bool:
+    """Whether a stored phone number is possible but not a valid one (the visitor should check it)."""
+    if contact_type(contact) != "phone":
+        return False
+    try:
+        return not phonenumbers.is_valid_number(phonenumbers.parse(contact, settings.country))
+    except phonenumbers.NumberParseException:
+        return True
+
+
+def readable_phone(contact: str, settings: ClinicSettings) -> str:
+    """A stored number as the visitor would write it: national format at home, else international."""
+    try:
+        number = phonenumbers.parse(contact, settings.country)
+    except phonenumbers.NumberParseException:
+        return contact
+    home = number.country_code == phonenumbers.country_code_for_region(settings.country)
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    formatted = phonenumbers.format_number(number, style)
+    if not phonenumbers.is_valid_number(number):  # no known layout: the digits as they are
+        national = str(number.national_number)
+        formatted = f"0{national}" if home else f"+{number.country_code} {national}"
+    return formatted
 
 
 def contact_type(contact: str) -> str:
@@ -112,18 +149,6 @@ def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
     return value
 
 
-def split_time_of_day(text: str, settings: ClinicSettings) -> tuple[str, str | None]:
-    """Separate "tomorrow afternoon" into ("tomorrow", "afternoon")."""
-    for word in ("morning", "afternoon", "evening"):
-        if re.search(rf"\b{word}s?\b", text, re.IGNORECASE):
-            rest = re.sub(rf"\b(in the |on |this )?{word}s?\b", " ", text, flags=re.IGNORECASE)
-            try:
-                return normalise_spaces(rest), parse_time_of_day(word, settings)
-            except InvalidAnswer:
-                return normalise_spaces(rest), None
-    return text, None
-
-
 def check_day(day: date, settings: ClinicSettings, now: datetime) -> date:
     """The day, if it can be booked: after today, within MAX_DAYS_AHEAD, the clinic open."""
     today = now.date()
@@ -132,12 +157,12 @@ def check_day(day: date, settings: ClinicSettings, now: datetime) -> date:
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InvalidAnswer("date_far")
     if not settings.is_open(day):
-        raise InvalidAnswer("date_closed", day=f"{day:%A} {day.day} {day:%B}")
+        raise InvalidAnswer("date_closed", day=readable(day, year=False))
     return day
 
 
-def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date, str | None]:
-    """A future day the clinic is open, from natural language; plus a time of day if given.
+def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availability:
+    """When the visitor is free (actions/booking/availability.py), or InvalidAnswer saying why not.
 
     An ISO date (2026-12-08, as the form stores the day and re-checks it when it starts
     again) is that day, whatever the clinic's date order: never "12 August".
@@ -147,25 +172,16 @@ def parse_date(text: str, settings: ClinicSettings, now: datetime) -> tuple[date
             day = date.fromisoformat(text.strip())
         except ValueError as error:  # e.g. 2026-13-45
             raise InvalidAnswer("date") from error
-        return check_day(day, settings, now), None
-    rest, time_of_day = split_time_of_day(normalise_spaces(text), settings)
-    cleaned = re.sub(rf"\b(next|this|on|coming)\s+(?=({'|'.join(_WEEKDAYS)})\b)", "", rest, flags=re.I)
-    parsed = (
-        dateparser.parse(
-            cleaned,
-            languages=["en"],
-            settings={
-                "PREFER_DATES_FROM": "future",
-                "DATE_ORDER": settings.date_order,
-                "RELATIVE_BASE": now.replace(tzinfo=None),
-            },
-        )
-        if cleaned
-        else None
-    )
-    if parsed is None:
-        raise InvalidAnswer("date")
-    return check_day(parsed.date(), settings, now), time_of_day
+        return Availability(readable(check_day(day, settings, now)), day, exact=True)
+    try:
+        availability = parse_availability(text, settings, now)
+    except NotUnderstood as error:
+        raise InvalidAnswer("date") from error
+    except NoOpenDay as problem:
+        raise InvalidAnswer(problem.reason, **problem.details) from problem
+    if availability.time_of_day and availability.time_of_day not in settings.times_of_day:
+        raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
+    return availability
 
 
 def parse_scar(text: str) -> str:

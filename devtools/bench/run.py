@@ -33,8 +33,10 @@ from typing import Any
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
+from actions.followup import resolve as resolve_follow_up
 from common.paths import CONFIG, DOMAIN_DIR, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
 from components.deflection import DEFLECTION_INTENTS
+from devtools.bench import conversations
 from devtools.bench.nlu_eval import (
     NLU_DATA,
     RETRIEVAL_INTENT,
@@ -70,6 +72,7 @@ DEFLECTIONS = frozenset({"out_of_scope", "medical_advice", "nlu_fallback", "urge
 # Gold labels of questions the assistant must not answer.
 OFF_TOPIC = frozenset(DEFLECTION_INTENTS)
 MESSAGES_PER_SENDER = 5
+FOLLOW_UP_INTENT = "faq_followup"
 MIB = 1024 * 1024
 
 
@@ -119,8 +122,18 @@ ROWS = [
 
 
 def effective_label(parse: dict[str, Any]) -> str:
-    """The label the visitor effectively gets: `faq/<answer key>` for FAQs, else the intent."""
+    """The label the visitor effectively gets: `faq/<answer key>` for FAQs, else the intent.
+
+    A follow-up (`faq_followup`) is resolved as at the start of a conversation, with no earlier
+    answer (actions/followup.py): the topic it gets, "I don't have that information", or a
+    request to rephrase (counted as the fallback).
+    """
     intent = parse["intent"]["name"]
+    if intent == FOLLOW_UP_INTENT:
+        topic = resolve_follow_up(parse.get("text") or "", None)
+        if topic is None:
+            return "nlu_fallback"
+        return topic if topic == "out_of_scope" else f"{RETRIEVAL_INTENT}/{topic}"
     if intent != RETRIEVAL_INTENT:
         return intent
     return parse["response_selector"][RETRIEVAL_INTENT]["response"]["intent_response_key"]
@@ -241,6 +254,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Held-out confusion matrix (gold rows, predicted columns): [{CONFUSION_PNG}]({CONFUSION_PNG}).",
         "",
     ]
+    if report.get("conversations"):
+        held = report["conversations"]
+        lines += conversations.markdown(held["first_turn"], held["follow_ups"])
     if report.get("comparison"):
         lines += comparison_markdown(report["comparison"])
     if report.get("cross_validation"):
@@ -521,8 +537,13 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[str, float]:
-    """Start-up time, first reply, sequential REST latency and memory of the served model."""
+def measure_serving(
+    model: Path, texts: Sequence[str], messages: int, held_out: dict[str, Any] | None = None
+) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """Start-up time, first reply, sequential REST latency and memory of the served model.
+
+    Then, after the timings and the memory, the held-out follow-up pairs (`held_out`) are sent.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         config = StackConfig(
             rasa_port=free_port(),
@@ -546,13 +567,14 @@ def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[st
                 ]
                 pids = descendants([p.pid for p in stack.processes], parent_pids())
                 rss = sum(rss_mib(pid) for pid in pids)
+                follow_ups = conversations.score_follow_ups(held_out, config.rasa_url) if held_out else None
             except Exception as error:
                 log.flush()
                 message = f"benchmarking the servers failed; their log ends:\n{log_tail(log_path)}"
                 raise RuntimeError(message) from error
             finally:
                 stack.stop()
-    return {
+    timings = {
         "ready_s": ready_s,
         "first_reply_ms": first_reply_ms,
         "latency_p50_ms": percentile(latencies, 50),
@@ -560,6 +582,7 @@ def measure_serving(model: Path, texts: Sequence[str], messages: int) -> dict[st
         "latency_max_ms": max(latencies),
         "server_rss_mib": rss,
     }
+    return timings, follow_ups
 
 
 # ------------------------------------------------------------------ training
@@ -608,8 +631,16 @@ def run(model: Path, messages: int, skip_train: bool, compare: bool, folds: int)
         shutil.copyfile(model, snapshot)
         progress(f"scoring {len(examples)} held-out messages...")
         heldout = score_heldout(snapshot, examples)
-        progress(f"starting the servers and sending {messages} messages...")
-        serving = measure_serving(snapshot, [text for text, _ in examples], messages)
+        held_out_conversations = conversations.load()
+        progress("scoring the held-out first turns...")
+        first_turn = conversations.score_first_turn(
+            held_out_conversations,
+            lambda texts: [effective_label(parse) for parse in parse_texts(snapshot, texts)],
+        )
+        progress(f"starting the servers and sending {messages} messages, then the follow-up pairs...")
+        serving, follow_ups = measure_serving(
+            snapshot, [text for text, _ in examples], messages, held_out_conversations
+        )
         model_sha256 = hashlib.sha256(snapshot.read_bytes()).hexdigest()
         model_mib = snapshot.stat().st_size / MIB
     progress("skipping the training run" if skip_train else "training from scratch (no cache)...")
@@ -641,6 +672,7 @@ def run(model: Path, messages: int, skip_train: bool, compare: bool, folds: int)
         },
         "per_label": heldout["per_label"],
         "errors": heldout["errors"],
+        "conversations": {"first_turn": first_turn, "follow_ups": follow_ups},
         "comparison": comparison,
         "cross_validation": cross_validation,
     }

@@ -196,3 +196,40 @@ def test_a_long_conversation_keeps_getting_answers(live: Chat, expected) -> None
     for turn in range(25):
         key = list(TYPED_QUESTIONS)[turn % len(TYPED_QUESTIONS)]
         assert live.texts(me, TYPED_QUESTIONS[key]) == [expected(f"utter_faq/{key}")], f"turn {turn + 1}"
+
+
+def test_a_follow_up_is_understood_in_the_context_of_the_last_answer(live: Chat, expected) -> None:
+    me = visitor()
+    assert live.texts(me, "my scar went dark after surgery, why?")[0] == expected("utter_faq/pih_causes")
+    assert live.texts(me, "will your treatment help with that") == [expected("utter_faq/benefits")]
+    assert live.texts(me, "does it hurt?") == [expected("utter_out_of_scope")]
+
+
+def test_no_to_did_that_help_asks_what_was_missing_and_keeps_the_answer(live: Chat, expected) -> None:
+    me = visitor()
+    [answer] = live.say(me, "what is a scar")
+    assert [b["payload"] for b in answer["buttons"]] == ["/feedback_helpful", "/feedback_unhelpful"]
+    assert live.texts(me, "/feedback_unhelpful") == [expected("utter_ask_feedback_missing")]
+    assert live.texts(me, "how much it costs") == [expected("utter_feedback_missing_thanks")]
+    # The explanation is the visitor's message right after the question, in the stored conversation.
+    with sa.create_engine(live.database_url).connect() as db:
+        rows = db.execute(
+            sa.text(
+                "SELECT type_name, action_name, intent_name, data FROM events"
+                " WHERE sender_id = :s ORDER BY id"
+            ),
+            {"s": live.conversation_id(me)},
+        ).all()
+    asked = next(i for i, r in enumerate(rows) if r.action_name == "utter_ask_feedback_missing")
+    said = next(r for r in rows[asked:] if r.type_name == "user")
+    assert json.loads(said.data)["text"] == "how much it costs"
+    assert any(r.type_name == "user" and r.intent_name == "feedback_unhelpful" for r in rows[:asked])
+    assert live.texts(me, "/feedback_helpful") == [expected("utter_feedback_thanks")]
+
+
+def test_privacy_notice_and_what_this_conversation_holds(live: Chat, expected) -> None:
+    me = visitor()
+    assert live.texts(me, "/ask_privacy") == [expected("utter_privacy")]
+    [known] = live.texts(me, "what do you know about me?")
+    assert known.startswith("This conversation holds:\n• the 2 message(s) you have typed")
+    assert "90 days" in known

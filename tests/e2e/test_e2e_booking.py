@@ -150,3 +150,38 @@ def test_personal_data_never_reaches_the_server_logs(live: LiveAssistant) -> Non
         "Jo Bloggs",
     ]:
         assert secret not in log, f"{secret!r} appears in the server log"
+
+
+def test_availability_in_the_visitors_words_is_stored_with_its_structure(
+    live: LiveAssistant, expected
+) -> None:
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "any appointments next week?")
+    live.texts(me, "Sam Taylor")
+    [question] = live.say(me, "07911 654321")  # possible, not valid: accepted, read back to check
+    assert question["text"] == expected("utter_ask_booking_date")
+    assert [b["title"] for b in question["buttons"]][-1] == "I'm flexible"
+    assert live.texts(me, "in a fortnight") == [expected("utter_ask_booking_time")]
+    assert live.texts(me, "weekdays after 2pm") == [expected("utter_ask_booking_scar")]  # time read too
+    live.texts(me, "skip")
+    [summary] = live.texts(me, "/affirm")
+    assert "Days that suit: weekdays from " in summary
+    assert "07911654321 (please check this number" in summary
+    [saved] = live.texts(me, "/affirm")
+    row = stored(live, saved.split("Your reference is ")[1][:11])
+    assert (row["availability"], row["weekdays"], row["time_of_day"], row["contact"]) == (
+        "weekdays after 2pm",
+        "monday,tuesday,wednesday,thursday,friday",
+        "afternoon",
+        "+447911654321",
+    )
+    assert row["preferred_date"] is not None and row["latest_date"] is None and not row["flexible"]
+
+
+def test_a_closed_or_past_period_still_gets_its_reason(live: LiveAssistant, expected) -> None:
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    live.texts(me, "Sam Taylor")
+    live.texts(me, "sam@example.com")
+    assert live.texts(me, "last week")[0] == expected("utter_invalid_date_past")
+    assert live.texts(me, "Sundays")[0] == expected("utter_invalid_date_closed").replace("{day}", "Sundays")

@@ -27,7 +27,7 @@ from tests.helpers import Chat
 
 pytestmark = pytest.mark.e2e
 
-PARTS = ["clinic.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
+PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
 EMAIL, PHONE = "jane.doe@example.com", "07911 123456"
 PERSONAL = f"can you email the price list to {EMAIL} or call me on {PHONE}"
 COST_QUESTIONS = ["how much does it cost", "how much does scar relaxation cost?"]

@@ -3,6 +3,9 @@
 Chromium comes from Debian (`apt-get install -y chromium`); Playwright drives it by path,
 because `playwright install` cannot download browsers here. The servers, the page and
 the widget are the product's own (servers/launcher.py with web_port, servers/page.py, web/).
+Accessibility is checked with axe-core (npm, web/node_modules, injected from the local file:
+no CDN) for WCAG 2.1 A and AA, and by hand for what axe cannot see: announcements, focus,
+200% zoom and reduced motion.
 Screenshots go to this run's pytest temporary directory (printed on failure);
 UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/widget.png.
 """
@@ -30,7 +33,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
-from servers.page import WEBCHAT_BUNDLE
+from servers.page import SOCKETIO_BUNDLE
 from tests.helpers import open_day
 
 pytestmark = pytest.mark.e2e
@@ -48,8 +51,12 @@ CHROMIUM_FLAGS = [
 ]
 BOOKING_LINK = "https://booking.example-clinic.test"
 FOREIGN_ORIGIN = "http://evil.example"
-BOT = ".rw-messages-container .rw-response .rw-message-text"
-VISITOR = ".rw-messages-container .rw-client .rw-message-text"
+BOT = ".cc-log .cc-msg-bot .cc-text"
+VISITOR = ".cc-log .cc-msg-user .cc-text"
+LAUNCHER = "button.cc-launcher"
+MESSAGE_BOX = "textarea.cc-input"
+AXE = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 TIMEOUT_MS = 30_000
 HTML_ATTEMPTS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 
@@ -78,8 +85,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     The clinic's settings are clinic.yml's, plus a booking link (so a link is rendered).
     """
-    if not WEBCHAT_BUNDLE.is_file():
-        pytest.fail(f"The chat widget is not installed ({WEBCHAT_BUNDLE}): run `npm ci` in web/.")
+    if not SOCKETIO_BUNDLE.is_file():
+        pytest.fail(
+            f"The chat widget's socket.io client is not installed ({SOCKETIO_BUNDLE}): run `npm ci` in web/."
+        )
     tmp = tmp_path_factory.mktemp("web")
     settings = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
     settings["booking_link"] = BOOKING_LINK
@@ -156,12 +165,12 @@ class Visitor:
     def visit(self) -> Visitor:
         """Open the demo page in a new phone-sized browser page."""
         self.page.goto(self.site.url)
-        self.page.locator("button.rw-launcher").wait_for()
+        self.page.locator(LAUNCHER).wait_for()
         return self
 
     def open_chat(self) -> list[str]:
         """Press the launcher; return the greeting's messages once they are shown."""
-        self.page.locator("button.rw-launcher").click()
+        self.page.locator(LAUNCHER).click()
         return self.wait_for_replies(0, 1)
 
     def bot_messages(self) -> list[str]:
@@ -190,7 +199,7 @@ class Visitor:
     def say(self, text: str, replies: int = 1) -> list[str]:
         """Type a message and press Enter, like a visitor; return the bot's replies."""
         before = len(self.bot_messages())
-        box = self.page.locator("textarea.rw-new-message")
+        box = self.page.locator(MESSAGE_BOX)
         box.fill(text)
         box.press("Enter")
         return self.wait_for_replies(before, replies)
@@ -203,11 +212,24 @@ class Visitor:
 
     def reply_button(self, title: str):
         """The reply button with this title."""
-        return self.page.locator(".rw-reply").filter(has_text=re.compile(f"^{re.escape(title)}$")).last
+        return self.page.locator(".cc-reply").filter(has_text=re.compile(f"^{re.escape(title)}$")).last
 
     def reply_titles(self) -> list[str]:
-        """Titles of the newest message's quick-reply buttons."""
-        return self.page.locator(".rw-group-message").last.locator(".rw-reply").all_inner_texts()
+        """Titles of the newest message's quick-reply buttons (only the newest message has any)."""
+        return self.page.locator(".cc-replies").last.locator(".cc-reply").all_inner_texts()
+
+    def axe_problems(self) -> list[str]:
+        """axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now."""
+        if not self.page.evaluate("() => !!window.axe"):
+            self.page.add_script_tag(path=str(AXE))
+        result = self.page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
+        )
+        return [
+            f"{v['id']} ({v['impact']}): {v['help']} - " + "; ".join(n["target"][0] for n in v["nodes"][:3])
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
 
     def assert_clean(self) -> None:
         """Assert the page logged no errors and made no third-party requests."""
@@ -238,7 +260,7 @@ def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
     # The greeting, with its topic buttons.
     assert visitor.open_chat() == [squash(expected("utter_greet"))]
     assert visitor.reply_titles() == [b["title"] for b in domain["responses"]["utter_greet"][0]["buttons"]]
-    page.locator(".rw-conversation-container").screenshot(path=str(artifacts / "widget.png"))
+    page.locator(".cc-panel").screenshot(path=str(artifacts / "widget.png"))
     if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(artifacts / "widget.png", PROJECT_ROOT / "docs" / "widget.png")
@@ -301,7 +323,7 @@ def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
     for attempt in HTML_ATTEMPTS:
         visitor.say(attempt)
         assert page.locator(VISITOR).last.inner_text() == attempt
-    assert page.locator(".rw-messages-container img[src='x'], .rw-messages-container script").count() == 0
+    assert page.locator(".cc-log img[src='x'], .cc-log script").count() == 0
     page.wait_for_timeout(300)  # an onerror handler would have fired by now
     visitor.assert_clean()
 
@@ -313,10 +335,10 @@ def test_the_greeting_fits_a_phone(browser: Browser, site: Site, expected, artif
         assert visitor.open_chat() == [squash(expected("utter_greet"))]
         page = visitor.page
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
-        for button in page.locator(".rw-reply").all():
+        for button in page.locator(".cc-reply").all():
             box = button.bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, "a topic button is off screen"
-        assert page.locator("textarea.rw-new-message").is_visible()
+        assert page.locator(MESSAGE_BOX).is_visible()
         page.screenshot(path=str(artifacts / "phone.png"))
         visitor.assert_clean()
     finally:
@@ -335,15 +357,15 @@ def test_the_chat_works_with_the_keyboard_only(visitor: Visitor, expected) -> No
     assert focus_is_visible(page), "the focused launcher has no visible outline"
     page.keyboard.press("Enter")
     assert visitor.wait_for_replies(0, 1) == [squash(expected("utter_greet"))]
-    assert page.evaluate("document.activeElement.matches('textarea.rw-new-message')"), "cannot type at once"
+    assert page.evaluate(f"document.activeElement.matches('{MESSAGE_BOX}')"), "cannot type at once"
     # The topic buttons are just before the message box: Shift+Tab to the first, Enter chooses it.
-    for _ in range(6):
+    for _ in range(8):
         page.keyboard.press("Shift+Tab")
         if page.evaluate("document.activeElement.textContent") == "What is Scar Relaxation?":
             break
     else:
         pytest.fail("Shift+Tab never reached the first topic button")
-    assert page.evaluate("document.activeElement.getAttribute('role')") == "button"
+    assert page.evaluate("document.activeElement.tagName") == "BUTTON"
     assert focus_is_visible(page), "the focused topic button has no visible outline"
     page.keyboard.press("Enter")
     assert visitor.wait_for_replies(1, 1) == [squash(expected("utter_faq/what_is"))]
@@ -416,14 +438,146 @@ def test_the_page_server_serves_only_the_page(site: Site) -> None:
 
     status, config = get("/config.js")
     assert status == 200 and json.dumps(site.rasa_url) in config
-    status, bundle = get("/vendor/rasa-webchat.js")
-    assert status == 200 and "fonts.googleapis.com" not in bundle
+    status, bundle = get("/vendor/socket.io.min.js")
+    assert status == 200 and "Socket.IO" in bundle
+    assert get("/chat.js")[0] == 200 and get("/chat.css")[0] == 200
     for private in [
         "/package.json",
         "/package-lock.json",
-        "/node_modules/rasa-webchat/package.json",
+        "/node_modules/socket.io-client/package.json",
+        "/node_modules/axe-core/axe.min.js",
         "/node_modules/",
         "/../servers/page.py",
         "/%2e%2e/clinic.yml",
     ]:
         assert get(private)[0] == 404, private
+
+
+# ---------------------------------------------------------------------------- accessibility
+@pytest.fixture
+def checked_visitor(browser: Browser, site: Site) -> Iterator[Visitor]:
+    """A visitor whose page lets axe-core's script in (the page's policy allows only its own)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    yield Visitor(context, site)
+    context.close()
+
+
+def test_axe_finds_no_serious_wcag_problem_open_after_a_conversation_and_with_did_you_mean(
+    checked_visitor: Visitor, expected
+) -> None:
+    visitor = checked_visitor.visit()
+    assert visitor.axe_problems() == [], "the page with the chat closed"
+    visitor.open_chat()
+    assert visitor.axe_problems() == [], "the chat open, with the greeting and its buttons"
+    visitor.say("how does scar relaxation work")
+    visitor.say("how much does it cost")
+    visitor.say("<b>html</b> typed by the visitor")
+    assert visitor.axe_problems() == [], "after a conversation"
+    for vague in ["tell me about scars", "skin", "dark", "skin stuff"]:
+        if visitor.say(vague) == [squash(expected("utter_did_you_mean"))]:
+            break
+    else:
+        pytest.fail("no vague question got 'did you mean' buttons")
+    assert "Something else" in visitor.reply_titles()
+    assert visitor.axe_problems() == [], "with did-you-mean buttons"
+    visitor.assert_clean()
+
+
+def test_new_messages_are_announced_and_say_who_wrote_them(visitor: Visitor, expected) -> None:
+    page = visitor.visit().page
+    launcher = page.locator(LAUNCHER)
+    assert launcher.get_attribute("aria-expanded") == "false"
+    visitor.open_chat()
+    assert launcher.get_attribute("aria-expanded") == "true"
+    log = page.get_by_role("log")
+    assert log.get_attribute("aria-live") == "polite" and log.get_attribute("aria-relevant") == "additions"
+    assert page.get_by_role("dialog", name=load_settings().name).is_visible()
+    visitor.say("what is PIH")
+    # Both messages are inside the live region, each saying who wrote it before the text.
+    last_two = log.locator(".cc-msg").all_inner_texts()[-2:]
+    assert squash(last_two[0]) == "You: what is PIH"
+    assert squash(last_two[1]).startswith(f"The assistant: {squash(expected('utter_faq/what_is_pih'))}")
+    # The typing indicator is gone once the answer is there; the buttons are in a labelled group.
+    assert page.locator(".cc-typing").is_hidden()
+    assert page.get_by_role("group", name="Suggested replies").count() == 1
+    # Escape closes the chat and gives the focus back to the launcher.
+    page.keyboard.press("Escape")
+    assert page.locator(".cc-panel").is_hidden()
+    assert page.evaluate(f"document.activeElement.matches('{LAUNCHER}')")
+    visitor.assert_clean()
+
+
+def test_the_chat_works_at_200_percent_zoom(browser: Browser, site: Site, expected) -> None:
+    """1280x800 at 200% zoom is a 640x400 CSS-pixel window: the chat must still fit and work."""
+    context = browser.new_context(viewport={"width": 640, "height": 400}, device_scale_factor=2)
+    try:
+        visitor = Visitor(context, site).visit()
+        visitor.open_chat()
+        page = visitor.page
+        assert page.evaluate("document.documentElement.scrollWidth") <= 640, "the page scrolls sideways"
+        for selector in [".cc-panel", MESSAGE_BOX, ".cc-send", ".cc-close"]:
+            box = page.locator(selector).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 640, f"{selector} is cut off"
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 400, f"{selector} is cut off"
+        assert visitor.press("How does it work?") == [squash(expected("utter_faq/how_it_works"))]
+        visitor.assert_clean()
+    finally:
+        context.close()
+
+
+def test_no_motion_for_visitors_who_ask_for_less(browser: Browser, site: Site) -> None:
+    def animations(reduced: bool) -> list[str]:
+        context = browser.new_context(reduced_motion="reduce" if reduced else "no-preference")
+        try:
+            page = Visitor(context, site).visit().page
+            page.locator(LAUNCHER).click()
+            page.locator(".cc-typing").evaluate("node => { node.hidden = false; }")  # as while waiting
+            return page.evaluate(
+                "[...document.querySelectorAll('.cc-panel, .cc-dots span')]"
+                ".map(node => getComputedStyle(node).animationName)"
+            )
+        finally:
+            context.close()
+
+    assert set(animations(reduced=False)) != {"none"}, "the widget has animations to turn off"
+    assert set(animations(reduced=True)) == {"none"}
+
+
+def test_the_day_question_offers_open_days_and_flexible_and_reads_them_back(
+    visitor: Visitor, expected
+) -> None:
+    visitor.visit().open_chat()
+    visitor.say("I'd like to book a consultation", replies=2)
+    visitor.say("Robin Brown")
+    assert visitor.say("07911 654321") == [squash(expected("utter_ask_booking_date"))]
+    titles = visitor.reply_titles()
+    assert len(titles) == 4 and titles[-1] == "I'm flexible"
+    first_open = open_day(1)
+    assert titles[0] == f"{first_open:%A} {first_open.day} {first_open:%B}"
+    assert visitor.press("I'm flexible") == [squash(expected("utter_ask_booking_time"))]
+    visitor.press("Morning")
+    visitor.say("skip")
+    [summary] = visitor.press("Yes, I agree")
+    assert "Days that suit: any day - the sooner the better" in summary
+    assert "07911654321 (please check this number" in summary
+    visitor.assert_clean()
+
+
+def test_an_answer_asks_whether_it_helped_and_no_asks_what_was_missing(visitor: Visitor, expected) -> None:
+    visitor.visit().open_chat()
+    assert visitor.say("what is a scar") == [squash(expected("utter_faq/what_is_scar"))]
+    assert visitor.reply_titles() == ["Yes, that helped", "No, something's missing"]
+    assert visitor.press("No, something's missing") == [squash(expected("utter_ask_feedback_missing"))]
+    assert visitor.say("whether it works on burns") == [squash(expected("utter_feedback_missing_thanks"))]
+    assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+    assert visitor.reply_titles() == [], "not after every answer"
+    visitor.assert_clean()
+
+
+def test_the_greeting_links_the_privacy_notice(visitor: Visitor, expected) -> None:
+    visitor.visit().open_chat()
+    assert "Your privacy" in visitor.reply_titles()
+    assert visitor.press("Your privacy") == [squash(expected("utter_privacy"))]
+    [known] = visitor.say("what do you know about me?")
+    assert known.startswith("This conversation holds:") and "message(s) you have typed" in known
+    visitor.assert_clean()

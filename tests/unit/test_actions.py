@@ -128,7 +128,11 @@ def test_session_start_fills_the_clinic_details_from_settings(domain: dict[str, 
     assert slots["clinic_phone"] == settings.phone
     assert slots["emergency_number"] == settings.emergency_number
     assert events[0]["event"] == "session_started" and events[-1]["name"] == "action_listen"
-    assert set(slots) == {s for s in domain["slots"] if s.startswith("clinic_")} | {"emergency_number"}
+    assert set(slots) == {s for s in domain["slots"] if s.startswith("clinic_")} | {
+        "emergency_number",
+        "retention_days",
+    }
+    assert slots["retention_days"] == str(settings.retention_days)
 
 
 def test_booking_starts_with_the_chat_form_without_a_booking_link(

@@ -385,3 +385,10 @@ def test_confusion_counts_gold_rows_and_predicted_columns() -> None:
     assert labels == ["a", "b", "nlu_fallback"]
     assert counts == [[1, 1, 0], [0, 2, 1], [0, 0, 0]]
     assert sum(map(sum, counts)) == 5
+
+
+def test_a_follow_up_without_an_earlier_answer_counts_as_what_it_would_get() -> None:
+    followup = {"text": "will it help with that", "intent": {"name": "faq_followup", "confidence": 0.9}}
+    assert effective_label(followup) == "faq/benefits"
+    assert effective_label({**followup, "text": "does that hurt"}) == "out_of_scope"
+    assert effective_label({**followup, "text": "hmm"}) == "nlu_fallback"

@@ -98,7 +98,7 @@ def test_summary_shows_the_answers_escaped_with_send_and_change_buttons(domain) 
     assert message["name"] == "Jo O&#x27;Neill" and message["scar"] == "&lt;b&gt;c-section&lt;/b&gt;"
     assert message["day"].endswith(TOMORROW.strftime("%B %Y"))
     titles = [b["title"] for b in message["buttons"]]
-    assert titles[0] == "Yes, send it" and "Change day" in titles
+    assert titles[0] == "Yes, send it" and "Change days" in titles
     assert message["buttons"][3]["payload"] == '/change_booking_field{"booking_field": "booking_date"}'
 
 
@@ -113,7 +113,9 @@ def test_submit_stores_once_gives_a_reference_and_forgets_the_details(domain, da
     assert message["response"] == "utter_booking_saved"
     [row] = get_store().list()
     assert row["reference"] == message["reference"] and row["name"] == FILLED["booking_name"]
-    assert all(e["value"] is None for e in events if e["event"] == "slot")
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots.pop("booking_reference") == message["reference"]  # not personal: kept for "what do you know"
+    assert all(value is None for value in slots.values())
     again, _ = run(ActionSubmitBooking(), FILLED, domain)
     assert again[0]["reference"] == message["reference"] and len(get_store().list()) == 1
 
@@ -214,3 +216,60 @@ def test_a_question_at_the_scar_step_is_answered_not_stored(domain) -> None:
         domain,
     )
     assert responses(dispatcher.messages) == ["utter_faq/how_it_works"] and result == {"booking_scar": None}
+
+
+def test_a_period_fills_the_day_and_the_structured_availability(domain, database) -> None:
+    said, result = validate("booking_date", "weekdays after 2pm", {})
+    assert said == []
+    availability = result["booking_availability"]
+    assert availability["words"] == "weekdays after 2pm"
+    assert availability["weekdays"] == ["monday", "tuesday", "wednesday", "thursday", "friday"]
+    assert result["booking_time"] == "afternoon" and result["booking_date"] == availability["earliest"]
+    slots = {**FILLED, **result}
+    [summary], _ = run(ActionBookingSummary(), slots, domain)
+    assert summary["day"].startswith("weekdays from ")
+    [saved], _ = run(ActionSubmitBooking(), slots, domain)
+    [row] = get_store().list()
+    assert (row["availability"], row["weekdays"], row["time_of_day"], row["flexible"]) == (
+        "weekdays after 2pm",
+        "monday,tuesday,wednesday,thursday,friday",
+        "afternoon",
+        False,
+    )
+    assert str(row["preferred_date"]) == availability["earliest"] and row["latest_date"] is None
+
+
+def test_flexible_is_stored_as_flexible_from_the_next_open_day(domain, database) -> None:
+    _, result = validate("booking_date", "I'm flexible", {})
+    assert result["booking_availability"]["flexible"] is True
+    [summary], _ = run(ActionBookingSummary(), {**FILLED, **result}, domain)
+    assert summary["day"].startswith("any day - the sooner the better")
+    run(ActionSubmitBooking(), {**FILLED, **result}, domain)
+    [row] = get_store().list()
+    assert row["flexible"] is True and row["availability"] == "I'm flexible"
+
+
+def test_an_unreadable_day_forgets_any_earlier_availability() -> None:
+    said, result = validate("booking_date", "the moon is blue", {"booking_availability": {"words": "x"}})
+    assert said == ["utter_invalid_date"]
+    assert result["booking_date"] is None and result["booking_availability"] is None
+
+
+def test_an_unusual_phone_number_is_read_back_to_be_checked(domain) -> None:
+    said, result = validate("booking_contact", "07911 654321", {})
+    assert said == [] and result["booking_contact"] == "+447911654321"
+    [summary], _ = run(ActionBookingSummary(), {**FILLED, **result}, domain)
+    note = domain["responses"]["utter_check_phone"][0]["text"]
+    assert summary["contact"].startswith("07911654321 ") and "please check this number" in summary["contact"]
+    assert note.startswith("(please check")
+    [usual], _ = run(ActionBookingSummary(), FILLED, domain)
+    assert usual["contact"] == "07911 123456"
+
+
+def test_the_day_question_offers_the_next_open_days_and_flexible(domain) -> None:
+    [message], _ = run(form.ActionAskBookingDate(), {}, domain)
+    assert message["response"] == "utter_ask_booking_date"
+    titles = [b["title"] for b in message["buttons"]]
+    assert len(titles) == 4 and titles[-1] == "I'm flexible"
+    assert all(b["payload"] == b["title"] for b in message["buttons"])
+    assert "Sunday" not in " ".join(titles)  # the example clinic is closed on Sundays

@@ -15,6 +15,8 @@ from actions.booking.validators import (
     parse_name,
     parse_scar,
     parse_time_of_day,
+    phone_needs_checking,
+    readable_phone,
 )
 from common.clinic import load_settings
 
@@ -92,7 +94,7 @@ def test_contacts_are_normalised(typed: str, stored: str) -> None:
     [
         ("0791", "phone"),
         ("call me maybe", "phone"),
-        ("07700 900123", "phone"),  # Ofcom fiction range
+        ("0791 123 456 789 012", "phone"),  # too long to be any number
         ("jane@", "email"),
         ("jane@example", "email"),
         ("@example.com", "email"),
@@ -103,6 +105,17 @@ def test_bad_contacts_say_which_kind_was_wrong(typed: str, reason: str) -> None:
     with pytest.raises(InvalidAnswer) as problem:
         parse_contact(typed, SETTINGS)
     assert problem.value.reason == reason
+
+
+def test_a_possible_but_unusual_number_is_accepted_and_flagged_for_checking() -> None:
+    """A mobile-length number with an unknown prefix: the visitor checks it at the summary."""
+    for typed, stored in [("07911 654321", "+447911654321"), ("07700 900123", "+447700900123")]:
+        assert parse_contact(typed, SETTINGS) == stored
+        assert phone_needs_checking(stored, SETTINGS)
+        assert readable_phone(stored, SETTINGS) == typed.replace(" ", "")
+    assert not phone_needs_checking("+447911123456", SETTINGS)
+    assert readable_phone("+447911123456", SETTINGS) == "07911 123456"
+    assert not phone_needs_checking("jane@example.com", SETTINGS)
 
 
 def test_a_us_clinic_reads_local_numbers_as_us() -> None:
@@ -120,10 +133,12 @@ def test_a_us_clinic_reads_local_numbers_as_us() -> None:
         ("tomorrow afternoon", date(2026, 11, 26), "afternoon"),
         ("Monday morning", date(2026, 11, 30), "morning"),
         ("in two weeks", date(2026, 12, 9), None),
+        ("weekdays after 2pm", date(2026, 11, 26), "afternoon"),
     ],
 )
 def test_natural_language_dates(typed: str, day: date, time_of_day: str | None) -> None:
-    assert parse_date(typed, SETTINGS, NOW) == (day, time_of_day)
+    availability = parse_date(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.time_of_day, availability.words) == (day, time_of_day, typed)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +150,11 @@ def test_natural_language_dates(typed: str, day: date, time_of_day: str | None) 
         ("Saturday", "date_closed"),
         ("25 December", "date_closed"),
         ("in two years", "date_far"),
-        ("whenever the moon is blue", "date"),
+        ("the moon is blue", "date"),
+        ("Saturdays", "date_closed"),
+        ("this weekend", "date_range_closed"),
+        ("last week", "date_past"),
+        ("weekday evenings", "time"),
         ("", "date"),
     ],
 )
@@ -151,7 +170,8 @@ def test_dates_that_cannot_be_booked_say_why(typed: str, reason: str) -> None:
 def test_an_iso_date_is_that_day_whatever_the_clinics_date_order(typed: str, day: date) -> None:
     """What the form stores (and re-checks when it starts again) is never read as 12 August."""
     assert SETTINGS.date_order == "DMY"
-    assert parse_date(typed, SETTINGS, NOW) == (day, None)
+    availability = parse_date(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.exact, availability.time_of_day) == (day, True, None)
 
 
 def test_an_iso_date_is_checked_like_any_other() -> None:

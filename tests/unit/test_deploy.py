@@ -82,7 +82,13 @@ def dockerfile_stages(text: str) -> dict[str, Stage]:
 
 
 STAGES = dockerfile_stages(DOCKERFILE.read_text(encoding="utf-8"))
-TARGETS = {"rasa": ("servers.chat", 5005, "/webhooks/rest/"), "actions": ("servers.actions", 5055, "/health")}
+TARGETS = {
+    "rasa": ("servers.chat", 5005, "/webhooks/rest/"),
+    "actions": ("servers.actions", 5055, "/health"),
+    "console": ("staff.console", 8081, "/health"),
+}
+# Published to the host (on loopback by default), behind the clinic's HTTPS reverse proxy.
+PUBLISHED = {"rasa": "RASA_PUBLISH_ADDRESS", "console": "STAFF_PUBLISH_ADDRESS"}
 
 
 def chain(name: str) -> list[Stage]:
@@ -205,7 +211,7 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
         "var/clinic.db",
         "reports/benchmark.md",
         ".env",
-        "web/node_modules/rasa-webchat",
+        "web/node_modules/socket.io-client",
         ".git/HEAD",
         "actions/__pycache__/x.pyc",
     ]:
@@ -262,9 +268,12 @@ def test_compose_file_follows_the_compose_specification() -> None:
     assert not errors, "\n".join(errors)
 
 
-def test_only_the_rasa_server_is_published() -> None:
-    assert {name for name, service in SERVICES.items() if service.get("ports")} == {"rasa"}
-    assert set(SERVICES) >= {"postgres", "redis", "actions", "rasa"}
+def test_only_the_rasa_server_and_the_console_are_published_on_loopback() -> None:
+    assert {name for name, service in SERVICES.items() if service.get("ports")} == set(PUBLISHED)
+    assert set(SERVICES) >= {"postgres", "redis", "actions", "rasa", "console"}
+    for name, variable in PUBLISHED.items():
+        [port] = SERVICES[name]["ports"]
+        assert port.startswith(f"${{{variable}:-127.0.0.1}}:"), port
 
 
 def test_postgres_and_redis_are_checked_and_keep_data_in_named_volumes() -> None:
@@ -278,7 +287,7 @@ def test_postgres_and_redis_are_checked_and_keep_data_in_named_volumes() -> None
 
 
 def test_servers_start_after_what_they_need_is_healthy() -> None:
-    needs = {"actions": {"postgres"}, "rasa": {"postgres", "redis", "actions"}}
+    needs = {"actions": {"postgres"}, "rasa": {"postgres", "redis", "actions"}, "console": {"postgres"}}
     for name, wanted in needs.items():
         depends = SERVICES[name]["depends_on"]
         assert set(depends) == wanted
@@ -290,6 +299,13 @@ def test_servers_are_built_from_the_dockerfile_targets() -> None:
         build = SERVICES[name]["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert build["target"] == name and name in STAGES
+
+
+def test_console_runs_behind_https_with_its_own_key_on_the_same_database() -> None:
+    console, rasa = SERVICES["console"]["environment"], SERVICES["rasa"]["environment"]
+    assert console["CLINIC_PROFILE"] == "production" and str(console["STAFF_HTTPS"]) == "1"
+    assert console["STAFF_SECRET_KEY"].startswith("${STAFF_SECRET_KEY:?")
+    assert console["DATABASE_URL"] == rasa["DATABASE_URL"]
 
 
 def test_rasa_runs_the_production_profile_and_reaches_the_action_server() -> None:

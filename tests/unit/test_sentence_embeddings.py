@@ -21,14 +21,8 @@ from rasa.nlu.utils.spacy_utils import SpacyNLP
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.sentence_embeddings import (
-    EMBEDDING_DIM,
-    MiniLMEncoder,
-    ModelFilesError,
-    SentenceEmbeddingFeaturizer,
-    default_model_dir,
-    load_encoder,
-)
+from components.minilm import EMBEDDING_DIM, MiniLMEncoder, ModelFilesError, default_model_dir, load_encoder
+from components.sentence_embeddings import SentenceEmbeddingFeaturizer
 
 TYPICAL_QUESTION = "Can I book a scar relaxation session for my daughter next Tuesday afternoon?"
 

@@ -41,7 +41,7 @@ def project(tmp_path: Path) -> Path:
 
 def run(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     """Run the tool on `root`; return its exit code and printed lines."""
-    code = check_data.main(["--root", str(root)])
+    code = check_data.main(["--root", str(root), "--without-rasa"])
     return code, capsys.readouterr().out.splitlines()
 
 
@@ -67,6 +67,16 @@ def set_answer(root: Path, key: str, field: str, value: str | None) -> None:
         fields.pop(field)
         if value is not None:
             fields[field] = value
+
+    edit_domain(root, change)
+
+
+def add_to_answer(root: Path, key: str, sentence: str) -> None:
+    """Add a sentence at the end of the copy's answer utter_faq/<key>."""
+
+    def change(domain: dict[str, Any]) -> None:
+        answer = domain["responses"][f"utter_faq/{key}"][0]
+        answer["text"] = f"{answer['text']} {sentence}"
 
     edit_domain(root, change)
 
@@ -194,6 +204,18 @@ BREAKS = [
         [HELDOUT_QUESTION, "test question", "tests/heldout/nlu.yml:5"],
         id="heldout-example-in-training",
     ),
+    pytest.param(
+        lambda r: add_example(r, "faq/benefits", "will your treatment help with that"),
+        FAQ_NLU,
+        ["will your treatment help with that", "test question", "tests/heldout/conversations.yml:78"],
+        id="heldout-follow-up-in-training",
+    ),
+    pytest.param(
+        lambda r: add_example(r, "faq/poor_healing", "dimpled scar"),
+        FAQ_NLU,
+        ["dimpled scar", "test question", "tests/heldout/conversations.yml:"],
+        id="heldout-first-turn-in-training",
+    ),
     # 6. Answers are grounded in the document and short.
     pytest.param(
         lambda r: set_answer(r, "what_is", "quote", None),
@@ -225,6 +247,21 @@ BREAKS = [
         ["utter_faq/what_is is 600 characters", "MAX_ANSWER_CHARS = 480", "shorten"],
         id="answer-too-long",
     ),
+    # 6b. Every sentence of an answer is supported by the document (staff/grounding.py).
+    pytest.param(
+        lambda r: add_to_answer(
+            r, "results_time", "Most patients need 3 to 6 sessions, and the treatment is painless."
+        ),
+        FAQ_DOMAIN,
+        ["utter_faq/results_time goes beyond", '"3", "6", "sessions", "painless"', "say only what"],
+        id="answer-with-invented-sessions-and-painless",
+    ),
+    pytest.param(
+        lambda r: add_to_answer(r, "results_time", "Treatment costs 150 pounds per session."),
+        FAQ_DOMAIN,
+        ["utter_faq/results_time goes beyond", '"150", "costs", "pounds" and "session"'],
+        id="answer-with-invented-price",
+    ),
     # 7. Test stories only use what the domain has.
     pytest.param(
         lambda r: add_story(r, "      - intent: faq/prices\n"),
@@ -245,9 +282,15 @@ BREAKS = [
         id="story-unknown-active-loop",
     ),
     # 8. The clinic's details are complete.
-    pytest.param(lambda r: (r / "clinic.yml").write_text(
-        (r / "clinic.yml").read_text(encoding="utf-8").replace('phone: "020 7946 0000"', 'phone: ""'),
-        encoding="utf-8"), "clinic.yml", ["please fill in", "phone"], id="clinic-phone-missing"),
+    pytest.param(
+        lambda r: (r / "clinic.yml").write_text(
+            (r / "clinic.yml").read_text(encoding="utf-8").replace('phone: "020 7946 0000"', 'phone: ""'),
+            encoding="utf-8",
+        ),
+        "clinic.yml",
+        ["please fill in", "phone"],
+        id="clinic-phone-missing",
+    ),
     # Files that cannot be read.
     pytest.param(
         lambda r: shutil.rmtree(r / "content"),
@@ -313,9 +356,39 @@ def test_invalid_yaml_is_reported_at_its_line_and_stops_the_checks(
     )
     code, lines = run(project, capsys)
     assert code == 1
-    assert len(lines) == 1
-    assert lines[0].startswith("data/rules/broken.yml:6: the file is not valid YAML: ")
-    assert lines[0].endswith(" - check indentation and quotes")
+    assert lines == [
+        "data/rules/broken.yml:6: the file cannot be read: this line is not lined up with the lines "
+        "around it: start it with the same number of spaces as the line it belongs with (the line "
+        "above, or the other items of its list)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "broken_line, line, cause",
+    [
+        ('\t- text: "Hello!"', 3, "a tab at the start of the line: use spaces"),
+        ('    - text: "Hello! How can I help?', 3, "a quote mark is not closed"),
+        (
+            "    - text: Note: we are closed on Sundays",
+            3,
+            "a colon (:) inside a text: put the whole text in double quotes",
+        ),
+    ],
+    ids=["tab", "unclosed-quote", "colon-in-text"],
+)
+def test_yaml_mistakes_staff_make_are_explained(
+    project: Path, capsys: pytest.CaptureFixture[str], broken_line: str, line: int, cause: str
+) -> None:
+    """Not PyYAML's words ("expected <block end>, but found '<scalar>'"): the line and what to do."""
+    path = project / CONVERSATION_DOMAIN
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        f'version: "3.1"\nresponses:\n{broken_line}\n  utter_spare:\n    - text: "spare"\n'
+        + text.split("\n", 1)[1],
+        encoding="utf-8",
+    )
+    _, lines = run(project, capsys)
+    assert lines[0].startswith(f"{CONVERSATION_DOMAIN}:{line}: the file cannot be read: {cause}"), lines
 
 
 def test_valid_test_story_passes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,452 @@
+"""When a visitor is free for the team's call back, from what they actually say.
+
+A consultation request is a call back: the team arranges the time, so the form asks which days
+suit and keeps the visitor's own words plus a structured preference the team can act on:
+the earliest day, the last day of a range (or none: open-ended), the weekdays that suit, the
+time of day, and whether the visitor is flexible.
+
+Days and dates ("14 December", "12/14/2026", "the 15th", "next Tuesday", "in 2 weeks time") are
+recognised by dateparser's `search_dates` (a kept library, already a dependency; the comparison
+with Recognizers-Text, ctparse, parsedatetime and timefhuman is in reports/date-parsers.md).
+What no candidate resolved is read here, from a small vocabulary: flexibility ("asap",
+"I'm flexible"), weekdays ("weekdays", "Tuesday or Wednesday"), periods ("next week", "early
+January", "this weekend"), relative days ("a week on Monday", "Monday week", "friday after
+next", "in a fortnight"), bounds ("after Christmas", "from the 10th", "between the 8th and
+the 12th") and times ("after 2pm", "mornings").
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from dateparser.search import search_dates
+
+from common.clinic import WEEKDAYS, ClinicSettings
+
+MAX_DAYS_AHEAD = 180
+WORKING_WEEK = WEEKDAYS[:5]
+
+_SHORT_DAYS = {
+    "mon": "monday",
+    "tue": "tuesday",
+    "tues": "tuesday",
+    "wed": "wednesday",
+    "weds": "wednesday",
+    "thu": "thursday",
+    "thur": "thursday",
+    "thurs": "thursday",
+    "fri": "friday",
+    "sat": "saturday",
+    "sun": "sunday",
+}
+_DAY = r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): number for number, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9
+_MONTH = r"(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_HOLIDAYS = {  # (month, day) of the days visitors plan around
+    "christmas eve": (12, 24),
+    "christmas day": (12, 25),
+    "christmas": (12, 25),
+    "xmas": (12, 25),
+    "boxing day": (12, 26),
+    "new year's eve": (12, 31),
+    "new years eve": (12, 31),
+    "new year's day": (1, 1),
+    "new years day": (1, 1),
+    "new year's": (1, 1),
+    "new years": (1, 1),
+    "new year": (1, 1),
+}
+_HOLIDAY = r"(" + "|".join(re.escape(h) for h in sorted(_HOLIDAYS, key=len, reverse=True)) + r")"
+_FLEXIBLE = re.compile(
+    r"\b(asap|a\.s\.a\.p|as soon as (?:possible|you can|poss)|soonest|earliest|first available"
+    r"|next available|any ?(?:day|time|date)s?|whenever|flexible|flexi|don'?t mind|do not mind"
+    r"|no preference|not fussy|any of them|anything|either)\b",
+    re.IGNORECASE,
+)
+_FILLER = re.compile(
+    r"\b(i'?m|i am|i'?d|i would|prefer(?:ably)?|ideally|please|thanks|thank you|would be|would suit"
+    r"|suits?|good|great|best|free|available|works?|for me|fine|ok(?:ay)?|probably|maybe|possibly"
+    r"|sometime|some time|any|on|a|an|at|or so|really|either|if possible|i may|may be|might be|could be"
+    r"|can do|be|or|and|then|but|also|just|only|is|are|of them)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """When a visitor can be called: their words and the structured preference."""
+
+    words: str
+    earliest: date
+    latest: date | None = None  # last day of a range; None: open-ended (or one exact day)
+    weekdays: tuple[str, ...] = ()  # only these days of the week; empty: any open day
+    time_of_day: str | None = None  # morning / afternoon / evening, if they said
+    flexible: bool = False  # "asap", "any day", "I'm flexible"
+    exact: bool = False  # one exact day ("14 December")
+
+    def to_slot(self) -> dict[str, Any]:
+        """The preference as JSON for a slot (dates as ISO strings)."""
+        values = asdict(self)
+        values["earliest"] = self.earliest.isoformat()
+        values["latest"] = self.latest.isoformat() if self.latest else None
+        values["weekdays"] = list(self.weekdays)
+        return values
+
+    @classmethod
+    def from_slot(cls, values: dict[str, Any]) -> Availability:
+        """The preference back from its slot value (raises on anything malformed)."""
+        return cls(
+            words=str(values["words"]),
+            earliest=date.fromisoformat(values["earliest"]),
+            latest=date.fromisoformat(values["latest"]) if values.get("latest") else None,
+            weekdays=tuple(str(d) for d in values.get("weekdays") or ()),
+            time_of_day=values.get("time_of_day") or None,
+            flexible=bool(values.get("flexible")),
+            exact=bool(values.get("exact")),
+        )
+
+    def describe(self) -> str:
+        """The preference read back in plain words, e.g. "any weekday from Friday 4 December"."""
+        if self.exact:
+            return readable(self.earliest)
+        days = weekday_phrase(self.weekdays)
+        if self.latest is not None:
+            span = f"between {readable(self.earliest, year=False)} and {readable(self.latest)}"
+            return f"{days} {span}" if days else span
+        if self.flexible and not days:
+            return f"any day - the sooner the better (from {readable(self.earliest)})"
+        return f"{days or 'any day'} from {readable(self.earliest)}"
+
+
+@dataclass
+class _Reading:
+    """What has been understood of an answer so far."""
+
+    earliest: date | None = None
+    latest: date | None = None
+    weekdays: tuple[str, ...] = ()
+    time_of_day: str | None = None
+    flexible: bool = False
+    exact: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class NotUnderstood(ValueError):
+    """The answer names no day, period, weekday or flexibility that could be read."""
+
+
+class NoOpenDay(ValueError):
+    """The answer is understood, but the clinic is not open then; `reason` says why."""
+
+    def __init__(self, reason: str, **details: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+def readable(day: date, year: bool = True) -> str:
+    """A day as visitors read it: "Monday 14 December 2026" (or without the year)."""
+    return f"{day:%A} {day.day} {day:%B}" + (f" {day.year}" if year else "")
+
+
+def weekday_phrase(weekdays: tuple[str, ...]) -> str:
+    """Weekdays in words: "weekdays", "Tuesdays or Wednesdays", or "" for any day."""
+    if not weekdays:
+        return ""
+    if tuple(weekdays) == WORKING_WEEK:
+        return "weekdays"
+    if tuple(weekdays) == ("saturday", "sunday"):
+        return "weekends"
+    names = [f"{d.capitalize()}s" for d in weekdays]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def next_weekday(after: date, weekday: str) -> date:
+    """The first `weekday` strictly after `after`."""
+    days = (WEEKDAYS.index(weekday) - after.weekday() - 1) % 7 + 1
+    return after + timedelta(days=days)
+
+
+def _normalise(text: str) -> str:
+    text = " ".join(str(text).lower().replace("’", "'").split())
+    text = re.sub(r"\b(" + "|".join(_SHORT_DAYS) + r")\b\.?", lambda m: _SHORT_DAYS[m.group(1)], text)
+    text = re.sub(r"\bfortnight'?s?\b", "2 weeks", text)
+    text = re.sub(r"\b(\d+) ?weeks?'? ?time\b", r"\1 weeks", text)
+    text = re.sub(r"\b(?:a|one) weeks?'? ?time\b", "1 weeks", text)
+    return text
+
+
+def _take_time_of_day(text: str, reading: _Reading) -> str:
+    """Read and remove a time of day ("afternoon", "after 2pm", "mornings")."""
+    hour_end = r"(?::\d\d)?(?: ?(?:p\.?m\.?|o'?clock)\b|$)"
+    patterns = [
+        (
+            r"\b(?:in the |on |this |early )?mornings?\b|\bbefore (?:lunch|noon|midday|12(?::00)? ?(?:pm)?)\b"
+            r"|\b(?:[1-9]|1[01])(?::\d\d)? ?a\.?m\.?(?=\W|$)",
+            "morning",
+        ),
+        (
+            r"\b(?:in the |on |this )?afternoons?\b|\bafter (?:lunch|noon|midday)\b|\blunch ?time\b"
+            r"|\bafter (?:1[2-6]|[1-4])" + hour_end + r"|\b(?:1[2-6]|[1-4])(?::\d\d)? ?p\.?m\.?(?=\W|$)",
+            "afternoon",
+        ),
+        (
+            r"\b(?:in the |on |this )?evenings?\b|\bafter (?:[5-9]|1[7-9])"
+            + hour_end
+            + r"|\b[5-9](?::\d\d)? ?p\.?m\.?(?=\W|$)|\bafter work\b|\bafter school\b",
+            "evening",
+        ),
+    ]
+    for pattern, value in patterns:
+        if re.search(pattern, text):
+            reading.time_of_day = reading.time_of_day or value
+            text = re.sub(pattern, " ", text)
+    return text
+
+
+def _take_weekdays(text: str, reading: _Reading, today: date) -> str:
+    """Read weekday patterns: "weekdays", "any weekday", "weekends", "Tuesdays", "Tue or Wed"."""
+    if re.search(r"\b(?:week ?days?|during the week|mon(?:day)? ?(?:-|to|through) ?fri(?:day)?)\b", text):
+        reading.weekdays = WORKING_WEEK
+        return re.sub(
+            r"\b(?:any )?(?:week ?days?|during the week)\b|\bmonday ?(?:-|to|through) ?friday\b", " ", text
+        )
+    if re.search(r"\b(?:any |at )?weekends\b", text):
+        reading.weekdays = ("saturday", "sunday")
+        return re.sub(r"\b(?:any |at )?weekends\b", " ", text)
+    plural = re.findall(_DAY + r"s\b", text)
+    named = re.findall(_DAY + r"\b", text)
+    relative = re.search(r"\b(next|this|coming|a week on|after next|week)\b", text)
+    several = len(set(named)) > 1 and re.search(r"\b(or|and|/|,)\b|[/,]", text)
+    if plural or (several and not relative and not re.search(r"\d", text)):
+        days = sorted(set(plural + named), key=WEEKDAYS.index)
+        reading.weekdays = tuple(days)
+        return re.sub(_DAY + r"s?\b", " ", text)
+    return text
+
+
+def _month_range(month: int, today: date, part: str | None) -> tuple[date, date]:
+    """The next `month` from today (this year's if not over), or its early/mid/late part."""
+    year = today.year if month >= today.month else today.year + 1
+    last = calendar.monthrange(year, month)[1]
+    start, end = date(year, month, 1), date(year, month, last)
+    if part in {"early", "beginning of", "start of", "the beginning of", "the start of"}:
+        end = date(year, month, 10)
+    elif part in {"mid", "middle of", "the middle of", "mid-"}:
+        start, end = date(year, month, 11), date(year, month, 20)
+    elif part in {"late", "end of", "the end of"}:
+        start = date(year, month, 21)
+    return start, end
+
+
+def _holiday(name: str, today: date) -> date:
+    month, day = _HOLIDAYS[name]
+    candidate = date(today.year, month, day)
+    return candidate if candidate >= today else date(today.year + 1, month, day)
+
+
+def _take_period(text: str, reading: _Reading, today: date) -> str:
+    """Read periods and relative days no library resolved: weeks, months, holidays, "Monday week"."""
+    monday = today - timedelta(days=today.weekday())
+    weeks = [
+        (r"\b(?:the )?week after next\b", monday + timedelta(weeks=2), 7),
+        (r"\bnext week\b(?!end)", monday + timedelta(weeks=1), 7),
+        (r"\blast week\b", monday - timedelta(weeks=1), 7),
+        (
+            r"\bthis week\b|\bthe rest of (?:this|the) week\b|\blater this week\b",
+            today + timedelta(days=1),
+            None,
+        ),
+    ]
+    for pattern, start, length in weeks:
+        if re.search(pattern, text):
+            reading.earliest = start
+            reading.latest = (start + timedelta(days=length - 1)) if length else monday + timedelta(days=6)
+            return re.sub(pattern, " ", text)
+    weekend = re.search(r"\b(this|next|the)? ?weekend\b", text)
+    if weekend:
+        saturday = next_weekday(today - timedelta(days=1), "saturday")
+        if weekend.group(1) == "next":
+            saturday += timedelta(weeks=1)
+        reading.earliest, reading.latest = saturday, saturday + timedelta(days=1)
+        return text.replace(weekend.group(0), " ")
+    month = re.search(
+        r"\b(early|late|mid-?|the (?:beginning|start|middle|end) of|(?:beginning|start|middle|end) of)?"
+        r" ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
+        text,
+    )
+    if month and month.group(2) == "may" and not month.group(1) and "in may" not in text:
+        month = None  # "I may be free": the verb, not the month
+    if month and not re.search(r"\d+(?:st|nd|rd|th)? (?:of )?" + _MONTH, text):
+        reading.earliest, reading.latest = _month_range(_MONTHS[month.group(2)], today, month.group(1))
+        return text.replace(month.group(0), " ")
+    relative_month = re.search(r"\b(?:(early|late|the end of|end of) )?(next|this) month\b", text)
+    if relative_month:
+        target = today.month % 12 + 1 if relative_month.group(2) == "next" else today.month
+        reading.earliest, reading.latest = _month_range(target, today, relative_month.group(1))
+        return text.replace(relative_month.group(0), " ")
+    for pattern in (r"\ba week on " + _DAY, _DAY + r" week\b", _DAY + r" after next\b"):
+        found = re.search(pattern, text)
+        if found:
+            reading.earliest = next_weekday(today, found.group(1)) + timedelta(weeks=1)
+            reading.exact = True
+            return text.replace(found.group(0), " ")
+    found = re.search(r"\b(?:next|this coming|this|coming|on) " + _DAY, text)
+    if found:
+        reading.earliest = next_weekday(today, found.group(1))
+        reading.exact = True
+        return text.replace(found.group(0), " ")
+    return text
+
+
+def _find_day(text: str, settings: ClinicSettings, now: datetime) -> date | None:
+    """One day named in `text` (a date, weekday, holiday or relative day), by dateparser."""
+    holiday = re.search(_HOLIDAY, text)
+    if holiday:
+        return _holiday(holiday.group(1), now.date())
+    only_day = re.fullmatch(r"\s*" + _DAY + r"\s*", text)
+    if only_day:
+        return next_weekday(now.date(), only_day.group(1))
+    if not re.search(r"[a-z0-9]", text):
+        return None
+    base = now.replace(tzinfo=None)
+    orders = [settings.date_order, *(o for o in ("DMY", "MDY") if o != settings.date_order)]
+    for order in orders:  # the clinic's order first; 12/14/2026 only reads one way
+        found = search_dates(
+            text,
+            languages=["en"],
+            settings={"PREFER_DATES_FROM": "future", "DATE_ORDER": order, "RELATIVE_BASE": base},
+        )
+        if found:
+            return found[0][1].date()
+    return None
+
+
+def _take_bounds(text: str, reading: _Reading, settings: ClinicSettings, now: datetime) -> str:
+    """Bounds: "after X", "from X (onwards)", "before X", "between X and Y", "X to Y"."""
+    between = re.search(r"\b(?:between|from)\s+(.+?)\s+(?:and|to|until|till|-)\s+(.+)$", text) or re.search(
+        r"^(.+?)\s+(?:to|until|till|-)\s+(.+)$", text
+    )
+    if between:
+        first = _find_day(between.group(1), settings, now)
+        last = _find_day(between.group(2), settings, now)
+        if first and last and last >= first:
+            reading.earliest, reading.latest = first, last
+            return text.replace(between.group(0), " ")
+    after = re.search(r"\b(after|from|any ?time after|not before|starting)\s+(.+?)(?:\s+onwards?)?$", text)
+    if after:
+        day = _find_day(after.group(2), settings, now)
+        if day:
+            reading.earliest = day + timedelta(days=1) if "after" in after.group(1) else day
+            return text.replace(after.group(0), " ")
+    onwards = re.search(r"^(.+?)\s+(?:onwards?|or later|and after)$", text)
+    if onwards:
+        day = _find_day(onwards.group(1), settings, now)
+        if day:
+            reading.earliest = day
+            return text.replace(onwards.group(0), " ")
+    before = re.search(r"\b(before|by|no later than|until|till)\s+(.+)$", text)
+    if before:
+        day = _find_day(before.group(2), settings, now)
+        if day:
+            last = day - timedelta(days=1) if before.group(1) == "before" else day
+            reading.earliest, reading.latest = now.date() + timedelta(days=1), last
+            return text.replace(before.group(0), " ")
+    return text
+
+
+def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
+    """Understand an answer without judging it against the clinic's days (NotUnderstood if nothing)."""
+    today = now.date()
+    reading = _Reading()
+    rest = _normalise(text)
+    rest = _take_time_of_day(rest, reading)
+    if _FLEXIBLE.search(rest):
+        reading.flexible = True
+        rest = _FLEXIBLE.sub(" ", rest)
+    rest = _take_weekdays(rest, reading, today)
+    rest = _take_period(rest, reading, today)
+    if reading.earliest is None:
+        rest = _take_bounds(rest, reading, settings, now)
+    holiday = re.search(_HOLIDAY, rest) if reading.earliest is None else None
+    if holiday:
+        reading.earliest, reading.exact = _holiday(holiday.group(1), today), True
+    if reading.earliest is None:
+        leftover = _FILLER.sub(" ", re.sub(r"[^\w'/.-]+", " ", rest)).strip(" .,-")
+        if leftover:
+            day = _find_day(leftover, settings, now)
+            if day is None:
+                raise NotUnderstood(text)
+            reading.earliest, reading.exact = day, True
+    if reading.earliest is None and not (reading.flexible or reading.weekdays or reading.time_of_day):
+        raise NotUnderstood(text)
+    return reading
+
+
+def parse_availability(text: str, settings: ClinicSettings, now: datetime) -> Availability:
+    """The visitor's availability from their words, judged against the clinic's open days.
+
+    Raises NotUnderstood, or NoOpenDay with the reason ("date_past", "date_far", "date_closed"
+    with the day, "date_range_closed" with the period).
+    """
+    today = now.date()
+    tomorrow = today + timedelta(days=1)
+    reading = read(text, settings, now)
+    words = " ".join(str(text).split())
+    horizon = today + timedelta(days=MAX_DAYS_AHEAD)
+    if reading.exact and reading.earliest is not None:
+        day = reading.earliest
+        if day <= today:
+            raise NoOpenDay("date_past")
+        if day > horizon:
+            raise NoOpenDay("date_far")
+        if not settings.is_open(day):
+            raise NoOpenDay("date_closed", day=readable(day, year=False))
+        return Availability(words, day, time_of_day=reading.time_of_day, exact=True)
+    earliest = max(reading.earliest or tomorrow, tomorrow)
+    latest = reading.latest
+    if latest is not None and latest < tomorrow:
+        raise NoOpenDay("date_past")
+    if earliest > horizon:
+        raise NoOpenDay("date_far")
+    end = min(latest or horizon, horizon)
+    weekdays = reading.weekdays
+    open_days = [
+        earliest + timedelta(days=n)
+        for n in range((end - earliest).days + 1)
+        if settings.is_open(earliest + timedelta(days=n))
+        and (not weekdays or WEEKDAYS[(earliest + timedelta(days=n)).weekday()] in weekdays)
+    ]
+    if not open_days:
+        if weekdays and latest is None:
+            raise NoOpenDay("date_closed", day=weekday_phrase(weekdays))
+        raise NoOpenDay("date_range_closed")
+    first = open_days[0]
+    if latest is not None:
+        latest = open_days[-1]  # "next week" ends on the clinic's last open day of it
+    if latest is not None and first == latest:
+        return Availability(words, first, time_of_day=reading.time_of_day, exact=True)
+    return Availability(
+        words,
+        first,
+        latest=latest,
+        weekdays=weekdays,
+        time_of_day=reading.time_of_day,
+        flexible=reading.flexible,
+    )
+
+
+def next_open_days(settings: ClinicSettings, today: date, count: int = 3) -> list[date]:
+    """The next `count` days the clinic is open, from tomorrow."""
+    days: list[date] = []
+    day = today
+    while len(days) < count:
+        day = settings.next_open_day(day + timedelta(days=1))
+        days.append(day)
+    return days

@@ -1,0 +1,200 @@
+"""The held-out conversations (tests/heldout/conversations.yml): first turns by kind, follow-ups.
+
+First turns are scored like the held-out set, on the model's parse (what the visitor gets:
+an answer, the booking, "I don't have that information" or "did you mean"). Follow-ups need
+the conversation, so they are sent to running servers over REST, each pair as a new visitor,
+and the second reply is recognised by its text among the domain's responses.
+
+    python -m devtools.bench.conversations [--model models/scar-faq.tar.gz]
+
+prints both tables for any trained model (it starts its own servers); `make bench` includes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.clinic import load_settings
+from common.domain import load_domain
+from common.paths import HELDOUT_CONVERSATIONS, MODEL
+
+FALLBACK = "nlu_fallback"
+DEFLECTED = frozenset({"out_of_scope", "medical_advice", "urgent_symptoms", "unclear", FALLBACK})
+# What each response tells the visitor, as a label of the held-out sets.
+RESPONSE_LABELS = {
+    "utter_out_of_scope": "out_of_scope",
+    "utter_medical_advice": "medical_advice",
+    "utter_urgent": "urgent_symptoms",
+    "utter_did_you_mean": FALLBACK,
+    "utter_ask_rephrase": FALLBACK,
+    "utter_default": FALLBACK,
+    "utter_booking_intro": "book_consultation",
+    "utter_booking_intro_with_link": "book_consultation",
+}
+
+
+def load(path: Path = HELDOUT_CONVERSATIONS) -> dict[str, Any]:
+    """The held-out conversations: {"first_turn": {kind: [(gold, text)]}, "follow_ups": [...]}."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {
+        "first_turn": {kind: [tuple(case) for case in cases] for kind, cases in data["first_turn"].items()},
+        "follow_ups": list(data["follow_ups"]),
+    }
+
+
+def texts(data: dict[str, Any]) -> list[str]:
+    """Every message text of the held-out conversations (for the leak check)."""
+    first = [text for cases in data["first_turn"].values() for _, text in cases]
+    return first + [t for pair in data["follow_ups"] for t in (pair["first"], pair["then"])]
+
+
+def score_first_turn(
+    data: dict[str, Any], labels_for: Callable[[Sequence[str]], list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Per kind: cases, right, "did you mean", wrong answers (answered with another label)."""
+    result = {}
+    for kind, cases in data["first_turn"].items():
+        predicted = labels_for([text for _, text in cases])
+        result[kind] = {
+            "cases": len(cases),
+            "right": sum(p == g for (g, _), p in zip(cases, predicted)),
+            "did_you_mean": sum(p == FALLBACK for p in predicted),
+            "wrong": sum(p != g and p not in DEFLECTED for (g, _), p in zip(cases, predicted)),
+            "errors": [
+                {"text": t, "gold": g, "predicted": p} for (g, t), p in zip(cases, predicted) if p != g
+            ],
+        }
+    return result
+
+
+def rendered_responses() -> dict[str, str]:
+    """Each response's first text with the clinic's details filled in -> its label."""
+    settings = load_settings()
+    values = {
+        "clinic_name": settings.name,
+        "clinic_phone": settings.phone,
+        "clinic_email": settings.email,
+        "clinic_hours": settings.hours,
+        "clinic_address": settings.address,
+        "emergency_number": settings.emergency_number,
+        "booking_link": settings.booking_link,
+        "retention_days": str(settings.retention_days),
+    }
+    found = {}
+    for name, variations in load_domain()["responses"].items():
+        text = " ".join(str(variations[0].get("text", "")).split())
+        try:
+            text = text.format(**values)
+        except (KeyError, IndexError, ValueError):
+            continue
+        label = (
+            f"faq/{name.partition('/')[2]}" if name.startswith("utter_faq/") else RESPONSE_LABELS.get(name)
+        )
+        if label:
+            found[text] = label
+    return found
+
+
+def reply_label(messages: Sequence[dict[str, Any]], known: dict[str, str]) -> str:
+    """The label of the first bot message that is a known response ("other" if none is)."""
+    for message in messages:
+        label = known.get(" ".join(str(message.get("text", "")).split()))
+        if label:
+            return label
+    return "other"
+
+
+def say(url: str, sender: str, text: str) -> list[dict[str, Any]]:
+    """One REST message; the bot's messages."""
+    body = json.dumps({"sender": sender, "message": text}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read() or b"[]")
+
+
+def score_follow_ups(data: dict[str, Any], rasa_url: str) -> dict[str, Any]:
+    """Send each pair as a new visitor; how often the follow-up got the answer meant."""
+    url = f"{rasa_url}/webhooks/rest/webhook"
+    known = rendered_responses()
+    errors, right, did_you_mean, wrong = [], 0, 0, 0
+    for number, pair in enumerate(data["follow_ups"]):
+        sender = f"bench-follow-up-{number}"
+        say(url, sender, pair["first"])
+        got = reply_label(say(url, sender, pair["then"]), known)
+        right += got == pair["answer"]
+        did_you_mean += got == FALLBACK
+        wrong += got != pair["answer"] and got not in DEFLECTED
+        if got != pair["answer"]:
+            errors.append({**pair, "got": got})
+    return {
+        "pairs": len(data["follow_ups"]),
+        "right": right,
+        "did_you_mean": did_you_mean,
+        "wrong": wrong,
+        "errors": errors,
+    }
+
+
+def markdown(first_turn: dict[str, dict[str, Any]], follow_ups: dict[str, Any] | None) -> list[str]:
+    """The two tables of the report."""
+    lines = [
+        "## Held-out conversations",
+        "",
+        "tests/heldout/conversations.yml: first messages by kind (what the visitor gets from the model's"
+        " parse) and follow-up pairs (the second reply over REST, in the context of the first).",
+        "",
+        "| First turn: kind | Cases | Right | Did you mean | Wrong answers |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in first_turn.items():
+        lines.append(f"| {kind} | {row['cases']} | {row['right']} | {row['did_you_mean']} | {row['wrong']} |")
+    total = {k: sum(r[k] for r in first_turn.values()) for k in ("cases", "right", "did_you_mean", "wrong")}
+    lines.append(
+        f"| **all** | {total['cases']} | {total['right']} | {total['did_you_mean']} | {total['wrong']} |"
+    )
+    if follow_ups:
+        lines += [
+            "",
+            "| Follow-up pairs | Right | Did you mean | Wrong answers |",
+            "|---|---|---|---|",
+            f"| {follow_ups['pairs']} | {follow_ups['right']} | {follow_ups['did_you_mean']}"
+            f" | {follow_ups['wrong']} |",
+        ]
+    return [*lines, ""]
+
+
+def main() -> None:
+    """Score a model on the held-out conversations (starting its own servers for the follow-ups)."""
+    from devtools.bench.run import effective_label, parse_texts
+    from servers.launcher import Stack, StackConfig, free_port
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument("--json", type=Path, help="also write every figure and error here")
+    args = parser.parse_args()
+    data = load()
+    first = score_first_turn(data, lambda texts: [effective_label(p) for p in parse_texts(args.model, texts)])
+    with tempfile.TemporaryDirectory(prefix="bench-conversations-") as tmp:
+        config = StackConfig(
+            rasa_port=free_port(),
+            action_port=free_port(),
+            model=args.model.resolve(),
+            database_url=f"sqlite:///{tmp}/bench.db",
+        )
+        with (Path(tmp) / "servers.log").open("w") as log, Stack(config, log):
+            follow = score_follow_ups(data, config.rasa_url)
+    if args.json:
+        args.json.write_text(json.dumps({"first_turn": first, "follow_ups": follow}, indent=2) + "\n")
+    print("\n".join(markdown(first, follow)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The console's Flask application: configuration, sign-in, roles, security headers, errors."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, g, render_template, request, url_for
+from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from actions.booking.store import BookingStore
+from common import settings as deployment
+from common.clinic import load_settings
+from common.paths import PROJECT_ROOT, VAR_DIR
+from staff.service import accounts, db
+
+HERE = Path(__file__).resolve().parent
+SECRET_KEY_FILE = VAR_DIR / "staff-secret-key"
+COOKIE_NAME = "clinic_staff_session"
+# Areas of the console: (endpoint, label, permission), in the navigation's order.
+NAVIGATION = [
+    ("today.home", "Today", "today"),
+    ("bookings.index", "Bookings", "bookings"),
+    ("inbox.index", "Unanswered questions", "inbox"),
+    ("conversations.index", "Conversations", "conversations"),
+    ("admin.users", "Staff", "users"),
+    ("admin.audit", "Audit log", "audit"),
+]
+
+
+class SignedIn(UserMixin):
+    """The signed-in staff member, as Flask-Login needs them."""
+
+    def __init__(self, user: accounts.StaffUser) -> None:
+        self.user = user
+
+    def get_id(self) -> str:
+        """The session's id: the user and their session version (raised by sign-out everywhere)."""
+        return f"{self.user.id}:{self.user.session_version}"
+
+    @property
+    def name(self) -> str:
+        """The staff member's name."""
+        return self.user.name
+
+    @property
+    def role(self) -> str:
+        """The staff member's role."""
+        return self.user.role
+
+    def may(self, area: str) -> bool:
+        """Whether their role may use this area of the console."""
+        return self.user.may(area)
+
+
+class SignedOut(AnonymousUserMixin):
+    """Nobody signed in: may do nothing."""
+
+    name = ""
+    role = ""
+
+    def may(self, area: str) -> bool:
+        """Nothing is allowed."""
+        return False
+
+
+def local_secret_key() -> str:
+    """The session key of a local console: made once and kept in var/ (production sets STAFF_SECRET_KEY)."""
+    SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    if not SECRET_KEY_FILE.exists():
+        SECRET_KEY_FILE.touch(mode=0o600)
+        SECRET_KEY_FILE.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return SECRET_KEY_FILE.read_text(encoding="utf-8").strip()
+
+
+def requires(area: str) -> Callable:
+    """A view decorator: the signed-in person's role must allow `area` (else 403)."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not current_user.may(area):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def safe_next(target: str | None) -> str:
+    """A post-sign-in destination on this site only (never another host)."""
+    if not target:
+        return url_for("today.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("today.home")
+    return target
+
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class Console:
+    """What the views need: the database, the stores, the clinic's settings, the project root."""
+
+    def __init__(self, settings: deployment.Settings, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self.database_url = settings.database_url
+        self.engine = db.engine(settings.database_url)  # runs the migrations
+        self.store = BookingStore(settings.database_url)
+        self.secret = b""
+
+    @property
+    def clinic(self) -> Any:
+        """clinic.yml (read at each request: a change needs no restart)."""
+        return load_settings()
+
+    def audit(self, action: str, target: str = "", detail: str = "") -> None:
+        """Record what the signed-in person did."""
+        accounts.audit(self.engine, current_user.name or "(nobody)", action, target, detail)
+
+
+def console() -> Console:
+    """The running console (for views)."""
+    return g.console  # type: ignore[no-any-return]
+
+
+def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT_ROOT) -> Flask:
+    """The console's application; `root` is the project whose data/ the inbox adds examples to."""
+    settings = settings or deployment.current()
+    state = Console(settings, root)
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    secret_key = settings.staff_secret_key or local_secret_key()
+    state.secret = secret_key.encode()
+    lifetime = timedelta(minutes=settings.staff_session_minutes)
+    app.config.update(
+        SECRET_KEY=secret_key,
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.staff_https,
+        PERMANENT_SESSION_LIFETIME=lifetime,  # also the signature's maximum age
+        SESSION_REFRESH_EACH_REQUEST=True,  # so the limit is time since the last request
+        REMEMBER_COOKIE_DURATION=timedelta(0),
+        WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()),
+        WTF_CSRF_SSL_STRICT=settings.staff_https,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    if settings.staff_https:  # behind the clinic's HTTPS reverse proxy: trust its one hop
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to open that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.anonymous_user = SignedOut
+    csrf.init_app(app)
+
+    @login_manager.user_loader
+    def load_user(session_id: str) -> SignedIn | None:
+        user_id, _, version = session_id.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        user = accounts.get(state.engine, int(user_id))
+        if user is None or not user.active or user.session_version != int(version):
+            return None  # signed out everywhere, password changed or account switched off
+        return SignedIn(user)
+
+    @app.before_request
+    def attach() -> Any:
+        g.console = state
+        public = request.endpoint in ("auth.login", "static", "health")
+        if not public and not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"  # pages hold personal data
+        return response
+
+    @app.context_processor
+    def navigation() -> dict[str, Any]:
+        items = [(endpoint, label) for endpoint, label, area in NAVIGATION if current_user.may(area)]
+        return {"navigation": items, "clinic_name": state.clinic.name}
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(error: CSRFError) -> Any:
+        return (
+            render_template(
+                "error.html",
+                title="This form could not be accepted",
+                message="The form was too old or was not sent from the console (its security token "
+                "was missing or wrong). Nothing was changed. Go back, reload the page and try again.",
+            ),
+            400,
+        )
+
+    @app.errorhandler(403)
+    def forbidden(error: Any) -> Any:
+        return (
+            render_template(
+                "error.html",
+                title="Your role cannot open this page",
+                message=f"You are signed in as {current_user.name} ({current_user.role}). "
+                "Ask an admin if you need this page for your work.",
+            ),
+            403,
+        )
+
+    @app.errorhandler(404)
+    def not_found(error: Any) -> Any:
+        return (
+            render_template(
+                "error.html",
+                title="Page not found",
+                message="There is no such page or record. It may have been deleted; check the address or "
+                "go back to Today.",
+            ),
+            404,
+        )
+
+    @app.errorhandler(413)
+    def too_large(error: Any) -> Any:
+        return render_template("error.html", title="Too much text", message="The form was too long."), 413
+
+    @app.errorhandler(500)
+    def failed(error: Any) -> Any:
+        return (
+            render_template(
+                "error.html",
+                title="Something went wrong",
+                message="The console could not finish that. Nothing was lost; try again in a minute, "
+                "and tell the developers if it keeps happening.",
+            ),
+            500,
+        )
+
+    @app.get("/health")
+    def health() -> tuple[str, int, dict[str, str]]:
+        return "ok", 200, {"Content-Type": "text/plain"}
+
+    from staff.console import views
+
+    views.register(app)
+    return app

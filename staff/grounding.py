@@ -1,0 +1,284 @@
+"""Is an answer supported by the clinic's document? The check `make validate` and the console share.
+
+An answer passes only if every sentence of it is either one of the clinic's approved framing
+sentences (content/approved-wording.yml: sentences that point to a consultation or introduce
+a list, not facts), or supported by the document on three counts:
+
+1. No number, price, duration, count, percentage or claim word (painless, safe, guaranteed,
+   permanent, cure...) that the document does not contain. These fail outright: a confident
+   invented figure or promise is the worst thing a medical FAQ can say.
+2. Every word that carries meaning is the document's own (compared by lemma and with British
+   and American spellings made one, so "colour" matches the document's "color"), a close
+   relative of one ("softens" / "softening"), or one of the approved everyday words
+   (content/approved-wording.yml) that explain the document's terms in plain English.
+3. The sentence means something the document says: its MiniLM embedding is close to a
+   sentence (or two neighbouring sentences) of the document. SIMILARITY_THRESHOLD was chosen
+   on the current answers and on the invented ones in tests/grounding/answers.yml.
+
+What it cannot see: a new claim assembled only from the document's own words ("melanin is
+made in the dermis"); the editor's reading and the tests remain for that.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import spacy_lookups_data
+import yaml
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as STOP_WORDS
+
+from common.paths import APPROVED_WORDING, DOCUMENT, relative
+from components.minilm import load_encoder
+
+# The lowest MiniLM cosine similarity of a supported sentence to the document's closest
+# sentence or pair of neighbouring sentences (after spelling normalisation). Chosen on the
+# current answers (their sentences score 0.615 and above) and on invented sentences built
+# from the document's own words, which only this check can catch (tests/grounding/answers.yml:
+# those scoring below it are refused; the rest are the limitation named above).
+SIMILARITY_THRESHOLD = 0.6
+# Words that share this many first letters are relatives ("surgically", "surgical").
+RELATIVE_PREFIX = 5
+SHORTEST_MEANINGFUL = 3
+NUMBER_WORDS = frozenset(
+    """zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+    fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
+    ninety hundred thousand million once twice thrice half dozen single double triple""".split()
+)
+# Money, time and counts: a figure's unit is a claim even without the figure.
+UNIT_WORDS = frozenset(
+    """pound pence penny dollar cent euro price cost fee charge free discount offer cheap
+    expensive affordable second minute hour day week month year session appointment visit
+    course percent percentage""".split()
+)
+CLAIM_WORDS = frozenset(
+    """painless pain painful hurt hurts sore safe safely safety risk risky harmless guarantee
+    guaranteed permanent permanently forever cure cures cured heal heals proven prove clinically
+    approve approved fda nhs certified licensed accredited best leading only instant instantly
+    immediate immediately effective effectiveness success successful side effect effects downtime
+    recovery anaesthetic anesthetic numb numbing always never everyone everybody all completely
+    totally fully entirely 100 miracle scarless remove removal eliminate erase disappear invisible
+    natural-looking recommend recommended doctor doctors dermatologist surgeon nurse""".split()
+)
+SYMBOLS = re.compile(r"[£$€%]")
+DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
+WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+# A sentence ends at . ! ? or : before a capital letter, at a bullet, or at a line break.
+SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z•])|\s*•\s*|\n+")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why one sentence of an answer is not supported (empty lists and True: it is)."""
+
+    sentence: str
+    figures: list[str] = field(default_factory=list)  # numbers, prices, durations, claims
+    words: list[str] = field(default_factory=list)  # meaningful words not in the document
+    similar: bool = True  # close in meaning to something the document says
+
+    @property
+    def supported(self) -> bool:
+        """Whether nothing is wrong with the sentence."""
+        return not self.figures and not self.words and self.similar
+
+    def explain(self) -> str:
+        """What is wrong, in plain words (empty when nothing is)."""
+        if self.figures:
+            return (
+                f'"{self.sentence}" says {quoted(self.figures + self.words)}, which the clinic\'s document '
+                "does not: figures, prices, times and promises may only come from the document"
+            )
+        if self.words:
+            return f'"{self.sentence}" uses {quoted(self.words)}, which the clinic\'s document does not'
+        if not self.similar:
+            return f'"{self.sentence}" says something the clinic\'s document does not say'
+        return ""
+
+
+def quoted(items: Iterable[str]) -> str:
+    """Items as "a", "b" and "c"."""
+    names = [f'"{item}"' for item in items]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def words_with_spelling(text: str) -> list[tuple[str, str]]:
+    """(normalised word, word as written) for each word of a text; hyphenated words by their parts."""
+    return [(normalise(part), part) for match in WORD.finditer(text) for part in match.group(0).split("-")]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences and list items of a text, each on one line."""
+    parts = (" ".join(part.split()).strip(" -") for part in SENTENCE_END.split(text))
+    return [part for part in parts if any(c.isalpha() for c in part)]
+
+
+def _lookup_table(name: str) -> dict[str, str]:
+    """One of spaCy's English lookup tables, read from spacy-lookups-data (without loading spaCy)."""
+    path = Path(str(spacy_lookups_data.en[name]))
+    if not path.exists():
+        path = path.with_name(path.name + ".gz")
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        return json.load(file)
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, str], dict[str, str]]:
+    """British -> American spellings, and word -> lemma: spaCy's English lookup tables."""
+    return _lookup_table("lexeme_norm"), _lookup_table("lemma_lookup")
+
+
+def normalise(word: str) -> str:
+    """A word in lower case, American spelling, as its lemma ("Colours" -> "color")."""
+    spelling, lemmas = _tables()
+    word = word.lower()
+    word = spelling.get(word, word)
+    return lemmas.get(word, word)
+
+
+def american(text: str) -> str:
+    """The text with British spellings made American, for comparing meanings."""
+    spelling, _ = _tables()
+    return WORD.sub(lambda m: _same_case(m.group(0), spelling.get(m.group(0).lower())), text)
+
+
+def _same_case(word: str, replacement: str | None) -> str:
+    if replacement is None:
+        return word
+    return replacement.capitalize() if word[:1].isupper() else replacement
+
+
+def words_of(text: str) -> list[str]:
+    """The normalised words of a text; a hyphenated word counts as its parts."""
+    return [word for word, _ in words_with_spelling(text)]
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The document, the approved wording and the document's sentence embeddings."""
+
+    document_words: frozenset[str]
+    document_text: str  # lower case, normalised spelling: for figures such as "a few weeks"
+    framing: frozenset[str]
+    plain_words: frozenset[str]
+    passages: np.ndarray  # unit embeddings of the document's sentences and neighbouring pairs
+
+    def is_known(self, word: str) -> bool:
+        """Whether a meaningful word is the document's, a relative of one, or an approved word."""
+        if word in self.document_words or word in self.plain_words:
+            return True
+        if len(word) < RELATIVE_PREFIX:
+            return any(known.startswith(word) for known in self.document_words if len(word) >= 4)
+        return any(known[:RELATIVE_PREFIX] == word[:RELATIVE_PREFIX] for known in self.document_words)
+
+    def figures(self, sentence: str) -> list[str]:
+        """The numbers, prices, durations and claims in the sentence that the document lacks."""
+        found = [m.group(0) for m in DIGITS.finditer(sentence)] + SYMBOLS.findall(sentence)
+        for match in WORD.finditer(sentence):
+            word = normalise(match.group(0))
+            if word in NUMBER_WORDS | UNIT_WORDS | CLAIM_WORDS or match.group(0).lower() in CLAIM_WORDS:
+                found.append(match.group(0))
+        return [f for f in dict.fromkeys(found) if not self.in_document(f)]
+
+    def in_document(self, figure: str) -> bool:
+        """Whether the document itself says this number, symbol or word."""
+        if not figure[:1].isalpha():
+            return figure.lower() in self.document_text
+        return normalise(figure) in self.document_words
+
+    def check(self, sentences_: Sequence[str], similarities: np.ndarray) -> list[Verdict]:
+        """A verdict per sentence, given each sentence's best similarity to the document."""
+        verdicts = []
+        for sentence, similarity in zip(sentences_, similarities):
+            if normalise_sentence(sentence) in self.framing:
+                verdicts.append(Verdict(sentence))
+                continue
+            figures = self.figures(sentence)
+            claimed = {normalise(f) for f in figures}
+            unknown = list(
+                dict.fromkeys(
+                    written
+                    for word, written in words_with_spelling(sentence)
+                    if len(word) >= SHORTEST_MEANINGFUL
+                    and word not in STOP_WORDS
+                    and word not in claimed
+                    and not self.is_known(word)
+                )
+            )
+            verdicts.append(Verdict(sentence, figures, unknown, bool(similarity >= SIMILARITY_THRESHOLD)))
+        return verdicts
+
+
+def normalise_sentence(sentence: str) -> str:
+    """A sentence compared with the framing sentences: lower case, single spaces, American spelling."""
+    return " ".join(american(sentence).lower().split())
+
+
+@dataclass(frozen=True)
+class Wording:
+    """content/approved-wording.yml: framing sentences and everyday words answers may use."""
+
+    framing_sentences: tuple[str, ...]
+    plain_words: tuple[str, ...]
+
+
+class WordingError(ValueError):
+    """content/approved-wording.yml cannot be used; the message says what to fix."""
+
+
+def read_wording(path: Path = APPROVED_WORDING) -> Wording:
+    """The approved wording; a claim word or a number among the plain words is refused."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise WordingError(f"{relative(path)} is missing - restore it from the project's history") from None
+    if not isinstance(data, dict):
+        raise WordingError(f"{relative(path)} must have framing_sentences: and plain_words: lists")
+    framing = tuple(str(s) for s in data.get("framing_sentences") or [])
+    plain = tuple(str(w).strip().lower() for w in data.get("plain_words") or [])
+    forbidden = [w for w in plain if normalise(w) in NUMBER_WORDS | UNIT_WORDS | CLAIM_WORDS]
+    if forbidden:
+        raise WordingError(
+            f"{relative(path)}: {quoted(forbidden)} cannot be approved as everyday words: they are "
+            "figures, prices, times or promises, which only the clinic's document may state"
+        )
+    return Wording(framing, plain)
+
+
+class Checker:
+    """Checks answers against one document and one approved wording (loads MiniLM once)."""
+
+    def __init__(self, document: str, wording: Wording) -> None:
+        self.encoder = load_encoder()
+        document_sentences = [american(s) for s in sentences(document)]
+        passages = document_sentences + [f"{a} {b}" for a, b in pairwise(document_sentences)]
+        self.grounding = Grounding(
+            document_words=frozenset(words_of(document)),
+            document_text=" ".join(american(document).lower().split()),
+            framing=frozenset(normalise_sentence(s) for s in wording.framing_sentences),
+            plain_words=frozenset(normalise(w) for w in wording.plain_words),
+            passages=self.encoder.encode(passages),
+        )
+
+    @classmethod
+    def for_project(cls, document: Path = DOCUMENT, wording: Path = APPROVED_WORDING) -> Checker:
+        """The checker of the project's document and approved wording."""
+        return cls(document.read_text(encoding="utf-8"), read_wording(wording))
+
+    def verdicts(self, answer: str) -> list[Verdict]:
+        """A verdict for each sentence of an answer."""
+        parts = sentences(answer)
+        if not parts:
+            return []
+        embeddings = self.encoder.encode([american(p) for p in parts])
+        return self.grounding.check(parts, (embeddings @ self.grounding.passages.T).max(axis=1))
+
+    def problems(self, answer: str) -> list[str]:
+        """What the document does not support in an answer, one line per sentence (empty: all)."""
+        return [verdict.explain() for verdict in self.verdicts(answer) if not verdict.supported]

@@ -1,0 +1,344 @@
+"""Consultation requests: find, follow up, export, re-deliver, purge, erase.
+
+Shared by the console and `clinic-bookings`. Times are stored in UTC and shown and exported
+in the clinic's time zone (clinic.yml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+import sqlalchemy as sa
+
+from actions.booking.delivery import deliver, deliver_withdrawal
+from actions.booking.store import STATUSES, BookingStore, booking_requests
+from actions.booking.validators import InvalidAnswer, parse_contact
+from common import conversations
+from common.clinic import ClinicSettings
+from staff.service.db import as_utc, now
+
+# The columns of an export, in order, with the heading staff see.
+EXPORT_COLUMNS = {
+    "reference": "Reference",
+    "created_at": "Received",
+    "status": "Status",
+    "name": "Name",
+    "contact": "Contact",
+    "contact_type": "Contact type",
+    "preferred_date": "Preferred date",
+    "time_of_day": "Time of day",
+    "scar": "Scar",
+    "status_note": "Note",
+    "status_changed_at": "Status changed",
+    "status_changed_by": "Changed by",
+    "delivered_at": "Delivered to booking system",
+}
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TIME_COLUMNS = ("created_at", "consent_at", "delivered_at", "status_changed_at")
+
+
+@dataclass(frozen=True)
+class BookingFilter:
+    """What the bookings list shows: a status, a date range (clinic days) and a search text."""
+
+    status: str = ""
+    since: date | None = None
+    until: date | None = None
+    search: str = ""
+
+
+def _local(row: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
+    """A stored row with its times in the clinic's zone."""
+    out = dict(row)
+    for column in TIME_COLUMNS:
+        moment = as_utc(out.get(column))
+        out[column] = moment.astimezone(zone) if moment else None
+    return out
+
+
+def _conditions(criteria: BookingFilter, zone: ZoneInfo) -> list[Any]:
+    table = booking_requests.c
+    conditions: list[Any] = []
+    if criteria.status in STATUSES:
+        conditions.append(table.status == criteria.status)
+    if criteria.since:
+        conditions.append(
+            table.created_at >= datetime.combine(criteria.since, time(), zone).astimezone(timezone.utc)
+        )
+    if criteria.until:
+        end = datetime.combine(criteria.until + timedelta(days=1), time(), zone).astimezone(timezone.utc)
+        conditions.append(table.created_at < end)
+    text = criteria.search.strip()
+    if text:
+        pattern = f"%{text.lower()}%"
+        conditions.append(
+            sa.or_(
+                sa.func.lower(table.reference).like(pattern, escape="\\"),
+                sa.func.lower(table.name).like(pattern, escape="\\"),
+                sa.func.lower(table.contact).like(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def _like_safe(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find(
+    store: BookingStore, criteria: BookingFilter, zone: ZoneInfo, limit: int = 500
+) -> list[dict[str, Any]]:
+    """The requests that match, newest first, times in the clinic's zone."""
+    criteria = BookingFilter(criteria.status, criteria.since, criteria.until, _like_safe(criteria.search))
+    query = (
+        sa.select(booking_requests)
+        .where(*_conditions(criteria, zone))
+        .order_by(booking_requests.c.created_at.desc(), booking_requests.c.id.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as db:
+        return [_local(dict(r), zone) for r in db.execute(query).mappings()]
+
+
+def get(store: BookingStore, reference: str, zone: ZoneInfo) -> dict[str, Any] | None:
+    """One request by its reference, times in the clinic's zone (None if there is none)."""
+    row = store.get(reference.strip().upper())
+    return _local(row, zone) if row else None
+
+
+def counts(store: BookingStore) -> dict[str, int]:
+    """How many requests are new, and how many the booking system has not received."""
+    with store.engine.connect() as db:
+        new = db.execute(
+            sa.select(sa.func.count()).select_from(booking_requests).where(booking_requests.c.status == "new")
+        ).scalar_one()
+        undelivered = db.execute(
+            sa.select(sa.func.count())
+            .select_from(booking_requests)
+            .where(booking_requests.c.delivered_at.is_(None), booking_requests.c.delivery_attempts > 0)
+        ).scalar_one()
+    return {"new": new, "undelivered": undelivered}
+
+
+def set_status(store: BookingStore, reference: str, status: str, note: str, staff_name: str) -> bool:
+    """Mark a request new, contacted or done, with a note; False if there is no such request."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    with store.engine.begin() as db:
+        changed = db.execute(
+            booking_requests.update()
+            .where(booking_requests.c.reference == reference)
+            .values(
+                status=status,
+                status_note=note.strip() or None,
+                status_changed_at=now(),
+                status_changed_by=staff_name,
+            )
+        ).rowcount
+    return bool(changed)
+
+
+def _cell(value: Any) -> str:
+    """A value as a spreadsheet cell: dates as YYYY-MM-DD HH:MM, formulas defused."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def export_csv(rows: list[dict[str, Any]], zone: ZoneInfo) -> bytes:
+    """The requests as a CSV file Excel opens correctly: UTF-8 with a BOM, times in the clinic's zone."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    zone_name = datetime.now(zone).strftime("%Z")
+    writer.writerow(
+        [
+            f"{title} ({zone_name})" if column in TIME_COLUMNS else title
+            for column, title in EXPORT_COLUMNS.items()
+        ]
+    )
+    for row in rows:
+        local = _local(row, zone)
+        writer.writerow([_cell(local.get(column)) for column in EXPORT_COLUMNS])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def purge_preview(store: BookingStore, older_than_days: int) -> dict[str, int]:
+    """How many requests and conversation events a purge of that age would delete."""
+    cutoff = now() - timedelta(days=older_than_days)
+    with store.engine.connect() as db:
+        requests = db.execute(
+            sa.select(sa.func.count())
+            .select_from(booking_requests)
+            .where(booking_requests.c.created_at < cutoff)
+        ).scalar_one()
+    return {"requests": requests, "events": conversations.count_older_than(store.engine, older_than_days)}
+
+
+def purge(store: BookingStore, older_than_days: int) -> dict[str, int]:
+    """Delete requests and conversation events older than N days; return how many of each went."""
+    requests = store.purge(older_than_days)
+    events = conversations.purge_older_than(store.engine, older_than_days)
+    return {"requests": requests, "events": events}
+
+
+def redeliver(store: BookingStore, reference: str, webhook_url: str) -> bool:
+    """Send one request to the booking system again (one attempt, recorded); whether it got through."""
+    row = store.get(reference)
+    if row is None:
+        raise LookupError(reference)
+    return asyncio.run(deliver(store, webhook_url, row, attempts=1))
+
+
+class NotAContact(ValueError):
+    """What staff typed as an email address or phone number is neither."""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure removed: requests (by reference), conversations and their events.
+
+    `told`: the erased requests the booking system was told to delete now; `not_told`: those
+    it may hold and has not been told yet (no webhook, or it did not answer: `clinic-bookings
+    deliver` retries). Nothing here is personal data, so it may go in the audit log.
+    """
+
+    requests: tuple[str, ...] = ()
+    conversations: int = 0
+    events: int = 0
+    told: tuple[str, ...] = ()
+    not_told: tuple[str, ...] = ()
+
+    @property
+    def found_anything(self) -> bool:
+        """Whether anything matched (and was erased)."""
+        return bool(self.requests or self.conversations)
+
+    def summary(self) -> str:
+        """One line of counts and references for staff and the audit log (no personal data)."""
+        text = (
+            f"{len(self.requests)} request(s)"
+            + (f" ({', '.join(self.requests)})" if self.requests else "")
+            + f", {self.conversations} conversation(s) ({self.events} event(s))"
+        )
+        if self.told:
+            text += f"; booking system told to delete {', '.join(self.told)}"
+        if self.not_told:
+            text += f"; booking system not told yet about {', '.join(self.not_told)}"
+        return text
+
+
+def typed_forms(contact: str, clinic: ClinicSettings) -> list[str]:
+    """The ways a visitor may have typed this (normalised) contact in a conversation."""
+    if "@" in contact:
+        return [contact]
+    number = phonenumbers.parse(contact, clinic.country)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return [
+        contact,
+        national,
+        national.replace(" ", ""),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    ]
+
+
+def normalised_contacts(emails: Iterable[str], phones: Iterable[str], clinic: ClinicSettings) -> list[str]:
+    """Emails and phone numbers as the form stores them; NotAContact names the first that is neither."""
+    contacts = []
+    for kind, given in [*(("email address", e) for e in emails), *(("phone number", p) for p in phones)]:
+        try:
+            contact = parse_contact(given.strip(), clinic)
+        except InvalidAnswer:
+            raise NotAContact(f"{given!r} is not a valid {kind}: nothing was erased.") from None
+        if ("@" in contact) != (kind == "email address"):
+            raise NotAContact(f"{given!r} is not a valid {kind}: nothing was erased.")
+        contacts.append(contact)
+    return contacts
+
+
+def find_person(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """One person's requests and the ids of their conversations (see erase_person)."""
+    wanted = sorted({r.strip().upper() for r in references if r.strip()})
+    contacts = normalised_contacts(emails, phones, clinic)
+    requests = store.find(references=wanted, contacts=contacts)
+    contacts += [row["contact"] for row in requests if row["contact"] not in contacts]
+    requests = store.find(references=wanted, contacts=contacts)  # the person's other requests too
+    found = {row["conversation_id"] for row in requests if row["conversation_id"]}
+    found |= conversations.mentioning(
+        store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
+    )
+    found |= conversations.mentioning(store.engine, [*wanted, *(row["reference"] for row in requests)])
+    return requests, found
+
+
+def erase_preview(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> Erasure:
+    """What erase_person would remove, removing nothing (told / not_told stay empty)."""
+    requests, found = find_person(store, clinic, references, emails, phones)
+    counts = conversations.event_counts(store.engine, found)
+    return Erasure(
+        requests=tuple(sorted(row["reference"] for row in requests)),
+        conversations=len(counts),
+        events=sum(counts.values()),
+    )
+
+
+def erase_person(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> Erasure:
+    """Erase one person: every request with their reference, email or phone, and their conversations.
+
+    A reference stands for its person: the request's contact details find their other
+    requests too. The conversations erased are those that made a request erased here and
+    those whose stored events mention the email, the phone number (in the usual ways of
+    writing it) or a reference. Requests the booking system may hold leave a withdrawal
+    notice; with a webhook in clinic.yml it is sent now (one try each; `clinic-bookings
+    deliver` retries the rest). Raises NotAContact, erasing nothing, for a malformed email or
+    phone number.
+    """
+    requests, found = find_person(store, clinic, references, emails, phones)
+    counts = conversations.event_counts(store.engine, found)
+    erased = store.erase([row["reference"] for row in requests])
+    events = conversations.erase(store.engine, found)
+    held = [request.reference for request in erased if request.tell_booking_system]
+    told: list[str] = []
+    url = clinic.booking_webhook_url
+    if held and url:
+        for row in store.pending_withdrawals(held):
+            if asyncio.run(deliver_withdrawal(store, url, row, attempts=1)):
+                told.append(row["reference"])
+    return Erasure(
+        requests=tuple(sorted(request.reference for request in erased)),
+        conversations=len(counts),
+        events=events,
+        told=tuple(sorted(told)),
+        not_told=tuple(sorted(set(held) - set(told))),
+    )

@@ -1,0 +1,292 @@
+"""Unanswered questions: the review inbox that replaces the CSV round trip of `make review`.
+
+Messages that ended in a fallback, "I don't have that information", a rejected "did you
+mean" or a thumbs-down (staff/review.py decides which) are grouped by meaning with the
+MiniLM encoder the assistant uses (components/sentence_embeddings.py). For each group staff
+add it as a way of asking an existing question, mark it "not in the document" (an
+out_of_scope example), "new topic needed" (a list for the editor) or ignore it. Additions
+go through the same rules as `make merge` (staff/review.py: never masked text, never a
+held-out test question, never a duplicate) into data/nlu under the project root, where
+they wait for the next training. Every decision is kept in `review_decisions`, by a hash
+of the masked message, so a decided message leaves the inbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sqlalchemy as sa
+
+from staff import review
+from staff.service.db import as_utc, now, review_decisions
+from staff.validate import load, normalise
+
+# Two messages are grouped when the cosine similarity of their MiniLM embeddings is at least
+# this. Measured on pairs (2026-12-03): same question in other words 0.50-0.68 ("how much
+# does it cost" / "what is the price of a session" 0.50, "is there parking near the clinic" /
+# "where can i park my car" 0.55), different questions 0.13-0.21. Staff see every wording of a
+# group before deciding, so a group that is too wide is seen, not silently merged.
+SAME_MEANING = 0.5
+OUT_OF_SCOPE = "out_of_scope"
+ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED, SKIPPED = (
+    "added",
+    "out_of_scope",
+    "new_topic",
+    "ignored",
+    "skipped",
+)
+DECISIONS = (ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED)
+REASON_LABELS = {
+    review.FALLBACK: "not understood",
+    review.UNKNOWN: '"I don\'t have that information"',
+    review.REJECTED: 'rejected "did you mean"',
+    review.THUMBS_DOWN: "thumbs-down",
+}
+
+_encoder_lock = threading.Lock()
+_encoder: Any = None
+
+
+def encoder() -> Any:
+    """The MiniLM sentence encoder, loaded once per process on first use."""
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            from components.minilm import load_encoder  # numpy weights (~90 MB), no TensorFlow
+
+            _encoder = load_encoder()
+        return _encoder
+
+
+def text_key(text: str) -> str:
+    """The key a message is decided under: a hash of its normalised, masked text."""
+    return hashlib.sha256(normalise(text).encode()).hexdigest()
+
+
+@dataclass
+class Member:
+    """One wording in a group, how often visitors sent it, and why it is here."""
+
+    text: str
+    count: int
+    key: str
+    reasons: Counter[str] = field(default_factory=Counter)
+    explanations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    """Messages that mean the same, for one decision."""
+
+    members: list[Member]
+    guessed_intent: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        """The group's id: its most frequent wording's key."""
+        return self.members[0].key
+
+    @property
+    def count(self) -> int:
+        """How many messages the group holds."""
+        return sum(m.count for m in self.members)
+
+    @property
+    def example(self) -> str:
+        """The most frequent wording."""
+        return self.members[0].text
+
+    @property
+    def reason_label(self) -> str:
+        """Why these messages are here, in staff's words."""
+        return REASON_LABELS.get(self.reason, self.reason)
+
+    @property
+    def explanations(self) -> list[str]:
+        """What visitors said was missing after a thumbs-down."""
+        return [text for m in self.members for text in m.explanations]
+
+
+def decided_keys(engine: sa.engine.Engine) -> set[str]:
+    """The keys of every message already decided."""
+    with engine.connect() as db:
+        return set(db.execute(sa.select(review_decisions.c.text_key)).scalars())
+
+
+def period(days: int, zone: ZoneInfo, until: date | None = None) -> tuple[float, float]:
+    """The last `days` clinic days up to `until` (today) as epoch seconds [start, end)."""
+    last = until or datetime.now(zone).date()
+    start = datetime.combine(last - timedelta(days=days - 1), time(), zone).timestamp()
+    end = datetime.combine(last + timedelta(days=1), time(), zone).timestamp()
+    return start, end
+
+
+def candidates(turns: list[review.Turn], decided: set[str]) -> list[Member]:
+    """The undecided messages to review, one Member per wording, most frequent first."""
+    by_form: dict[str, Member] = {}
+    for turn in turns:
+        form = " ".join(review.words(turn.text))
+        if not turn.reason or not form or turn.text.startswith("/") or turn.is_explanation:
+            continue
+        key = text_key(turn.text)
+        if key in decided:
+            continue
+        member = by_form.setdefault(form, Member(turn.text, 0, key))
+        member.count += 1
+        member.reasons[turn.reason] += 1
+        if turn.explanation:
+            member.explanations.append(turn.explanation)
+    return sorted(by_form.values(), key=lambda m: (-m.count, m.text.lower()))
+
+
+def group(members: list[Member], guesses: dict[str, str]) -> list[Group]:
+    """Members grouped by meaning: each joins the first group whose lead it is close enough to."""
+    if not members:
+        return []
+    vectors = encoder().encode([m.text for m in members])
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    leads: list[int] = []
+    groups: list[list[Member]] = []
+    for index, member in enumerate(members):
+        scores = [float(vectors[index] @ vectors[lead]) for lead in leads]
+        best = int(np.argmax(scores)) if scores else -1
+        if best >= 0 and scores[best] >= SAME_MEANING:
+            groups[best].append(member)
+        else:
+            leads.append(index)
+            groups.append([member])
+    result = []
+    for found in groups:
+        reasons: Counter[str] = sum((m.reasons for m in found), Counter())
+        guess = Counter(guesses.get(m.key, "") for m in found for _ in range(m.count)).most_common(1)[0][0]
+        result.append(Group(found, guess, reasons.most_common(1)[0][0]))
+    return sorted(result, key=lambda g: (-g.count, g.example.lower()))
+
+
+def inbox(engine: sa.engine.Engine, url: str, zone: ZoneInfo, days: int = 7) -> list[Group]:
+    """The groups of undecided unanswered messages of the last `days` days."""
+    start, end = period(days, zone)
+    turns = review.read_turns(url, start, end)
+    guesses: dict[str, str] = {}
+    for turn in turns:
+        guesses.setdefault(text_key(turn.text), turn.guess)
+    return group(candidates(turns, decided_keys(engine)), guesses)
+
+
+def find_group(groups: list[Group], keys: list[str]) -> list[Member]:
+    """The current members whose keys the form posted (a group may have changed meanwhile)."""
+    wanted = set(keys)
+    return [m for g in groups for m in g.members if m.key in wanted]
+
+
+@dataclass
+class Outcome:
+    """What a decision did: examples added (by intent) and wordings skipped with the reason."""
+
+    added: dict[str, list[str]] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def intents(root: Path) -> list[str]:
+    """The intents examples can be added to (those the training data has), by name."""
+    project, _ = load(root)
+    return sorted(review.training_files(project))
+
+
+def _record(engine: sa.engine.Engine, members: list[tuple[Member, str, str | None]], staff_name: str) -> None:
+    with engine.begin() as db:
+        for member, decision, intent in members:
+            exists = db.execute(
+                sa.select(review_decisions.c.id).where(review_decisions.c.text_key == member.key)
+            ).first()
+            if exists is None:
+                db.execute(
+                    review_decisions.insert().values(
+                        text_key=member.key,
+                        text=member.text,
+                        decision=decision,
+                        intent=intent,
+                        decided_at=now(),
+                        decided_by=staff_name,
+                    )
+                )
+
+
+def add_examples(
+    engine: sa.engine.Engine, root: Path, members: list[Member], intent: str, staff_name: str
+) -> Outcome:
+    """Add the wordings as examples of `intent` in data/nlu (make merge's rules); record the decision."""
+    project, problems = load(root)
+    if problems:
+        return Outcome(problems=[str(p) for p in problems])
+    files = review.training_files(project)
+    if intent not in files:
+        return Outcome(problems=[f'"{intent}" is not an intent of the assistant: pick one from the list.'])
+    known, heldout = review.known_examples(project)
+    outcome = Outcome()
+    texts: list[str] = []
+    decisions: list[tuple[Member, str, str | None]] = []
+    for member in members:
+        text = " ".join(member.text.split())
+        why = review.refusal(text, known, heldout)
+        if why:
+            outcome.skipped.append((text, why))
+            decisions.append((member, SKIPPED, intent))
+            continue
+        texts.append(text)
+        known[normalise(text)] = intent
+        decisions.append((member, NOT_IN_DOCUMENT if intent == OUT_OF_SCOPE else ADDED, intent))
+    if texts:
+        review.write_additions(root, files, {intent: texts})
+        outcome.added[intent] = texts
+    _record(engine, decisions, staff_name)
+    return outcome
+
+
+def mark(engine: sa.engine.Engine, members: list[Member], decision: str, staff_name: str) -> None:
+    """Record "new topic needed" or "ignore" for these wordings."""
+    if decision not in (NEW_TOPIC, IGNORED):
+        raise ValueError(decision)
+    _record(engine, [(m, decision, None) for m in members], staff_name)
+
+
+def new_topics(engine: sa.engine.Engine) -> list[dict[str, Any]]:
+    """The questions marked "new topic needed", newest first: the editor's list."""
+    query = (
+        sa.select(review_decisions)
+        .where(review_decisions.c.decision == NEW_TOPIC)
+        .order_by(review_decisions.c.decided_at.desc())
+    )
+    with engine.connect() as db:
+        return [{**r, "decided_at": as_utc(r["decided_at"])} for r in db.execute(query).mappings()]
+
+
+def pending(engine: sa.engine.Engine, model: Path) -> list[dict[str, Any]]:
+    """Examples added since the model was trained: they wait in data/nlu for the next training."""
+    query = sa.select(review_decisions).where(review_decisions.c.decision.in_((ADDED, NOT_IN_DOCUMENT)))
+    trained = datetime.fromtimestamp(model.stat().st_mtime).astimezone() if model.exists() else None
+    with engine.connect() as db:
+        rows = [{**r, "decided_at": as_utc(r["decided_at"])} for r in db.execute(query).mappings()]
+    return sorted(
+        (r for r in rows if trained is None or r["decided_at"] > trained),
+        key=lambda r: r["decided_at"],
+        reverse=True,
+    )
+
+
+def by_intent(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Pending examples grouped by the intent they were added to."""
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        grouped[row["intent"] or ""].append(row["text"])
+    return dict(grouped)

@@ -1,0 +1,573 @@
+"""The staff console in a real browser (Playwright + Debian's Chromium), on one running stack.
+
+The stack is the product's own (servers/launcher.py): action server, Rasa server, the demo
+page with the chat widget and the console, each its own process, on free loopback ports,
+with a fresh SQLite database. The console's inbox writes to a copy of the project's data
+in a temporary folder, never to the real data/. Staff accounts are made with the staff
+command (clinic-staff-user), as a clinic would. Every page is checked with axe-core
+(web/node_modules, no CDN) at laptop and tablet sizes. UPDATE_DOCS_SCREENSHOT=1 also
+refreshes docs/console.png and docs/console-phone.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from common.clinic import load_settings
+from common.paths import PROJECT_ROOT, WEB_ROOT
+from servers.launcher import Stack, StackConfig, free_port
+from staff import validate as check_data
+from tests.helpers import Chat, open_day
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+TIMEOUT_MS = 30_000
+PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
+PASSWORD = "correct horse battery staple"
+USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
+BOT = ".rw-messages-container .rw-response .rw-message-text"
+LAPTOP = {"width": 1280, "height": 800}
+TABLET = {"width": 768, "height": 1024}
+PHONE = {"width": 390, "height": 844}
+
+
+EXPECTED_STATUS = re.compile(
+    r"Failed to load resource: the server responded with a status of (401|403|404|429|501)"
+)
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass
+class Site:
+    """The running stack, its console and the temporary project root the inbox edits."""
+
+    stack: Stack
+    console: str
+    page: str
+    root: Path
+    database_url: str
+    chat: Chat
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
+    tmp = tmp_path_factory.mktemp("console")
+    root = tmp / "project"
+    for part in PARTS:
+        source, target = PROJECT_ROOT / part, root / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    web_port = free_port()
+    config = StackConfig(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=web_port,
+        console_port=free_port(),
+        console_root=root,
+        database_url=f"sqlite:///{tmp / 'clinic.db'}",
+        cors_origins=[f"http://127.0.0.1:{web_port}"],
+        extra_env={"STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20},
+    )
+    with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
+        for name, role in USERS.items():
+            added = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "clinic-staff-user"),
+                    "add",
+                    name,
+                    "--role",
+                    role,
+                    "--password-stdin",
+                ],
+                input=PASSWORD + "\n",
+                text=True,
+                capture_output=True,
+                env={**os.environ, "DATABASE_URL": config.database_url},
+                timeout=60,
+            )
+            assert added.returncode == 0, added.stdout + added.stderr
+            assert f"{name} can now sign in" in added.stdout and PASSWORD not in added.stdout
+        yield Site(
+            stack,
+            config.console_url or "",
+            config.web_url or "",
+            root,
+            config.database_url,
+            Chat(config.rasa_url),
+        )
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console-screenshots")
+
+
+class Staff:
+    """One staff member's browser (own cookies), and what went wrong on its pages."""
+
+    def __init__(self, context: BrowserContext, site: Site) -> None:
+        self.context = context
+        self.site = site
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.problems: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on(
+            "request",
+            lambda r: None if r.url.startswith(site.console) else self.problems.append(f"request to {r.url}"),
+        )
+
+    def _console(self, message) -> None:
+        # A refused sign-in (401/429) or page (403, 404) is the answer the test expects.
+        if message.type == "error" and not EXPECTED_STATUS.match(message.text):
+            self.problems.append(message.text)
+
+    def open(self, path: str) -> Page:
+        """Go to a console page; return the browser page."""
+        self.page.goto(self.site.console + path)
+        return self.page
+
+    def sign_in(self, name: str, password: str = PASSWORD) -> Page:
+        """Sign in on the sign-in page, as a person types."""
+        page = self.open("/login")
+        page.get_by_label("Your name").fill(name)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        return page
+
+    def heading(self) -> str:
+        """The page's main heading."""
+        return self.page.locator("h1").inner_text()
+
+    def flash(self) -> str:
+        """The page's messages (after a form), as one line."""
+        return squash(" ".join(self.page.locator(".flash").all_inner_texts()))
+
+
+@pytest.fixture
+def staff(browser: Browser, site: Site) -> Iterator[callable]:
+    contexts: list[BrowserContext] = []
+    people: list[Staff] = []
+
+    def make(viewport: dict | None = None, **options) -> Staff:
+        context = browser.new_context(viewport=viewport or LAPTOP, accept_downloads=True, **options)
+        contexts.append(context)
+        person = Staff(context, site)
+        people.append(person)
+        return person
+
+    yield make
+    for context in contexts:
+        context.close()
+    for person in people:
+        assert not person.problems, person.problems
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical WCAG 2.1 A/AA violations axe-core finds on the page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def day_numbers(page: Page) -> dict[str, int]:
+    """The selected day's figures on the Today page, by their data-day key."""
+    cells = page.locator("td[data-day]")
+    return {
+        cells.nth(i).get_attribute("data-day"): int(cells.nth(i).inner_text()) for i in range(cells.count())
+    }
+
+
+def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
+    """A visitor books a consultation in the chat widget on the demo page; returns the reference."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+
+    def say(text: str, replies: int = 1) -> list[str]:
+        before = page.locator(BOT).count()
+        box = page.locator("textarea.rw-new-message")
+        box.fill(text)
+        box.press("Enter")
+        page.wait_for_function(
+            "([s, n]) => document.querySelectorAll(s).length >= n", arg=[BOT, before + replies]
+        )
+        return [squash(t) for t in page.locator(BOT).all_inner_texts()[before:]]
+
+    def press(title: str, replies: int = 1) -> list[str]:
+        before = page.locator(BOT).count()
+        page.locator(".rw-reply").filter(has_text=re.compile(f"^{re.escape(title)}$")).last.click()
+        page.wait_for_function(
+            "([s, n]) => document.querySelectorAll(s).length >= n", arg=[BOT, before + replies]
+        )
+        return [squash(t) for t in page.locator(BOT).all_inner_texts()[before:]]
+
+    try:
+        page.goto(site.page)
+        page.locator("button.rw-launcher").click()
+        page.locator(BOT).first.wait_for()
+        day = open_day()
+        say("I would like to book a consultation", replies=2)
+        say(name)
+        say(email)
+        say(f"{day.day} {day:%B}")
+        say("afternoon")
+        say("skip")
+        press("Yes, I agree")
+        [saved] = press("Yes, send it")
+        match = re.search(r"Your reference is (SR-[A-Z0-9]{8})", saved)
+        assert match, saved
+        return match.group(1)
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------- sign-in
+def test_signed_out_every_page_sends_you_to_the_sign_in_page(staff, site: Site) -> None:
+    person = staff()
+    for path in ["/", "/bookings/", "/bookings/export.csv", "/inbox/", "/conversations/", "/admin/users"]:
+        person.open(path)
+        assert person.page.url.split("?")[0] == site.console + "/login", path
+        assert person.heading() == "Sign in"
+
+
+def test_a_wrong_password_is_refused_and_the_right_one_signs_in(staff) -> None:
+    person = staff()
+    person.sign_in("rita", "not the password at all")
+    assert person.heading() == "Sign in"
+    assert "The name or password is not right" in person.page.get_by_role("alert").inner_text()
+    person.sign_in("rita")
+    assert person.heading() == "Today"
+    assert "rita (reception)" in person.page.locator(".who").inner_text()
+
+
+def test_sign_in_is_throttled_after_repeated_failures(staff) -> None:
+    person = staff()
+    for _ in range(5):
+        person.sign_in("tess", "wrong password, again")
+        assert "not right" in person.page.get_by_role("alert").inner_text()
+    person.sign_in("tess")  # the right password, too late
+    assert person.heading() == "Sign in"
+    assert "Too many failed sign-ins" in person.page.get_by_role("alert").inner_text()
+
+
+def test_a_role_is_refused_the_pages_it_may_not_see(staff) -> None:
+    editor = staff()
+    editor.sign_in("eddie")
+    links = editor.page.locator("nav a").all_inner_texts()
+    assert "Unanswered questions" in links and "Bookings" not in links and "Staff" not in links
+    for path in ["/bookings/", "/bookings/export.csv", "/admin/users", "/admin/audit"]:
+        response = editor.page.goto(editor.site.console + path)
+        assert response is not None and response.status == 403, path
+        assert editor.heading() == "Your role cannot open this page"
+    reception = staff()
+    reception.sign_in("rita")
+    response = reception.page.goto(reception.site.console + "/inbox/")
+    assert response is not None and response.status == 403
+
+
+def test_sign_in_and_sign_out_with_the_keyboard_only(staff, site: Site) -> None:
+    person = staff()
+    page = person.open("/login")
+    assert page.evaluate("document.activeElement.id") == "name"  # the name field has the focus
+    page.keyboard.type("anna")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(site.console + "/")
+    assert person.heading() == "Today"
+    page.keyboard.press("Tab")  # the first stop is the link that skips the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the page's content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    for _ in range(30):  # on through the page's controls to "Sign out"
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.textContent") == "Sign out":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/login$"))
+    assert "You are signed out" in person.flash()
+    person.open("/bookings/")
+    assert person.heading() == "Sign in"
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(staff, site: Site) -> None:
+    person = staff()
+    person.sign_in("anna")
+    reference_count = len(person.open("/bookings/").locator("tbody tr").all())
+    response = person.context.request.post(
+        site.console + "/bookings/purge", form={"days": "1", "confirm": "yes"}, max_redirects=0
+    )
+    assert response.status == 400
+    assert "This form could not be accepted" in response.text() and "Nothing was changed" in response.text()
+    response = person.context.request.post(
+        site.console + "/admin/users",
+        form={"action": "create", "name": "mallory", "role": "admin", "password": "x" * 20},
+    )
+    assert response.status == 400
+    person.open("/admin/users")
+    assert "mallory" not in person.page.locator("table").inner_text()
+    assert len(person.open("/bookings/").locator("tbody tr").all()) == reference_count
+
+
+# ---------------------------------------------------------------------------- bookings
+def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
+    staff, browser: Browser, site: Site, artifacts: Path
+) -> None:
+    name, email = "Robin Brown", "robin.brown@example.com"
+    reference = book_in_widget(browser, site, name, email)
+    person = staff()
+    person.sign_in("rita")
+    page = person.open("/bookings/?status=new")
+    row = page.locator("tbody tr", has_text=reference)
+    assert name in row.inner_text() and email in row.inner_text() and "new" in row.inner_text()
+
+    page.get_by_label("Reference, name or contact").fill("robin.brown")
+    page.get_by_role("button", name="Show").click()
+    assert page.locator("tbody tr").count() == 1
+    page.get_by_role("link", name=reference).click()
+    assert person.heading() == f"Request {reference}"
+
+    page.get_by_label("contacted").check()
+    page.get_by_label("Note (for the team").fill("Called back, left a voicemail")
+    page.get_by_role("button", name="Save").click()
+    assert f"{reference} is marked contacted." in person.flash()
+    assert "contacted" in page.locator("dl.details").inner_text()
+    assert "Called back, left a voicemail" in page.locator(".note").inner_text()
+
+    # The conversation behind the request, with what each message got.
+    page.get_by_role("link", name="Read the conversation").click()
+    transcript = page.locator(".transcript").inner_text()
+    assert name in transcript and "booking saved" in transcript
+
+    # The CSV for Excel: a BOM, the clinic's local time, the status and the note.
+    page = person.open("/bookings/?q=" + reference)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export these to a spreadsheet (CSV)").click()
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert len(rows) == 1
+    [received] = [key for key in rows[0] if key.startswith("Received")]
+    assert rows[0]["Reference"] == reference and rows[0]["Name"] == name and rows[0]["Contact"] == email
+    assert rows[0]["Status"] == "contacted" and rows[0]["Note"] == "Called back, left a voicemail"
+    with sa.create_engine(site.database_url).connect() as db:
+        stored = db.execute(
+            sa.text("SELECT created_at FROM booking_requests WHERE reference = :r"), {"r": reference}
+        ).scalar_one()
+    stored = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
+    local = stored.replace(tzinfo=timezone.utc).astimezone(load_settings().zone)
+    assert rows[0][received] == local.strftime("%Y-%m-%d %H:%M")
+
+    # An editor reading the same conversation does not see the visitor's details.
+    editor = staff()
+    editor.sign_in("eddie")
+    editor.open(f"/conversations/?reference={reference}")
+    hidden = editor.page.locator(".transcript").inner_text()
+    assert name not in hidden and email not in hidden and "hidden" in hidden
+
+    # The audit log names the reference and the change, never the person.
+    admin = staff()
+    admin.sign_in("anna")
+    log = admin.open("/admin/audit").locator("table").inner_text()
+    assert "changed booking status" in log and reference in log and "exported bookings" in log
+    assert name not in log and email not in log and "voicemail" not in log
+
+
+def test_erase_this_person_is_offered_and_says_plainly_that_it_is_not_available_yet(
+    staff, site: Site
+) -> None:
+    person = staff()
+    person.sign_in("rita")
+    page = person.open("/bookings/")
+    page.locator("tbody tr a").first.click()
+    page.get_by_role("link", name="Erase this person…").click()
+    page.get_by_label("Yes, erase everything about this person").check()
+    page.get_by_role("button", name="Erase").click()
+    assert "Nothing was deleted" in person.flash()
+    assert person.open("/bookings/").locator("tbody tr").count() >= 1
+
+
+def test_purge_says_how_many_rows_go_before_deleting(staff) -> None:
+    person = staff()
+    person.sign_in("anna")
+    page = person.open("/bookings/purge")
+    page.get_by_label("Older than (days)").fill("30")
+    page.get_by_role("button", name="Count what would be deleted").click()
+    assert re.search(
+        r"0 consultation requests and 0 conversation events are older than 30 days",
+        page.locator("#purge-count").inner_text(),
+    )
+    page.get_by_role("button", name=re.compile("^Delete 0 requests")).click()
+    assert "Tick the box" in person.flash()
+
+
+# ---------------------------------------------------------------------------- numbers
+def test_the_today_page_reads_the_numbers_of_a_day_with_known_conversations(
+    staff, site: Site, expected
+) -> None:
+    person = staff()
+    person.sign_in("anna")
+    before = day_numbers(person.open("/"))
+    sender = "numbers-visitor"
+    assert site.chat.texts(sender, "hello")[0] == expected("utter_greet")
+    assert site.chat.texts(sender, "what is scar relaxation?")[0] == expected("utter_faq/what_is")
+    assert site.chat.texts(sender, "how much does it cost")[0] == expected("utter_out_of_scope")
+    assert (
+        expected("utter_urgent").split(".")[0]
+        in site.chat.texts("numbers-urgent", "my scar has been bleeding heavily for an hour")[0]
+    )
+    after = day_numbers(person.open("/"))
+    change = {key: after[key] - before[key] for key in after}
+    assert change["conversations"] == 2 and change["messages"] == 4
+    assert change["answered"] == 3 and change["unknown"] == 1 and change["urgent"] == 1
+    assert change["did_you_mean"] == 0 and change["not_understood"] == 0
+    chart = person.page.locator("figure.chart > svg")
+    assert chart.get_attribute("role") == "img"
+    assert "Visitor messages per day" in (chart.locator("desc").text_content() or "")
+
+
+# ---------------------------------------------------------------------------- inbox
+def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staff, site: Site) -> None:
+    question = "would the capital of mongolia be warmer in june"
+    replies = site.chat.texts("inbox-visitor", question)
+    assert replies, "no reply"
+    site.chat.texts("inbox-email", "email the leaflet about scars to jane.doe@example.com")
+    editor = staff()
+    editor.sign_in("eddie")
+    page = editor.open("/inbox/")
+    assert page.locator("#pending").inner_text().startswith("0 additions")
+    group = page.locator("li.group", has_text=question)
+    assert group.count() == 1, page.locator(".groups").inner_text()
+    group.get_by_role("button", name="Not in the document").click()
+    assert "Added 1 example(s) to out_of_scope" in editor.flash()
+    assert page.locator("#pending").inner_text().startswith("1 addition waiting")
+    assert page.locator("li.group", has_text=question).count() == 0
+    nlu = (site.root / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
+    assert f"    - {question}\n" in nlu
+    assert yaml.safe_load(nlu)  # still valid YAML
+    assert (
+        check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    )  # and passes make validate's checks
+    assert question not in (PROJECT_ROOT / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
+
+    # Masked text never becomes a training example (make merge's rule).
+    masked = page.locator("li.group", has_text="[email]")
+    if masked.count():
+        masked.first.get_by_label("A way of asking").select_option("faq/what_is")
+        masked.first.get_by_role("button", name="Add").click()
+        assert "Not added" in editor.flash() and "[email]" in editor.flash()
+        assert "[email]" not in (site.root / "data" / "nlu" / "faq.yml").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- every page
+PAGES = [
+    "/",
+    "/bookings/",
+    "/bookings/purge?days=30",
+    "/inbox/",
+    "/conversations/",
+    "/admin/users",
+    "/admin/audit",
+]
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, TABLET], ids=["laptop", "tablet"])
+def test_every_page_passes_axe_and_fits_the_screen(
+    staff, site: Site, viewport: dict, artifacts: Path
+) -> None:
+    person = staff(viewport, bypass_csp=True)  # axe is injected as a script tag
+    login = person.open("/login")
+    assert axe_violations(login) == []
+    person.sign_in("anna")
+    page = person.open("/bookings/")
+    detail = page.locator("tbody tr a").first
+    paths = list(PAGES)
+    if detail.count():
+        paths.append(detail.get_attribute("href") or "")
+    page = person.open("/conversations/")
+    transcript = page.locator("tbody tr a").first
+    if transcript.count():
+        paths.append(transcript.get_attribute("href") or "")
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        page = person.open(path)
+        assert page.locator("h1").count() == 1, path
+        problems = axe_violations(page)
+        if problems:
+            found[path] = problems
+        wide = page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+        assert not wide, f"{path} scrolls sideways at {viewport['width']} px"
+    assert not found, found
+    if viewport == LAPTOP:
+        person.open("/").screenshot(path=str(artifacts / "console.png"), full_page=True)
+
+
+def test_screenshots_for_the_guide(staff, artifacts: Path) -> None:
+    laptop = staff(LAPTOP)
+    laptop.sign_in("anna")
+    laptop.open("/").screenshot(path=str(artifacts / "console.png"), full_page=True)
+    laptop.open("/inbox/").screenshot(path=str(artifacts / "console-inbox.png"), full_page=True)
+    phone = staff(PHONE)
+    phone.sign_in("anna")
+    wide = phone.open("/").evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    phone.page.screenshot(path=str(artifacts / "console-phone.png"), full_page=True)
+    assert not wide, "the Today page scrolls sideways on a phone"
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        for name in ("console.png", "console-phone.png"):
+            shutil.copyfile(artifacts / name, PROJECT_ROOT / "docs" / name)

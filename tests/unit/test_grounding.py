@@ -1,0 +1,72 @@
+"""The grounding check (staff/grounding.py): current answers pass, invented facts never do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.domain import load_domain
+from common.names import FAQ_RESPONSE_PREFIX
+from staff.grounding import Checker, WordingError, read_wording
+
+TEST_SET = yaml.safe_load(
+    (Path(__file__).parents[1] / "grounding" / "answers.yml").read_text(encoding="utf-8")
+)
+INVENTED = [
+    pytest.param(sentence, id=f"{kind}: {sentence}")
+    for kind, sentences in TEST_SET["invented"].items()
+    for sentence in sentences
+]
+ANSWERS = {
+    name: variation["text"]
+    for name, variations in load_domain()["responses"].items()
+    if name.startswith(FAQ_RESPONSE_PREFIX)
+    for variation in variations
+}
+
+
+@pytest.fixture(scope="module")
+def checker() -> Checker:
+    return Checker.for_project()
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+def test_every_current_answer_is_supported(checker: Checker, name: str) -> None:
+    assert checker.problems(ANSWERS[name]) == []
+
+
+@pytest.mark.parametrize("sentence", INVENTED)
+def test_every_invented_sentence_is_refused(checker: Checker, sentence: str) -> None:
+    assert checker.problems(sentence), f"{sentence!r} passed as if the document said it"
+
+
+@pytest.mark.parametrize("sentence", TEST_SET["accepted"])
+def test_rewordings_and_british_spellings_pass(checker: Checker, sentence: str) -> None:
+    assert checker.problems(sentence) == []
+
+
+def test_an_invented_sentence_inside_a_real_answer_is_named(checker: Checker) -> None:
+    answer = (
+        ANSWERS["utter_faq/results_time"]
+        + " Most patients need 3 to 6 sessions, and the treatment is painless."
+    )
+    [problem] = checker.problems(answer)
+    assert problem.startswith('"Most patients need 3 to 6 sessions, and the treatment is painless." says')
+    for word in ('"3"', '"6"', '"sessions"', '"painless"'):
+        assert word in problem
+    assert "figures, prices, times and promises may only come from the document" in problem
+
+
+def test_a_framing_sentence_passes_only_as_approved(checker: Checker) -> None:
+    framing = "How quickly your own scar responds is something to ask at a consultation."
+    assert checker.problems(framing) == []
+    assert checker.problems("How quickly your own scar responds is guaranteed at a consultation.")
+
+
+def test_figures_and_promises_cannot_be_approved_as_everyday_words(tmp_path: Path) -> None:
+    wording = tmp_path / "approved-wording.yml"
+    wording.write_text("framing_sentences: []\nplain_words: [extra, painless, sessions]\n", encoding="utf-8")
+    with pytest.raises(WordingError, match='"painless" and "sessions" cannot be approved'):
+        read_wording(wording)

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 REFERENCE = re.compile(r"\bSR-[A-Z2-7]{8}\b", re.IGNORECASE)
 _background_tasks: set[asyncio.Task] = set()
+# The message that tells the chat widget to clear the conversation it keeps on the device.
+FORGET_SIGNAL = "forget_conversation"
 
 
 def quoted_references(tracker: Tracker) -> set[str]:
@@ -97,6 +99,9 @@ class ActionEraseConversation(Action):
         told = [request.reference for request in erased if request.tell_booking_system]
         tell_booking_system(store, told)
         logger.info("Erasing a conversation on request (%d booking request(s)).", len(erased))
+        # The widget (web/chat.js) clears what it shows and keeps on the device, then shows the
+        # replies below: socket.io emits `data` as the bot message (REST: under "custom").
+        dispatcher.utter_message(json_message={"data": {FORGET_SIGNAL: True}})
         if erased:
             references = listed([request.reference for request in erased])
             dispatcher.utter_message(response="utter_erasure_done_requests", references=references)

@@ -200,6 +200,13 @@
     socket.on("bot_uttered", function (message) {
       setTyping(false);
       if (!message) return;
+      if (message.forget_conversation === true) {
+        // The visitor's conversation was erased on the server: erase this device's copy too.
+        state.messages = [];
+        log.textContent = "";
+        save();
+        return;
+      }
       var buttons = (message.quick_replies || message.buttons || []).map(function (b) {
         return { title: String(b.title), payload: String(b.payload) };
       });

@@ -175,15 +175,36 @@ class ValidateBookingForm(FormValidationAction):
     def validate_booking_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
-        """Accept a time of day the clinic offers."""
+        """Accept a time of day the clinic offers, also said the way availability is ("after 2pm").
+
+        An answer that names days as well ("weekdays after 2pm") updates when the visitor is free.
+        """
         settings = load_settings()
-        return self._check(
-            "booking_time",
-            value,
-            lambda text: validators.parse_time_of_day(text, settings),
-            dispatcher,
-            tracker,
-        )
+
+        def parse(text: str) -> dict[str, Any]:
+            try:
+                return {"booking_time": validators.parse_time_of_day(text, settings)}
+            except InvalidAnswer as not_a_time:
+                try:
+                    availability = validators.parse_date(text, settings, now_at_clinic())
+                except InvalidAnswer:
+                    raise not_a_time from None
+                if not availability.time_of_day:
+                    raise not_a_time from None
+                says_days = availability.exact or availability.weekdays or availability.latest
+                return {
+                    "booking_time": availability.time_of_day,
+                    **(
+                        {
+                            "booking_date": availability.earliest.isoformat(),
+                            AVAILABILITY_SLOT: availability.to_slot(),
+                        }
+                        if says_days
+                        else {}
+                    ),
+                }
+
+        return self._check("booking_time", value, parse, dispatcher, tracker)
 
     def validate_booking_scar(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]

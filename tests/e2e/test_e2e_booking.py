@@ -65,7 +65,7 @@ def test_changing_the_name_at_the_summary_keeps_the_day(live: LiveAssistant, exp
         expected("utter_ask_booking_name")
     ]
     [summary] = live.texts(me, "Christine Morgan")
-    assert "Name: Christine Morgan" in summary and f"Day: {readable(day)}" in summary
+    assert "Name: Christine Morgan" in summary and f"Days that suit: {readable(day)}" in summary
 
 
 def readable(day: date) -> str:

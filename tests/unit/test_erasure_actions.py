@@ -13,7 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.booking.store import BookingRequest, get_store
-from actions.erasure import ActionEraseConversation, ActionExplainErasure, listed
+from actions.erasure import FORGET_SIGNAL, ActionEraseConversation, ActionExplainErasure, listed
 from common.names import ERASE_SLOT
 
 REQUEST = BookingRequest(
@@ -39,7 +39,7 @@ def run(action: Action, domain: dict[str, Any], sender: str, text: str = "forget
     dispatcher = CollectingDispatcher()
     tracker = Tracker(sender, {}, {"text": text, "entities": []}, [], False, None, {}, "action_listen")
     events = asyncio.run(action.run(dispatcher, tracker, domain))
-    assert all(m["response"] in domain["responses"] for m in dispatcher.messages)
+    assert all(m["response"] in domain["responses"] for m in dispatcher.messages if not m["custom"])
     return dispatcher.messages, events
 
 
@@ -66,8 +66,10 @@ def test_erasing_removes_the_requests_and_marks_the_conversation_for_the_store(d
     other, _ = get_store().save(REQUEST, "visitor-2")
     get_store().record_delivery(mine, None)
     messages, events = run(ActionEraseConversation(), domain, "visitor-1", "/affirm")
-    assert [m["response"] for m in messages] == ["utter_erasure_done_requests"]
-    assert messages[0]["references"] == mine
+    # First the widget is told to clear its copy; then the visitor hears what was erased.
+    assert messages[0]["custom"] == {"data": {FORGET_SIGNAL: True}}
+    assert [m["response"] for m in messages[1:]] == ["utter_erasure_done_requests"]
+    assert messages[1]["references"] == mine
     assert [row["reference"] for row in get_store().list()] == [other]
     assert [row["reference"] for row in get_store().pending_withdrawals()] == [mine]
     assert events[0] == {"event": "active_loop", "timestamp": None, "name": None}

@@ -160,6 +160,8 @@
 
   // ---- the connection --------------------------------------------------------------------
   var socket = null;
+  var confirmed = false;  // the server confirmed this socket's conversation (session_confirm)
+  var pending = [];       // messages typed before that: sent once it has
   var typingTimer = null;
 
   function setTyping(on) {
@@ -181,10 +183,11 @@
     socket = window.io(config.socketUrl, { path: "/socket.io/", transports: ["websocket", "polling"] });
     say("Connecting to the assistant\u2026");
     socket.on("connect", function () {
+      confirmed = false;
       socket.emit("session_request", { session_id: state.sessionId });
     });
-    socket.on("session_confirm", function (confirmed) {
-      var id = confirmed && typeof confirmed === "object" ? confirmed.session_id : confirmed;
+    socket.on("session_confirm", function (answer) {
+      var id = answer && typeof answer === "object" ? answer.session_id : answer;
       if (typeof id !== "string" || !id) id = null;
       if (id && state.sessionId && id !== state.sessionId) {
         // The server did not continue the stored conversation (it issued a new id): what is
@@ -195,7 +198,13 @@
       state.sessionId = id || state.sessionId;  // the server's id wins
       save();
       say("");
+      confirmed = !!state.sessionId;
       if (!state.messages.length) sendMessage("/greet", null);
+      if (confirmed) {
+        pending.splice(0).forEach(function (payload) {
+          socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
+        });
+      }
     });
     socket.on("bot_uttered", function (message) {
       setTyping(false);
@@ -220,6 +229,7 @@
       });
     });
     socket.on("disconnect", function () {
+      confirmed = false;
       setTyping(false);
       say("Reconnecting to the assistant\u2026");
     });
@@ -230,13 +240,17 @@
   }
 
   function sendMessage(payload, shown) {
-    if (!socket || !socket.connected || !state.sessionId) {
+    if (!socket) {
       say("Not connected yet - please try again in a moment.");
       return false;
     }
     if (shown !== null) add({ from: "user", text: shown });
     removeButtons();
     setTyping(true);
+    if (!socket.connected || !confirmed) {
+      pending.push(payload);  // sent as soon as the server confirms the conversation
+      return true;
+    }
     socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
     return true;
   }

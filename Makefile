@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
-        bookings bookings-export bookings-purge bookings-deliver review merge staff-user
+        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -98,7 +98,11 @@ bookings-purge: install  ## delete requests and conversations older than DAYS: m
 	@test -n "$(DAYS)" || { echo "Say how old: make bookings-purge DAYS=90"; exit 2; }
 	$(BIN)/clinic-bookings purge --older-than $(DAYS)
 
-bookings-deliver: install  ## send requests the booking system has not received yet
+bookings-erase: install  ## erase one person's requests and conversations: make bookings-erase EMAIL=... (or PHONE=..., REFERENCE=SR-...)
+	@test -n "$(EMAIL)$(PHONE)$(REFERENCE)" || { echo "Say whose: make bookings-erase EMAIL=name@example.com (or PHONE=07911 123456, or REFERENCE=SR-K3QF7XMA)"; exit 2; }
+	$(BIN)/clinic-bookings erase $(if $(REFERENCE),--reference "$(REFERENCE)") $(if $(EMAIL),--email "$(EMAIL)") $(if $(PHONE),--phone "$(PHONE)")
+
+bookings-deliver: install  ## send requests (and withdrawals of erased ones) the booking system has not received yet
 	$(BIN)/clinic-bookings deliver
 
 staff-user: install  ## add a staff console account: make staff-user NAME=anna ROLE=admin (asks for the password)

@@ -1,9 +1,25 @@
-"""Rasa's REST and socket.io channels with input checks, at the same URLs.
+"""Rasa's REST and socket.io channels with input checks and server-issued conversation ids.
 
-Stock Rasa 3.6 answers a JSON array body with a 500, processes any length of text and
-logs the visitor's text when processing fails. These subclasses refuse malformed bodies
-with a clear 400 (415 if not JSON), cut over-long messages, slow down a sender who floods
-(429, or a polite message on socket.io), and never log what the visitor wrote.
+Stock Rasa 3.6 takes the conversation id from the client (REST `sender`, socket.io
+`session_id`), so anyone could continue, read and answer another visitor's conversation;
+it answers a JSON array body with a 500, processes any length of text, logs the visitor's
+text when processing fails, and answers a failed turn with an empty 200. These subclasses,
+at the same URLs:
+
+* issue every conversation's id (common/conversation_ids.py) and start a new conversation
+  for any id the server did not issue. REST: the reply's `X-Conversation-Id` header carries
+  the id, which the client sends as `sender` to continue (a trusted server-to-server client
+  may keep its own ids with `Authorization: Bearer <CHAT_INTEGRATION_TOKEN>`). socket.io:
+  `session_confirm` carries the id, and a socket may only send messages for the id it was
+  confirmed;
+* refuse malformed bodies with a clear 400 (415 if not JSON) and ignore socket.io events of
+  the wrong shape, cut over-long messages and vet typed payloads;
+* slow down a conversation or a client address that floods (429, or a polite message on
+  socket.io; channels/rate_limits.py);
+* answer a turn that failed (action server or database down: servers/faults.py) with a
+  polite message and the clinic's phone number (REST: 503), and send a socket.io turn's
+  replies only once it has been saved, never the first half of a failed turn;
+* never log what the visitor wrote.
 
 Rasa's `--cors` only covers the HTTP routes: its socket.io server is created with
 `cors_allowed_origins=[]`, which turns engine.io's origin check off, so any web page could
@@ -13,31 +29,34 @@ browsers on origins other than those in CORS_ORIGINS.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
-import time
 from asyncio import CancelledError
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage, decode_bearer_token
 from rasa.core.channels.rest import RestInput
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from rasa.shared.core.constants import DEFAULT_INTENTS
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common import settings
+from channels.rate_limits import message_limits, rate_limiter
+from common import conversation_ids, settings
+from common.clinic import load_settings
 from common.domain import load_domain
-from common.settings import MAX_MESSAGE_CHARS
+from common.names import TROUBLE_RESPONSE
+from common.settings import MAX_MESSAGE_CHARS, Settings
 
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 128
+CONVERSATION_HEADER = "X-Conversation-Id"
 TOO_FAST = (
     "You're sending messages faster than I can answer. Please wait a few seconds, "
     "then send your message again."
@@ -79,43 +98,22 @@ def safe_payload(text: str) -> str:
     return f"/{match.group(1)}{json.dumps(known)}" if known else f"/{match.group(1)}"
 
 
-class SenderRateLimiter:
-    """At most `limit` messages from one sender in any `window` seconds, in this process.
-
-    One visitor (or script) flooding a conversation would otherwise queue up behind its
-    lock and starve everyone else. Refused messages do not count, so a visitor who waits
-    is served again; at most `max_senders` senders are remembered (oldest forgotten).
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        window: float = 60.0,
-        max_senders: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit, self.window, self.max_senders, self.clock = limit, window, max_senders, clock
-        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def allow(self, sender: str) -> bool:
-        """Count a message from `sender` and say whether it may be processed."""
-        now = self.clock()
-        times = self._recent.pop(sender, None) or deque()
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        self._recent[sender] = times
-        if len(self._recent) > self.max_senders:
-            self._recent.popitem(last=False)
-        if len(times) >= self.limit:
-            return False
-        times.append(now)
-        return True
-
-
 def clean_text(text: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
     """Drop control characters, cut to `max_chars`, and vet typed payloads."""
     cleaned = _CONTROL_CHARS.sub("", text).strip()[:max_chars]
     return safe_payload(cleaned) if cleaned.startswith("/") else cleaned
+
+
+def trouble_text() -> str:
+    """What a visitor whose turn failed is told (domain response utter_chat_trouble)."""
+    clinic = load_settings()
+    values = {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "clinic_email": clinic.email,
+        "clinic_hours": clinic.hours,
+    }
+    return load_domain()["responses"][TROUBLE_RESPONSE][0]["text"].format_map(values)
 
 
 def is_json(request: Request) -> bool:
@@ -124,15 +122,19 @@ def is_json(request: Request) -> bool:
 
 
 def parse_rest_body(request: Request, max_chars: int = MAX_MESSAGE_CHARS) -> dict[str, Any]:
-    """Return the validated body of a REST message, or raise ValueError saying why."""
+    """Return the validated body of a REST message, or raise ValueError saying why.
+
+    `sender` may be absent or null (a new conversation); if given it must be a string of 1 to
+    MAX_SENDER_CHARS characters.
+    """
     try:
         body = request.json
     except Exception as error:  # sanic raises its own InvalidUsage subclasses
         raise ValueError("The request body must be JSON.") from error
     if not isinstance(body, dict):
         raise ValueError('The body must be a JSON object: {"sender": ..., "message": ...}.')
-    sender, message = body.get("sender", "default"), body.get("message")
-    if not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS:
+    sender, message = body.get("sender"), body.get("message")
+    if sender is not None and (not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS):
         raise ValueError(f'"sender" must be a string of 1 to {MAX_SENDER_CHARS} characters.')
     if not isinstance(message, str):
         raise ValueError('"message" must be a string.')
@@ -144,13 +146,52 @@ def parse_rest_body(request: Request, max_chars: int = MAX_MESSAGE_CHARS) -> dic
     }
 
 
+def client_address(request: Request) -> str:
+    """The visitor's address: from X-Forwarded-For behind SANIC_PROXIES_COUNT proxies, else the peer's."""
+    return request.remote_addr or request.ip or "unknown"
+
+
+async def serve_turn(on_new_message: OnNewMessage, message: UserMessage) -> bool:
+    """Let Rasa handle the message; whether the turn went through (a failure is logged, privately)."""
+    try:
+        await on_new_message(message)
+        return True
+    except CancelledError:
+        logger.error("A message timed out before it was answered.")
+    except Exception as error:  # the visitor's text is deliberately not logged
+        logger.error("A message could not be handled: %s", type(error).__name__)
+    return False
+
+
+class UnknownIntegration(PermissionError):
+    """A request with an Authorization header that is not the chat integration token."""
+
+
 class GuardedRestInput(RestInput):
-    """POST /webhooks/rest/webhook, with body validation, a per-sender rate and private error logs."""
+    """POST /webhooks/rest/webhook: issued ids, body validation, rate limits, visible failures."""
+
+    def conversation_for(self, request: Request, sender: str | None, config: Settings) -> str:
+        """The conversation this request continues or starts.
+
+        An id this server issued continues its conversation; anything else (or none) starts a
+        new one, unless a trusted integration sends its own id with the integration token.
+        """
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            expected = f"Bearer {config.chat_integration_token or ''}".encode()
+            if not config.chat_integration_token or not hmac.compare_digest(authorization.encode(), expected):
+                raise UnknownIntegration("Missing or wrong chat integration token.")
+            if sender is None:
+                raise ValueError('An integration must name its conversation in "sender".')
+            return sender
+        key = config.conversation_key()
+        return sender if conversation_ids.is_issued(sender, key) else conversation_ids.issue(key)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Same routes as RestInput: GET / (health) and POST /webhook."""
-        limits = settings.current()
-        limiter = SenderRateLimiter(limits.max_messages_per_minute)
+        config = settings.current()
+        config.conversation_key()  # the local profile's key exists before the first message
+        limiter = rate_limiter(config)
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -168,47 +209,125 @@ class GuardedRestInput(RestInput):
                     status=415,
                 )
             try:
-                body = parse_rest_body(request, limits.max_message_chars)
+                body = parse_rest_body(request, config.max_message_chars)
+                conversation = self.conversation_for(request, body["sender"], config)
+            except UnknownIntegration as error:
+                return response.json({"error": str(error)}, status=401)
             except ValueError as error:
                 return response.json({"error": str(error)}, status=400)
-            if not limiter.allow(body["sender"]):
-                return response.json({"error": TOO_FAST}, status=429, headers={"Retry-After": "10"})
+            headers = {
+                CONVERSATION_HEADER: conversation,
+                "Access-Control-Expose-Headers": CONVERSATION_HEADER,
+            }
+            if not await limiter.allow(message_limits(config, conversation, client_address(request))):
+                return response.json(
+                    {"error": TOO_FAST}, status=429, headers={**headers, "Retry-After": "10"}
+                )
             collector = CollectingOutputChannel()
             message = UserMessage(
                 body["message"],
                 collector,
-                body["sender"],
+                conversation,
                 input_channel=self.name(),
                 metadata=body["metadata"],
             )
-            try:
-                await on_new_message(message)
-            except CancelledError:
-                logger.error("A message timed out before it was answered.")
-            except Exception as error:  # the visitor's text is deliberately not logged
-                logger.error("Failed to handle a message: %s", type(error).__name__)
-            return response.json(collector.messages)
+            if await serve_turn(on_new_message, message):
+                return response.json(collector.messages, headers=headers)
+            trouble = [{"recipient_id": conversation, "text": trouble_text()}]
+            return response.json(trouble, status=503, headers={**headers, "Retry-After": "30"})
 
         return webhook
 
 
+class BufferedSocketIOOutput(SocketIOOutput):
+    """SocketIOOutput that holds a turn's messages until `flush` (sent only once the turn is saved)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list[tuple[str, Any]] = []
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        self.pending.append((socket_id, response))
+
+    async def flush(self) -> None:
+        """Send the held messages, in order."""
+        for socket_id, message in self.pending:
+            await super()._send_message(socket_id, message)
+        self.pending.clear()
+
+
 class GuardedSocketIOInput(SocketIOInput):
-    """socket.io channel (web widget): allowed origins only, messages cleaned and rated like REST ones."""
+    """socket.io channel (web widget): issued ids, allowed origins, messages checked like REST ones."""
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        """SocketIOInput's blueprint, with the origin checked and each message's text cleaned."""
-        limits = settings.current()
-        limiter = SenderRateLimiter(limits.max_messages_per_minute)
+        """SocketIOInput's blueprint, with its connect, session and message handlers replaced."""
+        config = settings.current()
+        key = config.conversation_key()
+        limiter = rate_limiter(config)
+        webhook = super().blueprint(on_new_message)
+        sio = self.sio
+        namespace = self.namespace
 
-        async def cleaned(message: UserMessage) -> None:
-            if not limiter.allow(message.sender_id):
-                await message.output_channel.send_text_message(message.sender_id, TOO_FAST)
+        @sio.on("connect", namespace=namespace)
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+            if self.jwt_key:
+                token = auth.get("token") if isinstance(auth, dict) else None
+                if not token or not decode_bearer_token(token, self.jwt_key, self.jwt_algorithm):
+                    return False
+            request = environ.get("sanic.request")
+            address = client_address(request) if request is not None else "unknown"
+            await sio.save_session(sid, {"address": address}, namespace=namespace)
+            return True
+
+        @sio.on("session_request", namespace=namespace)
+        async def session_request(sid: str, data: Any = None) -> None:
+            requested = data.get("session_id") if isinstance(data, dict) else None
+            if not (data is None or isinstance(data, dict)) or not (
+                requested is None or isinstance(requested, str)
+            ):
+                logger.warning('Ignored a socket.io session request that is not {"session_id": <text>}.')
                 return
-            message.text = clean_text(message.text or "", limits.max_message_chars)
-            await on_new_message(message)
+            conversation = (
+                requested if conversation_ids.is_issued(requested, key) else conversation_ids.issue(key)
+            )
+            session = await sio.get_session(sid, namespace=namespace)
+            session["conversation_id"] = conversation
+            await sio.save_session(sid, session, namespace=namespace)
+            sio.enter_room(sid, conversation, namespace=namespace)
+            await sio.emit("session_confirm", conversation, room=sid, namespace=namespace)
 
-        webhook = super().blueprint(cleaned)
-        self._check_origins(list(limits.cors_origins))
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def user_message(sid: str, data: Any = None) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            conversation = session.get("conversation_id")
+            if not isinstance(data, dict) or not isinstance(data.get("message", ""), str):
+                logger.warning('Ignored a socket.io message that is not {"message": <text>, ...}.')
+                return
+            if conversation is None or data.get("session_id") != conversation:
+                logger.warning("Ignored a socket.io message for a conversation not confirmed on its socket.")
+                return
+            output = BufferedSocketIOOutput(sio, self.bot_message_evt)
+            if not await limiter.allow(
+                message_limits(config, conversation, session.get("address", "unknown"))
+            ):
+                await SocketIOOutput(sio, self.bot_message_evt).send_text_message(conversation, TOO_FAST)
+                return
+            metadata = data.get(self.metadata_key)
+            message = UserMessage(
+                clean_text(data.get("message", ""), config.max_message_chars),
+                output,
+                conversation,
+                input_channel=self.name(),
+                metadata=metadata if isinstance(metadata, dict) else None,
+            )
+            if await serve_turn(on_new_message, message):
+                await output.flush()
+            else:
+                await SocketIOOutput(sio, self.bot_message_evt).send_text_message(
+                    conversation, trouble_text()
+                )
+
+        self._check_origins(list(config.cors_origins))
         return webhook
 
     def _check_origins(self, origins: list[str]) -> None:

@@ -1,14 +1,14 @@
-"""Rasa's stored conversations (the SQL tracker store's `events` table): read, count, purge.
+"""Rasa's stored conversations (the SQL tracker store's `events` table): read, count, purge, erase.
 
 The one module that touches that table, for the review, the console (transcripts, the
-week's numbers, the inbox), the bookings purge, the load test and the tests. Rasa creates
-the table when the first conversation is stored; until then every function here treats it
-as empty.
+week's numbers, the inbox), the bookings purge, erasure on request (in the chat and by
+staff), the load test and the tests. Rasa creates the table when the first conversation is
+stored; until then every function here treats it as empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -86,6 +86,43 @@ def purge_older_than(engine: sa.engine.Engine, days: int) -> int:
     cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).timestamp()
     with engine.begin() as db:
         return db.execute(events.delete().where(events.c.timestamp < cutoff)).rowcount
+
+
+def erase(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> int:
+    """Delete every stored event of these conversations; return how many went."""
+    ids = sorted(set(conversation_ids))
+    if not ids or not has_events(engine):
+        return 0
+    with engine.begin() as db:
+        return db.execute(events.delete().where(events.c.sender_id.in_(ids))).rowcount
+
+
+def event_counts(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> dict[str, int]:
+    """How many events each of these conversations has stored (absent: none)."""
+    ids = sorted(set(conversation_ids))
+    if not ids or not has_events(engine):
+        return {}
+    query = (
+        sa.select(events.c.sender_id, sa.func.count())
+        .where(events.c.sender_id.in_(ids))
+        .group_by(events.c.sender_id)
+    )
+    with engine.connect() as db:
+        return dict(db.execute(query).all())
+
+
+def mentioning(engine: sa.engine.Engine, texts: Iterable[str]) -> set[str]:
+    """The conversations whose stored events contain any of `texts`, ignoring case.
+
+    Events are stored as JSON, which writes characters beyond ASCII as escapes: an email or a
+    phone number is found as typed; a name with accents may not be.
+    """
+    needles = sorted({text.lower() for text in texts if text})
+    if not needles or not has_events(engine):
+        return set()
+    found = sa.or_(*(sa.func.lower(events.c.data).contains(needle, autoescape=True) for needle in needles))
+    with engine.connect() as db:
+        return set(db.execute(sa.select(events.c.sender_id).where(found).distinct()).scalars())
 
 
 def _read(url: str, query_of: Callable[[], sa.sql.Select]) -> Sequence[sa.engine.Row]:

@@ -25,3 +25,9 @@ RASA_ACTIONS = frozenset(DEFAULT_ACTION_NAMES)
 TWO_STAGE_FALLBACK = ACTION_TWO_STAGE_FALLBACK_NAME
 # Responses Rasa's two-stage fallback and default fallback send by themselves.
 RASA_RESPONSES = frozenset({"utter_ask_rephrase", "utter_default"})
+# Set by the erase action; the tracker store then deletes the conversation (servers/tracker_store.py).
+ERASE_SLOT = "erase_conversation"
+# Sent by the channels to a visitor whose turn failed (a fault, not their doing).
+TROUBLE_RESPONSE = "utter_chat_trouble"
+# Responses the chat channels send by themselves (channels/guarded.py).
+CHANNEL_RESPONSES = frozenset({TROUBLE_RESPONSE})

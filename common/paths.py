@@ -30,6 +30,8 @@ HELDOUT_CONVERSATIONS = PROJECT_ROOT / "tests" / "heldout" / "conversations.yml"
 MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
 VAR_DIR = PROJECT_ROOT / "var"
 DEFAULT_DATABASE_FILE = VAR_DIR / "clinic.db"
+# The local profile's key for conversation ids, made once if CONVERSATION_SECRET is not set.
+CONVERSATION_SECRET_FILE = VAR_DIR / "conversation-secret"
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
 # The demo clinic page with the chat widget.

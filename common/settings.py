@@ -12,11 +12,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.paths import CLINIC_YML, DEFAULT_DATABASE_FILE, DOTENV, MODEL, PROJECT_ROOT
+from common.paths import (
+    CLINIC_YML,
+    CONVERSATION_SECRET_FILE,
+    DEFAULT_DATABASE_FILE,
+    DOTENV,
+    MODEL,
+    PROJECT_ROOT,
+)
 
 # Which endpoints file each profile uses: stores and lock store (README, "Production").
 PROFILES = {"local": "endpoints.yml", "production": "endpoints.production.yml"}
@@ -30,6 +38,12 @@ STAFF_SESSION_MINUTES = 480  # a console session ends after 8 hours without a re
 REDIS_PORT = 6379
 MAX_MESSAGE_CHARS = 1000
 MAX_MESSAGES_PER_MINUTE = 30
+# Several visitors may share one address (a clinic's wifi, a mobile carrier's NAT).
+MAX_MESSAGES_PER_MINUTE_PER_ADDRESS = 120
+MAX_REQUESTS_PER_CONTACT_PER_DAY = 3
+# Rasa's own wait for the action server is 300 s; a visitor must hear within 10 s.
+ACTION_SERVER_TIMEOUT_SECONDS = 5
+MAX_ACTION_SERVER_TIMEOUT_SECONDS = 8
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -104,6 +118,26 @@ def _secret(env: Mapping[str, str], name: str, problems: list[str]) -> str | Non
     return value
 
 
+def local_conversation_secret(path: Path = CONVERSATION_SECRET_FILE) -> str:
+    """The local profile's conversation secret: made once, kept in var/ (mode 0600), then reused.
+
+    Created with O_EXCL, so servers starting at the same moment all end up with the one
+    that was written first.
+    """
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return local_conversation_secret(path)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(secrets.token_urlsafe(32))
+    return path.read_text(encoding="utf-8").strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the servers, the staff commands and the tools read from the environment."""
@@ -129,6 +163,13 @@ class Settings:
     max_message_chars: int
     max_messages_per_minute: int
     booking_webhook_token: str | None
+    # Signs the conversation ids the Rasa server issues (None: the local profile's var/ file).
+    conversation_secret: str | None = None
+    # Lets a trusted server-to-server client keep its own conversation ids (REST, Bearer).
+    chat_integration_token: str | None = None
+    max_messages_per_minute_per_address: int = MAX_MESSAGES_PER_MINUTE_PER_ADDRESS
+    max_requests_per_contact_per_day: int = MAX_REQUESTS_PER_CONTACT_PER_DAY
+    action_server_timeout: int = ACTION_SERVER_TIMEOUT_SECONDS
     # The staff console (staff/console/): where it listens, the key that signs its session
     # cookies, how long an idle session lasts, and whether it is reached over HTTPS (a
     # reverse proxy in front): then its cookies are sent only over HTTPS.
@@ -139,11 +180,14 @@ class Settings:
     staff_https: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], lock_store: bool = True) -> Settings:
+    def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
         """Read and check the settings; raise SettingsError listing every problem at once.
 
-        `lock_store`: whether this process takes conversation locks (the Rasa server does;
-        the action server and the staff commands do not, so they need no Redis).
+        `lock_store`: whether this is the Rasa server, which takes conversation locks and
+        issues conversation ids (the action server and the staff commands do neither, so
+        they need no Redis and no CONVERSATION_SECRET). `serves_chat`: whether this is the
+        Rasa server or the action server, which share ACTION_SERVER_TOKEN (the staff console
+        and the staff commands call neither, so they need no token).
         """
         problems: list[str] = []
         profile = env.get("CLINIC_PROFILE") or "local"
@@ -168,11 +212,28 @@ class Settings:
         action_host = env.get("ACTION_SERVER_HOST") or "127.0.0.1"
         action_port = _port(env, "ACTION_SERVER_PORT", ACTION_SERVER_PORT, problems)
         action_token = _secret(env, "ACTION_SERVER_TOKEN", problems)
-        if not is_loopback(action_host) and action_token is None:
+        if profile == "production" and serves_chat and action_token is None:
+            problems.append(
+                "The production profile protects the action server with a shared secret, "
+                "even on this machine: set ACTION_SERVER_TOKEN for both servers."
+            )
+        elif not is_loopback(action_host) and action_token is None:
             problems.append(
                 f"The action server would listen on {action_host}, beyond this machine: "
                 "set ACTION_SERVER_TOKEN (a shared secret Rasa sends), or keep "
                 "ACTION_SERVER_HOST=127.0.0.1."
+            )
+        conversation_secret = _secret(env, "CONVERSATION_SECRET", problems)
+        if profile == "production" and lock_store and conversation_secret is None:
+            problems.append(
+                "The production profile signs conversation ids with a secret every Rasa server "
+                "shares: set CONVERSATION_SECRET."
+            )
+        action_timeout = _count(env, "ACTION_SERVER_TIMEOUT_SECONDS", ACTION_SERVER_TIMEOUT_SECONDS, problems)
+        if action_timeout > MAX_ACTION_SERVER_TIMEOUT_SECONDS:
+            problems.append(
+                f"ACTION_SERVER_TIMEOUT_SECONDS must be at most {MAX_ACTION_SERVER_TIMEOUT_SECONDS}: "
+                "a visitor must hear back within 10 s even when the action server hangs."
             )
         web_port = _port(env, "WEB_PORT", WEB_PORT, problems)
         staff_https = (env.get("STAFF_HTTPS") or ("1" if profile == "production" else "0")).lower()
@@ -201,6 +262,15 @@ class Settings:
             max_message_chars=_count(env, "MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS, problems),
             max_messages_per_minute=_count(env, "MAX_MESSAGES_PER_MINUTE", MAX_MESSAGES_PER_MINUTE, problems),
             booking_webhook_token=env.get("BOOKING_WEBHOOK_TOKEN") or None,
+            conversation_secret=conversation_secret,
+            chat_integration_token=_secret(env, "CHAT_INTEGRATION_TOKEN", problems),
+            max_messages_per_minute_per_address=_count(
+                env, "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS", MAX_MESSAGES_PER_MINUTE_PER_ADDRESS, problems
+            ),
+            max_requests_per_contact_per_day=_count(
+                env, "MAX_REQUESTS_PER_CONTACT_PER_DAY", MAX_REQUESTS_PER_CONTACT_PER_DAY, problems
+            ),
+            action_server_timeout=action_timeout,
             staff_host=env.get("STAFF_HOST") or "127.0.0.1",
             staff_port=_port(env, "STAFF_PORT", STAFF_PORT, problems),
             staff_secret_key=staff_secret,
@@ -212,6 +282,10 @@ class Settings:
                 "The settings in the environment need fixing:\n  - " + "\n  - ".join(problems)
             )
         return settings
+
+    def conversation_key(self) -> bytes:
+        """The key that signs conversation ids: CONVERSATION_SECRET, or (local) var/'s own."""
+        return (self.conversation_secret or local_conversation_secret()).encode()
 
     def console_problems(self) -> list[str]:
         """What stops the staff console from starting with these settings (empty: nothing)."""
@@ -248,14 +322,17 @@ class Settings:
 
 
 def current() -> Settings:
-    """The settings of this process (environment and .env), without Redis checks."""
-    return Settings.from_env(environment(), lock_store=False)
+    """The settings of this process (environment and .env), without the start-up checks of the servers.
+
+    The Rasa server and the action server ran those checks when they started (`load`).
+    """
+    return Settings.from_env(environment(), lock_store=False, serves_chat=False)
 
 
-def load(lock_store: bool = True) -> Settings:
+def load(lock_store: bool = True, serves_chat: bool = True) -> Settings:
     """Check the settings and export them (with .env's) to os.environ, where Rasa reads them."""
     env = environment()
-    settings = Settings.from_env(env, lock_store)
+    settings = Settings.from_env(env, lock_store, serves_chat)
     os.environ.update(env)
     os.environ.update(settings.endpoint_variables())
     return settings

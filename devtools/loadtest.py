@@ -2,8 +2,10 @@
 
 Starts throw-away PostgreSQL and Redis servers and two Rasa servers (each with its action
 server) on loopback, as in production behind a load balancer: each visitor's messages go
-to the two servers in turn. Every visitor plays realistic conversations (questions, an
-unknown question, a full booking) with pauses for reading and typing, until time is up.
+to the two servers in turn, from an address of its own (X-Forwarded-For, as the reverse
+proxy sends it), and continue the conversation whose id the first reply issued (valid on
+both servers). Every visitor plays realistic conversations (questions, an unknown
+question, a full booking) with pauses for reading and typing, until time is up.
 Afterwards every answered message must be in PostgreSQL's conversation store and every
 confirmed booking in its booking requests. Writes reports/loadtest.md and .json.
 """
@@ -18,7 +20,6 @@ import platform
 import random
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,7 +35,7 @@ from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
 
 REPORTS = REPORTS_DIR
-SENDER_PREFIX = "load-"  # the load test's conversations, told apart from any others
+CONVERSATION_HEADER = "X-Conversation-Id"  # the id the server issued (channels/guarded.py)
 QUESTIONS = [
     "what is scar relaxation?",
     "how does it work",
@@ -81,7 +82,7 @@ class Results:
 
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    answered: dict[str, int] = field(default_factory=dict)  # sender -> messages answered (HTTP 200)
+    answered: dict[str, int] = field(default_factory=dict)  # conversation -> messages answered (HTTP 200)
     bookings: list[str] = field(default_factory=list)  # references the visitors were given
     conversations: int = 0
 
@@ -93,29 +94,35 @@ async def visitor(
     results: Results,
     day: date,
     think: tuple[float, float],
+    address: str,
 ) -> None:
     """Hold conversations one after another until the deadline, alternating servers per message."""
     await asyncio.sleep(random.uniform(0, think[1]))  # visitors arrive spread out, not in lockstep
     while time.monotonic() < deadline:
         kind, messages = conversation(day)
-        sender = f"{SENDER_PREFIX}{uuid.uuid4().hex[:12]}"
+        conversation_id: str | None = None  # the server issues it with the first reply
         results.conversations += 1
         for turn, text in enumerate(messages):
             started = time.perf_counter()
+            body_sent = (
+                {"message": text} if conversation_id is None else {"sender": conversation_id, "message": text}
+            )
             try:
                 async with session.post(
-                    urls[turn % len(urls)], json={"sender": sender, "message": text}
+                    urls[turn % len(urls)], json=body_sent, headers={"X-Forwarded-For": address}
                 ) as reply:
                     body = await reply.json(content_type=None)
                     status = reply.status
+                    issued = reply.headers.get(CONVERSATION_HEADER)
             except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as error:
                 results.errors.append(f"{type(error).__name__} on turn {turn + 1}")
                 break
             results.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if status != 200 or not body:
+            if status != 200 or not body or not issued or conversation_id not in (None, issued):
                 results.errors.append(f"HTTP {status}, {len(body or [])} messages on turn {turn + 1}")
                 break
-            results.answered[sender] = results.answered.get(sender, 0) + 1
+            conversation_id = issued
+            results.answered[conversation_id] = results.answered.get(conversation_id, 0) + 1
             if kind == "booking" and turn == len(messages) - 1:
                 reference = next(
                     (
@@ -135,7 +142,7 @@ async def visitor(
 def missing_from_stores(database_url: str, results: Results) -> tuple[int, int]:
     """(answered messages not in the conversation store, confirmed bookings not stored)."""
     store = BookingStore(database_url)
-    stored = conversations.user_message_counts(store.engine, SENDER_PREFIX)
+    stored = conversations.user_message_counts(store.engine)
     references = {row["reference"] for row in store.list()}
     lost_messages = sum(max(0, sent - stored.get(sender, 0)) for sender, sent in results.answered.items())
     return lost_messages, sum(1 for reference in results.bookings if reference not in references)
@@ -150,7 +157,10 @@ async def drive(
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         started = time.monotonic()
         await asyncio.gather(
-            *(visitor(session, urls, started + duration, results, day, think) for _ in range(visitors))
+            *(
+                visitor(session, urls, started + duration, results, day, think, f"198.51.100.{number + 1}")
+                for number in range(visitors)
+            )
         )
     return results, time.monotonic() - started
 
@@ -205,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     log_path = REPORTS / "loadtest-servers.log"
     REPORTS.mkdir(exist_ok=True)
     with log_path.open("w") as log, PostgresServer() as postgres, RedisServer() as redis:
-        configs = production_configs(postgres, redis, args.servers)
+        # Behind the load balancer: each visitor's address comes from X-Forwarded-For.
+        configs = production_configs(postgres, redis, args.servers, SANIC_PROXIES_COUNT="1")
         stacks = [Stack(config, log) for config in configs]
         try:
             for stack in stacks:

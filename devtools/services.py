@@ -95,10 +95,16 @@ class PostgresServer(Service):
             "UTF8",
             "--no-sync",
         )
+        self.resume()
+        self._run(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
+        return self
+
+    def resume(self) -> None:
+        """Start the server on its data directory (again, after `halt`)."""
         self._run(
             postgres_bin("pg_ctl"),
             "-D",
-            str(data),
+            str(self.directory / "data"),
             "-l",
             str(self.directory / "server.log"),
             "-w",
@@ -107,13 +113,15 @@ class PostgresServer(Service):
             "-c fsync=off -c max_connections=200",
             "start",
         )
-        self._run(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
-        return self
+
+    def halt(self) -> None:
+        """Stop the server but keep its data (a database outage; `resume` ends it)."""
+        if (self.directory / "data" / "postmaster.pid").exists():
+            self._run(postgres_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         """Stop the server and delete its files."""
-        if (self.directory / "data" / "postmaster.pid").exists():
-            self._run(postgres_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+        self.halt()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -165,14 +173,27 @@ class RedisServer(Service):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def production_configs(postgres: PostgresServer, redis_server: RedisServer, count: int) -> list[StackConfig]:
-    """`count` Rasa + action server pairs on free ports, on the production profile with these stores."""
+def production_configs(
+    postgres: PostgresServer, redis_server: RedisServer, count: int, **extra_env: str
+) -> list[StackConfig]:
+    """`count` Rasa + action server pairs on free ports, on the production profile with these stores.
+
+    Like replicas behind a load balancer, the Rasa servers share one CONVERSATION_SECRET (an
+    id one issues is valid on the others); each pair shares its action server's token.
+    """
+    secret = secrets.token_urlsafe(32)
     return [
         StackConfig(
             rasa_port=free_port(),
             action_port=free_port(),
             database_url=postgres.url,
-            extra_env={"CLINIC_PROFILE": "production", **redis_server.environment()},
+            extra_env={
+                "CLINIC_PROFILE": "production",
+                **redis_server.environment(),
+                "CONVERSATION_SECRET": secret,
+                "ACTION_SERVER_TOKEN": secrets.token_urlsafe(32),
+                **extra_env,
+            },
         )
         for _ in range(count)
     ]

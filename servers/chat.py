@@ -1,8 +1,11 @@
-"""`python -m servers.chat`: the Rasa server, with the stores and secrets of servers/settings.py.
+"""`python -m servers.chat`: the Rasa server, with the stores and secrets of common/settings.py.
 
 Rasa's HTTP API (conversations, model, tracker events) stays off unless RASA_API_TOKEN or
 RASA_JWT_SECRET is set, and then requires it; the chat channels are always open. Secrets are
-handed to Rasa's command line inside this process, so they never show in `ps`.
+handed to Rasa's command line inside this process, so they never show in `ps`. Before Rasa
+starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
+action or database fails the turn, no in-memory fallback) and GET /health is added
+(servers/health.py).
 """
 
 from __future__ import annotations
@@ -47,9 +50,11 @@ def main() -> None:
         sys.exit(f'{error}\n(see README, "Configuration")')
     from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
 
-    from servers import action_validation
+    from servers import action_validation, faults, health, tracker_store  # noqa: F401 (the store: fail now)
 
     action_validation.install()
+    faults.install(settings.action_server_timeout)
+    health.install(settings)
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -75,8 +76,14 @@ class StackConfig:
         return list(self.cors_origins) or list(page_origins(self.web_port or settings.WEB_PORT))
 
     def environment(self) -> dict[str, str]:
-        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry."""
+        """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry.
+
+        Without an ACTION_SERVER_TOKEN, a new random one is made for this run: even on this
+        machine, only this run's Rasa server can call its action server.
+        """
         env = dict(os.environ)
+        if not env.get("ACTION_SERVER_TOKEN") and not self.extra_env.get("ACTION_SERVER_TOKEN"):
+            env["ACTION_SERVER_TOKEN"] = secrets.token_urlsafe(32)
         env.update(
             RASA_PORT=str(self.rasa_port),
             RASA_INTERFACE=self.host,
@@ -95,6 +102,10 @@ class StackConfig:
         return env
 
 
+ACTION_SERVER_COMMAND = [sys.executable, "-m", "servers.actions"]
+RASA_SERVER_COMMAND = [sys.executable, "-m", "servers.chat"]
+
+
 class Stack:
     """The running action server, Rasa server and (with web_port) page; a context manager that stops all."""
 
@@ -103,6 +114,7 @@ class Stack:
         self.log = log
         self.processes: list[subprocess.Popen] = []
         self.page: PageServer | None = None
+        self.environment = config.environment()  # both servers', fixed for this run
 
     def start(self, timeout: float = 180.0) -> Stack:
         """Start both servers (and the page) and wait until Rasa answers on its REST channel."""
@@ -111,24 +123,35 @@ class Stack:
         database_file = sqlite_file(self.config.database_url)
         if database_file is not None:
             database_file.parent.mkdir(parents=True, exist_ok=True)
-        self._spawn([sys.executable, "-m", "servers.actions"])
-        self._spawn([sys.executable, "-m", "servers.chat"])
+        self.processes.append(self._spawn(ACTION_SERVER_COMMAND))
+        self.processes.append(self._spawn(RASA_SERVER_COMMAND))
         if self.config.console_port:  # a process of its own, as in production
             root = self.config.console_root or PROJECT_ROOT
-            self._spawn([sys.executable, "-m", "staff.console", "--root", str(root)])
+            self.processes.append(self._spawn([sys.executable, "-m", "staff.console", "--root", str(root)]))
         self.wait_until_ready(timeout)
         return self
 
-    def _spawn(self, command: list[str]) -> None:
-        self.processes.append(
-            subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=self.config.environment(),
-                stdout=self.log,
-                stderr=subprocess.STDOUT if self.log else None,
-                start_new_session=True,
-            )
+    @property
+    def action_server(self) -> subprocess.Popen:
+        """The action server's process."""
+        return self.processes[0]
+
+    def restart_action_server(self, timeout: float = 60.0) -> None:
+        """Start the action server again (after it was stopped or killed) and wait until it answers."""
+        if self.action_server.poll() is None:
+            os.killpg(self.action_server.pid, signal.SIGKILL)
+            self.action_server.wait()
+        self.processes[0] = self._spawn(ACTION_SERVER_COMMAND)
+        self.wait_until_ready(timeout)
+
+    def _spawn(self, command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=self.environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+            start_new_session=True,
         )
 
     def wait_until_ready(self, timeout: float) -> None:

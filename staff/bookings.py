@@ -1,8 +1,11 @@
-"""Staff command for consultation requests: list, export to CSV, purge old ones, re-deliver.
+"""Staff command for consultation requests: list, export to CSV, purge old ones, erase, re-deliver.
 
     make bookings [DAYS=7]                 (clinic-bookings list [--days 7])
     make bookings-export FILE=requests.csv (clinic-bookings export requests.csv [--days 30])
     make bookings-purge DAYS=90            (clinic-bookings purge --older-than 90: requests AND conversations)
+    make bookings-erase EMAIL=... | PHONE=... | REFERENCE=SR-...
+                                           (clinic-bookings erase --email/--phone/--reference: one person's
+                                            requests AND the conversations that made or mention them)
     make bookings-deliver                  (clinic-bookings deliver: retry what the booking system missed)
 
 The database is DATABASE_URL (default: the project's var/clinic.db). The staff console
@@ -45,6 +48,34 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def erase(store: BookingStore, args: argparse.Namespace) -> int:
+    """Erase one person's requests and conversations; report what went. 1 if nothing matched."""
+    try:
+        erasure = service.erase_person(
+            store, load_settings(), args.reference or [], args.email or [], args.phone or []
+        )
+    except service.NotAContact as problem:
+        print(problem)
+        return 2
+    if not erasure.found_anything:
+        print("Nothing found: no request or conversation matches. Nothing was erased.")
+        return 1
+    print(f"Erased {len(erasure.requests)} request(s): {', '.join(erasure.requests) or '-'}")
+    print(f"Erased {erasure.conversations} conversation(s) ({erasure.events} event(s)).")
+    if erasure.told:
+        print(f"Told the booking system to delete {', '.join(erasure.told)}.")
+    if erasure.not_told:
+        print(
+            f"The booking system may hold {', '.join(erasure.not_told)}: "
+            + (
+                "it did not answer; `make bookings-deliver` tells it later."
+                if load_settings().booking_webhook_url
+                else "there is no booking_webhook_url in clinic.yml, so delete it there by hand."
+            )
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one of the commands; 1 if a delivery failed or there is nowhere to deliver."""
     parser = argparse.ArgumentParser(
@@ -58,8 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--days", type=int, help="only the last N days")
     purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
     purge.add_argument("--older-than", type=int, required=True, metavar="DAYS")
-    commands.add_parser("deliver", help="send undelivered requests to the booking system")
+    erasing = commands.add_parser(
+        "erase", help="erase one person's requests and conversations (by reference, email or phone)"
+    )
+    erasing.add_argument("--reference", action="append", metavar="SR-...", help="a request's reference")
+    erasing.add_argument("--email", action="append", help="an email address they gave")
+    erasing.add_argument("--phone", action="append", help="a phone number they gave (any usual format)")
+    commands.add_parser("deliver", help="send undelivered requests and withdrawals to the booking system")
     args = parser.parse_args(argv)
+    if args.command == "erase" and not (args.reference or args.email or args.phone):
+        parser.error("erase needs --reference, --email or --phone")
 
     store = BookingStore(default_database_url())
     zone = load_settings().zone
@@ -70,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             args.path.write_bytes(service.export_csv(rows, zone))
             print(f"Wrote {len(rows)} request(s) to {args.path}")
+    elif args.command == "erase":
+        return erase(store, args)
     elif args.command == "purge":
         gone = service.purge(store, args.older_than)
         print(
@@ -81,9 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not url:
             print("No booking_webhook_url in clinic.yml: nothing to deliver to.")
             return 1
-        pending = len(store.undelivered())
-        delivered = asyncio.run(deliver_pending(store, url))
-        print(f"Delivered {delivered} of {pending} pending request(s)")
+        delivered, pending = asyncio.run(deliver_pending(store, url))
+        print(f"Delivered {delivered} of {pending} pending request(s) and withdrawal(s)")
         return 0 if delivered == pending else 1
     return 0
 

@@ -25,6 +25,7 @@ from common import paths
 from common.clinic import load_settings
 from common.domain import merge as merge_domain
 from common.names import (
+    CHANNEL_RESPONSES,
     FAQ_RESPONSE_PREFIX,
     RASA_ACTIONS,
     RASA_INTENTS,
@@ -365,8 +366,8 @@ def check_intents(project: Project) -> list[Problem]:
 
 
 def check_responses_used(project: Project) -> list[Problem]:
-    """Every non-FAQ answer is sent by a rule, a story, a custom action or Rasa itself."""
-    used = {str(step.get("action")) for step in project.training_steps} | RASA_RESPONSES
+    """Every non-FAQ answer is sent by a rule, a story, a custom action, a chat channel or Rasa itself."""
+    used = {str(step.get("action")) for step in project.training_steps} | RASA_RESPONSES | CHANNEL_RESPONSES
     used |= {
         f"utter_ask_{slot}"
         for form in (project.domain.get("forms") or {}).values()

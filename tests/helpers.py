@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import socketio
 import sqlalchemy as sa
 
 from common.clinic import load_settings
@@ -57,40 +61,77 @@ def open_day(days_ahead: int = 2) -> date:
     return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
 
 
+# The header that carries the id of the conversation the server issued (channels/guarded.py).
+CONVERSATION_HEADER = "X-Conversation-Id"
+# Logical sender name -> the conversation id the server issued for it, shared by every Chat, so
+# one visitor can talk to two servers in turn (production) or to a restarted server.
+ISSUED_IDS: dict[str, str] = {}
+
+
 class Chat:
-    """A visitor talking to the REST channel of a running server."""
+    """A visitor talking to the REST channel of a running server.
+
+    Tests name their visitors ("visitor-1a2b"); the server issues conversation ids. The first
+    message of a name is sent with that name as `sender` (not an id the server issued, so a new
+    conversation starts) and the id in the reply's X-Conversation-Id header is used from then on.
+    A server that sends no such header keeps the name as the id (as Rasa's own channel did).
+    """
 
     def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
         self.url = f"{base_url}/webhooks/rest/webhook"
+        self.last_headers: dict[str, str] = {}
 
-    def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    def post(
+        self,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, Any]:
         """POST a raw body; return the status and the decoded JSON (or text) answer."""
         request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": content_type}
+            self.url, data=body, method="POST", headers={"Content-Type": content_type, **(headers or {})}
         )
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                self.last_headers = dict(response.headers)
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
+            self.last_headers = dict(error.headers)
             text = error.read().decode("utf-8", "replace")
             try:
                 return error.code, json.loads(text)
             except json.JSONDecodeError:
                 return error.code, text
 
+    def send(self, sender: str, text: str) -> tuple[int, Any]:
+        """Send one message as the visitor `sender`; return the status and the answer."""
+        sent_id = ISSUED_IDS.get(sender, sender)
+        status, answer = self.post(json.dumps({"sender": sent_id, "message": text}).encode())
+        issued = self.last_headers.get(CONVERSATION_HEADER, sent_id)
+        if sender in ISSUED_IDS and issued != sent_id:
+            raise AssertionError(f"the server started a new conversation for {sender!r}")
+        ISSUED_IDS[sender] = issued
+        return status, answer
+
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
         """Send one message; return the bot's messages (asserting HTTP 200)."""
-        status, messages = self.post(json.dumps({"sender": sender, "message": text}).encode())
+        status, messages = self.send(sender, text)
         assert status == 200, messages
         return messages
-
-    def conversation_id(self, sender: str) -> str:
-        """The id the server stores `sender`'s conversation under (today: the sender name itself)."""
-        return sender
 
     def texts(self, sender: str, text: str) -> list[str]:
         """Send one message; return the texts of the bot's messages."""
         return [m["text"] for m in self.say(sender, text) if "text" in m]
+
+    @staticmethod
+    def conversation_id(sender: str) -> str:
+        """The id the server issued for the visitor `sender` (their `sender_id` in the database)."""
+        try:
+            return ISSUED_IDS[sender]
+        except KeyError:
+            raise AssertionError(f"{sender!r} has not sent a message yet") from None
 
 
 def make_pre_migration_database(url: str, references: list[str]) -> None:
@@ -156,3 +197,76 @@ class LiveAssistant(Chat):
         self.database_url = stack.config.database_url
         self.action_server_url = f"http://127.0.0.1:{stack.config.action_port}"
         self.log_path = log_path
+        self.stack = stack
+
+    def query(self, sql: str, **params: object) -> list[tuple]:
+        """Run one SQL query on the servers' database; return its rows."""
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as db:
+                return [tuple(row) for row in db.execute(sa.text(sql), params)]
+        finally:
+            engine.dispose()
+
+    def stored_events(self, sender: str) -> int:
+        """How many events of the visitor's conversation are in the database."""
+        if not sa.inspect(sa.create_engine(self.database_url)).has_table("events"):
+            return 0
+        conversation = self.conversation_id(sender)
+        return self.query("SELECT COUNT(*) FROM events WHERE sender_id = :s", s=conversation)[0][0]
+
+    def log(self) -> str:
+        """What both servers have written to their log so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+class WidgetSession:
+    """One socket.io connection, as the web widget (rasa-webchat) makes it; use in asyncio.
+
+    The widget sends `session_request` with the id it kept (or null), keeps whatever id
+    `session_confirm` returns, and sends each message as `user_uttered` with that id.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = socketio.AsyncClient()
+        self.said: list[str] = []  # the text of every bot message received
+        self.confirmed: list[Any] = []  # every session_confirm received
+        self.client.on("bot_uttered", lambda message: self.said.append(message.get("text", "")))
+        self.client.on("session_confirm", self.confirmed.append)
+
+    async def __aenter__(self) -> WidgetSession:
+        await self.client.connect(self.base_url, socketio_path="socket.io", transports=["polling"])
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.disconnect()
+
+    @property
+    def session_id(self) -> Any:
+        """The id the server confirmed last (None before any)."""
+        return self.confirmed[-1] if self.confirmed else None
+
+    async def request_session(self, session_id: Any = None, wait: float = 5.0) -> Any:
+        """Ask for a session (as the widget does on connecting); the confirmed id, or None."""
+        before = len(self.confirmed)
+        await self.client.emit("session_request", {"session_id": session_id})
+        await wait_until(lambda: len(self.confirmed) > before, wait)
+        return self.confirmed[-1] if len(self.confirmed) > before else None
+
+    async def say(self, text: str, session_id: Any = None, replies: int = 1, wait: float = 30.0) -> list[str]:
+        """Send a message with the confirmed id (or `session_id`); the bot's replies that arrive."""
+        before = len(self.said)
+        await self.client.emit("user_uttered", {"message": text, "session_id": session_id or self.session_id})
+        await wait_until(lambda: len(self.said) >= before + replies, wait)
+        return self.said[before:]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll `condition` every 0.1 s for up to `timeout` seconds; whether it came true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True

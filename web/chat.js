@@ -160,6 +160,8 @@
 
   // ---- the connection --------------------------------------------------------------------
   var socket = null;
+  var confirmed = false;  // the server confirmed this socket's conversation (session_confirm)
+  var pending = [];       // messages typed before that: sent once it has
   var typingTimer = null;
 
   function setTyping(on) {
@@ -171,25 +173,49 @@
   function say(text) { status.textContent = text; }
 
   function connect() {
-    if (socket || !window.io) {
-      if (!window.io) say("The chat could not load. Please call " + (config.phone || "the clinic") + " instead.");
+    if (socket || !window.io || !config.socketUrl) {
+      // The server comes only from config.js, never from the page's address.
+      if (!window.io || !config.socketUrl) {
+        say("The chat could not load. Please call " + (config.phone || "the clinic") + " instead.");
+      }
       return;
     }
     socket = window.io(config.socketUrl, { path: "/socket.io/", transports: ["websocket", "polling"] });
     say("Connecting to the assistant\u2026");
     socket.on("connect", function () {
+      confirmed = false;
       socket.emit("session_request", { session_id: state.sessionId });
     });
-    socket.on("session_confirm", function (confirmed) {
-      var id = confirmed && typeof confirmed === "object" ? confirmed.session_id : confirmed;
+    socket.on("session_confirm", function (answer) {
+      var id = answer && typeof answer === "object" ? answer.session_id : answer;
+      if (typeof id !== "string" || !id) id = null;
+      if (id && state.sessionId && id !== state.sessionId) {
+        // The server did not continue the stored conversation (it issued a new id): what is
+        // shown belonged to the old one, so start again rather than pretend it carries on.
+        state.messages = [];
+        log.textContent = "";
+      }
       state.sessionId = id || state.sessionId;  // the server's id wins
       save();
       say("");
+      confirmed = !!state.sessionId;
       if (!state.messages.length) sendMessage("/greet", null);
+      if (confirmed) {
+        pending.splice(0).forEach(function (payload) {
+          socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
+        });
+      }
     });
     socket.on("bot_uttered", function (message) {
       setTyping(false);
       if (!message) return;
+      if (message.forget_conversation === true) {
+        // The visitor's conversation was erased on the server: erase this device's copy too.
+        state.messages = [];
+        log.textContent = "";
+        save();
+        return;
+      }
       var buttons = (message.quick_replies || message.buttons || []).map(function (b) {
         return { title: String(b.title), payload: String(b.payload) };
       });
@@ -203,6 +229,7 @@
       });
     });
     socket.on("disconnect", function () {
+      confirmed = false;
       setTyping(false);
       say("Reconnecting to the assistant\u2026");
     });
@@ -213,13 +240,17 @@
   }
 
   function sendMessage(payload, shown) {
-    if (!socket || !socket.connected || !state.sessionId) {
+    if (!socket) {
       say("Not connected yet - please try again in a moment.");
       return false;
     }
     if (shown !== null) add({ from: "user", text: shown });
     removeButtons();
     setTyping(true);
+    if (!socket.connected || !confirmed) {
+      pending.push(payload);  // sent as soon as the server confirms the conversation
+      return true;
+    }
     socket.emit("user_uttered", { message: payload, session_id: state.sessionId });
     return true;
   }

@@ -15,9 +15,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.booking import validators
 from actions.booking.availability import Availability, next_open_days, readable
 from actions.booking.delivery import deliver
-from actions.booking.store import BookingRequest, get_store
+from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
 from actions.topics import asked_topic, response_name
+from common import settings as deployment
 from common.clinic import load_settings
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,9 @@ class ValidateBookingForm(FormValidationAction):
 
         def parse(text: str) -> dict[str, Any]:
             availability = validators.parse_date(text, settings, now_at_clinic())
+            stored = stored_availability(tracker)
+            if availability.exact and stored is not None and stored.earliest == availability.earliest:
+                availability = stored  # the form re-checks its own ISO day: keep what the visitor said
             time_of_day = availability.time_of_day
             return {
                 "booking_date": availability.earliest.isoformat(),
@@ -278,9 +282,9 @@ def confirmed_request(tracker: Tracker) -> BookingRequest:
     if tracker.get_slot("booking_consent") is not True:
         raise InvalidAnswer("consent")
     contact = validators.parse_contact(tracker.get_slot("booking_contact") or "", settings)
-    day = date.fromisoformat(str(tracker.get_slot("booking_date")))
-    if day <= now_at_clinic().date():
-        raise InvalidAnswer("date_past")
+    day = validators.check_day(
+        date.fromisoformat(str(tracker.get_slot("booking_date"))), settings, now_at_clinic()
+    )
     availability = stored_availability(tracker)
     if availability is not None and availability.earliest != day:
         availability = None  # the slots disagree: keep only the day the form checked
@@ -325,8 +329,13 @@ class ActionSubmitBooking(Action):
         except (InvalidAnswer, TypeError, ValueError):
             dispatcher.utter_message(response="utter_booking_incomplete")
             return clear_booking()
+        limit = deployment.current().max_requests_per_contact_per_day
         try:
-            reference, created = get_store().save(request, tracker.sender_id)
+            reference, created = get_store().save(request, tracker.sender_id, limit)
+        except ContactLimitReached:
+            logger.warning("A booking request was refused: its contact details reached the daily limit.")
+            dispatcher.utter_message(response="utter_booking_contact_limit")
+            return clear_booking()
         except Exception as error:  # the visitor must hear about it; details stay out of logs
             logger.error("Could not store a booking request: %s", type(error).__name__)
             dispatcher.utter_message(response="utter_booking_failed")

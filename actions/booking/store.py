@@ -4,8 +4,13 @@ The table's schema is made and upgraded by the migrations in common/migrations/;
 below mirrors their newest revision for queries.
 
 Saving is idempotent: the same request submitted twice (a retried action, a double
-click) returns the first row's reference instead of creating a duplicate. Queries are
-parameterised, so names such as "O'Brien" or "'; DROP TABLE" are stored as typed.
+click) returns the first row's reference instead of creating a duplicate. The same
+contact details make at most MAX_REQUESTS_PER_CONTACT_PER_DAY requests a day, from any
+conversation. Each request knows the conversation that made it, so erasing a
+conversation erases its requests; an erased request the booking system may have
+received leaves a withdrawal notice (its reference only) until the booking system has
+been told. Queries are parameterised, so names such as "O'Brien" or "'; DROP TABLE" are
+stored as typed.
 """
 
 from __future__ import annotations
@@ -52,9 +57,27 @@ booking_requests = sa.Table(
     sa.Column("status_note", sa.Text),
     sa.Column("status_changed_at", sa.DateTime(timezone=True)),
     sa.Column("status_changed_by", sa.String(64)),
+    # The conversation (Rasa's sender_id) that made the request: erasing it erases this too
+    # (common/migrations/versions/0004_erasure.py).
+    sa.Column("conversation_id", sa.String(255), index=True),
 )
 # What staff mark a request as: new (not yet handled), contacted, done.
 STATUSES = ("new", "contacted", "done")
+# Erased requests the booking system may hold: it is told to delete them (reference only).
+booking_withdrawals = sa.Table(
+    "booking_withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reference", sa.String(16), nullable=False, unique=True),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_delivery_error", sa.String(200)),
+)
+
+
+class ContactLimitReached(Exception):
+    """The contact details already made the most requests allowed in a day."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,15 @@ class BookingRequest:
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class ErasedRequest:
+    """A request that was erased, and whether the booking system is to be told (it may hold it)."""
+
+    reference: str
+    conversation_id: str | None
+    tell_booking_system: bool
+
+
 def reference_for(dedupe_key: str) -> str:
     """A short code the visitor can quote, e.g. SR-K3QF7XMA (no 0/O or 1/I confusion)."""
     code = base64.b32encode(bytes.fromhex(dedupe_key)[:5]).decode()
@@ -89,6 +121,11 @@ def default_database_url() -> str:
     return settings.current().database_url
 
 
+def same_contact(contact: str) -> sa.sql.ColumnElement:
+    """The condition "this row's contact is `contact`" (emails in any case)."""
+    return sa.func.lower(booking_requests.c.contact) == contact.lower()
+
+
 class BookingStore:
     """Reads and writes consultation requests."""
 
@@ -96,8 +133,15 @@ class BookingStore:
         migrations.upgrade(url)  # the schema comes from the migrations, never create_all
         self.engine = create_engine(url)
 
-    def save(self, request: BookingRequest, sender_id: str) -> tuple[str, bool]:
-        """Store the request once; return (reference, whether it was new)."""
+    def save(
+        self, request: BookingRequest, sender_id: str, max_per_contact_per_day: int | None = None
+    ) -> tuple[str, bool]:
+        """Store the request once; return (reference, whether it was new).
+
+        Raises ContactLimitReached, storing nothing, if the contact already made
+        `max_per_contact_per_day` requests in the last 24 hours (a repeat of one of them
+        is not a new request, and is not refused).
+        """
         key = request.dedupe_key(sender_id)
         now = datetime.now(timezone.utc)
         row = {
@@ -107,12 +151,27 @@ class BookingStore:
             "created_at": now,
             "consent_at": now,
             "delivery_attempts": 0,
+            "conversation_id": sender_id,
         }
         try:
             with self.engine.begin() as db:
+                existing = db.execute(
+                    sa.select(booking_requests.c.reference).where(booking_requests.c.dedupe_key == key)
+                ).scalar()
+                if existing is not None:
+                    return existing, False
+                if max_per_contact_per_day is not None:
+                    recent = db.execute(
+                        sa.select(sa.func.count()).where(
+                            same_contact(request.contact),
+                            booking_requests.c.created_at >= now - timedelta(days=1),
+                        )
+                    ).scalar_one()
+                    if recent >= max_per_contact_per_day:
+                        raise ContactLimitReached(request.contact_type)
                 db.execute(booking_requests.insert().values(**row))
             return row["reference"], True
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError:  # the same request, saved a moment ago by another process
             with self.engine.connect() as db:
                 existing = db.execute(
                     sa.select(booking_requests.c.reference).where(booking_requests.c.dedupe_key == key)
@@ -137,6 +196,25 @@ class BookingStore:
         with self.engine.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
 
+    def find(
+        self,
+        references: list[str] | None = None,
+        contacts: list[str] | None = None,
+        conversation_ids: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The requests with any of these references, contacts (emails in any case) or conversations."""
+        conditions = []
+        if references:
+            conditions.append(booking_requests.c.reference.in_([r.upper() for r in references]))
+        conditions += [same_contact(contact) for contact in contacts or []]
+        if conversation_ids:
+            conditions.append(booking_requests.c.conversation_id.in_(conversation_ids))
+        if not conditions:
+            return []
+        query = sa.select(booking_requests).where(sa.or_(*conditions)).order_by(booking_requests.c.created_at)
+        with self.engine.connect() as db:
+            return [dict(r) for r in db.execute(query).mappings()]
+
     def undelivered(self) -> list[dict[str, Any]]:
         """The requests the booking system has not received yet."""
         with self.engine.connect() as db:
@@ -158,6 +236,69 @@ class BookingStore:
         with self.engine.begin() as db:
             db.execute(
                 booking_requests.update().where(booking_requests.c.reference == reference).values(**values)
+            )
+
+    def erase(self, references: list[str]) -> list[ErasedRequest]:
+        """Delete these requests; leave a withdrawal notice for each the booking system may hold.
+
+        A request counts as possibly held once a delivery was attempted (an attempt that
+        failed may still have reached it).
+        """
+        if not references:
+            return []
+        now = datetime.now(timezone.utc)
+        with self.engine.begin() as db:
+            rows = db.execute(
+                sa.select(
+                    booking_requests.c.reference,
+                    booking_requests.c.conversation_id,
+                    booking_requests.c.delivered_at,
+                    booking_requests.c.delivery_attempts,
+                ).where(booking_requests.c.reference.in_(references))
+            ).all()
+            erased = [
+                ErasedRequest(
+                    row.reference, row.conversation_id, bool(row.delivered_at or row.delivery_attempts)
+                )
+                for row in rows
+            ]
+            db.execute(booking_requests.delete().where(booking_requests.c.reference.in_(references)))
+            for request in erased:
+                if request.tell_booking_system:
+                    already = db.execute(
+                        sa.select(booking_withdrawals.c.id).where(
+                            booking_withdrawals.c.reference == request.reference
+                        )
+                    ).first()
+                    if already is None:
+                        db.execute(
+                            booking_withdrawals.insert().values(
+                                reference=request.reference, withdrawn_at=now, delivery_attempts=0
+                            )
+                        )
+        return erased
+
+    def pending_withdrawals(self, references: list[str] | None = None) -> list[dict[str, Any]]:
+        """The withdrawal notices the booking system has not received yet (or only these)."""
+        query = sa.select(booking_withdrawals).where(booking_withdrawals.c.delivered_at.is_(None))
+        if references is not None:
+            query = query.where(booking_withdrawals.c.reference.in_(references))
+        with self.engine.connect() as db:
+            return [dict(r) for r in db.execute(query).mappings()]
+
+    def record_withdrawal_delivery(self, reference: str, error: str | None) -> None:
+        """Count one attempt to deliver a withdrawal notice; a None error marks it delivered."""
+        values: dict[str, Any] = {
+            "delivery_attempts": booking_withdrawals.c.delivery_attempts + 1,
+            "last_delivery_error": error,
+        }
+        if error is None:
+            values["delivered_at"] = datetime.now(timezone.utc)
+        with self.engine.begin() as db:
+            db.execute(
+                booking_withdrawals.update()
+                .where(booking_withdrawals.c.reference == reference)
+                .values(**values)
             )
 
     def purge(self, older_than_days: int) -> int:

@@ -8,17 +8,28 @@ The submit action runs them again, so nothing reaches the database unchecked.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import phonenumbers
 
-from actions.booking.availability import Availability, NoOpenDay, NotUnderstood, parse_availability
+from actions.booking.availability import (
+    MAX_DAYS_AHEAD,
+    Availability,
+    NoOpenDay,
+    NotUnderstood,
+    parse_availability,
+    readable,
+)
 from common.clinic import ClinicSettings
 
 MAX_NAME_CHARS = 80
 MAX_SCAR_CHARS = 200
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# What no name contains: a typed payload ("/inform", '{"booking_name": ...}'), markup or
+# code characters, or a web address ("https://...", "www.", "evil.example/win").
+_NOT_A_NAME = re.compile(r"^/|[{}\[\]<>|\\=`]|://|\bwww\.|(?<![\w.])[\w-]+\.[a-z]{2,}(?=$|[/\s?#])")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMES_OF_DAY: dict[str, str] = {
     "morning": "morning",
     "am": "morning",
@@ -58,11 +69,17 @@ def normalise_spaces(text: str) -> str:
 
 
 def parse_name(text: str) -> str:
-    """A person's name as typed (any script, quotes and symbols kept), without digits or @."""
+    """A person's name as typed (any script, apostrophes and hyphens kept).
+
+    Not a name: no letters, digits, "@", more than 8 words or MAX_NAME_CHARS characters, a
+    typed payload, markup or code characters, or a web address.
+    """
     name = normalise_spaces(text)
     if not name or not any(c.isalpha() for c in name):
         raise InvalidAnswer("name")
     if len(name) > MAX_NAME_CHARS or len(name.split()) > 8 or "@" in name or any(c.isdigit() for c in name):
+        raise InvalidAnswer("name")
+    if _NOT_A_NAME.search(name):
         raise InvalidAnswer("name")
     return name
 
@@ -132,8 +149,30 @@ def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
     return value
 
 
+def check_day(day: date, settings: ClinicSettings, now: datetime) -> date:
+    """The day, if it can be booked: after today, within MAX_DAYS_AHEAD, the clinic open."""
+    today = now.date()
+    if day <= today:
+        raise InvalidAnswer("date_past")
+    if day > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidAnswer("date_far")
+    if not settings.is_open(day):
+        raise InvalidAnswer("date_closed", day=readable(day, year=False))
+    return day
+
+
 def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availability:
-    """When the visitor is free (actions/booking/availability.py), or InvalidAnswer saying why not."""
+    """When the visitor is free (actions/booking/availability.py), or InvalidAnswer saying why not.
+
+    An ISO date (2026-12-08, as the form stores the day and re-checks it when it starts
+    again) is that day, whatever the clinic's date order: never "12 August".
+    """
+    if _ISO_DAY.fullmatch(text.strip()):
+        try:
+            day = date.fromisoformat(text.strip())
+        except ValueError as error:  # e.g. 2026-13-45
+            raise InvalidAnswer("date") from error
+        return Availability(readable(check_day(day, settings, now)), day, exact=True)
     try:
         availability = parse_availability(text, settings, now)
     except NotUnderstood as error:

@@ -492,13 +492,21 @@ def tune_thresholds(config: dict[str, Any], folds: int, current: Thresholds) -> 
 # ------------------------------------------------------------------ servers
 
 
-def post_ms(url: str, sender: str, text: str) -> float:
-    """Send one message to the REST channel; the milliseconds until the full reply."""
-    body = json.dumps({"sender": sender, "message": text}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+def post_ms(url: str, sender: str, text: str, issued: dict[str, str] | None = None) -> float:
+    """Send one message to the REST channel as `sender`; the milliseconds until the full reply.
+
+    The server issues conversation ids: `issued` maps each sender to the id its first reply
+    carried (X-Conversation-Id), so its next messages continue that conversation.
+    """
+    issued = {} if issued is None else issued
+    body = {"message": text, **({"sender": issued[sender]} if sender in issued else {})}
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
+        issued.setdefault(sender, response.headers.get("X-Conversation-Id", sender))
     return (time.perf_counter() - started) * 1000
 
 
@@ -552,8 +560,9 @@ def measure_serving(
                 ready_s = time.monotonic() - started
                 url = f"{config.rasa_url}/webhooks/rest/webhook"
                 first_reply_ms = post_ms(url, "bench-first", texts[0])
+                issued: dict[str, str] = {}
                 latencies = [
-                    post_ms(url, f"bench-{i // MESSAGES_PER_SENDER}", texts[i % len(texts)])
+                    post_ms(url, f"bench-{i // MESSAGES_PER_SENDER}", texts[i % len(texts)], issued)
                     for i in range(messages)
                 ]
                 pids = descendants([p.pid for p in stack.processes], parent_pids())

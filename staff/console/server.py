@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        settings = deployment.load(lock_store=False)
+        settings = deployment.load(lock_store=False, serves_chat=False)
     except deployment.SettingsError as error:
         print(f'{error}\n(see README, "Configuration")', file=sys.stderr)
         return 2

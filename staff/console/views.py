@@ -237,24 +237,32 @@ def redeliver(reference: str) -> Any:
 @bookings.route("/<reference>/erase", methods=["GET", "POST"])
 @requires("erase")
 def erase(reference: str) -> Any:
-    """Erase one person's requests and conversations, after a confirmation."""
+    """Erase one person's requests and conversations, after saying what goes and a confirmation."""
     state = console()
     row = booking_or_404(reference)
     if request.method == "POST":
         if request.form.get("confirm") != "yes":
             flash("Tick the box to confirm the erasure.", "error")
         else:
-            try:
-                result = booking_service.erase_person(state.store, row["reference"], current_user.name)
-            except NotImplementedError as missing:
-                flash(str(missing), "error")
-                return render_template("erase.html", row=row), 501
-            state.audit(
-                "erased a person", row["reference"], ", ".join(f"{k}: {v}" for k, v in result.items())
-            )
-            flash(f"Everything about the person of {row['reference']} was erased.", "success")
+            erasure = booking_service.erase_person(state.store, state.clinic, [row["reference"]])
+            # References and counts only: the audit log never holds personal data.
+            state.audit("erased a person", row["reference"], erasure.summary()[:200])
+            flash(f"Erased {erasure.summary()}.", "success")
+            if erasure.not_told:
+                flash(
+                    f"The booking system may still hold {', '.join(erasure.not_told)}: "
+                    + (
+                        "it did not answer now and is told again by `make bookings-deliver`."
+                        if state.clinic.booking_webhook_url
+                        else "clinic.yml has no booking_webhook_url, so delete it there by hand."
+                    ),
+                    "error",
+                )
             return redirect(url_for("bookings.index"))
-    return render_template("erase.html", row=row)
+    preview = booking_service.erase_preview(state.store, state.clinic, [row["reference"]])
+    return render_template(
+        "erase.html", row=row, preview=preview, webhook=bool(state.clinic.booking_webhook_url)
+    )
 
 
 @bookings.route("/purge", methods=["GET", "POST"])

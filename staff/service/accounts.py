@@ -35,7 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "today": frozenset(ROLES),
     "bookings": frozenset({"reception", "admin"}),
     "bookings_purge": frozenset({"admin"}),
-    "erase": frozenset({"reception", "admin"}),
+    "erase": frozenset({"admin"}),  # erasing a person cannot be undone
     "inbox": frozenset({"editor", "admin"}),
     "conversations": frozenset(ROLES),
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked

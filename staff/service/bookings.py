@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import sqlalchemy as sa
 
-from actions.booking.delivery import deliver
+from actions.booking.delivery import deliver, deliver_withdrawal
 from actions.booking.store import STATUSES, BookingStore, booking_requests
+from actions.booking.validators import InvalidAnswer, parse_contact
 from common import conversations
+from common.clinic import ClinicSettings
 from staff.service.db import as_utc, now
 
 # The columns of an export, in order, with the heading staff see.
@@ -199,14 +203,142 @@ def redeliver(store: BookingStore, reference: str, webhook_url: str) -> bool:
     return asyncio.run(deliver(store, webhook_url, row, attempts=1))
 
 
-def erase_person(store: BookingStore, reference: str, staff_name: str) -> dict[str, int]:
-    """Erase one person: their requests and conversations (issue 13 provides the erasure).
+class NotAContact(ValueError):
+    """What staff typed as an email address or phone number is neither."""
 
-    The console's "Erase this person" button calls this. The erasure itself (by reference,
-    email or phone, across booking_requests and Rasa's events) is built in issue 13
-    (`clinic-bookings erase`); this function is wired to it when that work is merged.
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure removed: requests (by reference), conversations and their events.
+
+    `told`: the erased requests the booking system was told to delete now; `not_told`: those
+    it may hold and has not been told yet (no webhook, or it did not answer: `clinic-bookings
+    deliver` retries). Nothing here is personal data, so it may go in the audit log.
     """
-    raise NotImplementedError(
-        "Erasing one person is not available in this version yet. Nothing was deleted. "
-        "Ask the developers to finish the erasure feature (issue 13)."
+
+    requests: tuple[str, ...] = ()
+    conversations: int = 0
+    events: int = 0
+    told: tuple[str, ...] = ()
+    not_told: tuple[str, ...] = ()
+
+    @property
+    def found_anything(self) -> bool:
+        """Whether anything matched (and was erased)."""
+        return bool(self.requests or self.conversations)
+
+    def summary(self) -> str:
+        """One line of counts and references for staff and the audit log (no personal data)."""
+        text = (
+            f"{len(self.requests)} request(s)"
+            + (f" ({', '.join(self.requests)})" if self.requests else "")
+            + f", {self.conversations} conversation(s) ({self.events} event(s))"
+        )
+        if self.told:
+            text += f"; booking system told to delete {', '.join(self.told)}"
+        if self.not_told:
+            text += f"; booking system not told yet about {', '.join(self.not_told)}"
+        return text
+
+
+def typed_forms(contact: str, clinic: ClinicSettings) -> list[str]:
+    """The ways a visitor may have typed this (normalised) contact in a conversation."""
+    if "@" in contact:
+        return [contact]
+    number = phonenumbers.parse(contact, clinic.country)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return [
+        contact,
+        national,
+        national.replace(" ", ""),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    ]
+
+
+def normalised_contacts(emails: Iterable[str], phones: Iterable[str], clinic: ClinicSettings) -> list[str]:
+    """Emails and phone numbers as the form stores them; NotAContact names the first that is neither."""
+    contacts = []
+    for kind, given in [*(("email address", e) for e in emails), *(("phone number", p) for p in phones)]:
+        try:
+            contact = parse_contact(given.strip(), clinic)
+        except InvalidAnswer:
+            raise NotAContact(f"{given!r} is not a valid {kind}: nothing was erased.") from None
+        if ("@" in contact) != (kind == "email address"):
+            raise NotAContact(f"{given!r} is not a valid {kind}: nothing was erased.")
+        contacts.append(contact)
+    return contacts
+
+
+def find_person(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """One person's requests and the ids of their conversations (see erase_person)."""
+    wanted = sorted({r.strip().upper() for r in references if r.strip()})
+    contacts = normalised_contacts(emails, phones, clinic)
+    requests = store.find(references=wanted, contacts=contacts)
+    contacts += [row["contact"] for row in requests if row["contact"] not in contacts]
+    requests = store.find(references=wanted, contacts=contacts)  # the person's other requests too
+    found = {row["conversation_id"] for row in requests if row["conversation_id"]}
+    found |= conversations.mentioning(
+        store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
+    )
+    found |= conversations.mentioning(store.engine, [*wanted, *(row["reference"] for row in requests)])
+    return requests, found
+
+
+def erase_preview(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> Erasure:
+    """What erase_person would remove, removing nothing (told / not_told stay empty)."""
+    requests, found = find_person(store, clinic, references, emails, phones)
+    counts = conversations.event_counts(store.engine, found)
+    return Erasure(
+        requests=tuple(sorted(row["reference"] for row in requests)),
+        conversations=len(counts),
+        events=sum(counts.values()),
+    )
+
+
+def erase_person(
+    store: BookingStore,
+    clinic: ClinicSettings,
+    references: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    phones: Iterable[str] = (),
+) -> Erasure:
+    """Erase one person: every request with their reference, email or phone, and their conversations.
+
+    A reference stands for its person: the request's contact details find their other
+    requests too. The conversations erased are those that made a request erased here and
+    those whose stored events mention the email, the phone number (in the usual ways of
+    writing it) or a reference. Requests the booking system may hold leave a withdrawal
+    notice; with a webhook in clinic.yml it is sent now (one try each; `clinic-bookings
+    deliver` retries the rest). Raises NotAContact, erasing nothing, for a malformed email or
+    phone number.
+    """
+    requests, found = find_person(store, clinic, references, emails, phones)
+    counts = conversations.event_counts(store.engine, found)
+    erased = store.erase([row["reference"] for row in requests])
+    events = conversations.erase(store.engine, found)
+    held = [request.reference for request in erased if request.tell_booking_system]
+    told: list[str] = []
+    url = clinic.booking_webhook_url
+    if held and url:
+        for row in store.pending_withdrawals(held):
+            if asyncio.run(deliver_withdrawal(store, url, row, attempts=1)):
+                told.append(row["reference"])
+    return Erasure(
+        requests=tuple(sorted(request.reference for request in erased)),
+        conversations=len(counts),
+        events=events,
+        told=tuple(sorted(told)),
+        not_told=tuple(sorted(set(held) - set(told))),
     )

@@ -427,18 +427,65 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     assert name not in log and email not in log and "voicemail" not in log
 
 
-def test_erase_this_person_is_offered_and_says_plainly_that_it_is_not_available_yet(
-    staff, site: Site
+def stored(site: Site, query: str, **values: str) -> int:
+    """A count from the database the servers write."""
+    engine = sa.create_engine(site.database_url)
+    try:
+        with engine.connect() as db:
+            return db.execute(sa.text(query), values).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_an_admin_erases_one_person_after_a_confirmation_and_the_audit_log_names_no_one(
+    staff, browser: Browser, site: Site
 ) -> None:
-    person = staff()
-    person.sign_in("rita")
-    page = person.open("/bookings/")
-    page.locator("tbody tr a").first.click()
+    name, email = "Erika Eraseme", "erika.eraseme@example.com"
+    reference = book_in_widget(browser, site, name, email)
+    site.chat.texts("erika-again", f"is my request for {email} through?")  # a second conversation
+    site.chat.texts("someone-else", "what is scar relaxation?")
+    mentioning = "SELECT COUNT(*) FROM events WHERE lower(data) LIKE :text"
+    assert stored(site, mentioning, text="%erika.eraseme%") > 0
+    others = stored(
+        site, "SELECT COUNT(*) FROM events WHERE sender_id = :s", s=site.chat.conversation_id("someone-else")
+    )
+
+    # Reception staff follow requests up but cannot erase: no button, and the page is refused.
+    reception = staff()
+    reception.sign_in("rita")
+    reception.open(f"/bookings/{reference}")
+    assert reception.page.get_by_role("link", name="Erase this person…").count() == 0
+    assert reception.page.goto(f"{site.console}/bookings/{reference}/erase").status == 403
+
+    admin = staff()
+    admin.sign_in("anna")
+    page = admin.open(f"/bookings/{reference}")
     page.get_by_role("link", name="Erase this person…").click()
+    count = squash(page.locator("#erase-count").inner_text())
+    assert f"1 consultation request ({reference}) and 2 conversations" in count, count
+    page.get_by_role("button", name="Erase").click()  # not confirmed: nothing happens
+    assert "Tick the box" in admin.flash()
+    assert stored(site, "SELECT COUNT(*) FROM booking_requests WHERE reference = :r", r=reference) == 1
+
     page.get_by_label("Yes, erase everything about this person").check()
     page.get_by_role("button", name="Erase").click()
-    assert "Nothing was deleted" in person.flash()
-    assert person.open("/bookings/").locator("tbody tr").count() >= 1
+    assert f"Erased 1 request(s) ({reference}), 2 conversation(s)" in admin.flash()
+    assert stored(site, "SELECT COUNT(*) FROM booking_requests WHERE reference = :r", r=reference) == 0
+    assert stored(site, mentioning, text="%erika.eraseme%") == 0
+    assert stored(site, mentioning, text="%eraseme%") == 0  # the name went with its conversation
+    assert (
+        stored(
+            site,
+            "SELECT COUNT(*) FROM events WHERE sender_id = :s",
+            s=site.chat.conversation_id("someone-else"),
+        )
+        == others
+    )
+    assert reference not in admin.open("/bookings/").locator("main").inner_text()
+
+    log = admin.open("/admin/audit").locator("table").inner_text()
+    assert "erased a person" in log and reference in log
+    assert "Erika" not in log and "eraseme" not in log
 
 
 def test_purge_says_how_many_rows_go_before_deleting(staff) -> None:

@@ -146,6 +146,7 @@ def test_bad_input_gets_a_polite_safe_reply(live: Chat, expected, text: str) -> 
         (b"this is not json", "must be JSON"),
         (b'{"sender": "x"}', '"message" must be a string'),
         (b'{"sender": 42, "message": "hi"}', '"sender" must be a string'),
+        (b'{"sender": {"id": "x"}, "message": "hi"}', '"sender" must be a string'),
     ],
 )
 def test_malformed_requests_get_a_clear_400(live: Chat, body: bytes, needle: str) -> None:
@@ -175,7 +176,8 @@ def test_conversation_survives_a_restart(tmp_path: Path, expected) -> None:
     engine = sa.create_engine(config.database_url)
     with engine.connect() as db:
         rows = db.execute(
-            sa.text("SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"), {"s": me}
+            sa.text("SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
+            {"s": Chat.conversation_id(me)},
         ).scalar()
     assert rows == 2
 

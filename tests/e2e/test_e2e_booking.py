@@ -52,6 +52,26 @@ def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected
     assert live.texts(me, "book a consultation")[1] == expected("utter_ask_booking_name")
 
 
+def test_changing_the_name_at_the_summary_keeps_the_day(live: LiveAssistant, expected) -> None:
+    """The stored day (ISO, e.g. 2026-12-08) is never re-read as a typed phrase ("12 August")."""
+    me, day = f"booker-{uuid.uuid4().hex[:6]}", open_day()
+    if day.day == day.month:  # a day that reads the same both ways would prove nothing
+        day = open_day((day - date.today()).days + 1)
+    live.texts(me, "book a consultation")
+    for answer in ["Chris Morgan", "chris.morgan@example.com", f"{day.day} {day:%B}", "morning", "skip"]:
+        live.texts(me, answer)
+    assert f"{day.day} {day:%B %Y}" in live.texts(me, "/affirm")[0]
+    assert live.texts(me, '/change_booking_field{"booking_field": "booking_name"}') == [
+        expected("utter_ask_booking_name")
+    ]
+    [summary] = live.texts(me, "Christine Morgan")
+    assert "Name: Christine Morgan" in summary and f"Days that suit: {readable(day)}" in summary
+
+
+def readable(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
 def test_an_faq_question_mid_form_is_answered_and_the_form_resumes(live: LiveAssistant, expected) -> None:
     me = f"booker-{uuid.uuid4().hex[:6]}"
     live.texts(me, "can I book an appointment")

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import jwt
 import pytest
-import socketio
 
 from channels.guarded import TOO_FAST
 from servers.launcher import Stack
-from tests.helpers import Chat, LiveAssistant, stack_config
+from tests.helpers import Chat, LiveAssistant, WidgetSession, stack_config
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +34,8 @@ ACTION_TOKEN = "action-token-for-tests-0123456789abcdef"
 SITE = "https://www.example-clinic.test"
 FOREIGN = "https://evil.example"
 FLOOD_LIMIT = 5
+ADDRESS_LIMIT = 40
+INTEGRATION_TOKEN = "integration-token-for-tests-0123456789"
 
 
 def visitor() -> str:
@@ -52,6 +53,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]
         "RASA_JWT_SECRET": JWT_SECRET,
         "ACTION_SERVER_TOKEN": ACTION_TOKEN,
         "MAX_MESSAGES_PER_MINUTE": str(FLOOD_LIMIT),
+        "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": str(ADDRESS_LIMIT),
+        "CHAT_INTEGRATION_TOKEN": INTEGRATION_TOKEN,
+        "SANIC_PROXIES_COUNT": "1",  # behind one reverse proxy: the client is in X-Forwarded-For
     }
     log_path = tmp / "servers.log"
     with log_path.open("w") as log, Stack(config, log) as stack:
@@ -95,7 +99,8 @@ def test_api_refuses_requests_without_the_token(guarded: LiveAssistant, query: s
 def test_api_answers_with_the_token(guarded: LiveAssistant, expected) -> None:
     me = visitor()
     assert guarded.texts(me, "what is PIH") == [expected("utter_faq/what_is_pih")]
-    status, _, body = request(f"{base(guarded)}/conversations/{me}/tracker?token={API_TOKEN}")
+    conversation = guarded.conversation_id(me)
+    status, _, body = request(f"{base(guarded)}/conversations/{conversation}/tracker?token={API_TOKEN}")
     assert status == 200 and json.loads(body)["latest_message"]["intent"]["name"] == "faq"
 
 
@@ -195,41 +200,71 @@ def test_a_flooding_sender_is_slowed_down_and_others_are_still_served(
     guarded: LiveAssistant, expected
 ) -> None:
     flooder = visitor()
-    body = json.dumps({"sender": flooder, "message": "what is PIH"}).encode()
+    assert guarded.texts(flooder, "what is PIH") == [expected("utter_faq/what_is_pih")]
+    conversation = guarded.conversation_id(flooder)
+    body = json.dumps({"sender": conversation, "message": "what is PIH"}).encode()
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(lambda _: guarded.post(body), range(4 * FLOOD_LIMIT)))
     statuses = sorted(status for status, _ in replies)
-    assert statuses == [200] * FLOOD_LIMIT + [429] * (3 * FLOOD_LIMIT)
+    assert statuses == [200] * (FLOOD_LIMIT - 1) + [429] * (3 * FLOOD_LIMIT + 1)
     assert all(reply == {"error": TOO_FAST} for status, reply in replies if status == 429)
     assert guarded.texts(visitor(), "what is PIH") == [expected("utter_faq/what_is_pih")]
     # What was answered is stored; the refused messages were never processed.
-    status, _, tracker = request(f"{base(guarded)}/conversations/{flooder}/tracker?token={API_TOKEN}")
+    status, _, tracker = request(f"{base(guarded)}/conversations/{conversation}/tracker?token={API_TOKEN}")
     user_turns = [e for e in json.loads(tracker)["events"] if e["event"] == "user"]
     assert status == 200 and len(user_turns) == FLOOD_LIMIT
 
 
+def test_a_flood_from_one_address_is_slowed_down_whatever_sender_it_claims(
+    guarded: LiveAssistant, expected
+) -> None:
+    """A new conversation for every message does not get round the limit: the address counts too."""
+
+    def from_address(address: str) -> int:
+        body = json.dumps({"message": "what is PIH"}).encode()  # a new conversation each time
+        return guarded.post(body, headers={"X-Forwarded-For": address})[0]
+
+    statuses = [from_address("203.0.113.7") for _ in range(ADDRESS_LIMIT + 5)]
+    assert statuses.count(200) == ADDRESS_LIMIT and statuses.count(429) == 5
+    assert from_address("203.0.113.8") == 200  # another address is served
+
+
+def test_a_trusted_integration_keeps_its_own_ids_with_its_token(guarded: LiveAssistant, expected) -> None:
+    own_id = f"crm-{uuid.uuid4().hex[:8]}"
+
+    def post(message: str, token: str | None) -> tuple[int, object, str | None]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, answer = guarded.post(
+            json.dumps({"sender": own_id, "message": message}).encode(), headers=headers
+        )
+        return status, answer, guarded.last_headers.get("X-Conversation-Id")
+
+    status, answer, issued = post("book a consultation", INTEGRATION_TOKEN)
+    assert (status, issued) == (200, own_id)
+    status, answer, issued = post("Ingrid Integration", INTEGRATION_TOKEN)
+    assert (status, issued) == (200, own_id) and answer[0]["text"] == expected("utter_ask_booking_contact")
+    status, answer, issued = post("Mallory", None)  # the same id without the token: someone else
+    assert status == 200 and issued != own_id
+    assert post("hi", "wrong-token-0123456789abcdef-0123456789")[0] == 401
+
+
 async def socketio_flood(url: str, messages: int) -> list[str]:
-    """Send `messages` messages at once from one socket.io session; return what the bot said."""
-    said: list[str] = []
-    client = socketio.AsyncClient()
-    client.on("bot_uttered", lambda message: said.append(message.get("text", "")))
-    await client.connect(url, socketio_path="socket.io", transports=["polling"])
-    try:
-        session = uuid.uuid4().hex
-        await client.emit("session_request", {"session_id": session})
+    """Send `messages` messages at once from one widget session; return what the bot said."""
+    async with WidgetSession(url) as widget:
+        await widget.request_session(None)
         await asyncio.gather(
             *(
-                client.emit("user_uttered", {"message": "what is PIH", "session_id": session})
+                widget.client.emit(
+                    "user_uttered", {"message": "what is PIH", "session_id": widget.session_id}
+                )
                 for _ in range(messages)
             )
         )
         for _ in range(120):  # until every message has its one reply
-            if len(said) >= messages:
+            if len(widget.said) >= messages:
                 break
             await asyncio.sleep(0.5)
-    finally:
-        await client.disconnect()
-    return said
+        return widget.said
 
 
 def test_a_flooding_widget_session_is_told_to_slow_down(guarded: LiveAssistant, expected) -> None:

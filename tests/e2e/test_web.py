@@ -131,18 +131,21 @@ class Visitor:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.dialogs: list[str] = []
         self.problems: list[str] = []  # console errors, page errors, requests to other hosts
+        self.requested: list[str] = []  # every URL the page asked for
         self.page.on("dialog", self._dialog)
         self.page.on(
             "console", lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None
         )
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("request", self._request)
+        self.page.on("websocket", lambda socket: self.requested.append(socket.url))  # not a "request"
 
     def _dialog(self, dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
     def _request(self, request) -> None:
+        self.requested.append(request.url)
         if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", request.url) and not request.url.startswith(
             "data:"
         ):
@@ -355,6 +358,82 @@ def test_the_chat_works_with_the_keyboard_only(visitor: Visitor, expected) -> No
     assert focus_is_visible(page), "the focused topic button has no visible outline"
     page.keyboard.press("Enter")
     assert visitor.wait_for_replies(1, 1) == [squash(expected("utter_faq/what_is"))]
+    visitor.assert_clean()
+
+
+def test_the_widget_talks_only_to_the_server_config_js_names(browser: Browser, site: Site, expected) -> None:
+    """A crafted link to the clinic's page (?socketUrl=...) cannot point the chat at another server."""
+    decoy = f"http://127.0.0.1:{free_port()}"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        visitor = Visitor(context, site)
+        visitor.page.goto(f"{site.url}/?socketUrl={decoy}")
+        visitor.page.locator(LAUNCHER).wait_for()
+        assert visitor.open_chat() == [squash(expected("utter_greet"))]
+        assert not [url for url in visitor.requested if url.startswith(decoy)]
+        server = site.rasa_url.split("://", 1)[1] + "/socket.io/"  # over ws:// or http:// (polling)
+        assert any(url.split("://", 1)[1].startswith(server) for url in visitor.requested)
+    finally:
+        context.close()
+
+
+def test_a_stored_id_the_server_did_not_issue_is_replaced_and_the_new_one_kept(
+    browser: Browser, site: Site, expected
+) -> None:
+    """A forged or stale id in the browser's storage starts a new conversation; the widget adopts it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    forged = "someone-elses-conversation"
+    context.add_init_script(
+        "if (!sessionStorage.getItem('planted')) {"
+        "  sessionStorage.setItem('planted', '1');"
+        f"  localStorage.setItem('clinic-chat', JSON.stringify({{sessionId: '{forged}',"
+        "    messages: [{from: 'bot', text: 'an old message'}], open: false}));"
+        "}"
+    )
+    try:
+        visitor = Visitor(context, site).visit()
+        visitor.page.locator(LAUNCHER).click()
+        visitor.page.wait_for_function(  # the old conversation's messages go; a new one is greeted
+            "s => [...document.querySelectorAll(s)].some(m => !m.textContent.includes('an old message'))",
+            arg=BOT,
+        )
+        assert visitor.bot_messages() == [squash(expected("utter_greet"))]
+        issued = visitor.page.evaluate("JSON.parse(localStorage.getItem('clinic-chat')).sessionId")
+        assert issued and issued != forged
+        visitor.page.reload()
+        visitor.page.locator(BOT).last.wait_for()
+        assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+        assert visitor.page.evaluate("JSON.parse(localStorage.getItem('clinic-chat')).sessionId") == issued
+        with sa.create_engine(site.database_url).connect() as db:
+            count = "SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"
+            assert db.execute(sa.text(count), {"s": forged}).scalar() == 0
+            assert db.execute(sa.text(count), {"s": issued}).scalar() >= 2
+        visitor.assert_clean()
+    finally:
+        context.close()
+
+
+def test_forget_me_erases_the_conversation_and_clears_the_window(
+    visitor: Visitor, site: Site, expected
+) -> None:
+    page = visitor.visit().page
+    visitor.open_chat()
+    assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+    [explanation] = visitor.say("forget me")
+    assert explanation == squash(expected("utter_erasure_explain"))
+    issued = page.evaluate("JSON.parse(localStorage.getItem('clinic-chat')).sessionId")
+    visitor.reply_button("Yes, erase it").click()
+    page.wait_for_function(
+        "text => document.querySelector('.cc-log').textContent.includes(text)",
+        arg="this conversation has been erased",
+    )
+    assert visitor.bot_messages() == [squash(expected("utter_erasure_done"))]  # nothing else shown
+    assert page.locator(VISITOR).count() == 0
+    kept = page.evaluate("localStorage.getItem('clinic-chat')")
+    assert "PIH" not in kept and "forget me" not in kept
+    with sa.create_engine(site.database_url).connect() as db:
+        count = "SELECT COUNT(*) FROM events WHERE sender_id = :s"
+        assert db.execute(sa.text(count), {"s": issued}).scalar() == 0
     visitor.assert_clean()
 
 

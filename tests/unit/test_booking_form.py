@@ -26,11 +26,11 @@ TOMORROW = date.today() + timedelta(days=1)
 while TOMORROW.weekday() == 6:  # the example clinic is closed on Sundays
     TOMORROW += timedelta(days=1)
 FILLED = {
-    "booking_name": "<b>Jo</b> O'Neill",
+    "booking_name": "Jo O'Neill",
     "booking_contact": "+447911123456",
     "booking_date": TOMORROW.isoformat(),
     "booking_time": "morning",
-    "booking_scar": "c-section",
+    "booking_scar": "<b>c-section</b>",
     "booking_consent": True,
 }
 
@@ -95,7 +95,7 @@ def test_a_date_with_a_time_of_day_fills_both() -> None:
 def test_summary_shows_the_answers_as_typed_with_send_and_change_buttons(domain) -> None:
     [message], events = run(ActionBookingSummary(), FILLED, domain)
     assert message["response"] == "utter_booking_summary" and events == []
-    assert message["name"] == "<b>Jo</b> O'Neill"  # as typed: the widget shows text, never HTML
+    assert message["name"] == "Jo O'Neill" and message["scar"] == "<b>c-section</b>"  # as typed: shown as text
     assert message["day"].endswith(TOMORROW.strftime("%B %Y"))
     titles = [b["title"] for b in message["buttons"]]
     assert titles[0] == "Yes, send it" and "Change days" in titles
@@ -133,6 +133,30 @@ def test_submit_never_stores_unchecked_details(domain, database, tampered: dict[
     messages, _ = run(ActionSubmitBooking(), {**FILLED, **tampered}, domain)
     assert responses(messages) == ["utter_booking_incomplete"]
     assert get_store().list() == []
+
+
+def test_the_same_contact_makes_only_a_few_requests_a_day(domain, database, monkeypatch) -> None:
+    monkeypatch.setenv("MAX_REQUESTS_PER_CONTACT_PER_DAY", "2")
+    first, _ = run(ActionSubmitBooking(), FILLED, domain, sender="one")
+    run(ActionSubmitBooking(), {**FILLED, "booking_name": "Someone Else"}, domain, sender="two")
+    refused, events = run(ActionSubmitBooking(), FILLED, domain, sender="three")
+    assert responses(refused) == ["utter_booking_contact_limit"] and len(get_store().list()) == 2
+    assert all(e["value"] is None for e in events if e["event"] == "slot")
+    again, _ = run(ActionSubmitBooking(), FILLED, domain, sender="one")  # a retried submit is not new
+    assert again[0]["reference"] == first[0]["reference"]
+
+
+def test_each_request_knows_its_conversation(domain, database) -> None:
+    run(ActionSubmitBooking(), FILLED, domain, sender="conversation-1")
+    assert [row["conversation_id"] for row in get_store().list()] == ["conversation-1"]
+
+
+def test_a_stored_iso_day_is_checked_as_that_day_not_reread_as_a_phrase() -> None:
+    day = date.today() + timedelta(days=20)
+    while day.weekday() == 6 or day.day == day.month:
+        day += timedelta(days=1)
+    said, result = validate("booking_date", day.isoformat(), {})
+    assert said == [] and result["booking_date"] == day.isoformat()
 
 
 def test_a_database_failure_is_told_to_the_visitor(domain, monkeypatch) -> None:

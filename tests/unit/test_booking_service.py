@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from actions.booking.store import BookingRequest, BookingStore
+from common import conversations
+from common.clinic import load_settings
 from staff.service import bookings
 
 ZONE = ZoneInfo("Europe/London")
@@ -100,8 +104,72 @@ def test_purge_preview_counts_what_purge_deletes(store: BookingStore) -> None:
     assert bookings.purge(store, 0) == {"requests": 1, "events": 0}
 
 
-def test_erasing_a_person_says_it_is_not_available_yet_and_deletes_nothing(store: BookingStore) -> None:
+def add_conversation(store: BookingStore, sender: str, *texts: str) -> None:
+    """Events in the table Rasa's SQL tracker store writes (common/conversations.py's mirror of it).
+
+    A stand-in for Rasa here only: tests/e2e/test_erasure.py and test_production.py erase
+    conversations the real Rasa server stored, on SQLite and PostgreSQL.
+    """
+    conversations.events.metadata.create_all(store.engine)
+    with store.engine.begin() as db:
+        for text in texts:
+            db.execute(
+                conversations.events.insert().values(
+                    sender_id=sender, type_name="user", timestamp=time.time(), data=json.dumps({"text": text})
+                )
+            )
+
+
+def test_erasing_a_person_by_reference_removes_their_requests_and_conversations_only(
+    store: BookingStore, booking_system: str
+) -> None:
+    clinic = replace(load_settings(), booking_webhook_url=booking_system)
+    first, _ = store.save(PERSON, "siobhan-1")
+    again = replace(PERSON, contact="Siobhan@Example.com", preferred_date=date(2027, 1, 8))
+    second, _ = store.save(again, "siobhan-2")
+    other, _ = store.save(
+        BookingRequest("Jo Bloggs", "+447911123456", "phone", date(2027, 1, 6), "afternoon", ""), "jo"
+    )
+    assert bookings.redeliver(store, first, booking_system)  # the booking system holds the first
+    add_conversation(store, "siobhan-1", "book a consultation", "siobhan@example.com")
+    add_conversation(store, "siobhan-2", "hello")
+    add_conversation(store, "siobhan-3", "is my request for siobhan@example.com through?")
+    add_conversation(store, "jo", "07911 123456")
+
+    preview = bookings.erase_preview(store, clinic, [second.lower()])
+    erasure = bookings.erase_person(store, clinic, [second.lower()])
+
+    assert erasure.requests == tuple(sorted([first, second])) == preview.requests
+    assert (erasure.conversations, erasure.events) == (3, 4) == (preview.conversations, preview.events)
+    assert store.get(first) is None and store.get(second) is None and store.get(other) is not None
+    assert conversations.event_counts(store.engine, ["siobhan-1", "siobhan-2", "siobhan-3", "jo"]) == {
+        "jo": 1
+    }
+    # The booking system is told to delete the one it received, by reference only.
+    assert erasure.told == (first,) and erasure.not_told == ()
+    [withdrawal] = [r for r in Receiver.received if r["event"] == "withdrawn"]
+    assert withdrawal["reference"] == first and "siobhan" not in json.dumps(withdrawal).lower()
+    # What staff and the audit log see: references and counts, nothing personal.
+    summary = erasure.summary()
+    assert first in summary and "3 conversation(s)" in summary and "siobhan" not in summary.lower()
+
+
+def test_erasing_by_phone_finds_the_number_however_it_was_typed(store: BookingStore) -> None:
+    clinic = load_settings()
+    reference, _ = store.save(
+        BookingRequest("Jo Bloggs", "+447911123456", "phone", date(2027, 1, 6), "afternoon", ""), "jo"
+    )
+    add_conversation(store, "jo-later", "my number is 07911 123456")
+    erasure = bookings.erase_person(store, clinic, phones=["+44 7911 123456"])
+    assert erasure.requests == (reference,) and erasure.conversations == 1  # "jo" stored no events
+    assert conversations.event_counts(store.engine, ["jo-later"]) == {}
+
+
+def test_erasing_with_a_malformed_email_says_so_and_erases_nothing(store: BookingStore) -> None:
     reference, _ = store.save(PERSON, "visitor")
-    with pytest.raises(NotImplementedError, match="Nothing was deleted"):
-        bookings.erase_person(store, reference, "rita")
+    with pytest.raises(bookings.NotAContact, match="nothing was erased"):
+        bookings.erase_person(store, load_settings(), emails=["not-an-email"])
+    with pytest.raises(bookings.NotAContact):
+        bookings.erase_person(store, load_settings(), phones=["siobhan@example.com"])
     assert store.get(reference) is not None
+    assert not bookings.erase_person(store, load_settings(), emails=["nobody@example.com"]).found_anything

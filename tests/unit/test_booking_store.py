@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import ClassVar
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.delivery import deliver, deliver_pending
-from actions.booking.store import BookingRequest, BookingStore, booking_requests
+from actions.booking.delivery import deliver, deliver_pending, deliver_withdrawal
+from actions.booking.store import BookingRequest, BookingStore, ContactLimitReached, booking_requests
 
 REQUEST = BookingRequest(
     name="Siobhán O'Neill",
@@ -117,6 +118,8 @@ def test_delivery_retries_a_failing_endpoint_then_succeeds(
     [got] = Clinic.received
     assert got["body"]["reference"] == reference and got["body"]["name"] == REQUEST.name
     assert got["key"] == reference and got["auth"] == "Bearer s3cret"
+    assert got["body"]["event"] == "requested" and got["body"]["contact_verified"] is False
+    assert "not checked" in got["body"]["contact_note"]
     row = store.get(reference)
     assert row["delivery_attempts"] == 3 and row["delivered_at"] is not None
 
@@ -129,7 +132,7 @@ def test_a_failed_delivery_keeps_the_request_for_a_later_retry(store: BookingSto
     assert row["delivered_at"] is None and row["last_delivery_error"] == "HTTP 503"
     assert row["name"] == REQUEST.name  # nothing lost
     Clinic.failures = 0
-    assert asyncio.run(deliver_pending(store, clinic_url)) == 1
+    assert asyncio.run(deliver_pending(store, clinic_url)) == (1, 1)
     assert store.undelivered() == [] and len(Clinic.received) == 1
 
 
@@ -180,3 +183,67 @@ def test_staff_can_list_export_and_purge(store: BookingStore, tmp_path: Path, mo
         assert db.execute(sa.text("SELECT data FROM events")).scalars().all() == ["hi"]
     assert bookings.main(["purge", "--older-than", "0"]) == 0
     assert store.list() == []
+
+
+def test_a_request_knows_its_conversation_and_can_be_found_by_contact(store: BookingStore) -> None:
+    email = replace(REQUEST, contact="Jo.Smith@example.com", contact_type="email")
+    reference, _ = store.save(email, "conversation-1")
+    assert store.get(reference)["conversation_id"] == "conversation-1"
+    assert [r["reference"] for r in store.find(contacts=["jo.smith@EXAMPLE.com"])] == [reference]
+    assert [r["reference"] for r in store.find(references=[reference.lower()])] == [reference]
+    assert [r["reference"] for r in store.find(conversation_ids=["conversation-1"])] == [reference]
+    assert store.find() == [] and store.find(contacts=["nobody@example.com"]) == []
+
+
+def test_the_same_contact_makes_at_most_the_limit_of_requests_a_day(store: BookingStore) -> None:
+    first, _ = store.save(REQUEST, "visitor-1", max_per_contact_per_day=2)
+    store.save(REQUEST, "visitor-2", max_per_contact_per_day=2)
+    with pytest.raises(ContactLimitReached):
+        store.save(REQUEST, "visitor-3", max_per_contact_per_day=2)
+    assert store.save(REQUEST, "visitor-1", max_per_contact_per_day=2) == (first, False)  # a retry
+    with store.engine.begin() as db:  # a day later the contact may ask again
+        db.execute(
+            booking_requests.update().values(created_at=datetime.now(timezone.utc) - timedelta(days=2))
+        )
+    assert store.save(REQUEST, "visitor-3", max_per_contact_per_day=2)[1]
+    assert len(store.list()) == 3
+
+
+def test_erasing_leaves_a_withdrawal_notice_only_where_the_booking_system_may_have_it(
+    store: BookingStore, clinic_url: str
+) -> None:
+    delivered, _ = store.save(REQUEST, "visitor-1")
+    attempted, _ = store.save(REQUEST, "visitor-2")
+    never, _ = store.save(REQUEST, "visitor-3")
+    store.record_delivery(delivered, None)
+    store.record_delivery(attempted, "HTTP 503")
+    erased = store.erase([delivered, attempted, never, "SR-NOTTHERE"])
+    assert {(e.reference, e.tell_booking_system) for e in erased} == {
+        (delivered, True),
+        (attempted, True),
+        (never, False),
+    }
+    assert store.list() == []
+    pending = store.pending_withdrawals()
+    assert sorted(row["reference"] for row in pending) == sorted([delivered, attempted])
+    row = next(row for row in pending if row["reference"] == delivered)
+    assert asyncio.run(deliver_withdrawal(store, clinic_url, row, backoff=0.01))
+    [got] = Clinic.received
+    assert got["body"] == {
+        "event": "withdrawn",
+        "reference": delivered,
+        "withdrawn_at": got["body"]["withdrawn_at"],
+        "note": got["body"]["note"],
+    }
+    assert got["key"] == f"{delivered}-withdrawn" and REQUEST.name not in json.dumps(got["body"])
+    assert [row["reference"] for row in store.pending_withdrawals()] == [attempted]
+    assert asyncio.run(deliver_pending(store, clinic_url)) == (1, 1)
+    assert store.pending_withdrawals() == []
+
+
+def test_an_erased_request_is_never_delivered(store: BookingStore, clinic_url: str) -> None:
+    reference, _ = store.save(REQUEST, "visitor-1")
+    row = store.get(reference)
+    store.erase([reference])
+    assert not asyncio.run(deliver(store, clinic_url, row, backoff=0.01))
+    assert Clinic.received == []

@@ -34,7 +34,8 @@ NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Europe/London"))  # a Wedne
     [
         ("Jane Smith", "Jane Smith"),
         ("  siobhán   o'neill ", "siobhán o'neill"),
-        ("<b>Jo</b>", "<b>Jo</b>"),
+        ("Mary-Jane St. John", "Mary-Jane St. John"),
+        ("J.R. Smith", "J.R. Smith"),
         ("Robert'); DROP TABLE booking_requests;--", "Robert'); DROP TABLE booking_requests;--"),
         ("李小龍", "李小龍"),
     ],
@@ -45,7 +46,28 @@ def test_names_are_stored_as_typed(typed: str, stored: str) -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["", "   ", "12345", "jane@example.com", "😀", "x" * 81, "one two three four five six seven eight nine"],
+    [
+        "",
+        "   ",
+        "12345",
+        "jane@example.com",
+        "😀",
+        "x" * 81,
+        "one two three four five six seven eight nine",
+        "/inform",
+        "/affirm",
+        '/inform{"booking_name": "Mallory"}',
+        '{"booking_name": "Mallory"}',
+        "[Mallory]",
+        "<b>Jo</b>",
+        "Jo | Smith",
+        "name=Jo",
+        "https://evil.example/x",
+        "http://evil.example",
+        "www.evil.example",
+        "see evil.example/win",
+        "visit evil.example now",
+    ],
 )
 def test_non_names_are_refused(typed: str) -> None:
     with pytest.raises(InvalidAnswer) as problem:
@@ -140,6 +162,22 @@ def test_dates_that_cannot_be_booked_say_why(typed: str, reason: str) -> None:
     with pytest.raises(InvalidAnswer) as problem:
         parse_date(typed, SETTINGS, NOW)
     assert problem.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "typed, day", [("2026-12-08", date(2026, 12, 8)), ("2026-12-15", date(2026, 12, 15))]
+)
+def test_an_iso_date_is_that_day_whatever_the_clinics_date_order(typed: str, day: date) -> None:
+    """What the form stores (and re-checks when it starts again) is never read as 12 August."""
+    assert SETTINGS.date_order == "DMY"
+    availability = parse_date(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.exact, availability.time_of_day) == (day, True, None)
+
+
+def test_an_iso_date_is_checked_like_any_other() -> None:
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_date("2026-11-01", SETTINGS, NOW)
+    assert problem.value.reason == "date_past"
 
 
 def test_a_closed_day_is_named_in_the_reply() -> None:

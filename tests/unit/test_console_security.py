@@ -134,7 +134,9 @@ def test_the_staff_user_command_asks_for_a_long_enough_password(url: str, monkey
 
 def test_the_console_refuses_to_start_in_production_without_its_key() -> None:
     settings = Settings.from_env(
-        {"CLINIC_PROFILE": "production", "DATABASE_URL": "postgresql://u:p@h/db"}, lock_store=False
+        {"CLINIC_PROFILE": "production", "DATABASE_URL": "postgresql://u:p@h/db"},
+        lock_store=False,
+        serves_chat=False,
     )
     assert any("STAFF_SECRET_KEY" in problem for problem in settings.console_problems())
     exposed = Settings.from_env({"STAFF_HOST": "0.0.0.0"}, lock_store=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.paths import PROJECT_ROOT
-from common.settings import Settings, SettingsError, environment, read_dotenv
+from common.settings import Settings, SettingsError, environment, local_conversation_secret, read_dotenv
 from servers.chat import rasa_arguments
 
 SECRET = "s3cret-value-long-enough-0123456789abcdef"
@@ -17,6 +18,8 @@ PRODUCTION = {
     "CLINIC_PROFILE": "production",
     "DATABASE_URL": "postgresql://u:p@db:5432/clinic",
     "REDIS_HOST": "redis",
+    "ACTION_SERVER_TOKEN": SECRET,
+    "CONVERSATION_SECRET": SECRET,
 }
 
 
@@ -105,3 +108,42 @@ def test_servers_refuse_to_start_unsafe(module: str) -> None:
     assert result.returncode == 1 and "set ACTION_SERVER_TOKEN" in result.stderr
     assert "DATABASE_URL=postgresql://" in result.stderr
     assert ("REDIS_HOST" in result.stderr) == (module == "servers.chat")
+    assert ("CONVERSATION_SECRET" in result.stderr) == (module == "servers.chat")
+
+
+@pytest.mark.parametrize("lock_store", [True, False], ids=["rasa server", "action server"])
+def test_production_requires_the_action_server_token_even_on_loopback(lock_store: bool) -> None:
+    env = {**PRODUCTION, "ACTION_SERVER_TOKEN": "", "ACTION_SERVER_HOST": "127.0.0.1"}
+    with pytest.raises(SettingsError, match="set ACTION_SERVER_TOKEN for both servers"):
+        Settings.from_env(env, lock_store=lock_store)
+
+
+def test_production_rasa_server_requires_a_conversation_secret_but_staff_commands_do_not() -> None:
+    env = {**PRODUCTION, "CONVERSATION_SECRET": ""}
+    assert "set CONVERSATION_SECRET" in refusal(env)
+    assert Settings.from_env(env, lock_store=False).conversation_secret is None
+
+
+def test_the_local_profile_makes_its_conversation_secret_once_and_keeps_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "conversation-secret"
+    first = local_conversation_secret(path)
+    assert len(first) >= 32 and local_conversation_secret(path) == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_configured_conversation_secret_is_the_key() -> None:
+    assert Settings.from_env({"CONVERSATION_SECRET": SECRET}).conversation_key() == SECRET.encode()
+
+
+@pytest.mark.parametrize(
+    "env, needle",
+    [
+        ({"CONVERSATION_SECRET": "short"}, "CONVERSATION_SECRET must be at least 32 characters"),
+        ({"CHAT_INTEGRATION_TOKEN": "short"}, "CHAT_INTEGRATION_TOKEN must be at least 32 characters"),
+        ({"ACTION_SERVER_TIMEOUT_SECONDS": "30"}, "ACTION_SERVER_TIMEOUT_SECONDS must be at most 8"),
+        ({"MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": "0"}, "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS must be a whole"),
+        ({"MAX_REQUESTS_PER_CONTACT_PER_DAY": "many"}, "MAX_REQUESTS_PER_CONTACT_PER_DAY must be a whole"),
+    ],
+)
+def test_new_limits_and_secrets_are_checked(env: dict, needle: str) -> None:
+    assert needle in refusal(env)

@@ -31,7 +31,7 @@ def refusal_page(template: str, error: service.Refused, status: int = 400, **val
     return render_template(template, refusal=error, **values), status
 
 
-def page_values(key: str | None = None) -> dict[str, Any]:
+def page_values() -> dict[str, Any]:
     """What every editing page shows: the topics, the document, the history's availability."""
     root = console().root
     return {

@@ -45,10 +45,10 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
         ["git", *args], cwd=root, capture_output=True, text=True, env=_env(), timeout=60, check=False
     )
     if check and result.returncode != 0:
+        said = (result.stderr or result.stdout).strip().splitlines()
         raise HistoryError(
             "The change could not be recorded in the project's history (git said: "
-            f"{(result.stderr or result.stdout).strip().splitlines()[-1:] or ['nothing']}). "
-            "Nothing was lost; tell a developer."
+            f"{said[-1] if said else 'nothing'}). Nothing was changed; tell a developer."
         )
     return result
 

@@ -225,7 +225,7 @@ def edit_clinic() -> Any:
         )
     state.audit("changed clinic details", "clinic.yml", f"commit {sha[:10]}")
     flash(
-        f"Saved ({sha[:10]} in the History). The assistant uses the new details from its next message: "
+        f"Saved ({sha[:10]} in the History). Every new conversation gets the new details at once: "
         "no training and no restart needed.",
         "success",
     )

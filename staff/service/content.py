@@ -9,8 +9,8 @@ Every change goes the same way, under one lock per project:
 4. the files are written (ruamel.yaml round trip: only the changed lines differ, see
    yamlfile.py) and committed with the staff member as author (history.py).
 
-Answers and examples reach visitors at the next training; clinic.yml at the next message
-(common/clinic.py reads it again when it changes).
+Answers and examples reach visitors at the next training; clinic.yml in the next new
+conversation (common/clinic.py reads it again when it changes; no restart).
 """
 
 from __future__ import annotations

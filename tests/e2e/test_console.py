@@ -6,7 +6,7 @@ with a fresh SQLite database. The console's inbox and editing pages write to a c
 project in a temporary git repository (every server reads its clinic.yml), never to the real
 files. Staff accounts are made with the staff command (clinic-staff-user), as a clinic would.
 Every page is checked with axe-core (web/node_modules, no CDN) at laptop and tablet sizes.
-UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/console.png and docs/console-phone.png.
+UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/console.png, docs/console-phone.png and docs/console-answer.png.
 """
 
 from __future__ import annotations
@@ -571,13 +571,17 @@ def test_screenshots_for_the_guide(staff, artifacts: Path) -> None:
     laptop.sign_in("anna")
     laptop.open("/").screenshot(path=str(artifacts / "console.png"), full_page=True)
     laptop.open("/inbox/").screenshot(path=str(artifacts / "console-inbox.png"), full_page=True)
+    answer = laptop.open("/answers/topic/results_time").get_by_label("Answer", exact=True)
+    answer.fill(answer.input_value() + " It is painless and most patients need 3 sessions.")
+    check_result(laptop.page, "Not supported")
+    laptop.page.screenshot(path=str(artifacts / "console-answer.png"))
     phone = staff(PHONE)
     phone.sign_in("anna")
     wide = phone.open("/").evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
     phone.page.screenshot(path=str(artifacts / "console-phone.png"), full_page=True)
     assert not wide, "the Today page scrolls sideways on a phone"
     if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
-        for name in ("console.png", "console-phone.png"):
+        for name in ("console.png", "console-phone.png", "console-answer.png"):
             shutil.copyfile(artifacts / name, PROJECT_ROOT / "docs" / name)
 
 

@@ -13,7 +13,8 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user
 
 from common.clinic import WEEKDAYS
-from staff import validate
+from common.names import RETRIEVAL_INTENT
+from staff import review, validate
 from staff.console.app import console, requires
 from staff.service import content as service
 from staff.service import history, inbox
@@ -114,7 +115,10 @@ def edit_topic(key: str) -> Any:
 def new_topic() -> Any:
     """A new topic: title, answer, the document's supporting sentence(s), example questions."""
     state = console()
-    suggestions = [row["text"] for row in inbox.new_topics(state.engine)]
+    # Questions marked "new topic needed" in the inbox (never one with [email] or [phone] in it).
+    suggestions = [
+        row["text"] for row in inbox.new_topics(state.engine) if review.unusable(row["text"]) is None
+    ]
     values = page_values()
     if request.method == "GET":
         return render_template(
@@ -131,7 +135,8 @@ def new_topic() -> Any:
     form = request.form
     answer = (form.get("answer") or "")[:MAX_ANSWER_FORM_CHARS]
     quotes = [int(n) for n in form.getlist("quote") if n.isdigit()]
-    examples = (form.get("examples") or "").splitlines() + form.getlist("suggestion")
+    chosen = [text for text in form.getlist("suggestion") if text in suggestions]
+    examples = (form.get("examples") or "").splitlines() + chosen
     new = service.NewTopic(
         title=form.get("title") or "",
         answer=answer,
@@ -156,6 +161,7 @@ def new_topic() -> Any:
             check=service.check_answer(state.root, answer) if answer.strip() else None,
             **values,
         )
+    inbox.used_for_topic(state.engine, chosen, f"{RETRIEVAL_INTENT}/{key}")
     state.audit("added a topic", key, f"commit {sha[:10]}")
     flash(f"The topic was added ({sha[:10]} in the History). {service.TRAINING_NOTE}", "success")
     return redirect(url_for("content.edit_topic", key=key))

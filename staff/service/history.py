@@ -64,6 +64,12 @@ def problem(root: Path) -> str | None:
             "The project folder is not a git checkout, so changes cannot be recorded with their author: "
             "tell a developer (the console edits STAFF_PROJECT_ROOT)."
         )
+    top = git(root, "rev-parse", "--show-toplevel", check=False).stdout.strip()
+    if not top or Path(top).resolve() != root.resolve():  # never commit to a checkout around it
+        return (
+            f"The project folder is inside another git checkout ({top}), not one of its own, so changes "
+            "cannot be recorded: tell a developer (the console edits STAFF_PROJECT_ROOT)."
+        )
     return None
 
 

@@ -284,6 +284,22 @@ def new_topics(engine: sa.engine.Engine) -> list[dict[str, Any]]:
         return [{**r, "decided_at": as_utc(r["decided_at"])} for r in db.execute(query).mappings()]
 
 
+def used_for_topic(engine: sa.engine.Engine, texts: list[str], intent: str) -> None:
+    """Questions of the "new topic needed" list that became examples of a new topic.
+
+    They leave the list and count as additions waiting for the next training.
+    """
+    keys = [text_key(text) for text in texts]
+    if not keys:
+        return
+    with engine.begin() as db:
+        db.execute(
+            review_decisions.update()
+            .where(review_decisions.c.text_key.in_(keys), review_decisions.c.decision == NEW_TOPIC)
+            .values(decision=ADDED, intent=intent, decided_at=now())
+        )
+
+
 def pending(engine: sa.engine.Engine, model: Path) -> list[dict[str, Any]]:
     """Examples added since the model was trained: they wait in data/nlu for the next training."""
     query = sa.select(review_decisions).where(review_decisions.c.decision.in_((ADDED, NOT_IN_DOCUMENT)))

@@ -18,12 +18,15 @@ from common.paths import PROJECT_ROOT
 from common.settings import Settings
 from staff import validate
 from staff.console.app import create_app
-from staff.service import accounts, content, db, history
+from staff.service import accounts, content, db, history, inbox
 from staff.service.yamlfile import answer_text, open_yaml, quoted
 from tests.helpers import project_copy
 
 PASSWORD = "correct horse battery staple"
 INVENTED = "Treatment costs 150 pounds per session."
+MELANIN_ANSWER = (
+    "Melanocytes are the skin cells that make melanin, the substance that gives color to the skin."
+)
 MELANIN_EXAMPLES = [
     "what does melanin do",
     "where does melanin come from",
@@ -220,8 +223,7 @@ def test_a_new_topic_passes_make_validates_checks(root: Path) -> None:
     [(number, quote)] = [s for line in lines for s in line.sentences if s[1].startswith("Melanocytes are")]
     new = content.NewTopic(
         title="What is melanin?",
-        answer="Melanocytes are the skin cells that make melanin, the substance that gives color to "
-        "the skin.",
+        answer=MELANIN_ANSWER,
         quotes=[number],
         examples=MELANIN_EXAMPLES,
         version=content.version(root, content.topic_files(root)),
@@ -360,3 +362,49 @@ def test_the_live_check_needs_the_csrf_token_and_answers_in_json(root: Path, tmp
         headers={"X-CSRFToken": token},
     ).get_json()
     assert supported["ok"] is True and supported["supporting"]
+
+
+def test_a_project_inside_another_checkout_is_not_committed_to(tmp_path: Path) -> None:
+    outer = project_copy(tmp_path / "outer")
+    inner = outer / "copy"
+    inner.mkdir()
+    assert "inside another git checkout" in (history.problem(inner) or "")
+    assert "not a git checkout" in (history.problem(tmp_path) or "")
+    assert history.problem(outer) is None
+
+
+def test_a_new_topic_takes_examples_from_the_new_topic_list(root: Path, tmp_path: Path) -> None:
+    client = signed_in_client(root, tmp_path, "editor")
+    engine = db.engine(f"sqlite:///{tmp_path / 'console.db'}")
+    asked, masked = "which substance colours the skin", "email me about melanin at [email]"
+    inbox.mark(
+        engine, [inbox.Member(t, 1, inbox.text_key(t)) for t in (asked, masked)], inbox.NEW_TOPIC, "eddie"
+    )
+    page = client.get("/answers/new").text
+    assert asked in page and "[email]" not in page  # masked text is never offered
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
+    number = next(
+        n
+        for line in content.document_lines(root)
+        for n, s in line.sentences
+        if s.startswith("Melanocytes are")
+    )
+    response = client.post(
+        "/answers/new",
+        data={
+            "csrf_token": token,
+            "version": version,
+            "title": "What is melanin?",
+            "answer": MELANIN_ANSWER,
+            "quote": str(number),
+            "examples": "\n".join(MELANIN_EXAMPLES[:-1]),
+            "suggestion": [asked, "a text that was never suggested"],
+        },
+    )
+    assert response.status_code == 302, response.text
+    assert content.topic(root, "what_is_melanin").examples == MELANIN_EXAMPLES[:-1] + [asked]
+    assert [row["text"] for row in inbox.new_topics(engine)] == [masked]  # the used one left the list
+    assert [(r["text"], r["intent"]) for r in inbox.pending(engine, tmp_path / "no-model")] == [
+        (asked, "faq/what_is_melanin")
+    ]

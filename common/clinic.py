@@ -54,6 +54,15 @@ class ClinicSettings:
         return day
 
 
+def _is_date(text: str) -> bool:
+    """Whether `text` is a date written as YYYY-MM-DD."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
 def settings_path() -> Path:
     """clinic.yml in the project, or the file named by CLINIC_SETTINGS."""
     return deployment.current().clinic_settings
@@ -66,10 +75,26 @@ def _clean(value: Any) -> Any:
     return "" if value is None else str(value).strip()
 
 
-@lru_cache(maxsize=1)
 def load_settings(path: Path | None = None) -> ClinicSettings:
+    """clinic.yml, checked; read again whenever the file changes (its modification time or size).
+
+    So a change saved in the staff console reaches every process that reads the file (the
+    action server, the console, the demo page) at its next request: no restart, no training.
+    """
+    path = path or settings_path()
+    stat = path.stat()
+    return _cached_settings(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _cached_settings(path: Path, mtime_ns: int, size: int) -> ClinicSettings:
+    """read_settings, once per version of the file."""
+    return read_settings(path)
+
+
+def read_settings(path: Path) -> ClinicSettings:
     """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
-    raw: dict[str, Any] = yaml.safe_load((path or settings_path()).read_text(encoding="utf-8")) or {}
+    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     known = {f.name for f in fields(ClinicSettings)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -87,6 +112,12 @@ def load_settings(path: Path | None = None) -> ClinicSettings:
     wrong_days = sorted(set(settings.opening_days) - set(WEEKDAYS))
     if wrong_days:
         raise ValueError(f"clinic.yml: opening_days {wrong_days} are not days of the week")
+    wrong_dates = [day for day in settings.closed_dates if not _is_date(day)]
+    if wrong_dates:
+        raise ValueError(f"clinic.yml: closed_dates {wrong_dates} are not dates written as YYYY-MM-DD")
+    for name in ("booking_link", "booking_webhook_url"):
+        if getattr(settings, name) and not getattr(settings, name).startswith(("https://", "http://")):
+            raise ValueError(f"clinic.yml: {name} must be a web address starting with https://")
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:

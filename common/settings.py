@@ -178,6 +178,9 @@ class Settings:
     staff_secret_key: str | None = None
     staff_session_minutes: int = STAFF_SESSION_MINUTES
     staff_https: bool = False
+    # The project whose answers, examples and clinic.yml the console edits and commits (a git
+    # checkout); tests point it at a copy.
+    staff_project_root: Path = PROJECT_ROOT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -276,6 +279,7 @@ class Settings:
             staff_secret_key=staff_secret,
             staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
             staff_https=staff_https in ("1", "true", "yes"),
+            staff_project_root=Path(env.get("STAFF_PROJECT_ROOT") or PROJECT_ROOT),
         )
         if problems:
             raise SettingsError(

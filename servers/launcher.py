@@ -53,7 +53,7 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     web_port: int | None = None  # set: also serve the demo page (web/) on this port
     console_port: int | None = None  # set: also serve the staff console (staff/console/) on this port
-    console_root: Path | None = None  # the project whose data/ the console's inbox edits (default: this one)
+    console_root: Path | None = None  # the project the console edits (STAFF_PROJECT_ROOT; default: this one)
 
     @property
     def rasa_url(self) -> str:
@@ -98,6 +98,8 @@ class StackConfig:
         )
         if self.console_port:
             env.update(STAFF_PORT=str(self.console_port), STAFF_HOST=self.host)
+            if self.console_root:
+                env.update(STAFF_PROJECT_ROOT=str(self.console_root))
         env.update(self.extra_env)
         return env
 
@@ -126,8 +128,8 @@ class Stack:
         self.processes.append(self._spawn(ACTION_SERVER_COMMAND))
         self.processes.append(self._spawn(RASA_SERVER_COMMAND))
         if self.config.console_port:  # a process of its own, as in production
-            root = self.config.console_root or PROJECT_ROOT
-            self.processes.append(self._spawn([sys.executable, "-m", "staff.console", "--root", str(root)]))
+            # edits STAFF_PROJECT_ROOT (set above from console_root)
+            self.processes.append(self._spawn([sys.executable, "-m", "staff.console"]))
         self.wait_until_ready(timeout)
         return self
 

@@ -266,6 +266,12 @@ class Checker:
             passages=self.encoder.encode(passages),
         )
 
+    @staticmethod
+    @lru_cache(maxsize=2)
+    def cached(document: str, wording: Wording) -> Checker:
+        """One checker per document and wording, kept for the process (the console checks as staff type)."""
+        return Checker(document, wording)
+
     @classmethod
     def for_project(cls, document: Path = DOCUMENT, wording: Path = APPROVED_WORDING) -> Checker:
         """The checker of the project's document and approved wording."""

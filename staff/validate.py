@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from common import paths
-from common.clinic import load_settings
+from common.clinic import read_settings
 from common.domain import merge as merge_domain
 from common.names import (
     CHANNEL_RESPONSES,
@@ -487,7 +487,7 @@ def check_grounding(project: Project) -> list[Problem]:
 def check_answers_supported(project: Project) -> list[Problem]:
     """Every sentence of every FAQ answer is supported by the document (staff/grounding.py)."""
     try:
-        checker = grounding.Checker(project.document, grounding.read_wording(project.wording_file))
+        checker = grounding.Checker.cached(project.document, grounding.read_wording(project.wording_file))
     except grounding.WordingError as error:
         return [Problem(Place(WORDING, 1), str(error).removeprefix(f"{WORDING}: "))]
     return [
@@ -550,7 +550,7 @@ def check_test_stories(project: Project) -> list[Problem]:
 def check_clinic(project: Project) -> list[Problem]:
     """clinic.yml can be read, and every detail answers need is filled in."""
     try:
-        load_settings.__wrapped__(project.clinic_file)
+        read_settings(project.clinic_file)
     except FileNotFoundError:
         return [Problem(Place(CLINIC, 1), "the file is missing - restore it from the project's history")]
     except yaml.YAMLError as error:

@@ -270,3 +270,44 @@ async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         await asyncio.sleep(0.1)
     return True
+
+
+# What the console edits and what make validate's checks read: a copy of these is a project.
+PROJECT_PARTS = (
+    ".gitignore",
+    "clinic.yml",
+    "config.yml",
+    "domain",
+    "data",
+    "content",
+    "actions",
+    "tests/heldout",
+    "tests/stories",
+)
+
+
+def project_copy(target: Path) -> Path:
+    """A copy of the project's content in `target`, as a git repository with one developer's commit.
+
+    Tests that edit the project (the console's editing pages) work on this, never on the real files.
+    """
+    import shutil
+    import subprocess
+
+    from common.paths import PROJECT_ROOT
+
+    for part in PROJECT_PARTS:
+        source, copy = PROJECT_ROOT / part, target / part
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source, copy)
+    developer = ["-c", "user.name=Dee Veloper", "-c", "user.email=dee@example.test"]
+    for command in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        [*developer, "commit", "-q", "-m", "The project"],
+    ):
+        subprocess.run(["git", *command], cwd=target, check=True, capture_output=True)
+    return target

@@ -2,6 +2,9 @@
 
     clinic-console [--root PROJECT]   on STAFF_HOST:STAFF_PORT (127.0.0.1:8081)
 
+The project it edits (answers, examples, clinic.yml, committed to its git history) is
+STAFF_PROJECT_ROOT (default: this checkout); --root overrides it.
+
 In production it runs as its own process or container, behind the clinic's HTTPS reverse
 proxy (STAFF_HTTPS=1, STAFF_SECRET_KEY set), on the same database as the assistant.
 """
@@ -17,7 +20,6 @@ from pathlib import Path
 from waitress import serve
 
 from common import settings as deployment
-from common.paths import PROJECT_ROOT
 
 THREADS = 4
 
@@ -30,8 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--root",
         type=Path,
-        default=PROJECT_ROOT,
-        help="the project whose training data (data/nlu) the inbox adds examples to (default: this one)",
+        default=None,
+        help="the project whose answers, examples and clinic.yml the console edits "
+        "(default: STAFF_PROJECT_ROOT, else this one)",
     )
     args = parser.parse_args(argv)
     try:
@@ -46,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from staff.console.app import create_app  # after the settings check: it opens the database
 
-    app = create_app(settings, args.root.resolve())
+    app = create_app(settings, (args.root or settings.staff_project_root).resolve())
     print(f"Staff console on http://{settings.staff_host}:{settings.staff_port}", flush=True)
     serve(app, host=settings.staff_host, port=settings.staff_port, threads=THREADS, ident="clinic-console")
     return 0

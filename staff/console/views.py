@@ -36,7 +36,9 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    for blueprint in (auth, today, bookings, review, conversations, admin):
+    from staff.console import editing
+
+    for blueprint in (auth, today, bookings, review, conversations, admin, *editing.BLUEPRINTS):
         app.register_blueprint(blueprint)
 
 

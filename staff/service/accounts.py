@@ -25,8 +25,8 @@ ROLES = ("reception", "editor", "admin")
 ROLE_DESCRIPTIONS = {
     "reception": "consultation requests and conversations",
     "editor": (
-        "unanswered questions (and, later, the assistant's content); "
-        "conversations with personal details hidden"
+        "unanswered questions, the assistant's answers and examples, clinic details and their "
+        "history; conversations with personal details hidden"
     ),
     "admin": "everything, including staff accounts and the audit log",
 }
@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "bookings_purge": frozenset({"admin"}),
     "erase": frozenset({"admin"}),  # erasing a person cannot be undone
     "inbox": frozenset({"editor", "admin"}),
+    "content": frozenset({"editor", "admin"}),  # answers, examples, clinic details, history
     "conversations": frozenset(ROLES),
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
     "users": frozenset({"admin"}),

@@ -26,6 +26,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from staff import review
+from staff.service import history
+from staff.service.content import locked
 from staff.service.db import as_utc, now, review_decisions
 from staff.validate import load, normalise
 
@@ -195,6 +197,7 @@ class Outcome:
     added: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    commit: str = ""  # the change's id in the project's history (empty: not recorded)
 
 
 def intents(root: Path) -> list[str]:
@@ -247,8 +250,18 @@ def add_examples(
         known[normalise(text)] = intent
         decisions.append((member, NOT_IN_DOCUMENT if intent == OUT_OF_SCOPE else ADDED, intent))
     if texts:
-        review.write_additions(root, files, {intent: texts})
-        outcome.added[intent] = texts
+        with locked(root):
+            review.write_additions(root, files, {intent: texts})
+            outcome.added[intent] = texts
+            if history.problem(root) is None:  # recorded in the History, like every console change
+                message = f"{len(texts)} example(s) added to {intent} from Unanswered questions"
+                try:
+                    outcome.commit = history.commit(root, [files[intent]], message, staff_name)
+                except history.HistoryError:
+                    outcome.problems.append(
+                        "The examples were added, but could not be recorded in the History (git refused): "
+                        "tell a developer."
+                    )
     _record(engine, decisions, staff_name)
     return outcome
 
@@ -269,6 +282,22 @@ def new_topics(engine: sa.engine.Engine) -> list[dict[str, Any]]:
     )
     with engine.connect() as db:
         return [{**r, "decided_at": as_utc(r["decided_at"])} for r in db.execute(query).mappings()]
+
+
+def used_for_topic(engine: sa.engine.Engine, texts: list[str], intent: str) -> None:
+    """Questions of the "new topic needed" list that became examples of a new topic.
+
+    They leave the list and count as additions waiting for the next training.
+    """
+    keys = [text_key(text) for text in texts]
+    if not keys:
+        return
+    with engine.begin() as db:
+        db.execute(
+            review_decisions.update()
+            .where(review_decisions.c.text_key.in_(keys), review_decisions.c.decision == NEW_TOPIC)
+            .values(decision=ADDED, intent=intent, decided_at=now())
+        )
 
 
 def pending(engine: sa.engine.Engine, model: Path) -> list[dict[str, Any]]:

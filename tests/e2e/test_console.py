@@ -2,11 +2,11 @@
 
 The stack is the product's own (servers/launcher.py): action server, Rasa server, the demo
 page with the chat widget and the console, each its own process, on free loopback ports,
-with a fresh SQLite database. The console's inbox writes to a copy of the project's data
-in a temporary folder, never to the real data/. Staff accounts are made with the staff
-command (clinic-staff-user), as a clinic would. Every page is checked with axe-core
-(web/node_modules, no CDN) at laptop and tablet sizes. UPDATE_DOCS_SCREENSHOT=1 also
-refreshes docs/console.png and docs/console-phone.png.
+with a fresh SQLite database. The console's inbox and editing pages write to a copy of the
+project in a temporary git repository (every server reads its clinic.yml), never to the real
+files. Staff accounts are made with the staff command (clinic-staff-user), as a clinic would.
+Every page is checked with axe-core (web/node_modules, no CDN) at laptop and tablet sizes.
+UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/console.png, docs/console-phone.png and docs/console-answer.png.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from tests.helpers import (
     WIDGET_REPLY,
     Chat,
     open_day,
+    project_copy,
 )
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
 
 pytestmark = pytest.mark.e2e
 
-PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
 PASSWORD = "correct horse battery staple"
 USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
 LAPTOP = {"width": 1280, "height": 800}
@@ -56,7 +56,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 EXPECTED_STATUS = re.compile(
-    r"Failed to load resource: the server responded with a status of (401|403|404|429|501)"
+    r"Failed to load resource: the server responded with a status of (400|401|403|404|409|429|501)"
 )
 
 
@@ -81,11 +81,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if not AXE.is_file():
         pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
     tmp = tmp_path_factory.mktemp("console")
-    root = tmp / "project"
-    for part in PARTS:
-        source, target = PROJECT_ROOT / part, root / part
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    root = project_copy(tmp / "project")  # a git repository: the console commits each change there
     web_port = free_port()
     config = StackConfig(
         rasa_port=free_port(),
@@ -95,7 +91,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         console_root=root,
         database_url=f"sqlite:///{tmp / 'clinic.db'}",
         cors_origins=[f"http://127.0.0.1:{web_port}"],
-        extra_env={"STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20},
+        extra_env={
+            "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
+            # Every server reads the copy's clinic.yml, which the console edits.
+            "CLINIC_SETTINGS": str(root / "clinic.yml"),
+        },
     )
     with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
         for name, role in USERS.items():
@@ -163,7 +163,8 @@ class Staff:
         )
 
     def _console(self, message) -> None:
-        # A refused sign-in (401/429) or page (403, 404) is the answer the test expects.
+        # A refused sign-in (401/429), page (403, 404) or save (400, 409: the form again, with why)
+        # is the answer the test expects.
         if message.type == "error" and not EXPECTED_STATUS.match(message.text):
             self.problems.append(message.text)
 
@@ -550,6 +551,9 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
         check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
     )  # and passes make validate's checks
     assert question not in (PROJECT_ROOT / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
+    assert git_log(site.root, "-1", "--format=%an|%s", "--", "data/nlu/out_of_scope.yml") == (
+        "eddie|1 example(s) added to out_of_scope from Unanswered questions"
+    )  # in the History too
 
     # Masked text never becomes a training example (make merge's rule).
     masked = page.locator("li.group", has_text="[email]")
@@ -569,6 +573,11 @@ PAGES = [
     "/conversations/",
     "/admin/users",
     "/admin/audit",
+    "/answers/",
+    "/answers/topic/what_is",
+    "/answers/new",
+    "/clinic/",
+    "/history/",
 ]
 
 
@@ -608,11 +617,183 @@ def test_screenshots_for_the_guide(staff, artifacts: Path) -> None:
     laptop.sign_in("anna")
     laptop.open("/").screenshot(path=str(artifacts / "console.png"), full_page=True)
     laptop.open("/inbox/").screenshot(path=str(artifacts / "console-inbox.png"), full_page=True)
+    answer = laptop.open("/answers/topic/results_time").get_by_label("Answer", exact=True)
+    answer.fill(answer.input_value() + " It is painless and most patients need 3 sessions.")
+    check_result(laptop.page, "Not supported")
+    laptop.page.screenshot(path=str(artifacts / "console-answer.png"))
     phone = staff(PHONE)
     phone.sign_in("anna")
     wide = phone.open("/").evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
     phone.page.screenshot(path=str(artifacts / "console-phone.png"), full_page=True)
     assert not wide, "the Today page scrolls sideways on a phone"
     if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
-        for name in ("console.png", "console-phone.png"):
+        for name in ("console.png", "console-phone.png", "console-answer.png"):
             shutil.copyfile(artifacts / name, PROJECT_ROOT / "docs" / name)
+
+
+# ---------------------------------------------------------------------------- editing
+INVENTED = "Treatment costs 150 pounds per session."
+MELANIN_EXAMPLES = [
+    "what does melanin do",
+    "where does melanin come from",
+    "what makes melanin in the skin",
+    "which cells make melanin",
+    "tell me about melanin",
+    "melanin meaning",
+    "what is melanin for",
+    "what gives skin its colour",
+    "why does skin have colour",
+    "what are melanocytes",
+    "is melanin a pigment",
+    "how is melanin made in skin cells",
+    "explain melanin to me",
+    "what is the pigment in skin called",
+    "which substance colours the skin",
+]
+
+
+def git_log(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "log", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def check_result(page: Page, contains: str) -> str:
+    """The live grounding check's message, once it says `contains` (it runs as staff type)."""
+    page.locator("#check-result", has_text=contains).wait_for()
+    return squash(page.locator("#check-result").inner_text())
+
+
+def test_an_editor_rewords_an_answer_and_is_refused_an_invented_fact(staff, site: Site) -> None:
+    editor = staff(bypass_csp=True)  # axe is injected as a script tag
+    editor.sign_in("eddie")
+    links = editor.page.locator("nav a").all_inner_texts()
+    assert "Answers" in links and "Clinic details" in links and "History" in links
+    page = editor.open("/answers/")
+    page.get_by_role("link", name="What is Scar Relaxation?").click()
+    assert editor.heading() == "What is Scar Relaxation?"
+    assert (
+        page.locator(".doc .sentence.supporting").count() >= 1
+    )  # the document beside, supporting sentences marked
+    assert axe_violations(page) == []
+    path = site.root / "domain" / "faq.yml"
+    before = path.read_bytes()
+    answer = page.get_by_label("Answer", exact=True)
+    original = answer.input_value()
+
+    # An invented price: the check says so as the editor types, and the save is refused.
+    answer.fill(f"{original} {INVENTED}")
+    assert "150" in check_result(page, "Not supported")
+    page.get_by_role("button", name="Save").click()
+    alert = squash(page.get_by_role("alert").inner_text())
+    assert "The answer was not saved" in alert and INVENTED in alert and '"150"' in alert
+    assert answer.input_value() == f"{original} {INVENTED}"  # what was typed is kept
+    assert path.read_bytes() == before
+
+    # A rewording the document supports is saved, committed under the editor's name.
+    reworded = original.replace("and it repairs itself naturally.", "and the skin repairs itself naturally.")
+    assert reworded != original
+    answer.fill(reworded)
+    check_result(page, "Every sentence is supported")
+    page.get_by_role("button", name="Save").click()
+    assert "Saved" in editor.flash() and "at the next training (make train)" in editor.flash()
+    assert page.get_by_label("Answer", exact=True).input_value() == reworded
+    assert "and the skin repairs itself naturally." in path.read_text(encoding="utf-8")
+    assert git_log(site.root, "-1", "--format=%an <%ae>|%s", "--", "domain/faq.yml") == (
+        'eddie <eddie@staff.invalid>|Topic "What is Scar Relaxation?": answer reworded'
+    )
+
+
+def test_an_editor_adds_a_topic_with_examples(staff, site: Site) -> None:
+    editor = staff()
+    editor.sign_in("eddie")
+    page = editor.open("/answers/")
+    page.get_by_role("link", name="Add a topic").click()
+    assert editor.heading() == "Add a topic"
+    page.get_by_label("Title (the topic's button)").fill("What is melanin?")
+    page.get_by_label("Answer", exact=True).fill(
+        "Melanocytes are the skin cells that make melanin, the substance that gives color to the skin."
+    )
+    check_result(page, "Every sentence is supported")
+    page.locator("label.pick", has_text="Melanocytes are the skin cells").get_by_role("checkbox").check()
+    page.get_by_label("Ways visitors ask it (one per line)").fill("\n".join(MELANIN_EXAMPLES[:5]))
+    page.get_by_role("button", name="Add the topic").click()
+    assert "at least 15 different example questions (you gave 5)" in page.get_by_role("alert").inner_text()
+    page.get_by_label("Ways visitors ask it (one per line)").fill("\n".join(MELANIN_EXAMPLES))
+    page.get_by_role("button", name="Add the topic").click()
+    assert "The topic was added" in editor.flash() and "make train" in editor.flash()
+    assert editor.heading() == "What is melanin?"
+    assert page.locator("table tbody tr").count() == len(MELANIN_EXAMPLES)
+    nlu = (site.root / "data" / "nlu" / "faq.yml").read_text(encoding="utf-8")
+    assert "- intent: faq/what_is_melanin\n  examples: |\n    - what does melanin do\n" in nlu
+    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    assert "What is melanin?" in editor.open("/answers/").locator("table").inner_text()
+
+
+def test_a_save_based_on_an_old_version_is_refused(staff, site: Site) -> None:
+    first, second = staff(), staff()
+    first.sign_in("eddie")
+    second.sign_in("anna")
+    for person in (first, second):
+        person.open("/answers/topic/who_for")
+    first.page.get_by_label("Button title").fill("Who can have it?")
+    first.page.get_by_role("button", name="Save").click()
+    assert "Saved" in first.flash()
+    second.page.get_by_label("Button title").fill("Who is it suitable for?")
+    second.page.get_by_role("button", name="Save").click()
+    assert "Someone else saved a change here after you opened this page" in (
+        second.page.get_by_role("alert").inner_text()
+    )
+    assert '- title: "Who can have it?"' in (site.root / "domain" / "conversation.yml").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_the_clinic_phone_changes_without_training_and_is_undone_from_the_history(staff, site: Site) -> None:
+    old, new = load_settings(site.root / "clinic.yml").phone, "020 7946 0999"
+    assert old in site.chat.texts("phone-before", "what is the clinic phone number")[0]
+    editor = staff(bypass_csp=True)
+    editor.sign_in("eddie")
+    page = editor.open("/clinic/")
+    assert editor.heading() == "Clinic details"
+    page.get_by_label("Phone number").fill(new)
+    page.get_by_label("Closed dates (holidays), one per line as YYYY-MM-DD").fill("25/12/2026")
+    page.get_by_role("button", name="Save").click()
+    assert (
+        "25/12/2026" in page.get_by_role("alert").inner_text()
+        and "YYYY-MM-DD" in page.get_by_role("alert").inner_text()
+    )
+    assert load_settings(site.root / "clinic.yml").phone == old
+    page.get_by_label("Closed dates (holidays), one per line as YYYY-MM-DD").fill("2026-12-25\n2027-01-01")
+    page.get_by_role("button", name="Save").click()
+    assert "no training and no restart needed" in editor.flash()
+    # A new conversation gets the new number at once: no training, no restart.
+    assert new in site.chat.texts("phone-after", "what is the clinic phone number")[0]
+
+    page = editor.open("/history/")
+    first = page.locator("tbody tr").first
+    assert "eddie" in first.inner_text() and "Clinic details: phone, closed dates" in first.inner_text()
+    first.get_by_role("link").click()
+    diff = squash(page.locator(".diff").inner_text())
+    assert f'removed phone: "{old}"' in diff and f'added phone: "{new}"' in diff
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Undo this change").click()
+    assert "The change was undone" in editor.flash()
+    assert 'Undo "Clinic details: phone, closed dates"' in page.locator("tbody tr").first.inner_text()
+    assert load_settings(site.root / "clinic.yml").phone == old
+    assert old in site.chat.texts("phone-undone", "what is the clinic phone number")[0]
+    # Undoing it twice is refused in plain words.
+    page.locator("tbody tr", has_text="Clinic details: phone, closed dates").last.get_by_role("link").click()
+    page.get_by_role("button", name="Undo this change").click()
+    assert "already been undone" in editor.flash()
+
+
+def test_reception_cannot_reach_the_editing_pages(staff, site: Site) -> None:
+    reception = staff()
+    reception.sign_in("rita")
+    links = reception.page.locator("nav a").all_inner_texts()
+    assert "Answers" not in links and "History" not in links and "Clinic details" not in links
+    for path in ["/answers/", "/answers/topic/what_is", "/answers/new", "/clinic/", "/history/"]:
+        response = reception.page.goto(site.console + path)
+        assert response is not None and response.status == 403, path
+        assert reception.heading() == "Your role cannot open this page"

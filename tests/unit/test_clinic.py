@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.clinic import load_settings
+from common.clinic import load_settings, read_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -25,7 +25,7 @@ def test_a_missing_value_is_named(tmp_path: Path) -> None:
         tmp_path, 'name: A\nphone: ""\nemail: a@b.test\nhours: x\naddress: y\nemergency_number: "999"\n'
     )
     with pytest.raises(ValueError, match="phone"):
-        load_settings.__wrapped__(path)
+        read_settings(path)
 
 
 def test_a_misspelt_setting_is_named(tmp_path: Path) -> None:
@@ -35,4 +35,4 @@ def test_a_misspelt_setting_is_named(tmp_path: Path) -> None:
         'emergency_number: "999"\nphonenumber: "2"\n',
     )
     with pytest.raises(ValueError, match="phonenumber"):
-        load_settings.__wrapped__(path)
+        read_settings(path)

@@ -1,0 +1,307 @@
+"""The editor's pages: FAQ topics (answer, button title, examples), new topics, clinic details, history.
+
+Each page reads and writes through staff/service/content.py (checks, round-trip writing, a
+git commit per change) and staff/service/history.py; nothing here loads Rasa's model or
+TensorFlow (the grounding check uses components/minilm.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from common.clinic import WEEKDAYS
+from common.names import RETRIEVAL_INTENT
+from staff import review, validate
+from staff.console.app import console, requires
+from staff.service import content as service
+from staff.service import history, inbox
+
+content = Blueprint("content", __name__, url_prefix="/answers")
+clinic = Blueprint("clinic", __name__, url_prefix="/clinic")
+changes = Blueprint("history", __name__, url_prefix="/history")
+BLUEPRINTS = (content, clinic, changes)
+MAX_ANSWER_FORM_CHARS = 2000
+REMOVE = "remove"
+
+
+def refusal_page(template: str, error: service.Refused, status: int = 400, **values: Any) -> Any:
+    """The form again, with what the staff member typed and what is wrong (nothing was saved)."""
+    return render_template(template, refusal=error, **values), status
+
+
+def page_values() -> dict[str, Any]:
+    """What every editing page shows: the topics, the document, the history's availability."""
+    root = console().root
+    return {
+        "topics": service.topics(root),
+        "document": service.document_lines(root),
+        "history_problem": history.problem(root),
+        "min_examples": validate.MIN_EXAMPLES,
+        "max_answer": validate.MAX_ANSWER_CHARS,
+    }
+
+
+# ---- topics ------------------------------------------------------------------------------
+@content.get("/", endpoint="index")
+@requires("content")
+def list_topics() -> Any:
+    """Every FAQ topic with its button title, answer and number of examples."""
+    return render_template("topics.html", **page_values())
+
+
+@content.route("/topic/<key>", methods=["GET", "POST"])
+@requires("content")
+def edit_topic(key: str) -> Any:
+    """One topic: its answer, button title and examples, beside the clinic's document."""
+    state = console()
+    current = service.topic(state.root, key)
+    if current is None:
+        abort(404)
+    values = page_values()
+    if request.method == "GET":
+        return render_template(
+            "topic.html",
+            topic=current,
+            answer=current.answer,
+            title=current.title,
+            version=service.version(state.root, service.topic_files(state.root)),
+            check=service.check_answer(state.root, current.answer),
+            moves={},
+            added="",
+            **values,
+        )
+    form = request.form
+    answer = (form.get("answer") or "")[:MAX_ANSWER_FORM_CHARS]
+    moves = {}
+    for index, example in enumerate(current.examples):
+        target = form.get(f"move-{index}") or ""
+        if target:
+            moves[example] = target
+    added = form.get("added") or ""
+    change = service.TopicChange(
+        answer=answer,
+        title=form.get("title") or "",
+        version=form.get("version") or "",
+        moves=moves,
+        added=added.splitlines(),
+    )
+    try:
+        sha = service.change_topic(state.root, key, change, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        return refusal_page(
+            "topic.html",
+            refused,
+            409 if "Someone else" in refused.summary else 400,
+            topic=current,
+            answer=answer,
+            title=change.title,
+            version=change.version,
+            check=service.check_answer(state.root, answer),
+            moves={str(i): moves.get(e, "") for i, e in enumerate(current.examples)},
+            added=added,
+            **values,
+        )
+    state.audit("changed a topic", key, f"commit {sha[:10]}")
+    flash(f"Saved ({sha[:10]} in the History). {service.TRAINING_NOTE}", "success")
+    return redirect(url_for("content.edit_topic", key=key))
+
+
+@content.route("/new", methods=["GET", "POST"])
+@requires("content")
+def new_topic() -> Any:
+    """A new topic: title, answer, the document's supporting sentence(s), example questions."""
+    state = console()
+    # Questions marked "new topic needed" in the inbox (never one with [email] or [phone] in it).
+    suggestions = [
+        row["text"] for row in inbox.new_topics(state.engine) if review.unusable(row["text"]) is None
+    ]
+    values = page_values()
+    if request.method == "GET":
+        return render_template(
+            "new_topic.html",
+            title="",
+            answer="",
+            quotes=[],
+            examples="",
+            suggestions=suggestions,
+            version=service.version(state.root, service.topic_files(state.root)),
+            check=None,
+            **values,
+        )
+    form = request.form
+    answer = (form.get("answer") or "")[:MAX_ANSWER_FORM_CHARS]
+    quotes = [int(n) for n in form.getlist("quote") if n.isdigit()]
+    chosen = [text for text in form.getlist("suggestion") if text in suggestions]
+    examples = (form.get("examples") or "").splitlines() + chosen
+    new = service.NewTopic(
+        title=form.get("title") or "",
+        answer=answer,
+        quotes=quotes,
+        examples=examples,
+        version=form.get("version") or "",
+    )
+    try:
+        key, sha = service.add_topic(state.root, new, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        return refusal_page(
+            "new_topic.html",
+            refused,
+            409 if "Someone else" in refused.summary else 400,
+            title=new.title,
+            answer=answer,
+            quotes=quotes,
+            examples="\n".join(e for e in examples if e.strip()),
+            suggestions=[s for s in suggestions if s not in examples],
+            version=new.version,
+            check=service.check_answer(state.root, answer) if answer.strip() else None,
+            **values,
+        )
+    inbox.used_for_topic(state.engine, chosen, f"{RETRIEVAL_INTENT}/{key}")
+    state.audit("added a topic", key, f"commit {sha[:10]}")
+    flash(f"The topic was added ({sha[:10]} in the History). {service.TRAINING_NOTE}", "success")
+    return redirect(url_for("content.edit_topic", key=key))
+
+
+@content.post("/check")
+@requires("content")
+def check() -> Any:
+    """The grounding check as staff type (JSON, CSRF token in the X-CSRFToken header)."""
+    data = request.get_json(silent=True) or {}
+    answer = str(data.get("answer") or "")[:MAX_ANSWER_FORM_CHARS]
+    try:
+        result = service.check_answer(console().root, answer)
+    except service.Refused as error:
+        return jsonify({"ok": False, "problems": [error.summary], "supporting": []}), 200
+    return jsonify({"ok": result.ok, "problems": result.problems, "supporting": result.supporting})
+
+
+# ---- clinic details ----------------------------------------------------------------------
+def clinic_form_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """clinic.yml's values as the form's fields."""
+    return {
+        "values": {name: str(raw.get(name) or "") for name in service.CLINIC_FIELDS},
+        "opening_days": [str(d).lower() for d in raw.get("opening_days") or []],
+        "closed_dates": "\n".join(str(d) for d in raw.get("closed_dates") or []),
+    }
+
+
+@clinic.route("/", methods=["GET", "POST"], endpoint="edit")
+@requires("content")
+def edit_clinic() -> Any:
+    """Phone, hours, address, opening days, closed dates, booking link and webhook."""
+    state = console()
+    extra = {
+        "weekdays": WEEKDAYS,
+        "history_problem": history.problem(state.root),
+        "elsewhere": state.settings.clinic_settings.resolve() != (state.root / service.CLINIC).resolve(),
+        "reads": state.settings.clinic_settings,
+    }
+    if request.method == "GET":
+        return render_template(
+            "clinic.html",
+            version=service.version(state.root, (service.CLINIC,)),
+            **clinic_form_values(service.clinic_values(state.root)),
+            **extra,
+        )
+    form = request.form
+    change = service.ClinicChange(
+        values={name: form.get(name) or "" for name in service.CLINIC_FIELDS},
+        opening_days=form.getlist("opening_days"),
+        closed_dates=(form.get("closed_dates") or "").splitlines(),
+        version=form.get("version") or "",
+    )
+    try:
+        sha = service.change_clinic(state.root, change, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        return refusal_page(
+            "clinic.html",
+            refused,
+            409 if "Someone else" in refused.summary else 400,
+            version=change.version,
+            values=change.values,
+            opening_days=change.opening_days,
+            closed_dates=form.get("closed_dates") or "",
+            **extra,
+        )
+    state.audit("changed clinic details", "clinic.yml", f"commit {sha[:10]}")
+    flash(
+        f"Saved ({sha[:10]} in the History). Every new conversation gets the new details at once: "
+        "no training and no restart needed.",
+        "success",
+    )
+    return redirect(url_for("clinic.edit"))
+
+
+# ---- history -----------------------------------------------------------------------------
+@changes.get("/", endpoint="index")
+@requires("content")
+def list_changes() -> Any:
+    """Who changed what in the answers, examples, document and clinic details, newest first."""
+    state = console()
+    problem = history.problem(state.root)
+    page = int(request.args.get("page", "1")) if request.args.get("page", "1").isdigit() else 1
+    page = max(page, 1)
+    found = [] if problem else history.changes(state.root, limit=50, skip=(page - 1) * 50)
+    return render_template("history.html", changes=found, problem=problem, page=page, zone=state.clinic.zone)
+
+
+def diff_rows(text: str) -> list[tuple[str, str]]:
+    """The diff's lines with their kind (file, place, added, removed, same), for the page."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith(("diff --git", "index ", "--- ", "new file", "deleted file")):
+            continue
+        if line.startswith("+++ "):
+            rows.append(("file", line[4:].removeprefix("b/")))
+        elif line.startswith("@@"):
+            rows.append(("place", line))
+        elif line.startswith("+"):
+            rows.append(("added", line[1:]))
+        elif line.startswith("-"):
+            rows.append(("removed", line[1:]))
+        else:
+            rows.append(("same", line[1:]))
+    return rows
+
+
+@changes.get("/<sha>")
+@requires("content")
+def show(sha: str) -> Any:
+    """One change: who, when, what (the diff), and the button that undoes it."""
+    state = console()
+    if history.problem(state.root):
+        abort(404)
+    item = history.change(state.root, sha)
+    if item is None:
+        abort(404)
+    return render_template(
+        "change.html", item=item, rows=diff_rows(history.diff(state.root, item.sha)), zone=state.clinic.zone
+    )
+
+
+@changes.post("/<sha>/undo")
+@requires("content")
+def undo(sha: str) -> Any:
+    """Undo one change as a new commit (refused, with the reason, if it conflicts or fails the checks)."""
+    state = console()
+    try:
+        new = service.undo(state.root, sha, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        flash(refused.summary, "error")
+        for problem in refused.problems:
+            flash(problem, "error")
+        return redirect(url_for("history.show", sha=sha))
+    state.audit("undid a change", sha[:10], f"commit {new[:10]}")
+    flash(
+        f"The change was undone ({new[:10]} in the History). Clinic details take effect at once; answers "
+        "and examples at the next training (make train).",
+        "success",
+    )
+    return redirect(url_for("history.index"))

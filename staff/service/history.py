@@ -1,0 +1,222 @@
+"""Every change staff make to the assistant is a commit in the project's git history.
+
+The author is the staff member (their name and a placeholder address, name@staff.invalid);
+the committer is the console. Developers' commits to the same files show in the same
+history, so staff and developers share one record of who changed what. Undoing a change is
+a new commit: git's three-way merge (`git merge-file`) takes the change back out of the
+files as they are now, and refuses if later changes touched the same lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+# What the console edits (relative to the project root): the history lists changes to these.
+EDITABLE = ("clinic.yml", "domain", "data", "content")
+COMMITTER_NAME = "Staff console"
+STAFF_EMAIL_DOMAIN = "staff.invalid"
+SHA = re.compile(r"[0-9a-f]{7,40}")
+SEPARATOR, FIELD = "\x1e", "\x1f"
+
+
+class HistoryError(Exception):
+    """The history cannot do what was asked; the message says why, in plain words."""
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "GIT_COMMITTER_NAME": COMMITTER_NAME,
+        "GIT_COMMITTER_EMAIL": f"console@{STAFF_EMAIL_DOMAIN}",
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C",
+    }
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git in the project; a failure raises HistoryError (unless check is False)."""
+    result = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, env=_env(), timeout=60, check=False
+    )
+    if check and result.returncode != 0:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        raise HistoryError(
+            "The change could not be recorded in the project's history (git said: "
+            f"{said[-1] if said else 'nothing'}). Nothing was changed; tell a developer."
+        )
+    return result
+
+
+def problem(root: Path) -> str | None:
+    """Why the project's history cannot be kept here (None: it can)."""
+    try:
+        result = git(root, "rev-parse", "--is-inside-work-tree", check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "git is not installed where the console runs, so changes cannot be recorded: tell a developer."
+    if result.returncode != 0 or result.stdout.strip() != "true":
+        return (
+            "The project folder is not a git checkout, so changes cannot be recorded with their author: "
+            "tell a developer (the console edits STAFF_PROJECT_ROOT)."
+        )
+    top = git(root, "rev-parse", "--show-toplevel", check=False).stdout.strip()
+    if not top or Path(top).resolve() != root.resolve():  # never commit to a checkout around it
+        return (
+            f"The project folder is inside another git checkout ({top}), not one of its own, so changes "
+            "cannot be recorded: tell a developer (the console edits STAFF_PROJECT_ROOT)."
+        )
+    return None
+
+
+def author(staff_name: str) -> str:
+    """The git author of a staff member's change."""
+    return f"{staff_name} <{staff_name}@{STAFF_EMAIL_DOMAIN}>"
+
+
+def commit(root: Path, files: list[str], message: str, staff_name: str) -> str:
+    """Commit exactly `files` (as they are on disk) with the staff member as author; the new commit's id."""
+    git(
+        root,
+        "commit",
+        "--no-verify",
+        "--quiet",
+        "--only",
+        f"--author={author(staff_name)}",
+        "-m",
+        message,
+        "--",
+        *files,
+    )
+    return git(root, "rev-parse", "HEAD").stdout.strip()
+
+
+@dataclass
+class Change:
+    """One commit that changed what the console edits."""
+
+    sha: str
+    author: str
+    email: str
+    when: datetime
+    message: str
+    files: list[str] = field(default_factory=list)
+    parents: int = 1
+
+    @property
+    def short(self) -> str:
+        """The commit's short id."""
+        return self.sha[:10]
+
+    @property
+    def by_staff(self) -> bool:
+        """Whether a staff member made it in the console (else a developer)."""
+        return self.email.endswith(f"@{STAFF_EMAIL_DOMAIN}")
+
+
+def _changes(output: str) -> list[Change]:
+    found = []
+    for record in output.split(SEPARATOR):
+        if not record.strip():
+            continue
+        header, _, names = record.partition("\n")
+        sha, name, email, when, parents, message = header.split(FIELD)
+        found.append(
+            Change(
+                sha,
+                name,
+                email,
+                datetime.fromisoformat(when),
+                message,
+                [line for line in names.splitlines() if line.strip()],
+                len(parents.split()),
+            )
+        )
+    return found
+
+
+LOG_FORMAT = f"--format={SEPARATOR}%H{FIELD}%an{FIELD}%ae{FIELD}%aI{FIELD}%P{FIELD}%s"
+
+
+def changes(root: Path, limit: int = 50, skip: int = 0) -> list[Change]:
+    """The newest changes to the files the console edits, newest first."""
+    output = git(
+        root, "log", LOG_FORMAT, "--name-only", "--relative", f"-n{limit}", f"--skip={skip}", "--", *EDITABLE
+    ).stdout
+    return _changes(output)
+
+
+def change(root: Path, sha: str) -> Change | None:
+    """One change by its id (None if there is no such commit)."""
+    if not SHA.fullmatch(sha) or git(root, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode:
+        return None
+    found = _changes(git(root, "show", LOG_FORMAT, "--name-only", "--relative", sha, "--").stdout)
+    return found[0] if found else None
+
+
+def diff(root: Path, sha: str) -> str:
+    """What the change did to the files the console edits, as a unified diff."""
+    return git(
+        root, "show", "--format=", "--relative", "--no-color", "--no-ext-diff", sha, "--", *EDITABLE
+    ).stdout
+
+
+def file_at(root: Path, revision: str, name: str) -> str | None:
+    """A file's text at a revision (None if it did not exist then)."""
+    result = git(root, "show", f"{revision}:./{name}", check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
+def undone(root: Path, item: Change) -> dict[str, str]:
+    """The files' texts with the change taken back out of them as they are now (git merge-file).
+
+    Raises HistoryError, in plain words, when that cannot be done cleanly.
+    """
+    if item.parents != 1:
+        raise HistoryError(
+            "This entry joins two lines of work (a merge); a developer can undo it, the console cannot."
+        )
+    outside = [name for name in item.files if name.split("/")[0] not in EDITABLE]
+    if outside:
+        raise HistoryError(
+            "This change also changed the assistant's program files ("
+            + ", ".join(outside[:3])
+            + "), which the console does not edit: ask a developer to undo it."
+        )
+    texts: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="clinic-undo-") as folder:
+        for name in item.files:
+            before, after = file_at(root, f"{item.sha}^", name), file_at(root, item.sha, name)
+            path = root / name
+            if before is None or after is None or not path.exists():
+                raise HistoryError(
+                    f"This change added or removed the file {name}; undoing it is a developer's job."
+                )
+            parts = []
+            for label, text in (
+                ("now", path.read_text(encoding="utf-8")),
+                ("change", after),
+                ("before", before),
+            ):
+                part = Path(folder) / label
+                part.write_text(text, encoding="utf-8")
+                parts.append(str(part))
+            merged = subprocess.run(
+                ["git", "merge-file", "-p", "--quiet", *parts],
+                capture_output=True,
+                text=True,
+                env=_env(),
+                timeout=60,
+            )
+            if merged.returncode != 0:
+                raise HistoryError(
+                    "This change cannot be undone on its own: later changes edited the same lines of "
+                    f"{name}. "
+                    "Nothing was changed. Edit the text by hand instead, or ask a developer."
+                )
+            texts[name] = merged.stdout
+    return texts

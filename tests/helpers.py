@@ -16,7 +16,29 @@ import socketio
 import sqlalchemy as sa
 
 from common.clinic import load_settings
+from common.paths import WEB_ROOT
 from servers.launcher import Stack, StackConfig, free_port
+
+# The browser the e2e tests drive (Debian's Chromium through Playwright) and the chat widget's
+# parts (web/chat.js), named once for every browser test.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+BROWSER_TIMEOUT_MS = 30_000
+AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WIDGET_BOT = ".cc-log .cc-msg-bot .cc-text"
+WIDGET_VISITOR = ".cc-log .cc-msg-user .cc-text"
+WIDGET_LAUNCHER = "button.cc-launcher"
+WIDGET_MESSAGE_BOX = "textarea.cc-input"
+WIDGET_REPLY = ".cc-reply"
 
 
 def clinic_values() -> dict[str, str]:

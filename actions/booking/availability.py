@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,25 @@ class Availability:
             time_of_day=values.get("time_of_day") or None,
             flexible=bool(values.get("flexible")),
             exact=bool(values.get("exact")),
+        )
+
+    def refined_by(self, later: Availability) -> Availability:
+        """This preference narrowed by what the visitor added at the time question.
+
+        "in a fortnight", then "weekdays after 2pm": from the fortnight on, weekdays, afternoons.
+        A time alone keeps the days as they were; the words keep both answers.
+        """
+        words = f"{self.words}, {later.words}"
+        if not later.weekdays:
+            return replace(self, words=words, time_of_day=later.time_of_day)
+        return replace(  # "in a fortnight" + "weekdays": weekdays from that day on
+            self,
+            words=words,
+            earliest=max(self.earliest, later.earliest),
+            weekdays=later.weekdays,
+            time_of_day=later.time_of_day,
+            flexible=False,
+            exact=False,
         )
 
     def describe(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -175,33 +174,25 @@ class ValidateBookingForm(FormValidationAction):
     def validate_booking_time(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
-        """Accept a time of day the clinic offers, also said the way availability is ("after 2pm").
-
-        An answer that names days as well ("weekdays after 2pm") updates when the visitor is free.
-        """
+        """Accept a time of day the clinic offers, or days and a time ("weekdays after 2pm")."""
         settings = load_settings()
 
-        def parse(text: str) -> dict[str, Any]:
+        def parse(text: str) -> dict[str, Any] | str:
             try:
-                return {"booking_time": validators.parse_time_of_day(text, settings)}
-            except InvalidAnswer as not_a_time:
+                return validators.parse_time_of_day(text, settings)
+            except InvalidAnswer:
                 try:
-                    availability = validators.parse_date(text, settings, now_at_clinic())
+                    later = validators.parse_date(text, settings, now_at_clinic())
                 except InvalidAnswer:
-                    raise not_a_time from None
-                if not availability.time_of_day:
-                    raise not_a_time from None
-                says_days = availability.exact or availability.weekdays or availability.latest
+                    later = None
+                earlier = stored_availability(tracker)
+                if later is None or later.time_of_day is None or earlier is None:
+                    raise
+                refined = earlier.refined_by(later)
                 return {
-                    "booking_time": availability.time_of_day,
-                    **(
-                        {
-                            "booking_date": availability.earliest.isoformat(),
-                            AVAILABILITY_SLOT: availability.to_slot(),
-                        }
-                        if says_days
-                        else {}
-                    ),
+                    "booking_time": later.time_of_day,
+                    "booking_date": refined.earliest.isoformat(),
+                    AVAILABILITY_SLOT: refined.to_slot(),
                 }
 
         return self._check("booking_time", value, parse, dispatcher, tracker)
@@ -223,7 +214,7 @@ class ValidateBookingForm(FormValidationAction):
 
 
 def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
-    """The visitor's answers, HTML-escaped, ready to be shown back to them.
+    """The visitor's answers as plain text, ready to be read back to them.
 
     A phone number that is possible but unusual is read back with a request to check it.
     """
@@ -239,14 +230,14 @@ def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
         note = domain["responses"]["utter_check_phone"][0]["text"]
         shown = f"{shown} {note}"
     availability = stored_availability(tracker)
+    # Plain text: the widget (web/chat.js) shows messages as text, never as HTML, so an
+    # apostrophe or a "<" in a name is shown as typed and cannot become markup.
     return {
-        "name": html.escape(tracker.get_slot("booking_name") or ""),
-        "contact": html.escape(shown),
-        "day": html.escape(
-            availability.describe() if availability else readable_date(tracker.get_slot("booking_date"))
-        ),
-        "time_of_day": html.escape(tracker.get_slot("booking_time") or ""),
-        "scar": html.escape(scar),
+        "name": tracker.get_slot("booking_name") or "",
+        "contact": shown,
+        "day": availability.describe() if availability else readable_date(tracker.get_slot("booking_date")),
+        "time_of_day": tracker.get_slot("booking_time") or "",
+        "scar": scar,
     }
 
 

@@ -29,29 +29,27 @@ import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from common.clinic import load_settings
-from common.paths import PROJECT_ROOT, WEB_ROOT
+from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from staff import validate as check_data
-from tests.helpers import Chat, open_day
+from tests.helpers import (
+    AXE,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    WIDGET_LAUNCHER,
+    WIDGET_MESSAGE_BOX,
+    WIDGET_REPLY,
+    Chat,
+    open_day,
+)
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-AXE = WEB_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-TIMEOUT_MS = 30_000
 PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
 PASSWORD = "correct horse battery staple"
 USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
-BOT = ".cc-log .cc-msg-bot .cc-text"
 LAPTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 768, "height": 1024}
 PHONE = {"width": 390, "height": 844}
@@ -241,7 +239,7 @@ def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
 
     def say(text: str, replies: int = 1) -> list[str]:
         before = page.locator(BOT).count()
-        box = page.locator("textarea.cc-input")
+        box = page.locator(WIDGET_MESSAGE_BOX)
         box.fill(text)
         box.press("Enter")
         page.wait_for_function(
@@ -251,7 +249,7 @@ def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
 
     def press(title: str, replies: int = 1) -> list[str]:
         before = page.locator(BOT).count()
-        page.locator(".cc-reply").filter(has_text=re.compile(f"^{re.escape(title)}$")).last.click()
+        page.locator(WIDGET_REPLY).filter(has_text=re.compile(f"^{re.escape(title)}$")).last.click()
         page.wait_for_function(
             "([s, n]) => document.querySelectorAll(s).length >= n", arg=[BOT, before + replies]
         )
@@ -259,7 +257,7 @@ def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
 
     try:
         page.goto(site.page)
-        page.locator("button.cc-launcher").click()
+        page.locator(WIDGET_LAUNCHER).click()
         page.locator(BOT).first.wait_for()
         day = open_day()
         say("I would like to book a consultation", replies=2)

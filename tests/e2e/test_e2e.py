@@ -220,7 +220,13 @@ def test_no_to_did_that_help_asks_what_was_missing_and_keeps_the_answer(live: Ch
             ),
             {"s": live.conversation_id(me)},
         ).all()
-    asked = next(i for i, r in enumerate(rows) if r.action_name == "utter_ask_feedback_missing")
+    # The question is asked by the feedback form: a bot event naming its response in the metadata.
+    asked = next(
+        i
+        for i, r in enumerate(rows)
+        if r.type_name == "bot"
+        and (json.loads(r.data).get("metadata") or {}).get("utter_action") == "utter_ask_feedback_missing"
+    )
     said = next(r for r in rows[asked:] if r.type_name == "user")
     assert json.loads(said.data)["text"] == "how much it costs"
     assert any(r.type_name == "user" and r.intent_name == "feedback_unhelpful" for r in rows[:asked])

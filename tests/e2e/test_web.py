@@ -34,30 +34,18 @@ from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from servers.page import SOCKETIO_BUNDLE
-from tests.helpers import open_day
+from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, open_day
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
+from tests.helpers import WIDGET_LAUNCHER as LAUNCHER
+from tests.helpers import WIDGET_MESSAGE_BOX as MESSAGE_BOX
+from tests.helpers import WIDGET_VISITOR as VISITOR
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 BOOKING_LINK = "https://booking.example-clinic.test"
 FOREIGN_ORIGIN = "http://evil.example"
-BOT = ".cc-log .cc-msg-bot .cc-text"
-VISITOR = ".cc-log .cc-msg-user .cc-text"
-LAUNCHER = "button.cc-launcher"
-MESSAGE_BOX = "textarea.cc-input"
-AXE = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-TIMEOUT_MS = 30_000
 HTML_ATTEMPTS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
 
 

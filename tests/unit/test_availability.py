@@ -114,3 +114,22 @@ def test_the_question_offers_the_next_open_days() -> None:
         date(2026, 12, 5),
         date(2026, 12, 7),
     ]
+
+
+def test_days_and_a_time_said_at_the_time_question_narrow_the_earlier_answer() -> None:
+    from actions.booking.availability import Availability
+
+    fortnight = Availability(words="in a fortnight", earliest=date(2026, 12, 17), exact=True)
+    later = Availability(
+        words="weekdays after 2pm",
+        earliest=date(2026, 12, 4),
+        weekdays=("monday", "tuesday", "wednesday", "thursday", "friday"),
+        time_of_day="afternoon",
+    )
+    refined = fortnight.refined_by(later)
+    assert refined.words == "in a fortnight, weekdays after 2pm"
+    assert refined.earliest == date(2026, 12, 17)  # not earlier than the visitor first said
+    assert refined.weekdays == later.weekdays and refined.time_of_day == "afternoon" and not refined.exact
+    assert refined.describe().startswith("weekdays from ")
+    evening = Availability(words="evenings", earliest=date(2026, 12, 4), time_of_day="evening")
+    assert fortnight.refined_by(evening).exact and fortnight.refined_by(evening).time_of_day == "evening"

@@ -110,8 +110,11 @@ staff-user: install  ## add a staff console account: make staff-user NAME=anna R
 	$(BIN)/clinic-staff-user add "$(NAME)" --role "$(ROLE)"
 
 # ---- developers ---------------------------------------------------------------------------
+# Two workers, each taking whole test files (each e2e file starts its own servers): the suite
+# waits on servers and browsers as much as it computes. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=10
 
 test-fast: install  ## the edit loop: unit tests and data checks (no servers, no training)
 	$(PY) -m pytest tests/unit

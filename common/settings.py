@@ -121,20 +121,25 @@ def _secret(env: Mapping[str, str], name: str, problems: list[str]) -> str | Non
 def local_conversation_secret(path: Path = CONVERSATION_SECRET_FILE) -> str:
     """The local profile's conversation secret: made once, kept in var/ (mode 0600), then reused.
 
-    Created with O_EXCL, so servers starting at the same moment all end up with the one
-    that was written first.
+    Written whole to a private file, then linked into place (which fails if the name exists),
+    so servers starting at the same moment all end up with the one that was placed first and
+    none ever reads a half-written (empty) secret.
     """
     try:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return local_conversation_secret(path)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
         out.write(secrets.token_urlsafe(32))
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process placed its secret first: use that one
+    finally:
+        draft.unlink()
     return path.read_text(encoding="utf-8").strip()
 
 

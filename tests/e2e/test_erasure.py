@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack
 from tests.helpers import LiveAssistant, open_day, stack_config
@@ -174,14 +173,13 @@ def test_cancel_my_booking_by_reference_withdraws_only_this_chats_request(
 
 
 def test_staff_erase_one_persons_requests_and_conversations(
-    servers: LiveAssistant, booking_system: list, monkeypatch, capsys, request
+    servers: LiveAssistant, booking_system: list, monkeypatch, capsys
 ) -> None:
     from staff import bookings
 
     monkeypatch.setenv("DATABASE_URL", servers.database_url)
     monkeypatch.setenv("CLINIC_SETTINGS", servers.stack.environment["CLINIC_SETTINGS"])
-    load_settings.cache_clear()  # the command reads the servers' clinic.yml (with the webhook)
-    request.addfinalizer(load_settings.cache_clear)
+    # the command reads the servers' clinic.yml (with the webhook): load_settings follows CLINIC_SETTINGS
     email, phone = f"pat.{uuid.uuid4().hex[:6]}@example.com", "07911 123457"
     first, second, by_phone, other = fresh("pat"), fresh("pat"), fresh("pat"), fresh("other")
     references = [

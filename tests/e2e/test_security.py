@@ -241,7 +241,7 @@ def test_a_trusted_integration_keeps_its_own_ids_with_its_token(guarded: LiveAss
 
     status, answer, issued = post("book a consultation", INTEGRATION_TOKEN)
     assert (status, issued) == (200, own_id)
-    status, answer, issued = post("Ingrid Integration", INTEGRATION_TOKEN)
+    status, answer, issued = post("Ingrid Larsen", INTEGRATION_TOKEN)
     assert (status, issued) == (200, own_id) and answer[0]["text"] == expected("utter_ask_booking_contact")
     status, answer, issued = post("Mallory", None)  # the same id without the token: someone else
     assert status == 200 and issued != own_id

@@ -95,6 +95,7 @@ def test_a_date_with_a_time_of_day_fills_both() -> None:
 def test_summary_shows_the_answers_as_typed_with_send_and_change_buttons(domain) -> None:
     [message], events = run(ActionBookingSummary(), FILLED, domain)
     assert message["response"] == "utter_booking_summary" and events == []
+    # As typed: the widget shows text, never HTML (a name cannot hold markup: validators.parse_name).
     assert message["name"] == "Jo O'Neill" and message["scar"] == "<b>c-section</b>"
     assert message["day"].endswith(TOMORROW.strftime("%B %Y"))
     titles = [b["title"] for b in message["buttons"]]

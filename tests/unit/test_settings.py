@@ -131,6 +131,18 @@ def test_the_local_profile_makes_its_conversation_secret_once_and_keeps_it_priva
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_servers_starting_together_all_get_the_same_whole_secret(tmp_path: Path) -> None:
+    """The chat and action servers start at once on a new machine: one secret, never an empty one."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    for attempt in range(5):
+        path = tmp_path / f"var{attempt}" / "conversation-secret"
+        with ProcessPoolExecutor(max_workers=4) as pool:
+            secrets_seen = set(pool.map(local_conversation_secret, [path] * 8))
+        assert len(secrets_seen) == 1 and len(secrets_seen.pop()) >= 32
+        assert [f.name for f in path.parent.iterdir()] == ["conversation-secret"]  # no drafts left
+
+
 def test_a_configured_conversation_secret_is_the_key() -> None:
     assert Settings.from_env({"CONVERSATION_SECRET": SECRET}).conversation_key() == SECRET.encode()
 

@@ -50,13 +50,12 @@ from channels.rate_limits import message_limits, rate_limiter
 from common import conversation_ids, settings
 from common.clinic import load_settings
 from common.domain import load_domain
-from common.names import TROUBLE_RESPONSE
+from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE
 from common.settings import MAX_MESSAGE_CHARS, Settings
 
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 128
-CONVERSATION_HEADER = "X-Conversation-Id"
 TOO_FAST = (
     "You're sending messages faster than I can answer. Please wait a few seconds, "
     "then send your message again."

@@ -31,3 +31,6 @@ ERASE_SLOT = "erase_conversation"
 TROUBLE_RESPONSE = "utter_chat_trouble"
 # Responses the chat channels send by themselves (channels/guarded.py).
 CHANNEL_RESPONSES = frozenset({TROUBLE_RESPONSE})
+# The REST reply header carrying the conversation id the server issued (channels/guarded.py);
+# a client sends that id back as `sender` to continue the conversation.
+CONVERSATION_HEADER = "X-Conversation-Id"

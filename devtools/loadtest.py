@@ -29,13 +29,13 @@ import aiohttp
 from actions.booking.store import BookingStore
 from common import conversations
 from common.clinic import load_settings
+from common.names import CONVERSATION_HEADER
 from common.paths import REPORTS_DIR
 from devtools.measure import percentile
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
 
 REPORTS = REPORTS_DIR
-CONVERSATION_HEADER = "X-Conversation-Id"  # the id the server issued (channels/guarded.py)
 QUESTIONS = [
     "what is scar relaxation?",
     "how does it work",

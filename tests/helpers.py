@@ -16,6 +16,7 @@ import socketio
 import sqlalchemy as sa
 
 from common.clinic import load_settings
+from common.names import CONVERSATION_HEADER
 from common.paths import WEB_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 
@@ -61,8 +62,6 @@ def open_day(days_ahead: int = 2) -> date:
     return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
 
 
-# The header that carries the id of the conversation the server issued (channels/guarded.py).
-CONVERSATION_HEADER = "X-Conversation-Id"
 # Logical sender name -> the conversation id the server issued for it, shared by every Chat, so
 # one visitor can talk to two servers in turn (production) or to a restarted server.
 ISSUED_IDS: dict[str, str] = {}

@@ -34,6 +34,7 @@ import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
 from actions.followup import resolve as resolve_follow_up
+from common.names import CONVERSATION_HEADER
 from common.paths import CONFIG, DOMAIN_DIR, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
 from components.deflection import DEFLECTION_INTENTS
 from devtools.bench import conversations
@@ -506,7 +507,7 @@ def post_ms(url: str, sender: str, text: str, issued: dict[str, str] | None = No
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
-        issued.setdefault(sender, response.headers.get("X-Conversation-Id", sender))
+        issued.setdefault(sender, response.headers.get(CONVERSATION_HEADER, sender))
     return (time.perf_counter() - started) * 1000
 
 
@@ -550,6 +551,7 @@ def measure_serving(
             action_port=free_port(),
             model=model,
             database_url=f"sqlite:///{tmp}/bench.db",
+            extra_env=conversations.UNTHROTTLED,
         )
         log_path = Path(tmp) / "servers.log"
         with log_path.open("w") as log:

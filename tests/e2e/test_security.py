@@ -23,6 +23,7 @@ import jwt
 import pytest
 
 from channels.guarded import TOO_FAST
+from common.names import CONVERSATION_HEADER
 from servers.launcher import Stack
 from tests.helpers import Chat, LiveAssistant, WidgetSession, stack_config
 
@@ -237,7 +238,7 @@ def test_a_trusted_integration_keeps_its_own_ids_with_its_token(guarded: LiveAss
         status, answer = guarded.post(
             json.dumps({"sender": own_id, "message": message}).encode(), headers=headers
         )
-        return status, answer, guarded.last_headers.get("X-Conversation-Id")
+        return status, answer, guarded.last_headers.get(CONVERSATION_HEADER)
 
     status, answer, issued = post("book a consultation", INTEGRATION_TOKEN)
     assert (status, issued) == (200, own_id)

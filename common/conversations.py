@@ -139,12 +139,12 @@ def _read(url: str, query_of: Callable[[], sa.sql.Select]) -> Sequence[sa.engine
         engine.dispose()
 
 
-def read_sender(url: str, sender_id: str) -> Sequence[sa.engine.Row]:
-    """One conversation's dialogue events (visitor messages, actions, bot messages), oldest first."""
+def read_sender(url: str, sender_id: str, types: Sequence[str] = DIALOGUE) -> Sequence[sa.engine.Row]:
+    """One conversation's events of these types (by default the dialogue's), oldest first."""
     return _read(
         url,
         lambda: sa.select(events)
-        .where(events.c.sender_id == sender_id, events.c.type_name.in_(DIALOGUE))
+        .where(events.c.sender_id == sender_id, events.c.type_name.in_(types))
         .order_by(events.c.id),
     )
 

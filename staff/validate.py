@@ -611,8 +611,8 @@ def conflict_problem(project: Project, after: str, lines: str) -> Problem:
     )
 
 
-def rasa_problems(project: Project, root: Path) -> list[Problem]:
-    """Rasa's own data checks (`rasa data validate`), in plain words, without its noise."""
+def rasa_output(root: Path) -> tuple[int, str]:
+    """Run Rasa's own data checks (`rasa data validate`) on the project under `root`: (exit code, output)."""
     result = subprocess.run(
         [
             str(paths.RASA_PROGRAM),
@@ -629,13 +629,18 @@ def rasa_problems(project: Project, root: Path) -> list[Problem]:
         text=True,
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    output = ANSI.sub("", result.stdout + "\n" + result.stderr)
+    return result.returncode, ANSI.sub("", result.stdout + "\n" + result.stderr)
+
+
+def rasa_problems(project: Project, root: Path, ran: tuple[int, str] | None = None) -> list[Problem]:
+    """Rasa's own data checks (`rasa data validate`), in plain words, without its noise."""
+    returncode, output = ran or rasa_output(root)
     problems = [conflict_problem(project, *match.groups()) for match in STORY_CONFLICT.finditer(output)]
     for match in RASA_WARNING.finditer(output):
         message = " ".join(match.group(1).split())
         if not any(noise.search(message) for noise in RASA_NOISE):
             problems.append(Problem(Place(DATA, 1), f"Rasa's own check says: {message}"))
-    if result.returncode != 0 and not problems:
+    if returncode != 0 and not problems:
         last = [line for line in output.splitlines() if line.strip()][-3:]
         problems.append(Problem(Place(DATA, 1), "Rasa's own check failed: " + " / ".join(last)))
     return problems

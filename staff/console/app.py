@@ -31,6 +31,7 @@ NAVIGATION = [
     ("inbox.index", "Unanswered questions", "inbox"),
     ("content.index", "Answers", "content"),
     ("clinic.edit", "Clinic details", "content"),
+    ("stories.index", "Stories", "content"),
     ("history.index", "History", "content"),
     ("conversations.index", "Conversations", "conversations"),
     ("admin.users", "Staff", "users"),

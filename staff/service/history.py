@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 # What the console edits (relative to the project root): the history lists changes to these.
-EDITABLE = ("clinic.yml", "domain", "data", "content")
+EDITABLE = ("clinic.yml", "domain", "data", "content", "tests/stories")
 COMMITTER_NAME = "Staff console"
 STAFF_EMAIL_DOMAIN = "staff.invalid"
 SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -180,7 +180,11 @@ def undone(root: Path, item: Change) -> dict[str, str]:
         raise HistoryError(
             "This entry joins two lines of work (a merge); a developer can undo it, the console cannot."
         )
-    outside = [name for name in item.files if name.split("/")[0] not in EDITABLE]
+    outside = [
+        name
+        for name in item.files
+        if not any(name.startswith(f"{part}/") or name == part for part in EDITABLE)
+    ]
     if outside:
         raise HistoryError(
             "This change also changed the assistant's program files ("

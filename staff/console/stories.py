@@ -1,0 +1,184 @@
+"""The editor's story pages: stories and conversation tests in plain words; new ones from real conversations.
+
+Everything is read and written through staff/service/stories.py (which checks, writes and
+commits through staff/service/content.py and history.py); this module only turns forms into
+calls and results into pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from staff.console.app import console, requires
+from staff.service import history, transcripts
+from staff.service import stories as service
+
+stories = Blueprint("stories", __name__, url_prefix="/stories")
+BLUEPRINTS = (stories,)
+TRAINING_NOTE = (
+    "It takes effect at the next training (make train): until then the assistant keeps behaving as now."
+)
+
+
+def _refused(error: Exception) -> service.Refused:
+    return error if isinstance(error, service.Refused) else service.Refused(str(error))
+
+
+def _choices(count: int) -> list[str]:
+    """Each turn's choice from the form: keep, remove, or an option's key."""
+    return [(request.form.get(f"turn-{i}") or service.KEEP)[:100] for i in range(count)]
+
+
+def _inserted(turns: list[service.Turn], known: dict[str, service.Option], test: bool) -> list[service.Turn]:
+    """The turns with the new step the form adds (after the chosen turn), if any."""
+    choice = request.form.get("insert-option") or ""
+    if not choice:
+        return turns
+    option = known.get(choice)
+    if option is None:
+        raise service.Refused("The new step is not something the assistant can do: choose it from the list.")
+    text = " ".join((request.form.get("insert-text") or "").split())[: service.MAX_TEXT_CHARS]
+    if test and not text:
+        raise service.Refused(
+            "Write what the visitor says in the new step: a conversation test needs the words."
+        )
+    where = request.form.get("insert-after") or "-1"
+    position = int(where) + 1 if where.lstrip("-").isdigit() else len(turns)
+    position = max(0, min(position, len(turns)))
+    new = service.Turn(option.intent, text, option.step_maps())
+    return [*turns[:position], new, *turns[position:]]
+
+
+def _rows(words: service.Words, turns: list[service.Turn]) -> list[tuple[service.Turn, str, str]]:
+    return [(turn, *words.turn(turn)) for turn in turns]
+
+
+# ---- the list ----------------------------------------------------------------------------
+@stories.get("/", endpoint="index")
+@requires("content")
+def list_stories() -> Any:
+    """Stories and conversation tests by topic, in plain words, and which tests check which answers."""
+    root = console().root
+    words = service.Words.of(root)
+    found = service.read_all(root)
+    groups: dict[str, list[tuple[service.Story, str]]] = {}
+    for story in found:
+        groups.setdefault(service.topic_of(story, words.titles), []).append((story, words.story(story)))
+    return render_template(
+        "stories.html",
+        groups=sorted(groups.items(), key=lambda kv: kv[0].lower()),
+        coverage=service.coverage(root, found, words),
+        history_problem=history.problem(root),
+    )
+
+
+# ---- one story ---------------------------------------------------------------------------
+def _story_or_404(root: Any, path: str, index: int) -> service.Story:
+    story = service.find(root, path, index)
+    if story is None:
+        abort(404)
+    return story
+
+
+@stories.route("/edit", methods=["GET", "POST"])
+@requires("content")
+def edit() -> Any:
+    """One story: each turn kept, replaced by another reply, or removed; a step inserted; renamed."""
+    state = console()
+    root = state.root
+    path = request.args.get("file") or ""
+    index = int(request.args.get("n") or "-1") if (request.args.get("n") or "").isdigit() else -1
+    story = _story_or_404(root, path, index)
+    words = service.Words.of(root)
+    opts = service.options(root, words)
+    known = {o.key: o for o in opts}
+    values = {
+        "story": story,
+        "rows": _rows(words, story.turns),
+        "options": opts,
+        "history_problem": history.problem(root),
+        "note": TRAINING_NOTE,
+    }
+    if request.method == "GET":
+        return render_template("story.html", version=service.stories_version(root), name=story.name, **values)
+    form = request.form
+    version = form.get("version") or ""
+    name = form.get("name") or ""
+    try:
+        if form.get("action") == "delete":
+            sha = service.delete_story(root, story, version, current_user.name)
+            state.audit("deleted a story", story.path, f"commit {sha[:10]}")
+            flash(f'"{story.name}" was deleted ({sha[:10]} in the History). {TRAINING_NOTE}', "success")
+            return redirect(url_for("stories.index"))
+        turns = service.apply_choices(story.turns, _choices(len(story.turns)), known, story.test)
+        turns = _inserted(turns, known, story.test)
+        sha = service.change_story(root, story, name, turns, version, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = _refused(error)
+        status = 409 if "Someone else" in refused.summary else 400
+        return render_template("story.html", refusal=refused, version=version, name=name, **values), status
+    state.audit("changed a story", story.path, f"commit {sha[:10]}")
+    flash(f"Saved ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
+    fresh = next(
+        (s for s in service.read_all(root) if s.path == story.path and s.name == " ".join(name.split())), None
+    )
+    if fresh is None:
+        return redirect(url_for("stories.index"))
+    return redirect(url_for("stories.edit", file=fresh.path, n=fresh.index))
+
+
+# ---- from a conversation -----------------------------------------------------------------
+@stories.route("/from-conversation", methods=["GET", "POST"])
+@requires("content")
+def from_conversation() -> Any:
+    """A real conversation, turn by turn: keep or correct each reply, then save as a story or a test."""
+    state = console()
+    root = state.root
+    sender = request.values.get("id") or ""
+    turns = service.conversation_turns(state.database_url, sender)
+    if not turns:
+        abort(404)
+    words = service.Words.of(root)
+    opts = service.options(root, words)
+    known = {o.key: o for o in opts}
+    started = transcripts.summary(state.database_url, sender, state.clinic.zone).first
+    values = {
+        "sender": sender,
+        "rows": _rows(words, turns),
+        "options": opts,
+        "history_problem": history.problem(root),
+        "note": TRAINING_NOTE,
+    }
+    if request.method == "GET":
+        return render_template(
+            "from_conversation.html",
+            version=service.stories_version(root),
+            name=service.default_name(turns, started),
+            choices=[service.KEEP] * len(turns),
+            **values,
+        )
+    form = request.form
+    test = form.get("save_as") == "test"
+    choices = _choices(len(turns))
+    version = form.get("version") or ""
+    name = form.get("name") or ""
+    try:
+        corrected = service.apply_choices(turns, choices, known, test)
+        path, sha = service.add_story(root, name, corrected, test, version, current_user.name)
+    except (service.Refused, history.HistoryError) as error:
+        refused = _refused(error)
+        status = 409 if "Someone else" in refused.summary else 400
+        return render_template(
+            "from_conversation.html", refusal=refused, version=version, name=name, choices=choices, **values
+        ), status
+    kind = "conversation test" if test else "story"
+    state.audit(f"saved a conversation as a {kind}", path, f"commit {sha[:10]}")
+    flash(f"Saved as a {kind} in {path} ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
+    saved = service.read_all(root)
+    fresh = next((s for s in saved if s.path == path and s.name == " ".join(name.split())), None)
+    if fresh is None:
+        return redirect(url_for("stories.index"))
+    return redirect(url_for("stories.edit", file=fresh.path, n=fresh.index))

@@ -1,0 +1,217 @@
+"""Stories from real conversations, in the console, in a real browser, on one running stack.
+
+The stack, the staff accounts, the browser and the axe-core check are test_console.py's own
+fixtures (imported, so this module starts one stack of its own and shares it between its
+tests); the console writes to a temporary git copy of the project, never to the real files.
+A visitor talks to the real Rasa server; an editor turns that conversation into a corrected
+story and a test, sees them in plain words, edits a step, deletes one, and finds every change
+in the History with its author.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from staff import validate
+from tests.e2e.test_console import (  # noqa: F401 (fixtures)
+    LAPTOP,
+    PHONE,
+    Site,
+    axe_violations,
+    browser,
+    playwright,
+    site,
+    squash,
+    staff,
+)
+from tests.helpers import ISSUED_IDS
+
+pytestmark = pytest.mark.e2e
+
+SAVED_STORIES = "data/stories/from_conversations.yml"
+SAVED_TESTS = "tests/stories/test_from_conversations.yml"
+EMAIL = "jo.bloggs@example.org"
+# A question the assistant gets wrong: it is about what the treatment is, asked in words it
+# was not trained on; whatever the model answers, the editor's correction differs from it.
+WRONG = "so what's this scar needle thing you do exactly"
+RIGHT = "faq:what_is"
+
+
+@pytest.fixture(scope="module")
+def conversation(site: Site) -> str:
+    """A real conversation through the REST channel; its id, as the server issued it."""
+    for text in ("hello", WRONG, f"thanks, my email is {EMAIL}"):
+        status, replies = site.chat.send("story-visitor", text)
+        assert status == 200 and replies, (text, replies)
+    return ISSUED_IDS["story-visitor"]
+
+
+def choose(page, turn: int, value: str) -> None:
+    page.locator(f"select[name=turn-{turn}]").select_option(value)
+
+
+def files_text(site: Site) -> str:
+    return (site.root / SAVED_STORIES).read_text(encoding="utf-8") + (site.root / SAVED_TESTS).read_text(
+        encoding="utf-8"
+    )
+
+
+def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
+    staff, site: Site, conversation: str
+) -> None:
+    editor = staff(LAPTOP, bypass_csp=True)
+    editor.sign_in("eddie")
+    page = editor.open(f"/conversations/view?id={conversation}")
+    page.get_by_role("link", name="Correct and save as a story or a test").click()
+    assert editor.heading() == "Correct and save as a story or a test"
+    assert axe_violations(page) == []
+    rows = page.locator("table.turns tbody tr")
+    assert rows.count() == 3
+    assert squash(rows.nth(0).inner_text()).startswith('1 "hello" says "Hello!')
+    assert f'"{WRONG}"' in rows.nth(1).inner_text()
+    before = squash(rows.nth(1).locator("td").nth(2).inner_text())
+    assert 'gives the answer "What is Scar Relaxation?"' not in before  # it went wrong
+    assert EMAIL not in page.content() and "sam.taylor@example.com" in rows.nth(2).inner_text()
+    # The choices are the answers' own words.
+    labels = page.locator("select[name=turn-1] option").all_inner_texts()
+    assert any(
+        label.startswith('Instead: the answer "What is Scar Relaxation?": "Non-surgical') for label in labels
+    )
+    assert any(label.startswith("Instead: offers a consultation") for label in labels)
+
+    choose(page, 1, RIGHT)
+    page.get_by_label("Name").fill("needle question, corrected")
+    page.get_by_role("button", name="Save as a story").click()
+    assert "Saved as a story in data/stories/from_conversations.yml" in editor.flash()
+    assert "next training" in editor.flash()
+    stories = yaml.safe_load((site.root / SAVED_STORIES).read_text(encoding="utf-8"))["stories"]
+    [story] = [s for s in stories if s["story"] == "needle question, corrected"]
+    assert story["steps"][:4] == [
+        {"intent": "greet"},
+        {"action": "utter_greet"},
+        {"intent": "faq"},
+        {"action": "action_answer_faq"},
+    ]
+    assert story["metadata"]["visitor_words"][1] == WRONG
+
+    page = editor.open(f"/stories/from-conversation?id={conversation}")
+    choose(page, 1, RIGHT)
+    page.get_by_label("Name").fill("needle question test")
+    page.get_by_role("button", name="Save as a test").click()
+    assert "Saved as a conversation test in tests/stories/test_from_conversations.yml" in editor.flash()
+    tests = yaml.safe_load((site.root / SAVED_TESTS).read_text(encoding="utf-8"))["stories"]
+    [test] = [s for s in tests if s["story"] == "needle question test"]
+    assert {"user": WRONG + "\n", "intent": "faq/what_is"} in test["steps"]
+    assert EMAIL not in files_text(site) and "sam.taylor@example.com" in files_text(site)
+
+    # Both listed in plain words, grouped by topic, with the answers the test covers.
+    page = editor.open("/stories/")
+    assert axe_violations(page) == []
+    group = page.locator("section.story-group").filter(
+        has=page.get_by_role("heading", name="What is Scar Relaxation?")
+    )
+    listed = squash(group.inner_text())
+    assert (
+        'Visitor: "hello" -> Assistant: says "Hello!' in listed
+        and f'Visitor: "{WRONG}" -> Assistant: gives the answer "What is Scar Relaxation?"' in listed
+    )
+    assert "needle question, corrected" in listed and "needle question test" in listed
+    covered = page.locator("table.coverage tr").filter(has_text='the answer "What is Scar Relaxation?"')
+    assert "needle question test" in covered.inner_text()
+
+    # Edit a step of the story: the last turn's reply becomes "offers a consultation".
+    group.get_by_role("link", name="needle question, corrected").click()
+    assert axe_violations(page) == []
+    choose(page, 2, "book_consultation")
+    page.get_by_role("button", name="Save", exact=True).click()
+    assert "Saved" in editor.flash()
+    assert "offers a consultation" in squash(page.locator("table.turns").inner_text())
+    edited = yaml.safe_load((site.root / SAVED_STORIES).read_text(encoding="utf-8"))["stories"]
+    [story] = [s for s in edited if s["story"] == "needle question, corrected"]
+    assert story["steps"][-4:] == [
+        {"intent": "book_consultation"},
+        {"action": "action_offer_booking"},
+        {"action": "booking_form"},
+        {"active_loop": "booking_form"},
+    ]
+
+    # Delete the test.
+    page = editor.open("/stories/")
+    page.get_by_role("link", name="needle question test").click()
+    page.get_by_role("button", name="Delete this test").click()
+    assert '"needle question test" was deleted' in editor.flash()
+    assert "needle question test" not in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
+
+    # Every change is in the History with its author; undo brings the test back.
+    page = editor.open("/history/")
+    history = squash(page.locator("main").inner_text())
+    for message in (
+        'Conversation test "needle question test" deleted',
+        'Story "needle question, corrected" changed',
+        'Conversation test "needle question test" added from a conversation',
+        'Story "needle question, corrected" added from a conversation',
+    ):
+        assert message in history
+    assert "eddie" in history
+    page.get_by_role(
+        "link", name=re.compile('Conversation test "needle question test" deleted')
+    ).first.click()
+    page.get_by_role("button", name=re.compile("Undo")).click()
+    assert "undone" in editor.flash()
+    assert "needle question test" in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
+
+    # The result passes make validate: the project's checks and Rasa's own.
+    project, problems = validate.load(site.root)
+    assert problems == [] and validate.run_checks(project) == []
+    assert validate.rasa_problems(project, site.root) == []
+
+
+def test_a_contradicting_story_is_refused_in_plain_words(staff, site: Site, conversation: str) -> None:
+    editor = staff(LAPTOP)
+    editor.sign_in("eddie")
+    page = editor.open(f"/stories/from-conversation?id={conversation}")
+    before = files_text(site)
+    choose(page, 1, "unclear")  # "ask to rephrase" where the training stories answer an FAQ question
+    page.get_by_label("Name").fill("rephrase instead")
+    page.get_by_role("button", name="Save as a story").click()
+    refusal = squash(page.locator(".refusal").inner_text())
+    assert "The story was not saved, because it would confuse the assistant" in refusal
+    assert re.search(
+        r"This story contradicts '.+' in data/stories/\S+\.yml: after the visitor", refusal
+    ), refusal
+    assert files_text(site) == before
+    assert page.locator("select[name=turn-1]").input_value() == "unclear"  # the choice is kept
+
+
+def test_the_story_pages_fit_a_phone_and_pass_axe(staff, conversation: str) -> None:
+    phone = staff(PHONE, bypass_csp=True)
+    phone.sign_in("eddie")
+    for path in (
+        "/stories/",
+        f"/stories/from-conversation?id={conversation}",
+        "/stories/edit?file=data/stories/faq.yml&n=0",
+    ):
+        page = phone.open(path)
+        assert page.locator("h1").count() == 1
+        assert axe_violations(page) == [], path
+        assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1"), path
+
+
+def test_reception_cannot_change_stories(staff, site: Site, conversation: str) -> None:
+    person = staff(LAPTOP)
+    person.sign_in("rita")
+    page = person.open(f"/conversations/view?id={conversation}")
+    assert page.get_by_role("link", name="Correct and save as a story or a test").count() == 0
+    for path in ("/stories/", f"/stories/from-conversation?id={conversation}"):
+        assert person.page.request.get(site.console + path).status == 403
+    # A form without its CSRF token is refused, even for an editor.
+    editor = staff(LAPTOP)
+    editor.sign_in("eddie")
+    response = editor.page.request.post(
+        site.console + "/stories/from-conversation",
+        form={"id": conversation, "save_as": "story", "name": "x"},
+    )
+    assert response.status == 400

@@ -49,6 +49,8 @@ SAVED_TESTS = f"{TESTS}/test_from_conversations.yml"
 FAQ_ACTION = "action_answer_faq"
 REQUESTED_SLOT = "requested_slot"
 VISITOR_WORDS = "visitor_words"  # a training story's metadata: the visitor's words, turn by turn
+VISITOR_MEANT = "visitor_meant"  # and the full intents (faq/<topic>: the answer staff chose), turn by turn
+METADATA_KEYS = (VISITOR_WORDS, VISITOR_MEANT)
 MAX_NAME_CHARS = 120
 MAX_TEXT_CHARS = 300
 KEEP, REMOVE = "keep", "remove"
@@ -154,15 +156,22 @@ def _steps(value: Any) -> list[dict[str, Any]]:
     return [dict(step) for step in validate.sequence(value) if isinstance(step, dict)]
 
 
-def turns_of(steps: list[dict[str, Any]], words: list[str] | None = None) -> tuple[list[Turn], bool]:
-    """A story's steps as turns (and whether the console can edit them); `words`: the visitor's, in order."""
+def turns_of(
+    steps: list[dict[str, Any]], words: list[str] | None = None, meant: list[str] | None = None
+) -> tuple[list[Turn], bool]:
+    """A story's steps as turns (and whether the console can edit them).
+
+    `words` and `meant`: a training story's metadata, the visitor's words and full intents in order.
+    """
     turns: list[Turn] = []
     editable = True
-    words = list(words or [])
+    words, meant = list(words or []), list(meant or [])
     for step in steps:
         if "intent" in step or "user" in step:
             text = str(step.get("user") or "").strip() or (words.pop(0) if words else "")
-            turns.append(Turn(str(step.get("intent") or ""), text))
+            intent = str(step.get("intent") or "")
+            full = meant.pop(0) if meant else intent
+            turns.append(Turn(full if full.partition("/")[0] == intent else intent, text))
         elif {"action", "active_loop", "slot_was_set"} & set(step):
             if not turns:
                 turns.append(Turn(""))
@@ -187,8 +196,12 @@ def read_all(root: Path) -> list[Story]:
         data = yaml.safe_load((root / path).read_text(encoding="utf-8")) or {}
         for index, item in enumerate(validate.sequence(validate.mapping(data).get("stories"))):
             item = validate.mapping(item)
-            words = validate.mapping(item.get("metadata")).get(VISITOR_WORDS)
-            turns, editable = turns_of(_steps(item.get("steps")), [str(w) for w in validate.sequence(words)])
+            metadata = validate.mapping(item.get("metadata"))
+            turns, editable = turns_of(
+                _steps(item.get("steps")),
+                [str(w) for w in validate.sequence(metadata.get(VISITOR_WORDS))],
+                [str(w) for w in validate.sequence(metadata.get(VISITOR_MEANT))],
+            )
             found.append(
                 Story(path, index, str(item.get("story") or ""), path.startswith(TESTS), turns, editable)
             )
@@ -480,7 +493,7 @@ def story_item(name: str, turns: list[Turn], test: bool) -> CommentedMap:
     item = CommentedMap()
     item["story"] = name
     steps = CommentedSeq()
-    words = []
+    words, meant = [], []
     for turn in turns:
         if turn.intent:
             user = CommentedMap()
@@ -495,11 +508,15 @@ def story_item(name: str, turns: list[Turn], test: bool) -> CommentedMap:
             else:
                 user["intent"] = turn.intent.partition("/")[0]  # training stories name the base intent
                 words.append(turn.text)
+                meant.append(turn.intent)
             steps.append(user)
         steps.extend(_step_map(step) for step in turn.steps)
+    metadata = CommentedMap()
     if not test and any(words):
-        metadata = CommentedMap()
-        metadata[VISITOR_WORDS] = CommentedSeq(quoted(w) if w else "" for w in words)
+        metadata[VISITOR_WORDS] = CommentedSeq(quoted(w) for w in words)
+    if not test and any("/" in m for m in meant):
+        metadata[VISITOR_MEANT] = CommentedSeq(meant)
+    if metadata:
         item["metadata"] = metadata
     item["steps"] = steps
     return item
@@ -681,14 +698,15 @@ def change_story(
         new = story_item(name, turns, story.test)
         if item.get("story") != name:
             item["story"] = name
-        old_words = validate.mapping(item.get("metadata")).get(VISITOR_WORDS)
-        if "metadata" in new:
-            if old_words is None or list(old_words) != list(new["metadata"][VISITOR_WORDS]):
-                item.setdefault("metadata", CommentedMap())[VISITOR_WORDS] = new["metadata"][VISITOR_WORDS]
-        elif old_words is not None:
-            del item["metadata"][VISITOR_WORDS]
-            if not item["metadata"]:
-                del item["metadata"]
+        for key in METADATA_KEYS:
+            old = validate.mapping(item.get("metadata")).get(key)
+            wanted = validate.mapping(new.get("metadata")).get(key)
+            if wanted is not None and (old is None or list(old) != list(wanted)):
+                item.setdefault("metadata", CommentedMap())[key] = wanted
+            elif wanted is None and old is not None:
+                del item["metadata"][key]
+        if "metadata" in item and not item["metadata"]:
+            del item["metadata"]
         old_steps = item["steps"]
         new_steps = new["steps"]
         if [_plain(s) for s in old_steps] != [_plain(s) for s in new_steps]:

@@ -34,16 +34,17 @@ pytestmark = pytest.mark.e2e
 SAVED_STORIES = "data/stories/from_conversations.yml"
 SAVED_TESTS = "tests/stories/test_from_conversations.yml"
 EMAIL = "jo.bloggs@example.org"
-# A question the assistant gets wrong: it is about what the treatment is, asked in words it
-# was not trained on; whatever the model answers, the editor's correction differs from it.
-WRONG = "so what's this scar needle thing you do exactly"
-RIGHT = "faq:what_is"
+# A question the assistant gets wrong: the document says who the treatment is for, but the
+# model is not sure and asks "did you mean...?" (the test checks it did not give that answer).
+WRONG = "does it work on old scars from years ago"
+RIGHT = "faq:who_for"
+RIGHT_TITLE = "Who is it for?"
 
 
 @pytest.fixture(scope="module")
 def conversation(site: Site) -> str:
     """A real conversation through the REST channel; its id, as the server issued it."""
-    for text in ("hello", WRONG, f"thanks, my email is {EMAIL}"):
+    for text in ("hello", f"thanks, my email is {EMAIL}", WRONG):
         status, replies = site.chat.send("story-visitor", text)
         assert status == 200 and replies, (text, replies)
     return ISSUED_IDS["story-visitor"]
@@ -71,97 +72,95 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     rows = page.locator("table.turns tbody tr")
     assert rows.count() == 3
     assert squash(rows.nth(0).inner_text()).startswith('1 "hello" says "Hello!')
-    assert f'"{WRONG}"' in rows.nth(1).inner_text()
-    before = squash(rows.nth(1).locator("td").nth(2).inner_text())
-    assert 'gives the answer "What is Scar Relaxation?"' not in before  # it went wrong
-    assert EMAIL not in page.content() and "sam.taylor@example.com" in rows.nth(2).inner_text()
+    assert f'"{WRONG}"' in rows.nth(2).inner_text()
+    before = squash(rows.nth(2).locator("td").nth(2).inner_text())
+    assert f'gives the answer "{RIGHT_TITLE}"' not in before  # it went wrong
+    assert EMAIL not in page.content() and "sam.taylor@example.com" in rows.nth(1).inner_text()
     # The choices are the answers' own words.
-    labels = page.locator("select[name=turn-1] option").all_inner_texts()
+    labels = page.locator("select[name=turn-2] option").all_inner_texts()
     assert any(
-        label.startswith('Instead: the answer "What is Scar Relaxation?": "Non-surgical') for label in labels
+        label.startswith('Instead: the answer "Who is it for?": "Scar Relaxation is for') for label in labels
     )
     assert any(label.startswith("Instead: offers a consultation") for label in labels)
 
-    choose(page, 1, RIGHT)
-    page.get_by_label("Name").fill("needle question, corrected")
+    choose(page, 2, RIGHT)
+    page.get_by_label("Name").fill("old scars, corrected")
     page.get_by_role("button", name="Save as a story").click()
     assert "Saved as a story in data/stories/from_conversations.yml" in editor.flash()
     assert "next training" in editor.flash()
     stories = yaml.safe_load((site.root / SAVED_STORIES).read_text(encoding="utf-8"))["stories"]
-    [story] = [s for s in stories if s["story"] == "needle question, corrected"]
-    assert story["steps"][:4] == [
-        {"intent": "greet"},
-        {"action": "utter_greet"},
-        {"intent": "faq"},
-        {"action": "action_answer_faq"},
+    [story] = [s for s in stories if s["story"] == "old scars, corrected"]
+    assert story["steps"][:2] == [{"intent": "greet"}, {"action": "utter_greet"}]
+    assert story["steps"][-2:] == [{"intent": "faq"}, {"action": "action_answer_faq"}]
+    assert story["metadata"]["visitor_words"] == [
+        "hello",
+        "thanks, my email is sam.taylor@example.com",
+        WRONG,
     ]
-    assert story["metadata"]["visitor_words"][1] == WRONG
 
     page = editor.open(f"/stories/from-conversation?id={conversation}")
-    choose(page, 1, RIGHT)
-    page.get_by_label("Name").fill("needle question test")
+    choose(page, 2, RIGHT)
+    page.get_by_label("Name").fill("old scars test")
     page.get_by_role("button", name="Save as a test").click()
     assert "Saved as a conversation test in tests/stories/test_from_conversations.yml" in editor.flash()
     tests = yaml.safe_load((site.root / SAVED_TESTS).read_text(encoding="utf-8"))["stories"]
-    [test] = [s for s in tests if s["story"] == "needle question test"]
-    assert {"user": WRONG + "\n", "intent": "faq/what_is"} in test["steps"]
+    [test] = [s for s in tests if s["story"] == "old scars test"]
+    assert {"user": WRONG + "\n", "intent": "faq/who_for"} in test["steps"]
     assert EMAIL not in files_text(site) and "sam.taylor@example.com" in files_text(site)
 
     # Both listed in plain words, grouped by topic, with the answers the test covers.
     page = editor.open("/stories/")
     assert axe_violations(page) == []
-    group = page.locator("section.story-group").filter(
-        has=page.get_by_role("heading", name="What is Scar Relaxation?")
-    )
+    group = page.locator("section.story-group").filter(has=page.get_by_role("heading", name=RIGHT_TITLE))
     listed = squash(group.inner_text())
     assert (
         'Visitor: "hello" -> Assistant: says "Hello!' in listed
-        and f'Visitor: "{WRONG}" -> Assistant: gives the answer "What is Scar Relaxation?"' in listed
+        and f'Visitor: "{WRONG}" -> Assistant: gives the answer "{RIGHT_TITLE}"' in listed
     )
-    assert "needle question, corrected" in listed and "needle question test" in listed
-    covered = page.locator("table.coverage tr").filter(has_text='the answer "What is Scar Relaxation?"')
-    assert "needle question test" in covered.inner_text()
+    assert "old scars, corrected" in listed and "old scars test" in listed
+    covered = page.locator("table.coverage tr").filter(has_text=f'the answer "{RIGHT_TITLE}"')
+    assert "old scars test" in covered.inner_text()
 
-    # Edit a step of the story: the last turn's reply becomes "offers a consultation".
-    group.get_by_role("link", name="needle question, corrected").click()
+    # Edit the story: remove the turn with the (replaced) email address.
+    group.get_by_role("link", name="old scars, corrected").click()
     assert axe_violations(page) == []
-    choose(page, 2, "book_consultation")
+    choose(page, 1, "remove")
     page.get_by_role("button", name="Save", exact=True).click()
     assert "Saved" in editor.flash()
-    assert "offers a consultation" in squash(page.locator("table.turns").inner_text())
+    assert "sam.taylor@example.com" not in squash(page.locator("table.turns").inner_text())
+    assert page.locator("table.turns tbody tr").count() == 2
     edited = yaml.safe_load((site.root / SAVED_STORIES).read_text(encoding="utf-8"))["stories"]
-    [story] = [s for s in edited if s["story"] == "needle question, corrected"]
-    assert story["steps"][-4:] == [
-        {"intent": "book_consultation"},
-        {"action": "action_offer_booking"},
-        {"action": "booking_form"},
-        {"active_loop": "booking_form"},
+    [story] = [s for s in edited if s["story"] == "old scars, corrected"]
+    assert story["steps"] == [
+        {"intent": "greet"},
+        {"action": "utter_greet"},
+        {"intent": "faq"},
+        {"action": "action_answer_faq"},
     ]
+    assert story["metadata"]["visitor_words"] == ["hello", WRONG]
 
     # Delete the test.
     page = editor.open("/stories/")
-    page.get_by_role("link", name="needle question test").click()
+    page.get_by_role("link", name="old scars test").click()
     page.get_by_role("button", name="Delete this test").click()
-    assert '"needle question test" was deleted' in editor.flash()
-    assert "needle question test" not in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
+    assert '"old scars test" was deleted' in editor.flash()
+    assert "old scars test" not in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
 
     # Every change is in the History with its author; undo brings the test back.
     page = editor.open("/history/")
     history = squash(page.locator("main").inner_text())
     for message in (
-        'Conversation test "needle question test" deleted',
-        'Story "needle question, corrected" changed',
-        'Conversation test "needle question test" added from a conversation',
-        'Story "needle question, corrected" added from a conversation',
+        'Conversation test "old scars test" deleted',
+        'Story "old scars, corrected" changed',
+        'Conversation test "old scars test" added from a conversation',
+        'Story "old scars, corrected" added from a conversation',
     ):
         assert message in history
     assert "eddie" in history
-    page.get_by_role(
-        "link", name=re.compile('Conversation test "needle question test" deleted')
-    ).first.click()
+    page.get_by_role("link", name=re.compile('Conversation test "old scars test" deleted')).first.click()
     page.get_by_role("button", name=re.compile("Undo")).click()
     assert "undone" in editor.flash()
-    assert "needle question test" in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
+    assert "old scars test" in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
 
     # The result passes make validate: the project's checks and Rasa's own.
     project, problems = validate.load(site.root)
@@ -174,16 +173,22 @@ def test_a_contradicting_story_is_refused_in_plain_words(staff, site: Site, conv
     editor.sign_in("eddie")
     page = editor.open(f"/stories/from-conversation?id={conversation}")
     before = files_text(site)
-    choose(page, 1, "unclear")  # "ask to rephrase" where the training stories answer an FAQ question
-    page.get_by_label("Name").fill("rephrase instead")
+    # An answer, "I don't have that information", then a yes: the training story "a question the
+    # document does not answer, then booking" offers a consultation there; this one would not.
+    choose(page, 0, "faq:what_is")
+    choose(page, 1, "out_of_scope")
+    choose(page, 2, "affirm")
+    page.get_by_label("Name").fill("a yes, acknowledged")
     page.get_by_role("button", name="Save as a story").click()
     refusal = squash(page.locator(".refusal").inner_text())
     assert "The story was not saved, because it would confuse the assistant" in refusal
-    assert re.search(
-        r"This story contradicts '.+' in data/stories/\S+\.yml: after the visitor", refusal
-    ), refusal
+    assert (
+        "This story contradicts 'a question the document does not answer, then booking' in "
+        'data/stories/faq.yml: after the visitor says "does it work on old scars from years ago", that '
+        'story says the assistant offers a consultation, this one says it says "Great.'
+    ) in refusal, refusal
     assert files_text(site) == before
-    assert page.locator("select[name=turn-1]").input_value() == "unclear"  # the choice is kept
+    assert page.locator("select[name=turn-2]").input_value() == "affirm"  # the choice is kept
 
 
 def test_the_story_pages_fit_a_phone_and_pass_axe(staff, conversation: str) -> None:

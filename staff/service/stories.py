@@ -48,6 +48,7 @@ SAVED_STORIES = f"{STORIES}/from_conversations.yml"
 SAVED_TESTS = f"{TESTS}/test_from_conversations.yml"
 FAQ_ACTION = "action_answer_faq"
 REQUESTED_SLOT = "requested_slot"
+REWIND = "rewind"  # Rasa's event when a fallback sets the visitor's message aside
 VISITOR_WORDS = "visitor_words"  # a training story's metadata: the visitor's words, turn by turn
 VISITOR_MEANT = "visitor_meant"  # and the full intents (faq/<topic>: the answer staff chose), turn by turn
 METADATA_KEYS = (VISITOR_WORDS, VISITOR_MEANT)
@@ -133,6 +134,9 @@ class Turn:
     intent: str  # as written: faq, faq/what_is, greet; "" for steps before any visitor message
     text: str = ""  # the visitor's words ("" when the story has none)
     steps: list[dict[str, Any]] = field(default_factory=list)  # action / active_loop / slot_was_set
+    # The assistant set the message aside (its fallback reverts it): Rasa cannot replay that in a
+    # story, so kept as it went, the turn is left out; a reply chosen for it puts it in.
+    set_aside: bool = False
 
 
 @dataclass
@@ -424,7 +428,7 @@ def conversation_turns(url: str, sender: str) -> list[Turn]:
     turns: list[Turn] = []
     asked: str | None = None  # the booking form's question when the visitor spoke
     seen: set[str] = set()
-    for row in conversations.read_sender(url, sender, ("user", "action", "slot", "active_loop")):
+    for row in conversations.read_sender(url, sender, ("user", "action", "slot", "active_loop", REWIND)):
         data = _json(row.data)
         if row.type_name == "user":
             message_id = str(data.get("message_id") or row.id)
@@ -441,6 +445,8 @@ def conversation_turns(url: str, sender: str) -> list[Turn]:
         elif row.type_name == "action":
             if row.action_name and row.action_name not in review.SILENT:
                 turns[-1].steps.append({"action": row.action_name})
+        elif row.type_name == REWIND:
+            turns[-1].set_aside = True
         elif row.type_name == "active_loop":
             turns[-1].steps.append({"active_loop": data.get("name")})
             if not data.get("name"):
@@ -464,7 +470,8 @@ def apply_choices(turns: list[Turn], choices: list[str], known: dict[str, Option
         if choice == REMOVE:
             continue
         if choice in ("", KEEP):
-            result.append(Turn(turn.intent, turn.text, list(turn.steps)))
+            if not turn.set_aside:
+                result.append(Turn(turn.intent, turn.text, list(turn.steps)))
             continue
         option = known.get(choice)
         if option is None:

@@ -27,6 +27,7 @@ from tests.e2e.test_console import (  # noqa: F401 (fixtures)
     squash,
     staff,
 )
+from tests.e2e.test_conversations import run_stories
 from tests.helpers import ISSUED_IDS
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +49,15 @@ def conversation(site: Site) -> str:
         status, replies = site.chat.send("story-visitor", text)
         assert status == 200 and replies, (text, replies)
     return ISSUED_IDS["story-visitor"]
+
+
+SAVE_TIMEOUT_MS = 180_000  # a training story's save runs Rasa's own validation: 20-60 s on busy cores
+
+
+def submit(page, name: str | re.Pattern) -> None:
+    """Press a form's button and wait for the page that answers (the save's checks take a while)."""
+    with page.expect_navigation(timeout=SAVE_TIMEOUT_MS):
+        page.get_by_role("button", name=name, exact=isinstance(name, str)).click()
 
 
 def choose(page, turn: int, value: str) -> None:
@@ -83,15 +93,25 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     )
     assert any(label.startswith("Instead: offers a consultation") for label in labels)
 
+    # The assistant set the second message aside ("did not understand"); the editor says it should
+    # have said "you're welcome", and answered the third with the answer "Who is it for?".
+    assert "set this message aside" in rows.nth(1).inner_text()
+    choose(page, 1, "thanks")
     choose(page, 2, RIGHT)
     page.get_by_label("Name").fill("old scars, corrected")
-    page.get_by_role("button", name="Save as a story").click()
+    submit(page, "Save as a story")
     assert "Saved as a story in data/stories/from_conversations.yml" in editor.flash()
     assert "next training" in editor.flash()
     stories = yaml.safe_load((site.root / SAVED_STORIES).read_text(encoding="utf-8"))["stories"]
     [story] = [s for s in stories if s["story"] == "old scars, corrected"]
-    assert story["steps"][:2] == [{"intent": "greet"}, {"action": "utter_greet"}]
-    assert story["steps"][-2:] == [{"intent": "faq"}, {"action": "action_answer_faq"}]
+    assert story["steps"] == [
+        {"intent": "greet"},
+        {"action": "utter_greet"},
+        {"intent": "thanks"},
+        {"action": "utter_thanks"},
+        {"intent": "faq"},
+        {"action": "action_answer_faq"},
+    ]
     assert story["metadata"]["visitor_words"] == [
         "hello",
         "thanks, my email is sam.taylor@example.com",
@@ -99,9 +119,10 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     ]
 
     page = editor.open(f"/stories/from-conversation?id={conversation}")
+    choose(page, 1, "thanks")
     choose(page, 2, RIGHT)
     page.get_by_label("Name").fill("old scars test")
-    page.get_by_role("button", name="Save as a test").click()
+    submit(page, "Save as a test")
     assert "Saved as a conversation test in tests/stories/test_from_conversations.yml" in editor.flash()
     tests = yaml.safe_load((site.root / SAVED_TESTS).read_text(encoding="utf-8"))["stories"]
     [test] = [s for s in tests if s["story"] == "old scars test"]
@@ -125,7 +146,7 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     group.get_by_role("link", name="old scars, corrected").click()
     assert axe_violations(page) == []
     choose(page, 1, "remove")
-    page.get_by_role("button", name="Save", exact=True).click()
+    submit(page, "Save")
     assert "Saved" in editor.flash()
     assert "sam.taylor@example.com" not in squash(page.locator("table.turns").inner_text())
     assert page.locator("table.turns tbody tr").count() == 2
@@ -142,7 +163,7 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     # Delete the test.
     page = editor.open("/stories/")
     page.get_by_role("link", name="old scars test").click()
-    page.get_by_role("button", name="Delete this test").click()
+    submit(page, "Delete this test")
     assert '"old scars test" was deleted' in editor.flash()
     assert "old scars test" not in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
 
@@ -158,7 +179,7 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
         assert message in history
     assert "eddie" in history
     page.get_by_role("link", name=re.compile('Conversation test "old scars test" deleted')).first.click()
-    page.get_by_role("button", name=re.compile("Undo")).click()
+    submit(page, re.compile("Undo"))
     assert "undone" in editor.flash()
     assert "old scars test" in (site.root / SAVED_TESTS).read_text(encoding="utf-8")
 
@@ -179,7 +200,7 @@ def test_a_contradicting_story_is_refused_in_plain_words(staff, site: Site, conv
     choose(page, 1, "out_of_scope")
     choose(page, 2, "affirm")
     page.get_by_label("Name").fill("a yes, acknowledged")
-    page.get_by_role("button", name="Save as a story").click()
+    submit(page, "Save as a story")
     refusal = squash(page.locator(".refusal").inner_text())
     assert "The story was not saved, because it would confuse the assistant" in refusal
     assert (
@@ -220,3 +241,37 @@ def test_reception_cannot_change_stories(staff, site: Site, conversation: str) -
         form={"id": conversation, "save_as": "story", "name": "x"},
     )
     assert response.status == 400
+
+
+def test_a_conversation_saved_as_it_went_passes_rasas_own_test(
+    staff, site: Site, conversation: str, tmp_path
+) -> None:
+    """Save as a test keeps working: Rasa's own story test passes the conversation as it went.
+
+    Against the model that had the conversation, `rasa test core --e2e` passes it, and fails the
+    corrected one until training teaches the correction.
+    """
+    editor = staff(LAPTOP)
+    editor.sign_in("eddie")
+    for name, choice in (("as it went", "keep"), ("old scars, as it should go", RIGHT)):
+        page = editor.open(f"/stories/from-conversation?id={conversation}")
+        choose(page, 2, choice)
+        page.get_by_label("Name").fill(name)
+        submit(page, "Save as a test")
+        assert "Saved as a conversation test" in editor.flash()
+    saved = yaml.safe_load((site.root / SAVED_TESTS).read_text(encoding="utf-8"))["stories"]
+    folder = tmp_path / "stories"
+    folder.mkdir()
+    (folder / "test_saved.yml").write_text(
+        yaml.safe_dump(
+            {
+                "version": "3.1",
+                "stories": [s for s in saved if s["story"].startswith(("as it went", "old scars, as"))],
+            }
+        ),
+        encoding="utf-8",
+    )
+    code, report = run_stories(folder, tmp_path / "out")
+    assert code == 0
+    assert "as it went" not in report, report
+    assert "old scars, as it should go" in report and report.count("- story:") == 1

@@ -127,6 +127,18 @@ def test_a_conflicting_story_is_refused_in_plain_words_and_nothing_is_written(ro
     assert log(root, "rev-list", "--count", "HEAD") == commits
 
 
+def test_a_message_the_assistant_set_aside_is_left_out_unless_a_reply_is_chosen() -> None:
+    known = {o.key: o for o in service.options(PROJECT)}
+    aside = service.Turn(
+        "inform", "my email is sam.taylor@example.com", [{"action": "action_default_fallback"}]
+    )
+    aside.set_aside = True
+    kept = service.apply_choices([GREETING, aside], ["keep", "keep"], known, True)
+    assert [t.intent for t in kept] == ["greet"]
+    corrected = service.apply_choices([GREETING, aside], ["keep", "thanks"], known, True)
+    assert [(t.intent, t.steps) for t in corrected][1] == ("thanks", [{"action": "utter_thanks"}])
+
+
 def test_a_test_needs_the_visitors_words(root: Path) -> None:
     with pytest.raises(service.Refused, match="needs the visitor's words"):
         service.add_story(

@@ -56,6 +56,15 @@ def _rows(words: service.Words, turns: list[service.Turn]) -> list[tuple[service
     return [(turn, *words.turn(turn)) for turn in turns]
 
 
+def to_story(root: Any, path: str, name: str) -> Any:
+    """Go to the story just saved (by file and name), or to the list if it cannot be found."""
+    wanted = " ".join(name.split())
+    fresh = next((s for s in service.read_all(root) if s.path == path and s.name == wanted), None)
+    if fresh is None:
+        return redirect(url_for("stories.index"))
+    return redirect(url_for("stories.edit", file=fresh.path, n=fresh.index))
+
+
 # ---- the list ----------------------------------------------------------------------------
 @stories.get("/", endpoint="index")
 @requires("content")
@@ -122,12 +131,7 @@ def edit() -> Any:
         return render_template("story.html", refusal=refused, version=version, name=name, **values), status
     state.audit("changed a story", story.path, f"commit {sha[:10]}")
     flash(f"Saved ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
-    fresh = next(
-        (s for s in service.read_all(root) if s.path == story.path and s.name == " ".join(name.split())), None
-    )
-    if fresh is None:
-        return redirect(url_for("stories.index"))
-    return redirect(url_for("stories.edit", file=fresh.path, n=fresh.index))
+    return to_story(root, story.path, name)
 
 
 # ---- from a conversation -----------------------------------------------------------------
@@ -177,8 +181,4 @@ def from_conversation() -> Any:
     kind = "conversation test" if test else "story"
     state.audit(f"saved a conversation as a {kind}", path, f"commit {sha[:10]}")
     flash(f"Saved as a {kind} in {path} ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
-    saved = service.read_all(root)
-    fresh = next((s for s in saved if s.path == path and s.name == " ".join(name.split())), None)
-    if fresh is None:
-        return redirect(url_for("stories.index"))
-    return redirect(url_for("stories.edit", file=fresh.path, n=fresh.index))
+    return to_story(root, path, name)

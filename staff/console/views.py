@@ -24,6 +24,7 @@ from staff.console import chart
 from staff.console.app import SignedIn, console, requires, safe_next
 from staff.service import accounts, inbox, numbers, transcripts
 from staff.service import bookings as booking_service
+from staff.service import models as model_service
 
 auth = Blueprint("auth", __name__)
 today = Blueprint("today", __name__)
@@ -36,9 +37,18 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing
+    from staff.console import editing, models
 
-    for blueprint in (auth, today, bookings, review, conversations, admin, *editing.BLUEPRINTS):
+    for blueprint in (
+        auth,
+        today,
+        bookings,
+        review,
+        conversations,
+        admin,
+        *editing.BLUEPRINTS,
+        *models.BLUEPRINTS,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -129,6 +139,7 @@ def home() -> Any:
         today=clinic_today(),
         previous=last - timedelta(days=7),
         following=min(last + timedelta(days=7), clinic_today()),
+        live=model_service.live(state.engine, state.settings.model),
     )
 
 

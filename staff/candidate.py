@@ -14,17 +14,22 @@ live model answer the held-out questions and the candidate runs the conversation
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from common import model_archive
 from common import settings as deployment
 from staff import evaluate, train, validate
 from staff.service import content, db
@@ -100,11 +105,38 @@ def train_candidate(
     return archive, time.monotonic() - started
 
 
-def compare(
-    engine: sa.engine.Engine, run_id: int, root: Path, candidate: Path, base_model: Path
+def folder_digest(root: Path, folder: Path) -> str:
+    """SHA-256 over the YAML files of a folder (the held-out questions, or the conversation tests)."""
+    digest = hashlib.sha256()
+    for path in sorted((root / folder).rglob("*.yml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def judged(
+    store: Path, kind: str, model: Path, tests: str, work: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
-    """The candidate against the live model: held-out questions, conversation tests, the gate."""
-    live = service.live(engine, base_model)
+    """`work()`'s results for this model and these tests, kept in the store: a model is judged once."""
+    kept = store / f"{kind}-{model_archive.sha256(model)[:24]}-{tests[:16]}.json"
+    if kept.is_file():
+        return json.loads(kept.read_text(encoding="utf-8"))
+    results = work()
+    draft = kept.with_suffix(f".{os.getpid()}.tmp")
+    draft.write_text(json.dumps(results), encoding="utf-8")
+    draft.replace(kept)
+    return results
+
+
+def compare(
+    engine: sa.engine.Engine, run_id: int, root: Path, candidate: Path, settings: deployment.Settings
+) -> dict[str, Any]:
+    """The candidate against the live model: held-out questions, conversation tests, the gate.
+
+    Each model's results are kept per model and per test files (`judged`): the live model is
+    usually an earlier candidate, already judged, and a changed conversation test reruns only
+    the conversation tests.
+    """
+    live = service.live(engine, settings.model)
     if not live.archive.is_file():
         raise RuntimeError(f"the live model's file {live.archive} is missing")
     project, _ = validate.load(root)
@@ -113,16 +145,45 @@ def compare(
     )
     questions = evaluate.heldout_questions(root)
     texts = [text for text, _ in questions]
-    service.report_progress(engine, run_id, "evaluating", "Asking the new model the held-out questions", 82)
-    candidate_agent = evaluate.load_agent(candidate)
-    after = evaluate.labels(candidate_agent, texts)
-    service.report_progress(engine, run_id, "evaluating", "Running the conversation tests", 88)
-    tests, failed = evaluate.conversation_tests(candidate_agent, root, describe)
-    del candidate_agent
-    service.report_progress(engine, run_id, "evaluating", "Asking the live model the same questions", 93)
-    before = evaluate.labels(evaluate.load_agent(live.archive), texts)
-    comparison = evaluate.compare(questions, before, after, describe.label)
-    comparison.tests, comparison.failed_tests, comparison.live_sha256 = tests, failed, live.sha256 or ""
+    heldout = folder_digest(root, evaluate.HELDOUT_QUESTIONS.parent)
+    stories = folder_digest(root, evaluate.CONVERSATION_TESTS)
+    store = settings.model_store_dir
+    agents: dict[Path, Any] = {}
+
+    def agent(model: Path) -> Any:
+        if model not in agents:
+            agents.clear()  # one model in memory at a time
+            agents[model] = evaluate.load_agent(model)
+        return agents[model]
+
+    def answers(model: Path, stage: str, progress: int) -> dict[str, Any]:
+        service.report_progress(engine, run_id, "evaluating", stage, progress)
+        return {"answers": evaluate.labels(agent(model), texts)}
+
+    def tests() -> dict[str, Any]:
+        service.report_progress(engine, run_id, "evaluating", "Running the conversation tests", 88)
+        count, failed = evaluate.conversation_tests(agent(candidate), root, describe)
+        return {"tests": count, "failed": [asdict(f) for f in failed]}
+
+    after = judged(
+        store,
+        "heldout",
+        candidate,
+        heldout,
+        lambda: answers(candidate, "Asking the new model the held-out questions", 82),
+    )
+    ran = judged(store, "stories", candidate, stories, tests)
+    before = judged(
+        store,
+        "heldout",
+        live.archive,
+        heldout,
+        lambda: answers(live.archive, "Asking the live model the same questions", 93),
+    )
+    comparison = evaluate.compare(questions, before["answers"], after["answers"], describe.label)
+    comparison.tests = ran["tests"]
+    comparison.failed_tests = [evaluate.FailedTest(**f) for f in ran["failed"]]
+    comparison.live_sha256 = live.sha256 or ""
     return {"comparison": comparison.as_dict(), "reasons": evaluate.gate(comparison)}
 
 
@@ -160,7 +221,7 @@ def run(run_id: int, root: Path) -> int:
         else:
             archive, seconds = train_candidate(engine, run_id, root, settings.model_store_dir, digest)
         service.record_model(engine, run_id, archive, digest, seconds)
-        report = compare(engine, run_id, root, archive, settings.model)
+        report = compare(engine, run_id, root, archive, settings)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)
         return 0

@@ -236,10 +236,11 @@ def _first_failure(tracker: Any, describe: Describer) -> FailedTest:
     for event in tracker.events:
         if isinstance(event, WronglyClassifiedUserUtterance):
             said = event.text or event.intent_name or ""
+            intended = event.intent.get("full_retrieval_intent_name") or event.intent_name or ""
             return FailedTest(
                 tracker.sender_id,
                 said,
-                describe.label(event.intent_name or ""),
+                describe.label(intended),
                 f"understood it as: {describe.label(event.predicted_intent or '')}",
             )
         if isinstance(event, UserUttered):

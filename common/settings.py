@@ -266,7 +266,8 @@ class Settings:
             problems.append(
                 "The production profile's Rasa servers take the published model from the staff "
                 "console's model server, with a shared secret: set MODEL_SERVER_TOKEN (the same "
-                "for the console and every Rasa server) and MODEL_SERVER_URL."
+                "for the console and every Rasa server), and MODEL_SERVER_URL to the console's "
+                "address (e.g. http://console:8081/models/live.tar.gz)."
             )
         settings = cls(
             profile=profile,
@@ -333,6 +334,11 @@ class Settings:
                 f"The staff console would listen on {self.staff_host}, beyond this machine, without HTTPS: "
                 "put it behind the clinic's HTTPS reverse proxy and set STAFF_HTTPS=1, or keep "
                 "STAFF_HOST=127.0.0.1."
+            )
+        if self.profile == "production" and self.model_server_token is None:
+            problems.append(
+                "The production profile's console serves the published model to the Rasa servers "
+                "with a shared secret: set MODEL_SERVER_TOKEN (the same as the Rasa servers')."
             )
         return problems
 

@@ -80,7 +80,13 @@ def train_candidate(
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
+            env={
+                # Rasa's training cache in the store (the project may be read-only), kept between runs.
+                "RASA_CACHE_DIRECTORY": str(store / "rasa-cache"),
+                **os.environ,
+                "RASA_TELEMETRY_ENABLED": "false",
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+            },
         )
         while process.poll() is None:
             elapsed = time.monotonic() - started

@@ -122,6 +122,7 @@ def home() -> Any:
     start, end = inbox.period(7, zone)
     from staff import review as review_rules
 
+    live = model_service.live(state.engine, state.settings.model)  # the model visitors get
     unanswered = len(
         inbox.candidates(
             review_rules.read_turns(state.database_url, start, end), inbox.decided_keys(state.engine)
@@ -133,13 +134,13 @@ def home() -> Any:
         last=last,
         counts=counts,
         unanswered=unanswered,
-        pending=len(inbox.pending(state.engine, state.settings.model)),
+        pending=len(inbox.pending(state.engine, live.archive)),
         chart=chart.week_chart(figures),
         categories=numbers.CATEGORIES,
         today=clinic_today(),
         previous=last - timedelta(days=7),
         following=min(last + timedelta(days=7), clinic_today()),
-        live=model_service.live(state.engine, state.settings.model),
+        live=live,
     )
 
 
@@ -313,7 +314,7 @@ def list_groups() -> Any:
     """Groups of unanswered messages of the last 7 days, the pending additions and the new-topic list."""
     state = console()
     groups = inbox.inbox(state.engine, state.database_url, state.clinic.zone)
-    pending = inbox.pending(state.engine, state.settings.model)
+    pending = inbox.pending(state.engine, model_service.live(state.engine, state.settings.model).archive)
     return render_template(
         "inbox.html",
         groups=groups,

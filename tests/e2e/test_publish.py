@@ -257,11 +257,14 @@ def test_a_candidate_failing_a_conversation_test_is_refused_with_the_reason(staf
         editor, other = staff(), staff()
         editor.sign_in("eddie")
         other.sign_in("anna")
+        late = other.open("/models/")  # opened before the training starts: its button is enabled
         page = editor.open("/models/")
         page.get_by_role("button", name="Check and train").click()
         # A second training while this one runs is refused (one at a time, for every console).
-        other.open("/models/").get_by_role("button", name="Check and train").click()
+        late.get_by_role("button", name="Check and train").click()
         assert "A training is already running" in other.flash()
+        assert late.get_by_role("button", name="Check and train").is_disabled()
+        assert "A training is running; wait for it to finish." in late.inner_text("main")
         outcome = page.locator("#run-outcome")
         outcome.wait_for(timeout=TRAINING_TIMEOUT_MS)
         assert "Cannot be published" in outcome.inner_text()

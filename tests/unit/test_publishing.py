@@ -192,3 +192,37 @@ def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_m
     assert changed.status_code == 200 and changed.data == b"new"
     assert changed.headers["ETag"] == sha(tmp_path / "new.tar.gz")
     assert json.loads(json.dumps(dict(changed.headers)))["filename"] == "model.tar.gz"
+
+
+def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: str, base_model: Path) -> None:
+    import re
+
+    from staff.service import accounts
+
+    password = "correct horse battery staple"
+    for name, role in (("rita", "reception"), ("eddie", "editor")):
+        accounts.create_user(db.engine(url), name, role, password)
+    env = {
+        "DATABASE_URL": url,
+        "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+        "RASA_MODEL": str(base_model),
+    }
+    app = create_app(Settings.from_env(env, lock_store=False))
+
+    def signed_in(name: str):
+        client = app.test_client()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+        client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
+        return client, token
+
+    reception, token = signed_in("rita")
+    assert reception.get("/models/").status_code == 403
+    assert reception.post("/models/train", data={"csrf_token": token}).status_code == 403
+    editor, token = signed_in("eddie")
+    assert editor.get("/models/").status_code == 200
+    assert editor.post("/models/run/1/publish", data={"csrf_token": token}).status_code == 403
+    assert editor.post("/models/rollback", data={"csrf_token": token}).status_code == 403
+    assert editor.post("/models/train", data={}).status_code == 400  # no CSRF token: refused
+    with db.engine(url).connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(db.training_runs)).scalar() == 0

@@ -306,7 +306,8 @@ class Settings:
             staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
             staff_https=staff_https in ("1", "true", "yes"),
             staff_project_root=Path(env.get("STAFF_PROJECT_ROOT") or PROJECT_ROOT),
-            model_server_url=env.get("MODEL_SERVER_URL") or f"http://127.0.0.1:{staff_port}{MODEL_SERVER_PATH}",
+            model_server_url=env.get("MODEL_SERVER_URL")
+            or f"http://127.0.0.1:{staff_port}{MODEL_SERVER_PATH}",
             model_server_token=model_server_token,
             model_pull_seconds=_count(env, "MODEL_PULL_SECONDS", MODEL_PULL_SECONDS, problems),
             model_store_dir=Path(env.get("MODEL_STORE_DIR") or MODEL_STORE_DIR),

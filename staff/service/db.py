@@ -71,6 +71,8 @@ def engine(url: str) -> sa.engine.Engine:
     """The database at `url`, upgraded to the newest schema (once per process)."""
     migrations.upgrade(url)
     return database.create_engine(url)
+
+
 # Check-and-train runs and the models made live (staff/service/models.py; migration 0005).
 training_runs = sa.Table(
     "training_runs",

@@ -178,7 +178,7 @@ def compare(
         heldout,
         lambda: answers(candidate, "Asking the new model the held-out questions", 82),
     )
-    ran = judged(store, "stories", candidate, stories, tests)
+    ran = judged(store, "conversations", candidate, stories, tests)
     before = judged(
         store,
         "heldout",

@@ -258,11 +258,13 @@ def _first_failure(tracker: Any, describe: Describer) -> FailedTest:
 async def _conversation_tests(agent: Any, stories: Path, describe: Describer) -> tuple[int, list[FailedTest]]:
     from rasa.core.test import _collect_story_predictions, _create_data_generator
 
-    trackers = _create_data_generator(str(stories), agent, None, False).generate_story_trackers()
-    evaluation, _, _ = await _collect_story_predictions(trackers, agent)
+    # As `rasa test core --e2e` (tests/e2e/test_conversations.py): each story's visitor text is
+    # classified too, not only the actions after its labelled intent.
+    trackers = _create_data_generator(str(stories), agent, None, True).generate_story_trackers()
+    evaluation, _, _ = await _collect_story_predictions(trackers, agent, use_e2e=True)
     return len(trackers), [_first_failure(t, describe) for t in evaluation.failed_stories]
 
 
 def conversation_tests(agent: Any, root: Path, describe: Describer) -> tuple[int, list[FailedTest]]:
-    """How many conversation tests there are, and those `agent` fails (Rasa's `rasa test core`)."""
+    """How many conversation tests there are, and those `agent` fails (Rasa's `rasa test core --e2e`)."""
     return asyncio.run(_conversation_tests(agent, root / CONVERSATION_TESTS, describe))

@@ -89,7 +89,7 @@ def start() -> Any:
         flash(str(error), "error")
         return redirect(url_for("models.index"))
     store = state.settings.model_store_dir
-    service.launch(run_id, state.settings, state.root, candidate.log_path(store, run_id))
+    service.launch(run_id, state.root, candidate.log_path(store, run_id))
     state.audit("started check and train", f"training {run_id}")
     flash(
         "Checking and training started. This page shows its progress; you may leave it and come back.",

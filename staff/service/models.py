@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from common import model_archive
-from common.settings import Settings
 from staff import evaluate
 from staff.service.db import as_utc, now, published_models, training_runs
 
@@ -174,11 +174,11 @@ def start_run(engine: sa.engine.Engine, staff_name: str) -> int:
         ) from None
 
 
-def launch(run_id: int, settings: Settings, root: Path, log: Path) -> subprocess.Popen:
+def launch(run_id: int, root: Path, log: Path) -> subprocess.Popen:
     """Start the run's own process (staff/candidate.py); it outlives the request that asked."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "staff.candidate", str(run_id), "--root", str(root)],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -186,6 +186,8 @@ def launch(run_id: int, settings: Settings, root: Path, log: Path) -> subprocess
             env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
             start_new_session=True,
         )
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends, no zombie
+    return process
 
 
 def report_progress(engine: sa.engine.Engine, run_id: int, status: str, stage: str, progress: int) -> None:

@@ -203,6 +203,7 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     outcome = page.locator("#run-outcome")
     outcome.wait_for(timeout=TRAINING_TIMEOUT_MS)
     RUN["train_seconds"] = f"{time.monotonic() - started:.0f}"
+    print(f"\ncheck, train and compare: {RUN['train_seconds']} s")
     assert "Ready to publish" in outcome.inner_text()
     score = squash(page.locator("#score").inner_text())
     live_right, candidate_right = [int(n) for n in score.split() if n.isdigit()][::2]
@@ -223,6 +224,7 @@ def test_an_admin_publishes_and_the_open_conversation_gets_the_new_answer(staff,
     assert f"Every chat server takes the new model within {PULL_SECONDS} seconds" in admin.flash()
     seconds, replies = wait_for_answer([site.chat], VISITOR, NEW)
     RUN["publish_seconds"] = f"{seconds:.0f}"
+    print(f"\npublish -> the open conversation gets the new answer: {seconds:.1f} s")
     # The same conversation throughout (Chat refuses a new id): every message kept, none lost.
     assert user_messages(site.database_url, site.chat, VISITOR) == sent + len(replies)
     today = squash(admin.open("/").locator("#live-model").inner_text())
@@ -236,7 +238,8 @@ def test_roll_back_brings_the_old_answer_back(staff, site: Site) -> None:
     page = admin.open("/models/")
     page.get_by_role("button", name="Roll back to the previous model").click()
     assert "Rolled back: the model the servers started with is live again" in admin.flash()
-    wait_for_answer([site.chat], VISITOR, OLD)
+    seconds, _ = wait_for_answer([site.chat], VISITOR, OLD)
+    print(f"\nroll back -> the old answer: {seconds:.1f} s")
     assert "nothing published since the roll-back" in squash(
         admin.open("/").locator("#live-model").inner_text()
     )

@@ -275,6 +275,8 @@ def publish(engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: 
         reasons = run.reasons or ["It has not passed the checks and the comparison."]
         raise ModelError("This model cannot be published: " + " ".join(reasons))
     current = live(engine, base_model)
+    if current.sha256 == run.sha256:
+        raise ModelError("This model is already live.")
     comparison = run.comparison
     if comparison is None or comparison.live_sha256 != current.sha256:
         raise ModelError(

@@ -29,6 +29,8 @@ HELDOUT_CONVERSATIONS = PROJECT_ROOT / "tests" / "heldout" / "conversations.yml"
 # What training, the servers and the reports write.
 MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
 VAR_DIR = PROJECT_ROOT / "var"
+# Candidate models trained in the console and the models published from them (MODEL_STORE_DIR).
+MODEL_STORE_DIR = VAR_DIR / "models"
 DEFAULT_DATABASE_FILE = VAR_DIR / "clinic.db"
 # The local profile's key for conversation ids, made once if CONVERSATION_SECRET is not set.
 CONVERSATION_SECRET_FILE = VAR_DIR / "conversation-secret"

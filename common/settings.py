@@ -23,6 +23,7 @@ from common.paths import (
     DEFAULT_DATABASE_FILE,
     DOTENV,
     MODEL,
+    MODEL_STORE_DIR,
     PROJECT_ROOT,
 )
 
@@ -44,6 +45,10 @@ MAX_REQUESTS_PER_CONTACT_PER_DAY = 3
 # Rasa's own wait for the action server is 300 s; a visitor must hear within 10 s.
 ACTION_SERVER_TIMEOUT_SECONDS = 5
 MAX_ACTION_SERVER_TIMEOUT_SECONDS = 8
+# Where the console serves the live model to the Rasa servers (staff/console/models.py).
+MODEL_SERVER_PATH = "/models/live.tar.gz"
+# How often every Rasa server asks the model server (the console) whether the live model changed.
+MODEL_PULL_SECONDS = 10
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
@@ -186,6 +191,13 @@ class Settings:
     # The project whose answers, examples and clinic.yml the console edits and commits (a git
     # checkout); tests point it at a copy.
     staff_project_root: Path = PROJECT_ROOT
+    # Publishing (staff/console/models.py): every Rasa server pulls the live model from
+    # MODEL_SERVER_URL (the console's model server) every MODEL_PULL_SECONDS, sending
+    # MODEL_SERVER_TOKEN; candidates and published models are kept in MODEL_STORE_DIR.
+    model_server_url: str = ""
+    model_server_token: str | None = None
+    model_pull_seconds: int = MODEL_PULL_SECONDS
+    model_store_dir: Path = MODEL_STORE_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -248,6 +260,15 @@ class Settings:
         if staff_https not in ("1", "0", "true", "false", "yes", "no"):
             problems.append(f"STAFF_HTTPS must be 1 or 0, not {staff_https!r}.")
         staff_secret = _secret(env, "STAFF_SECRET_KEY", problems)
+        staff_port = _port(env, "STAFF_PORT", STAFF_PORT, problems)
+        model_server_token = _secret(env, "MODEL_SERVER_TOKEN", problems)
+        if profile == "production" and lock_store and model_server_token is None:
+            problems.append(
+                "The production profile's Rasa servers take the published model from the staff "
+                "console's model server, with a shared secret: set MODEL_SERVER_TOKEN (the same "
+                "for the console and every Rasa server), and MODEL_SERVER_URL to the console's "
+                "address (e.g. http://console:8081/models/live.tar.gz)."
+            )
         settings = cls(
             profile=profile,
             database_url=database_url,
@@ -280,11 +301,16 @@ class Settings:
             ),
             action_server_timeout=action_timeout,
             staff_host=env.get("STAFF_HOST") or "127.0.0.1",
-            staff_port=_port(env, "STAFF_PORT", STAFF_PORT, problems),
+            staff_port=staff_port,
             staff_secret_key=staff_secret,
             staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
             staff_https=staff_https in ("1", "true", "yes"),
             staff_project_root=Path(env.get("STAFF_PROJECT_ROOT") or PROJECT_ROOT),
+            model_server_url=env.get("MODEL_SERVER_URL")
+            or f"http://127.0.0.1:{staff_port}{MODEL_SERVER_PATH}",
+            model_server_token=model_server_token,
+            model_pull_seconds=_count(env, "MODEL_PULL_SECONDS", MODEL_PULL_SECONDS, problems),
+            model_store_dir=Path(env.get("MODEL_STORE_DIR") or MODEL_STORE_DIR),
         )
         if problems:
             raise SettingsError(
@@ -310,6 +336,11 @@ class Settings:
                 "put it behind the clinic's HTTPS reverse proxy and set STAFF_HTTPS=1, or keep "
                 "STAFF_HOST=127.0.0.1."
             )
+        if self.profile == "production" and self.model_server_token is None:
+            problems.append(
+                "The production profile's console serves the published model to the Rasa servers "
+                "with a shared secret: set MODEL_SERVER_TOKEN (the same as the Rasa servers')."
+            )
         return problems
 
     @property
@@ -327,6 +358,9 @@ class Settings:
             "REDIS_PORT": str(self.redis_port),
             "REDIS_PASSWORD": self.redis_password,
             "REDIS_DB": str(self.redis_db),
+            "MODEL_SERVER_URL": self.model_server_url,
+            "MODEL_SERVER_TOKEN": self.model_server_token or "",
+            "MODEL_PULL_SECONDS": str(self.model_pull_seconds),
         }
 
 

@@ -181,7 +181,7 @@ def production_configs(
     Like replicas behind a load balancer, the Rasa servers share one CONVERSATION_SECRET (an
     id one issues is valid on the others); each pair shares its action server's token.
     """
-    secret = secrets.token_urlsafe(32)
+    secret, model_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     return [
         StackConfig(
             rasa_port=free_port(),
@@ -191,6 +191,7 @@ def production_configs(
                 "CLINIC_PROFILE": "production",
                 **redis_server.environment(),
                 "CONVERSATION_SECRET": secret,
+                "MODEL_SERVER_TOKEN": model_token,  # the same for every server and the console
                 "ACTION_SERVER_TOKEN": secrets.token_urlsafe(32),
                 **extra_env,
             },

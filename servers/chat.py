@@ -5,7 +5,8 @@ RASA_JWT_SECRET is set, and then requires it; the chat channels are always open.
 handed to Rasa's command line inside this process, so they never show in `ps`. Before Rasa
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
 action or database fails the turn, no in-memory fallback) and GET /health is added
-(servers/health.py).
+(servers/health.py). The live model comes from the console's model server, starting from
+the local one (servers/model_pull.py).
 """
 
 from __future__ import annotations
@@ -50,9 +51,16 @@ def main() -> None:
         sys.exit(f'{error}\n(see README, "Configuration")')
     from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
 
-    from servers import action_validation, faults, health, tracker_store  # noqa: F401 (the store: fail now)
+    from servers import (  # noqa: F401 (the store: fail now)
+        action_validation,
+        faults,
+        health,
+        model_pull,
+        tracker_store,
+    )
 
     action_validation.install()
+    model_pull.install(settings.model)
     faults.install(settings.action_server_timeout)
     health.install(settings)
     sys.argv = ["rasa", *rasa_arguments(settings)]

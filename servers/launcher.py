@@ -79,11 +79,13 @@ class StackConfig:
         """Environment of both servers: ports, database, web origins, quiet TensorFlow, no telemetry.
 
         Without an ACTION_SERVER_TOKEN, a new random one is made for this run: even on this
-        machine, only this run's Rasa server can call its action server.
+        machine, only this run's Rasa server can call its action server. Likewise the
+        MODEL_SERVER_TOKEN with which the Rasa server pulls the live model from this run's console.
         """
         env = dict(os.environ)
-        if not env.get("ACTION_SERVER_TOKEN") and not self.extra_env.get("ACTION_SERVER_TOKEN"):
-            env["ACTION_SERVER_TOKEN"] = secrets.token_urlsafe(32)
+        for secret in ("ACTION_SERVER_TOKEN", "MODEL_SERVER_TOKEN"):
+            if not env.get(secret) and not self.extra_env.get(secret):
+                env[secret] = secrets.token_urlsafe(32)
         env.update(
             RASA_PORT=str(self.rasa_port),
             RASA_INTERFACE=self.host,
@@ -98,6 +100,7 @@ class StackConfig:
         )
         if self.console_port:
             env.update(STAFF_PORT=str(self.console_port), STAFF_HOST=self.host)
+            env.update(MODEL_SERVER_URL=f"{self.console_url}{settings.MODEL_SERVER_PATH}")
             if self.console_root:
                 env.update(STAFF_PROJECT_ROOT=str(self.console_root))
         env.update(self.extra_env)

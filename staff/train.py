@@ -2,7 +2,8 @@
 
     make train   (clinic-train)
 
-Make's timestamps are fooled by a clone (all files new) or by edits made while a
+The console's "Check and train" trains candidates with the same command (train_command,
+staff/candidate.py). Make's timestamps are fooled by a clone (all files new) or by edits made while a
 training run is going; a hash of the inputs is not. The hash is stored beside the model.
 """
 
@@ -14,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.paths import CONFIG, DOMAIN_DIR, MODEL, PROJECT_ROOT, RASA_PROGRAM
+from common.paths import CONFIG, DATA_DIR, DOMAIN_DIR, MODEL, PROJECT_ROOT, RASA_PROGRAM
 
 STAMP = MODEL.with_suffix(".sha256")
 # Everything the model depends on, relative to the project root.
@@ -30,26 +31,33 @@ def inputs_digest(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()
 
 
+def train_command(root: Path, out: Path, name: str) -> list[str]:
+    """`rasa train` for the project at `root`, writing `out/<name>.tar.gz`."""
+    return [
+        str(RASA_PROGRAM),
+        "train",
+        "--augmentation",
+        "0",
+        "--config",
+        str(root / CONFIG.name),
+        "--domain",
+        str(root / DOMAIN_DIR.name),
+        "--data",
+        str(root / DATA_DIR.name),
+        "--fixed-model-name",
+        name,
+        "--out",
+        str(out),
+    ]
+
+
 def main() -> int:
     """Train if the model is missing or stale; return rasa's exit code (0 if up to date)."""
     digest = inputs_digest()
     if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
         print(f"Model is up to date: {MODEL.relative_to(PROJECT_ROOT)}")
         return 0
-    command = [
-        str(RASA_PROGRAM),
-        "train",
-        "--augmentation",
-        "0",
-        "--config",
-        str(CONFIG),
-        "--domain",
-        str(DOMAIN_DIR),
-        "--fixed-model-name",
-        MODEL.name.removesuffix(".tar.gz"),
-        "--out",
-        str(MODEL.parent),
-    ]
+    command = train_command(PROJECT_ROOT, MODEL.parent, MODEL.name.removesuffix(".tar.gz"))
     code = subprocess.run(command, cwd=PROJECT_ROOT, env=dict(os.environ)).returncode
     if code == 0:
         STAMP.write_text(digest + "\n")

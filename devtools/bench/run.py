@@ -33,7 +33,6 @@ from typing import Any
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
-from actions.followup import resolve as resolve_follow_up
 from common.names import CONVERSATION_HEADER
 from common.paths import CONFIG, DOMAIN_DIR, HELDOUT, MODEL, PROJECT_ROOT, REPORTS_DIR
 from components.deflection import DEFLECTION_INTENTS
@@ -63,6 +62,7 @@ from devtools.bench.nlu_eval import (
 )
 from devtools.measure import percentile
 from servers.launcher import Stack, StackConfig, free_port
+from staff.evaluate import effective_label, load_heldout
 
 REPORTS = REPORTS_DIR
 CONFUSION_PNG = "confusion-heldout.png"
@@ -73,7 +73,6 @@ DEFLECTIONS = frozenset({"out_of_scope", "medical_advice", "nlu_fallback", "urge
 # Gold labels of questions the assistant must not answer.
 OFF_TOPIC = frozenset(DEFLECTION_INTENTS)
 MESSAGES_PER_SENDER = 5
-FOLLOW_UP_INTENT = "faq_followup"
 MIB = 1024 * 1024
 
 
@@ -120,24 +119,6 @@ ROWS = [
 
 
 # ------------------------------------------------------------------ scoring (pure)
-
-
-def effective_label(parse: dict[str, Any]) -> str:
-    """The label the visitor effectively gets: `faq/<answer key>` for FAQs, else the intent.
-
-    A follow-up (`faq_followup`) is resolved as at the start of a conversation, with no earlier
-    answer (actions/followup.py): the topic it gets, "I don't have that information", or a
-    request to rephrase (counted as the fallback).
-    """
-    intent = parse["intent"]["name"]
-    if intent == FOLLOW_UP_INTENT:
-        topic = resolve_follow_up(parse.get("text") or "", None)
-        if topic is None:
-            return "nlu_fallback"
-        return topic if topic == "out_of_scope" else f"{RETRIEVAL_INTENT}/{topic}"
-    if intent != RETRIEVAL_INTENT:
-        return intent
-    return parse["response_selector"][RETRIEVAL_INTENT]["response"]["intent_response_key"]
 
 
 def share(flags: Iterable[bool]) -> float | None:
@@ -334,13 +315,6 @@ def cv_markdown(cv: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------ held-out set
-
-
-def load_heldout(path: Path) -> list[tuple[str, str]]:
-    """(text, gold label) of every held-out example; FAQ labels are `faq/<key>`."""
-    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
-
-    return [(m.get("text"), m.get_full_intent()) for m in RasaYAMLReader().read(path).intent_examples]
 
 
 def load_agent(model: Path) -> Any:

@@ -33,6 +33,7 @@ NAVIGATION = [
     ("clinic.edit", "Clinic details", "content"),
     ("stories.index", "Stories", "content"),
     ("history.index", "History", "content"),
+    ("models.index", "Check and publish", "training"),
     ("conversations.index", "Conversations", "conversations"),
     ("admin.users", "Staff", "users"),
     ("admin.audit", "Audit log", "audit"),
@@ -186,7 +187,8 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
     @app.before_request
     def attach() -> Any:
         g.console = state
-        public = request.endpoint in ("auth.login", "static", "health")
+        # The model server (staff/console/models.py) checks the Rasa servers' token itself.
+        public = request.endpoint in ("auth.login", "static", "health", "models.live_archive")
         if not public and not current_user.is_authenticated:
             return login_manager.unauthorized()
         return None

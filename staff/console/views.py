@@ -24,6 +24,7 @@ from staff.console import chart
 from staff.console.app import SignedIn, console, requires, safe_next
 from staff.service import accounts, inbox, numbers, transcripts
 from staff.service import bookings as booking_service
+from staff.service import models as model_service
 
 auth = Blueprint("auth", __name__)
 today = Blueprint("today", __name__)
@@ -36,7 +37,7 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing, stories
+    from staff.console import editing, models, stories
 
     for blueprint in (
         auth,
@@ -47,6 +48,7 @@ def register(app: Flask) -> None:
         admin,
         *editing.BLUEPRINTS,
         *stories.BLUEPRINTS,
+        *models.BLUEPRINTS,
     ):
         app.register_blueprint(blueprint)
 
@@ -121,6 +123,7 @@ def home() -> Any:
     start, end = inbox.period(7, zone)
     from staff import review as review_rules
 
+    live = model_service.live(state.engine, state.settings.model)  # the model visitors get
     unanswered = len(
         inbox.candidates(
             review_rules.read_turns(state.database_url, start, end), inbox.decided_keys(state.engine)
@@ -132,12 +135,13 @@ def home() -> Any:
         last=last,
         counts=counts,
         unanswered=unanswered,
-        pending=len(inbox.pending(state.engine, state.settings.model)),
+        pending=len(inbox.pending(state.engine, live.archive)),
         chart=chart.week_chart(figures),
         categories=numbers.CATEGORIES,
         today=clinic_today(),
         previous=last - timedelta(days=7),
         following=min(last + timedelta(days=7), clinic_today()),
+        live=live,
     )
 
 
@@ -311,7 +315,7 @@ def list_groups() -> Any:
     """Groups of unanswered messages of the last 7 days, the pending additions and the new-topic list."""
     state = console()
     groups = inbox.inbox(state.engine, state.database_url, state.clinic.zone)
-    pending = inbox.pending(state.engine, state.settings.model)
+    pending = inbox.pending(state.engine, model_service.live(state.engine, state.settings.model).archive)
     return render_template(
         "inbox.html",
         groups=groups,

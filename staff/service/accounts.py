@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "erase": frozenset({"admin"}),  # erasing a person cannot be undone
     "inbox": frozenset({"editor", "admin"}),
     "content": frozenset({"editor", "admin"}),  # answers, examples, clinic details, history
+    "training": frozenset({"editor", "admin"}),  # check and train, see the comparison
+    "publish": frozenset({"admin"}),  # make a model live, roll back
     "conversations": frozenset(ROLES),
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
     "users": frozenset({"admin"}),

@@ -61,8 +61,8 @@ MAX_FIELD_CHARS = 300
 MAX_EXAMPLE_CHARS = 200
 TOPIC_PAYLOAD = re.compile(r'"faq_topic"\s*:\s*"([a-z0-9_]+)"')
 TRAINING_NOTE = (
-    "Visitors get this at the next training (make train); until then the assistant keeps "
-    "giving the current version."
+    "Visitors get this at the next training (make train, or Check and publish); until then the "
+    "assistant keeps giving the current version."
 )
 _checks = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
 _writes = threading.Lock()

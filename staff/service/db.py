@@ -71,3 +71,39 @@ def engine(url: str) -> sa.engine.Engine:
     """The database at `url`, upgraded to the newest schema (once per process)."""
     migrations.upgrade(url)
     return database.create_engine(url)
+
+
+# Check-and-train runs and the models made live (staff/service/models.py; migration 0005).
+training_runs = sa.Table(
+    "training_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(200), nullable=False, default=""),
+    sa.Column("progress", sa.Integer, nullable=False, default=0),
+    sa.Column("active", sa.Integer, unique=True),  # 1 while queued or running: one at a time
+    sa.Column("pid", sa.Integer),
+    sa.Column("inputs_digest", sa.String(64)),
+    sa.Column("archive", sa.String(500)),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("train_seconds", sa.Float),
+    sa.Column("report", sa.Text),
+    sa.Column("publishable", sa.Boolean, nullable=False, default=False),
+)
+published_models = sa.Table(
+    "published_models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("training_run_id", sa.Integer, sa.ForeignKey("training_runs.id"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("archive", sa.String(500), nullable=False),
+    sa.Column("published_by", sa.String(64), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("live_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("withdrawn_by", sa.String(64)),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
+)

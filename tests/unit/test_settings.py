@@ -20,6 +20,7 @@ PRODUCTION = {
     "REDIS_HOST": "redis",
     "ACTION_SERVER_TOKEN": SECRET,
     "CONVERSATION_SECRET": SECRET,
+    "MODEL_SERVER_TOKEN": SECRET,
 }
 
 
@@ -42,6 +43,17 @@ def test_production_profile_uses_postgres_and_redis_endpoints() -> None:
     assert settings.endpoints_file.name == "endpoints.production.yml"
     assert settings.endpoint_variables()["REDIS_HOST"] == "redis"
     assert settings.endpoint_variables()["REDIS_PORT"] == "6379"
+
+
+def test_production_servers_and_console_need_the_model_server_token() -> None:
+    env = {**PRODUCTION, "MODEL_SERVER_TOKEN": ""}
+    assert "set MODEL_SERVER_TOKEN" in refusal(env)
+    console = Settings.from_env({**env, "STAFF_SECRET_KEY": SECRET}, lock_store=False, serves_chat=False)
+    assert any("MODEL_SERVER_TOKEN" in problem for problem in console.console_problems())
+    chat = Settings.from_env({**PRODUCTION, "MODEL_SERVER_URL": "http://console:8081/models/live.tar.gz"})
+    assert chat.endpoint_variables()["MODEL_SERVER_URL"] == "http://console:8081/models/live.tar.gz"
+    assert chat.endpoint_variables()["MODEL_SERVER_TOKEN"] == SECRET
+    assert chat.endpoint_variables()["MODEL_PULL_SECONDS"] == "10"
 
 
 def test_production_profile_without_stores_lists_both_fixes() -> None:

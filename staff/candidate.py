@@ -1,0 +1,259 @@
+"""One "Check and train" run, in its own process: check, train a candidate, compare it with the live model.
+
+    python -m staff.candidate RUN_ID --root PROJECT
+
+Started by the console (staff/service/models.py `launch`); writes its stage, progress and
+report to the run's row, which the console's page shows. The checks are `make validate`'s;
+a candidate is trained with `make train`'s command into MODEL_STORE_DIR, named by the
+digest of the files it learns from (so when nothing it learns from changed, for instance
+only a conversation test, the model already there is reused); then the candidate and the
+live model answer the held-out questions and the candidate runs the conversation tests
+(staff/evaluate.py). Staff see plain words; the details are in the run's log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from common import model_archive
+from common import settings as deployment
+from staff import evaluate, train, validate
+from staff.service import content, db
+from staff.service import models as service
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def log_path(store: Path, run_id: int) -> Path:
+    """Where a run's process writes Rasa's output (for developers; staff see the page)."""
+    return store / f"candidate-{run_id}.log"
+
+
+def keep_alive(engine: sa.engine.Engine, run_id: int, stop: threading.Event) -> None:
+    """Refresh the run's heartbeat until `stop` (so a live run is never taken for a stopped one)."""
+    while not stop.wait(HEARTBEAT_SECONDS):
+        with engine.begin() as connection:
+            connection.execute(
+                db.training_runs.update().where(db.training_runs.c.id == run_id).values(heartbeat_at=db.now())
+            )
+
+
+def check(root: Path) -> list[str]:
+    """`make validate`'s problems with the project at `root`, in plain words (empty: none)."""
+    project, problems = validate.load(root)
+    problems = problems or validate.run_checks(project)
+    if not problems:
+        problems = validate.rasa_problems(project, root)
+    return [str(problem) for problem in problems]
+
+
+def archive_path(store: Path, digest: str) -> Path:
+    """Where the model trained from files with this digest is kept (the same files, the same model)."""
+    return store / f"model-{digest[:24]}.tar.gz"
+
+
+def train_candidate(
+    engine: sa.engine.Engine, run_id: int, root: Path, store: Path, digest: str
+) -> tuple[Path, float]:
+    """Train the candidate, reporting progress from the last training's time; its archive and seconds."""
+    estimate = service.last_training_seconds(engine)
+    name = f"training-{run_id}-{os.getpid()}"
+    store.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log_path(store, run_id).open("ab") as log:
+        process = subprocess.Popen(
+            train.train_command(root, store, name),
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={
+                # Rasa's training cache in the store (the project may be read-only), kept between runs.
+                "RASA_CACHE_DIRECTORY": str(store / "rasa-cache"),
+                **os.environ,
+                "RASA_TELEMETRY_ENABLED": "false",
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+            },
+        )
+        while process.poll() is None:
+            elapsed = time.monotonic() - started
+            left = max(estimate - elapsed, 0)
+            stage = (
+                f"Training the new model (about {left:.0f} s left)"
+                if left
+                else "Training the new model (nearly done)"
+            )
+            service.report_progress(
+                engine, run_id, "training", stage, 10 + int(70 * min(elapsed / estimate, 0.97))
+            )
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+    trained = store / f"{name}.tar.gz"
+    if process.returncode != 0 or not trained.is_file():
+        raise RuntimeError(f"rasa train ended with {process.returncode}")
+    archive = archive_path(store, digest)
+    trained.replace(archive)  # whole or not at all: never a half-written model under its name
+    return archive, time.monotonic() - started
+
+
+def folder_digest(root: Path, folder: Path) -> str:
+    """SHA-256 over the YAML files of a folder (the held-out questions, or the conversation tests)."""
+    digest = hashlib.sha256()
+    for path in sorted((root / folder).rglob("*.yml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def judged(
+    store: Path, kind: str, model: Path, tests: str, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """`work()`'s results for this model and these tests, kept in the store: a model is judged once."""
+    kept = store / f"{kind}-{model_archive.sha256(model)[:24]}-{tests[:16]}.json"
+    if kept.is_file():
+        return json.loads(kept.read_text(encoding="utf-8"))
+    results = work()
+    draft = kept.with_suffix(f".{os.getpid()}.tmp")
+    draft.write_text(json.dumps(results), encoding="utf-8")
+    draft.replace(kept)
+    return results
+
+
+def compare(
+    engine: sa.engine.Engine, run_id: int, root: Path, candidate: Path, settings: deployment.Settings
+) -> dict[str, Any]:
+    """The candidate against the live model: held-out questions, conversation tests, the gate.
+
+    Each model's results are kept per model and per test files (`judged`): the live model is
+    usually an earlier candidate, already judged, and a changed conversation test reruns only
+    the conversation tests.
+    """
+    live = service.live(engine, settings.model)
+    if not live.archive.is_file():
+        raise RuntimeError(f"the live model's file {live.archive} is missing")
+    project, _ = validate.load(root)
+    describe = evaluate.Describer(
+        {topic.key: topic.title for topic in content.topics(root)}, validate.responses(project)
+    )
+    questions = evaluate.heldout_questions(root)
+    texts = [text for text, _ in questions]
+    heldout = folder_digest(root, evaluate.HELDOUT_QUESTIONS.parent)
+    stories = folder_digest(root, evaluate.CONVERSATION_TESTS)
+    store = settings.model_store_dir
+    agents: dict[Path, Any] = {}
+
+    def agent(model: Path) -> Any:
+        if model not in agents:
+            agents.clear()  # one model in memory at a time
+            agents[model] = evaluate.load_agent(model)
+        return agents[model]
+
+    def answers(model: Path, stage: str, progress: int) -> dict[str, Any]:
+        service.report_progress(engine, run_id, "evaluating", stage, progress)
+        return {"answers": evaluate.labels(agent(model), texts)}
+
+    def tests() -> dict[str, Any]:
+        service.report_progress(engine, run_id, "evaluating", "Running the conversation tests", 88)
+        count, failed = evaluate.conversation_tests(agent(candidate), root, describe)
+        return {"tests": count, "failed": [asdict(f) for f in failed]}
+
+    after = judged(
+        store,
+        "heldout",
+        candidate,
+        heldout,
+        lambda: answers(candidate, "Asking the new model the held-out questions", 82),
+    )
+    ran = judged(store, "conversations", candidate, stories, tests)
+    before = judged(
+        store,
+        "heldout",
+        live.archive,
+        heldout,
+        lambda: answers(live.archive, "Asking the live model the same questions", 93),
+    )
+    comparison = evaluate.compare(questions, before["answers"], after["answers"], describe.label)
+    comparison.tests = ran["tests"]
+    comparison.failed_tests = [evaluate.FailedTest(**f) for f in ran["failed"]]
+    comparison.live_sha256 = live.sha256 or ""
+    return {"comparison": comparison.as_dict(), "reasons": evaluate.gate(comparison)}
+
+
+def run(run_id: int, root: Path) -> int:
+    """Work the run to its end; 0 when it finished (published or not), 1 when it failed."""
+    settings = deployment.current()
+    engine = db.engine(settings.database_url)
+    stop = threading.Event()
+    threading.Thread(target=keep_alive, args=(engine, run_id, stop), daemon=True).start()
+    try:
+        service.report_progress(
+            engine, run_id, "checking", "Checking the answers and data (as make validate)", 3
+        )
+        problems = check(root)
+        if problems:
+            reasons = [
+                f"The checks found {len(problems)} problem(s) (such as an answer the clinic's document "
+                "does not support): nothing was trained. Fix them and check again."
+            ]
+            service.finish(
+                engine,
+                run_id,
+                service.REFUSED,
+                "The checks found problems",
+                {"problems": problems, "reasons": reasons},
+            )
+            return 0
+        digest = train.inputs_digest(root)
+        archive = archive_path(settings.model_store_dir, digest)
+        if archive.is_file():
+            seconds = 0.0
+            service.report_progress(
+                engine, run_id, "training", "Nothing the model learns from has changed: reusing its model", 80
+            )
+        else:
+            archive, seconds = train_candidate(engine, run_id, root, settings.model_store_dir, digest)
+        service.record_model(engine, run_id, archive, digest, seconds)
+        report = compare(engine, run_id, root, archive, settings)
+        stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
+        service.finish(engine, run_id, service.READY, stage, report)
+        return 0
+    except Exception:
+        traceback.print_exc()
+        service.finish(
+            engine,
+            run_id,
+            service.FAILED,
+            "The training could not finish. Try again; if it fails again, tell the developers "
+            f"(details in {log_path(settings.model_store_dir, run_id).name}).",
+            {},
+        )
+        return 1
+    finally:
+        stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Work one run (the console starts this)."""
+    parser = argparse.ArgumentParser(prog="python -m staff.candidate", description=__doc__.splitlines()[0])
+    parser.add_argument("run_id", type=int)
+    parser.add_argument("--root", type=Path, required=True, help="the project to check and train")
+    args = parser.parse_args(argv)
+    return run(args.run_id, args.root.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Check and train, compare, publish and roll back: the records, one training at a time.
+
+A training run is a row of `training_runs`, worked by its own process (staff/candidate.py)
+that writes its stage, progress and report there. At most one run is queued or running,
+across every console process: its `active` column is 1 and unique, so the database refuses a
+second. Publishing records the candidate in `published_models`; the console's model server
+serves the newest publication not withdrawn (else the model `make train` built) to every
+Rasa server, which pulls it. Rolling back withdraws the live publication.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from common import model_archive
+from staff import evaluate
+from staff.service.db import as_utc, now, published_models, training_runs
+
+# Statuses of a training run. Queued/checking/training/evaluating are active.
+ACTIVE = ("queued", "checking", "training", "evaluating")
+READY = "ready"  # trained and compared; the report says whether it may be published
+REFUSED = "refused"  # the checks failed: nothing was trained
+FAILED = "failed"  # training or the comparison could not finish
+# A run whose process has not reported for this long has stopped (killed, machine restarted).
+STALE_AFTER = timedelta(minutes=3)
+TRAINING_SECONDS_GUESS = 90.0  # for the progress bar before any run has been timed
+
+
+class ModelError(Exception):
+    """What staff asked cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class Run:
+    """One check-and-train run, as the console shows it."""
+
+    id: int
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None
+    status: str
+    stage: str
+    progress: int
+    archive: str | None
+    sha256: str | None
+    train_seconds: float | None
+    report: dict[str, Any]
+    publishable: bool
+
+    @property
+    def active(self) -> bool:
+        """Whether the run is still going."""
+        return self.status in ACTIVE
+
+    @property
+    def comparison(self) -> evaluate.Comparison | None:
+        """The comparison with the live model (None before it is made)."""
+        data = self.report.get("comparison")
+        return evaluate.Comparison.from_dict(data) if data else None
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why it may not be published (empty when it may, or before the comparison)."""
+        return list(self.report.get("reasons", []))
+
+
+@dataclass
+class Live:
+    """The model every Rasa server is told to use."""
+
+    sha256: str | None
+    archive: Path
+    publication_id: int | None  # None: the model `make train` built (nothing published)
+    run_id: int | None
+    published_by: str | None
+    since: datetime | None
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=row.id,
+        requested_by=row.requested_by,
+        requested_at=as_utc(row.requested_at),  # type: ignore[arg-type]
+        finished_at=as_utc(row.finished_at),
+        status=row.status,
+        stage=row.stage,
+        progress=row.progress,
+        archive=row.archive,
+        sha256=row.sha256,
+        train_seconds=row.train_seconds,
+        report=json.loads(row.report) if row.report else {},
+        publishable=bool(row.publishable),
+    )
+
+
+def get_run(engine: sa.engine.Engine, run_id: int) -> Run | None:
+    """The run with this id (None if there is none)."""
+    forget_stopped(engine)
+    with engine.connect() as db:
+        row = db.execute(sa.select(training_runs).where(training_runs.c.id == run_id)).first()
+    return _run(row) if row else None
+
+
+def recent_runs(engine: sa.engine.Engine, limit: int = 10) -> list[Run]:
+    """The newest runs first."""
+    forget_stopped(engine)
+    with engine.connect() as db:
+        rows = db.execute(sa.select(training_runs).order_by(training_runs.c.id.desc()).limit(limit))
+        return [_run(row) for row in rows]
+
+
+def forget_stopped(engine: sa.engine.Engine) -> None:
+    """Mark failed an active run whose process stopped reporting (it frees the one training slot)."""
+    limit = now() - STALE_AFTER
+    with engine.begin() as db:
+        db.execute(
+            training_runs.update()
+            .where(training_runs.c.active == 1, training_runs.c.heartbeat_at < limit)
+            .values(
+                status=FAILED,
+                active=None,
+                finished_at=now(),
+                stage="The training stopped unexpectedly (its process ended). Start it again.",
+            )
+        )
+
+
+def last_training_seconds(engine: sa.engine.Engine) -> float:
+    """How long the last training took (for the progress bar's estimate)."""
+    with engine.connect() as db:
+        seconds = db.execute(
+            sa.select(training_runs.c.train_seconds)
+            .where(training_runs.c.train_seconds.is_not(None))
+            .order_by(training_runs.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return float(seconds or TRAINING_SECONDS_GUESS)
+
+
+def start_run(engine: sa.engine.Engine, staff_name: str) -> int:
+    """Record a new run (queued); ModelError if one is already queued or running."""
+    forget_stopped(engine)
+    moment = now()
+    try:
+        with engine.begin() as db:
+            return int(
+                db.execute(
+                    training_runs.insert().values(
+                        requested_by=staff_name,
+                        requested_at=moment,
+                        heartbeat_at=moment,
+                        status="queued",
+                        stage="Waiting to start",
+                        progress=0,
+                        active=1,
+                        publishable=False,
+                    )
+                ).inserted_primary_key[0]
+            )
+    except sa.exc.IntegrityError:
+        raise ModelError(
+            "A training is already running (only one at a time). Wait for it to finish; "
+            "its progress is shown on this page."
+        ) from None
+
+
+def launch(run_id: int, root: Path, log: Path) -> subprocess.Popen:
+    """Start the run's own process (staff/candidate.py); it outlives the request that asked."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "staff.candidate", str(run_id), "--root", str(root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
+            start_new_session=True,
+        )
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends, no zombie
+    return process
+
+
+def report_progress(engine: sa.engine.Engine, run_id: int, status: str, stage: str, progress: int) -> None:
+    """Record where a run is (also its heartbeat)."""
+    with engine.begin() as db:
+        db.execute(
+            training_runs.update()
+            .where(training_runs.c.id == run_id)
+            .values(
+                status=status,
+                stage=stage,
+                progress=max(0, min(progress, 100)),
+                heartbeat_at=now(),
+                pid=os.getpid(),
+            )
+        )
+
+
+def record_model(engine: sa.engine.Engine, run_id: int, archive: Path, digest: str, seconds: float) -> None:
+    """Record the trained candidate's archive, fingerprint and training time."""
+    with engine.begin() as db:
+        db.execute(
+            training_runs.update()
+            .where(training_runs.c.id == run_id)
+            .values(
+                archive=str(archive),
+                sha256=model_archive.sha256(archive),
+                inputs_digest=digest,
+                train_seconds=seconds or None,  # None: an earlier model was reused
+                heartbeat_at=now(),
+            )
+        )
+
+
+def finish(engine: sa.engine.Engine, run_id: int, status: str, stage: str, report: dict[str, Any]) -> None:
+    """End a run: its status, last words, report; it may be published only if READY with no reasons."""
+    publishable = status == READY and not report.get("reasons")
+    with engine.begin() as db:
+        db.execute(
+            training_runs.update()
+            .where(training_runs.c.id == run_id)
+            .values(
+                status=status,
+                stage=stage,
+                progress=100,
+                active=None,
+                finished_at=now(),
+                heartbeat_at=now(),
+                report=json.dumps(report),
+                publishable=publishable,
+            )
+        )
+
+
+def live(engine: sa.engine.Engine, base_model: Path) -> Live:
+    """The live model: the newest publication not withdrawn, else the model `make train` built."""
+    with engine.connect() as db:
+        row = db.execute(
+            sa.select(published_models)
+            .where(published_models.c.withdrawn_at.is_(None))
+            .order_by(published_models.c.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            withdrawn = db.execute(sa.select(sa.func.max(published_models.c.withdrawn_at))).scalar()
+    if row is not None:
+        return Live(
+            row.sha256,
+            Path(row.archive),
+            row.id,
+            row.training_run_id,
+            row.published_by,
+            as_utc(row.live_since),
+        )
+    digest = model_archive.sha256(base_model) if base_model.is_file() else None
+    return Live(digest, base_model, None, None, None, as_utc(withdrawn))
+
+
+def publish(engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: Path) -> Run:
+    """Make the run's candidate live; ModelError with the reason if it may not be."""
+    run = get_run(engine, run_id)
+    if run is None:
+        raise ModelError("There is no such training.")
+    if not run.publishable or run.status != READY:
+        reasons = run.reasons or ["It has not passed the checks and the comparison."]
+        raise ModelError("This model cannot be published: " + " ".join(reasons))
+    current = live(engine, base_model)
+    if current.sha256 == run.sha256:
+        raise ModelError("This model is already live.")
+    comparison = run.comparison
+    if comparison is None or comparison.live_sha256 != current.sha256:
+        raise ModelError(
+            "The live model has changed since this model was compared with it: "
+            "check and train again, so the comparison is with the model visitors get now."
+        )
+    if (
+        run.archive is None
+        or not Path(run.archive).is_file()
+        or model_archive.sha256(Path(run.archive)) != run.sha256
+    ):
+        raise ModelError("This model's file is missing or damaged: check and train again.")
+    moment = now()
+    with engine.begin() as db:
+        db.execute(
+            published_models.insert().values(
+                training_run_id=run.id,
+                sha256=run.sha256,
+                archive=run.archive,
+                published_by=staff_name,
+                published_at=moment,
+                live_since=moment,
+            )
+        )
+    return run
+
+
+def roll_back(engine: sa.engine.Engine, staff_name: str, base_model: Path) -> Live:
+    """Withdraw the live publication: the one before it (or `make train`'s model) is live again."""
+    current = live(engine, base_model)
+    if current.publication_id is None:
+        raise ModelError(
+            "Nothing has been published: the model visitors get is the one the servers started with."
+        )
+    moment = now()
+    with engine.begin() as db:
+        db.execute(
+            published_models.update()
+            .where(published_models.c.id == current.publication_id)
+            .values(withdrawn_by=staff_name, withdrawn_at=moment)
+        )
+        previous = db.execute(
+            sa.select(published_models.c.id)
+            .where(published_models.c.withdrawn_at.is_(None))
+            .order_by(published_models.c.id.desc())
+            .limit(1)
+        ).scalar()
+        if previous is not None:
+            db.execute(
+                published_models.update().where(published_models.c.id == previous).values(live_since=moment)
+            )
+    return live(engine, base_model)
+
+
+def publications(engine: sa.engine.Engine, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest publications first: which run, who, when, withdrawn by whom and when."""
+    with engine.connect() as db:
+        rows = db.execute(sa.select(published_models).order_by(published_models.c.id.desc()).limit(limit))
+        return [
+            {
+                "id": row.id,
+                "run_id": row.training_run_id,
+                "published_by": row.published_by,
+                "published_at": as_utc(row.published_at),
+                "withdrawn_by": row.withdrawn_by,
+                "withdrawn_at": as_utc(row.withdrawn_at),
+            }
+            for row in rows
+        ]

@@ -1,0 +1,229 @@
+"""Training runs, the quality gate, publishing, rolling back and the model server, on a real SQLite database.
+
+The end-to-end flow (an editor trains in Chromium, an admin publishes, the Rasa servers pull
+the new model) is tests/e2e/test_publish.py; these check the rules it relies on, fast: one
+training at a time across processes (two engines on one database), a run whose process died
+frees the slot, the gate's reasons, publish refused with the reason, roll back, and Rasa's
+model server protocol (token, ETag, If-None-Match, 304) through Flask's test client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from common import database
+from common.settings import Settings
+from staff import evaluate
+from staff.console.app import create_app
+from staff.service import db
+from staff.service import models as service
+
+TOKEN = "model-server-token-for-unit-tests-" + "z" * 10
+QUESTIONS = [("what is it", "faq/what_is"), ("can i book", "book_consultation"), ("price?", "out_of_scope")]
+
+
+def words(label: str) -> str:
+    return f"<{label}>"
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    db.engine(url)
+    return url
+
+
+@pytest.fixture
+def base_model(tmp_path: Path) -> Path:
+    path = tmp_path / "scar-faq.tar.gz"
+    path.write_bytes(b"the model make train built")
+    return path
+
+
+def candidate(url: str, tmp_path: Path, name: str, reasons: list[str], live_sha: str) -> int:
+    """A finished run with an archive (its bytes stand for a model: only its digest matters here)."""
+    engine = db.engine(url)
+    run_id = service.start_run(engine, "eddie")
+    archive = tmp_path / f"{name}.tar.gz"
+    archive.write_bytes(name.encode())
+    service.record_model(engine, run_id, archive, name, 12.5)
+    comparison = evaluate.compare(QUESTIONS, ["faq/what_is"] * 3, ["faq/what_is"] * 3, words)
+    comparison.live_sha256 = live_sha
+    service.finish(
+        engine, run_id, service.READY, "done", {"comparison": comparison.as_dict(), "reasons": reasons}
+    )
+    return run_id
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_only_one_training_runs_at_a_time_even_from_another_process(url: str) -> None:
+    first = service.start_run(db.engine(url), "eddie")
+    other_process = database.create_engine(url)  # another console's own connection pool
+    with pytest.raises(service.ModelError, match="already running"):
+        service.start_run(other_process, "anna")
+    service.finish(db.engine(url), first, service.READY, "done", {})
+    assert service.start_run(other_process, "anna") == first + 1
+
+
+def test_a_run_whose_process_stopped_frees_the_slot_and_says_so(url: str) -> None:
+    engine = db.engine(url)
+    run_id = service.start_run(engine, "eddie")
+    with engine.begin() as connection:
+        connection.execute(
+            db.training_runs.update().values(
+                heartbeat_at=db.now() - service.STALE_AFTER - timedelta(seconds=1)
+            )
+        )
+    run = service.get_run(engine, run_id)
+    assert run is not None and run.status == service.FAILED and "stopped unexpectedly" in run.stage
+    service.start_run(engine, "eddie")
+
+
+def test_the_comparison_lists_changes_and_new_wrong_answers() -> None:
+    live = ["faq/what_is", "book_consultation", "faq/what_is"]
+    new = ["faq/benefits", "book_consultation", "out_of_scope"]
+    comparison = evaluate.compare(QUESTIONS, live, new, words)
+    assert (comparison.live_right, comparison.candidate_right) == (2, 2)
+    assert [(c.question, c.before, c.after) for c in comparison.changes] == [
+        ("what is it", "<faq/what_is>", "<faq/benefits>"),
+        ("price?", "<faq/what_is>", "<out_of_scope>"),
+    ]
+    assert [c.question for c in comparison.new_wrong] == ["what is it"]
+    assert evaluate.gate(comparison) == [
+        "It answers 1 held-out question(s) wrongly that the live model answers rightly."
+    ]
+
+
+def test_the_gate_refuses_lower_accuracy_failed_tests_and_problems() -> None:
+    comparison = evaluate.compare(
+        QUESTIONS, ["faq/what_is", "book_consultation", "x"], ["x", "x", "x"], words
+    )
+    comparison.failed_tests = [
+        evaluate.FailedTest("t", "hello", 'said "Hi"', "asked the visitor to rephrase")
+    ]
+    comparison.problems = ["domain/faq.yml, line 3: no support"]
+    reasons = evaluate.gate(comparison)
+    assert len(reasons) == 4
+    assert any("fewer held-out questions rightly (0 of 3) than the live model (2)" in r for r in reasons)
+    assert any("fails 1 conversation test" in r for r in reasons)
+    assert any("problem(s)" in r for r in reasons)
+    same = evaluate.compare(QUESTIONS, ["x"] * 3, ["x"] * 3, words)
+    assert evaluate.gate(same) == []
+
+
+def test_labels_are_described_in_plain_words() -> None:
+    describe = evaluate.Describer(
+        {"what_is": "What is Scar Relaxation?"}, {"utter_greet": [{"text": "Hello!"}]}
+    )
+    assert describe.label("faq/what_is") == 'the answer "What is Scar Relaxation?"'
+    assert describe.label("out_of_scope") == 'says "I don\'t have that information"'
+    assert describe.label("nlu_fallback") == "asks the visitor to rephrase"
+    assert describe.action("utter_greet") == 'said "Hello!"'
+    assert describe.action("action_listen") == "waited for the visitor"
+
+
+def test_publish_refuses_a_candidate_that_failed_the_gate_with_the_reason(
+    url: str, tmp_path: Path, base_model: Path
+) -> None:
+    engine = db.engine(url)
+    run_id = candidate(url, tmp_path, "bad", ["It fails 1 conversation test(s)."], sha(base_model))
+    with pytest.raises(service.ModelError, match=r"cannot be published: It fails 1 conversation test"):
+        service.publish(engine, run_id, "anna", base_model)
+    assert service.live(engine, base_model).publication_id is None
+
+
+def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: Path) -> None:
+    engine = db.engine(url)
+    assert service.live(engine, base_model).sha256 == sha(base_model)
+    first = candidate(url, tmp_path, "first", [], sha(base_model))
+    service.publish(engine, first, "anna", base_model)
+    live = service.live(engine, base_model)
+    assert (live.run_id, live.published_by, live.sha256) == (first, "anna", sha(tmp_path / "first.tar.gz"))
+    with pytest.raises(service.ModelError, match="already live"):
+        service.publish(engine, first, "anna", base_model)
+    stale = candidate(url, tmp_path, "stale", [], sha(base_model))  # compared with the old live model
+    with pytest.raises(service.ModelError, match="live model has changed"):
+        service.publish(engine, stale, "anna", base_model)
+    second = candidate(url, tmp_path, "second", [], live.sha256 or "")
+    service.publish(engine, second, "anna", base_model)
+    assert service.live(engine, base_model).run_id == second
+    back = service.roll_back(engine, "anna", base_model)
+    assert back.run_id == first and back.since is not None and back.since > live.since
+    back = service.roll_back(engine, "anna", base_model)
+    assert back.publication_id is None and back.sha256 == sha(base_model) and back.since is not None
+    with pytest.raises(service.ModelError, match="Nothing has been published"):
+        service.roll_back(engine, "anna", base_model)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(db.published_models.c.withdrawn_by)).scalars().all()
+    assert rows == ["anna", "anna"]
+
+
+def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_model: Path) -> None:
+    def client(token: str | None):
+        env = {
+            "DATABASE_URL": url,
+            "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+            "RASA_MODEL": str(base_model),
+        }
+        if token:
+            env["MODEL_SERVER_TOKEN"] = token
+        return create_app(Settings.from_env(env, lock_store=False)).test_client()
+
+    assert client(None).get("/models/live.tar.gz").status_code == 404  # no token: not served
+    served = client(TOKEN)
+    assert served.get("/models/live.tar.gz").status_code == 401
+    assert served.get("/models/live.tar.gz", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    first = served.get("/models/live.tar.gz", headers=auth)
+    assert first.status_code == 200 and first.data == base_model.read_bytes()
+    assert first.headers["ETag"] == sha(base_model)
+    again = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
+    assert again.status_code == 304 and again.data == b""
+    run_id = candidate(url, tmp_path, "new", [], sha(base_model))
+    service.publish(db.engine(url), run_id, "anna", base_model)
+    changed = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
+    assert changed.status_code == 200 and changed.data == b"new"
+    assert changed.headers["ETag"] == sha(tmp_path / "new.tar.gz")
+    assert changed.headers["filename"] == "model.tar.gz"
+
+
+def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: str, base_model: Path) -> None:
+    import re
+
+    from staff.service import accounts
+
+    password = "correct horse battery staple"
+    for name, role in (("rita", "reception"), ("eddie", "editor")):
+        accounts.create_user(db.engine(url), name, role, password)
+    env = {
+        "DATABASE_URL": url,
+        "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+        "RASA_MODEL": str(base_model),
+    }
+    app = create_app(Settings.from_env(env, lock_store=False))
+
+    def signed_in(name: str):
+        client = app.test_client()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+        client.post("/login", data={"name": name, "password": password, "csrf_token": token})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)
+        return client, token
+
+    reception, token = signed_in("rita")
+    assert reception.get("/models/").status_code == 403
+    assert reception.post("/models/train", data={"csrf_token": token}).status_code == 403
+    editor, token = signed_in("eddie")
+    assert editor.get("/models/").status_code == 200
+    assert editor.post("/models/run/1/publish", data={"csrf_token": token}).status_code == 403
+    assert editor.post("/models/rollback", data={"csrf_token": token}).status_code == 403
+    assert editor.post("/models/train", data={}).status_code == 400  # no CSRF token: refused
+    with db.engine(url).connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(db.training_runs)).scalar() == 0

@@ -29,6 +29,7 @@ browsers on origins other than those in CORS_ORIGINS.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -46,8 +47,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.live import LiveChat, redis_manager
 from channels.rate_limits import message_limits, rate_limiter
-from common import conversation_ids, settings
+from common import conversation_ids, live_chat, settings
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE
@@ -266,6 +268,31 @@ class GuardedSocketIOInput(SocketIOInput):
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         namespace = self.namespace
+        manager = redis_manager(config)
+        if manager is not None:  # several servers: an emit reaches a visitor connected to another
+            manager.set_server(sio)
+            sio.manager = manager
+        live = LiveChat(sio, namespace, self.bot_message_evt, config)
+        live.register(webhook, config.live_chat_key)
+
+        async def seen(conversation: str | None, typing: bool = False, left: bool = False) -> None:
+            """Tell staff chatting with this visitor that they are typing, left or are back."""
+            if conversation is None:
+                return
+            try:
+                await asyncio.to_thread(live_chat.visitor_seen, live.db, conversation, typing, left)
+            except Exception as error:
+                logger.error("Could not note the visitor's presence: %s", type(error).__name__)
+
+        @sio.on("visitor_typing", namespace=namespace)
+        async def visitor_typing(sid: str, data: Any = None) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            await seen(session.get("conversation_id"), typing=True)
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            await seen(session.get("conversation_id"), left=True)
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
@@ -294,6 +321,11 @@ class GuardedSocketIOInput(SocketIOInput):
             await sio.save_session(sid, session, namespace=namespace)
             sio.enter_room(sid, conversation, namespace=namespace)
             await sio.emit("session_confirm", conversation, room=sid, namespace=namespace)
+            await seen(conversation)
+            try:  # a reloaded page waiting for, or chatting with, a person is told so
+                await live.tell_state(sid, await asyncio.to_thread(live_chat.active, live.db, conversation))
+            except Exception as error:
+                logger.error("Could not read the live chat state: %s", type(error).__name__)
 
         @sio.on(self.user_message_evt, namespace=namespace)
         async def user_message(sid: str, data: Any = None) -> None:
@@ -321,6 +353,10 @@ class GuardedSocketIOInput(SocketIOInput):
             )
             if await serve_turn(on_new_message, message):
                 await output.flush()
+                try:
+                    await live.after_message(sid, conversation)
+                except Exception as error:
+                    logger.error("Could not check a live chat message: %s", type(error).__name__)
             else:
                 await SocketIOOutput(sio, self.bot_message_evt).send_text_message(
                     conversation, trouble_text()

@@ -9,6 +9,8 @@ that says what to set.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -186,6 +188,10 @@ class Settings:
     # The project whose answers, examples and clinic.yml the console edits and commits (a git
     # checkout); tests point it at a copy.
     staff_project_root: Path = PROJECT_ROOT
+    # Live chat: the console posts staff messages to a Rasa server at RASA_URL with this secret
+    # (LIVE_CHAT_SECRET; unset: derived from the conversation secret, which both then need).
+    live_chat_secret: str | None = None
+    rasa_url: str = f"http://127.0.0.1:{RASA_PORT}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -285,6 +291,10 @@ class Settings:
             staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
             staff_https=staff_https in ("1", "true", "yes"),
             staff_project_root=Path(env.get("STAFF_PROJECT_ROOT") or PROJECT_ROOT),
+            live_chat_secret=_secret(env, "LIVE_CHAT_SECRET", problems),
+            rasa_url=(
+                env.get("RASA_URL") or f"http://127.0.0.1:{_port(env, 'RASA_PORT', RASA_PORT, [])}"
+            ).rstrip("/"),
         )
         if problems:
             raise SettingsError(
@@ -295,6 +305,12 @@ class Settings:
     def conversation_key(self) -> bytes:
         """The key that signs conversation ids: CONVERSATION_SECRET, or (local) var/'s own."""
         return (self.conversation_secret or local_conversation_secret()).encode()
+
+    def live_chat_key(self) -> str:
+        """The console's secret for staff steps: LIVE_CHAT_SECRET, or one derived from the id key."""
+        if self.live_chat_secret:
+            return self.live_chat_secret
+        return hmac.new(self.conversation_key(), b"live chat with staff", hashlib.sha256).hexdigest()
 
     def console_problems(self) -> list[str]:
         """What stops the staff console from starting with these settings (empty: nothing)."""

@@ -36,9 +36,9 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing
+    from staff.console import editing, live
 
-    for blueprint in (auth, today, bookings, review, conversations, admin, *editing.BLUEPRINTS):
+    for blueprint in (auth, today, bookings, review, conversations, admin, live.live, *editing.BLUEPRINTS):
         app.register_blueprint(blueprint)
 
 

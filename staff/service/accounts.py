@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "inbox": frozenset({"editor", "admin"}),
     "content": frozenset({"editor", "admin"}),  # answers, examples, clinic details, history
     "conversations": frozenset(ROLES),
+    "live": frozenset({"reception", "admin"}),  # chat live with visitors (staff/console/live.py)
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),

@@ -34,6 +34,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -65,6 +66,8 @@ TOO_FAST = (
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
 
+# The widget reports typing at most every 3 s (web/chat.js); more often is ignored.
+TYPING_REPORT_SECONDS = 2.0
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
@@ -287,6 +290,11 @@ class GuardedSocketIOInput(SocketIOInput):
         @sio.on("visitor_typing", namespace=namespace)
         async def visitor_typing(sid: str, data: Any = None) -> None:
             session = await sio.get_session(sid, namespace=namespace)
+            now = time.monotonic()
+            if now - session.get("typing_at", 0.0) < TYPING_REPORT_SECONDS:
+                return  # a client reporting faster than the widget does: ignored, not written
+            session["typing_at"] = now
+            await sio.save_session(sid, session, namespace=namespace)
             await seen(session.get("conversation_id"), typing=True)
 
         @sio.on("disconnect", namespace=namespace)
@@ -322,8 +330,11 @@ class GuardedSocketIOInput(SocketIOInput):
             sio.enter_room(sid, conversation, namespace=namespace)
             await sio.emit("session_confirm", conversation, room=sid, namespace=namespace)
             await seen(conversation)
-            try:  # a reloaded page waiting for, or chatting with, a person is told so
-                await live.tell_state(sid, await asyncio.to_thread(live_chat.active, live.db, conversation))
+            try:  # a reloaded page waiting for, or chatting with, a person: told so, and sent what it missed
+                chat = await asyncio.to_thread(live_chat.active, live.db, conversation)
+                if chat is not None:
+                    await live.tell_state(sid, chat)
+                    await live.replay(sid, chat)
             except Exception as error:
                 logger.error("Could not read the live chat state: %s", type(error).__name__)
 

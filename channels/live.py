@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,21 @@ def response_text(name: str, **values: str) -> tuple[str, list[dict[str, str]]]:
     }
     buttons = [{"title": b["title"], "payload": b["payload"]} for b in template.get("buttons", [])]
     return template["text"].format_map(known), buttons
+
+
+def new_id() -> str:
+    """A live chat message's id: the widget shows each once, even when it is sent again."""
+    return uuid.uuid4().hex
+
+
+def widget_message(bot: BotUttered) -> dict[str, Any]:
+    """What the widget receives for a live chat message stored as `bot`."""
+    message: dict[str, Any] = {"text": bot.text, "custom": bot.data.get("custom") or {}}
+    if bot.data.get("buttons"):
+        message["quick_replies"] = bot.data["buttons"]
+    if bot.metadata.get("sender_name"):
+        message["sender_name"] = bot.metadata["sender_name"]
+    return message
 
 
 def authorised(request: Request, secret: str) -> bool:
@@ -114,16 +130,38 @@ class LiveChat:
         assistant is back ("ended").
         """
         text, buttons = response_text(name, **values)
-        bot = BotUttered(text, data={"buttons": buttons} if buttons else {}, metadata={"utter_action": name})
-        await self.append(conversation_id, [*events_before, bot, *events_after])
         custom = {"notice": True, "live": live, "staff_name": values.get("staff_name")}
-        await self.send(conversation_id, {"text": text, "quick_replies": buttons, "custom": custom})
+        custom["message_id"] = new_id()
+        data = {"buttons": buttons, "custom": custom} if buttons else {"custom": custom}
+        bot = BotUttered(text, data=data, metadata={"utter_action": name, "message_id": custom["message_id"]})
+        await self.append(conversation_id, [*events_before, bot, *events_after])
+        await self.send(conversation_id, widget_message(bot))
 
     async def staff_message(self, conversation_id: str, staff_name: str, text: str) -> None:
         """Store (with the staff member's name) and send what staff wrote."""
-        bot = BotUttered(text, data={}, metadata={"sender_name": staff_name, "live_chat": "staff"})
+        message_id = new_id()
+        bot = BotUttered(
+            text,
+            data={"custom": {"message_id": message_id}},
+            metadata={"sender_name": staff_name, "live_chat": "staff", "message_id": message_id},
+        )
         await self.append(conversation_id, [bot])
-        await self.send(conversation_id, {"text": text, "sender_name": staff_name})
+        await self.send(conversation_id, widget_message(bot))
+
+    async def replay(self, sid: str, chat: live_chat.LiveChat) -> None:
+        """Send a reconnected widget the live chat's messages again (it skips those it has).
+
+        A staff message sent while the visitor's page was reloading reached no socket; the
+        widget keeps each message's id, so nothing is shown twice.
+        """
+        if self.app is None:
+            return
+        tracker = await self.app.ctx.agent.tracker_store.retrieve(chat.conversation_id)
+        since = chat.requested_at.timestamp()
+        for event in tracker.events if tracker is not None else []:
+            live_message = isinstance(event, BotUttered) and event.metadata.get("message_id")
+            if live_message and event.timestamp >= since:
+                await self.sio.emit(self.event, widget_message(event), room=sid, namespace=self.namespace)
 
     async def step(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Do one staff step; (HTTP status, answer) for the console."""
@@ -223,7 +261,12 @@ class LiveChat:
                 return response.json({"error": "Only the staff console may do this."}, status=401)
             if step not in STEPS:
                 return response.json({"error": f"Unknown step; one of {', '.join(STEPS)}."}, status=404)
-            body = request.json if isinstance(request.json, dict) else {}
+            try:
+                body = request.json
+            except Exception:  # sanic's own error for a body that is not JSON
+                body = None
+            if not isinstance(body, dict):
+                return response.json({"error": "Send the step as a JSON object."}, status=400)
             try:
                 status, answer = await self.step(step, body)
             except Exception as error:

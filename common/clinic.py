@@ -51,8 +51,11 @@ class ClinicSettings:
         return WEEKDAYS[day.weekday()] in self.opening_days and day.isoformat() not in self.closed_dates
 
     def hours_on(self, day: date) -> tuple[time, time] | None:
-        """When the clinic's staff can chat on `day` (opening, closing), or None if not at all."""
-        if not self.is_open(day):
+        """When the clinic's staff can chat on `day` (opening, closing), or None if not at all.
+
+        The days are those listed in opening_hours, less the closed dates.
+        """
+        if day.isoformat() in self.closed_dates:
             return None
         span = dict(self.opening_hours).get(WEEKDAYS[day.weekday()])
         return parse_span(span) if span else None

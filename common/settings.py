@@ -320,6 +320,11 @@ class Settings:
                 "The production profile signs the staff console's session cookies with a fixed key, "
                 "shared by every console process: set STAFF_SECRET_KEY (at least 32 random characters)."
             )
+        if self.profile == "production" and not (self.live_chat_secret or self.conversation_secret):
+            problems.append(
+                "The production profile's console sends live chat messages to the Rasa servers with a "
+                "shared secret: set LIVE_CHAT_SECRET (the same for the console and every Rasa server)."
+            )
         if not is_loopback(self.staff_host) and not self.staff_https:
             problems.append(
                 f"The staff console would listen on {self.staff_host}, beyond this machine, without HTTPS: "

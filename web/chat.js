@@ -238,13 +238,16 @@
         return { title: String(b.title), payload: String(b.payload) };
       });
       var custom = message.custom && typeof message.custom === "object" ? message.custom : {};
+      var messageId = custom.message_id ? String(custom.message_id) : null;
+      if (messageId && state.messages.some(function (m) { return m.id === messageId; })) return;  // sent again after a reload
       if (custom.live) setLive(String(custom.live), custom.staff_name ? String(custom.staff_name) : null);
       add({
         from: "bot",
         text: message.text || custom.text || "",
         buttons: buttons,
         senderName: message.sender_name || custom.sender_name || null,
-        notice: !!(custom.notice)
+        notice: !!(custom.notice),
+        id: messageId
       });
     });
     socket.on("disconnect", function () {

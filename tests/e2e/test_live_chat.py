@@ -275,7 +275,7 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     page.get_by_label("Your reply").fill("Hello, I'm Rita. How can I help?")
     page.get_by_role("button", name="Send").click()
     visitor.wait_for("How can I help?")
-    expect(visitor.page.locator(".cc-who").last).to_have_text("Rita:")
+    expect(visitor.page.locator(".cc-who").last).to_contain_text("Rita")
     visitor.page.locator(WIDGET_MESSAGE_BOX).press_sequentially("Is it pai", delay=30)
     expect(page.locator("#visitor-activity")).to_have_text("The visitor is typing…")
     before = len(visitor.messages())
@@ -295,8 +295,19 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     page.get_by_label("Your reply").press("Enter")
     visitor.wait_for("numbs the skin")
 
+    # The visitor leaves the page: staff see it; what staff write meanwhile is there on return.
+    visitor.page.goto("about:blank")
+    expect(page.locator("#visitor-activity")).to_have_text("The visitor has left the page.")
+    page.get_by_label("Your reply").fill("Are you still there?")
+    page.get_by_label("Your reply").press("Enter")
+    expect(page.locator("#transcript")).to_contain_text("Are you still there?")
+    visitor.page.goto(site.page)
+    visitor.wait_for("Are you still there?")
+    expect(page.locator("#visitor-activity")).to_have_text("")
+    assert sum("How can I help?" in m for m in visitor.messages()) == 1, "a message shown twice"
+
     # Urgent symptoms while a person holds the chat: the emergency answer at once.
-    [urgent] = visitor.say("my scar is bleeding heavily and I have a fever")
+    [urgent] = visitor.say("my scar has been bleeding heavily for an hour")
     assert "This could need urgent medical attention" in urgent and "999" in urgent
     expect(page.locator("#transcript")).to_contain_text("This could need urgent medical attention")
     assert axe_violations(page) == []
@@ -320,6 +331,7 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     assert staff_lines == [
         ("Hello, I'm Rita. How can I help?", "Rita"),
         ("Not usually; the team numbs the skin first.", "Rita"),
+        ("Are you still there?", "Rita"),
     ]
     assert site.query("SELECT status, staff_name FROM live_chats WHERE conversation_id = :s", s=sender) == [
         ("returned", "Rita")

@@ -27,7 +27,8 @@ from datetime import timedelta
 from typing import Any
 
 import socketio
-from rasa.shared.core.events import BotUttered, ConversationResumed, Event
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -61,6 +62,15 @@ def response_text(name: str, **values: str) -> tuple[str, list[dict[str, str]]]:
     }
     buttons = [{"title": b["title"], "payload": b["payload"]} for b in template.get("buttons", [])]
     return template["text"].format_map(known), buttons
+
+
+def resumed() -> list[Event]:
+    """The assistant takes the conversation back, listening: so its rules apply to the next message.
+
+    Rasa stopped predicting after the action that paused the conversation, so no
+    action_listen followed it; without one, the next message matches no rule.
+    """
+    return [ConversationResumed(), ActionExecuted(ACTION_LISTEN_NAME)]
 
 
 def new_id() -> str:
@@ -195,7 +205,7 @@ class LiveChat:
             chat.conversation_id,
             LIVE_CHAT_ENDED[status],
             [],
-            [ConversationResumed()],
+            resumed(),
             staff_name=staff_name,
         )
         return 200, {"status": status}
@@ -209,8 +219,8 @@ class LiveChat:
             await self.notice(
                 chat.conversation_id,
                 LIVE_CHAT_MISSED,
-                [ConversationResumed()],
                 [],
+                resumed(),
                 reply_when=reply_expected(clinic, live_chat.now()),
             )
 

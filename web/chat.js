@@ -130,7 +130,7 @@
       el("span", { "class": message.senderName ? "cc-who" : "cc-visually-hidden", text: whoWrote(message) + ": " }),
       body
     ]);
-    if (message.notice) item.className = "cc-msg cc-notice";
+    if (message.notice) item.className = "cc-msg cc-msg-bot cc-notice";  // said by the clinic, not a person
     log.appendChild(item);
     if (message.buttons && message.buttons.length) showButtons(item, message.buttons);
   }

@@ -206,8 +206,8 @@ def people(browser: Browser, site: Site) -> Iterator[callable]:
     contexts: list[BrowserContext] = []
     made: list[Visitor | StaffMember] = []
 
-    def make(kind: type, *args: str) -> Visitor | StaffMember:
-        context = browser.new_context(viewport=LAPTOP)
+    def make(kind: type, *args: str, **options: object) -> Visitor | StaffMember:
+        context = browser.new_context(viewport=LAPTOP, **options)
         contexts.append(context)
         person = kind(context, site, *args)
         made.append(person)
@@ -310,14 +310,17 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     [urgent] = visitor.say("my scar has been bleeding heavily for an hour")
     assert "This could need urgent medical attention" in urgent and "999" in urgent
     expect(page.locator("#transcript")).to_contain_text("This could need urgent medical attention")
-    assert axe_violations(page) == []
+    checker = people(StaffMember, "rita", bypass_csp=True)  # axe is injected as a script tag
+    checker.page.goto(page.url)
+    expect(checker.page.locator("#transcript")).to_contain_text("This could need urgent medical attention")
+    assert axe_violations(checker.page) == []
 
     # Hand back: the assistant says it is back and answers again.
     page.get_by_role("button", name="Hand back to the assistant").click()
     assert "Rita has left the chat, and I'm back" in visitor.wait_for("I'm back")
     expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Questions about Scar Relaxation")
-    [answer] = visitor.say("what is PIH?")
-    assert "hyperpigmentation" in answer.lower()
+    answers = visitor.say("what is PIH?")
+    assert "hyperpigmentation" in answers[0].lower(), answers
 
     # The tracker store keeps the staff messages with the staff member's name.
     sender = conversation_of(site, "Is it painful for darker skin?")

@@ -28,9 +28,9 @@ from common import database, migrations
 PRESENCE_SECONDS = 30
 # The visitor typed within this many seconds: "typing..." on the staff member's page.
 TYPING_SECONDS = 6
-WAITING, HELD, RETURNED, CLOSED, MISSED, LEFT = "waiting", "held", "returned", "closed", "missed", "left"
+WAITING, HELD, RETURNED, CLOSED, MISSED = "waiting", "held", "returned", "closed", "missed"
 ACTIVE = (WAITING, HELD)
-STATUSES = (WAITING, HELD, RETURNED, CLOSED, MISSED, LEFT)
+STATUSES = (WAITING, HELD, RETURNED, CLOSED, MISSED)
 
 metadata = sa.MetaData()
 live_chats = sa.Table(
@@ -244,6 +244,12 @@ def visitor_seen(
             .where(live_chats.c.conversation_id == conversation_id, live_chats.c.status.in_(ACTIVE))
             .values(**values)
         )
+
+
+def forget(conn: sa.engine.Connection, conversation_ids: list[str]) -> None:
+    """Delete these conversations' live chat rows (when the conversations are erased)."""
+    if sa.inspect(conn).has_table(live_chats.name):
+        conn.execute(live_chats.delete().where(live_chats.c.conversation_id.in_(conversation_ids)))
 
 
 def open_chats(db: sa.engine.Engine) -> list[LiveChat]:

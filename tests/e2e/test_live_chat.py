@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -339,6 +340,11 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     assert site.query("SELECT status, staff_name FROM live_chats WHERE conversation_id = :s", s=sender) == [
         ("returned", "Rita")
     ]
+    # ... and the console's Conversations page says who wrote them.
+    page.goto(site.console + "/conversations/view?" + urlencode({"id": sender}))
+    expect(page.locator("li.assistant", has_text="Are you still there?")).to_contain_text(
+        "Rita (staff, live chat)"
+    )
     # Nothing the visitor or staff wrote reaches the servers' log.
     log = site.log.read_text(encoding="utf-8")
     for private in ("painful for darker skin", "bleeding heavily", "numbs the skin", "How can I help"):

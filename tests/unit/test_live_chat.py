@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from actions.live_chat import reply_expected
-from common import live_chat
+from common import conversations, live_chat
 from common.clinic import read_settings
 from common.paths import CLINIC_YML
 
@@ -124,3 +124,14 @@ def test_wrong_opening_hours_are_refused_with_a_clear_message(
     changed.write_text(text[:start] + setting + "\n" + text[end:], encoding="utf-8")
     with pytest.raises(ValueError, match=problem):
         read_settings(changed)
+
+
+def test_erasing_a_conversation_forgets_its_live_chats(db: sa.engine.Engine) -> None:
+    conversations.events.create(db)  # Rasa's table, as its tracker store makes it
+    with db.begin() as conn:
+        conn.execute(conversations.events.insert().values(sender_id="c3", type_name="user", timestamp=1.0))
+    live_chat.request(db, "c3")
+    kept = live_chat.request(db, "c4")
+    assert conversations.erase(db, ["c3"]) == 1
+    assert live_chat.active(db, "c3") is None
+    assert live_chat.active(db, "c4") == kept

@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.faq import LAST_TOPIC_SLOT, answer
 from actions.followup import OUT_OF_SCOPE, refers_back, resolve
+from actions.live_chat import offer
 from actions.topics import closest_topics, response_text, topic_payload, topic_title
 
 # Rasa's two-stage fallback treats this intent as "none of these" (then asks to rephrase).
@@ -78,6 +79,7 @@ class ActionDefaultFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Offer the clinic's team and forget the message."""
+        """Offer the clinic's team (a person now, or a message) and forget the message."""
         dispatcher.utter_message(response="utter_default")
+        offer(dispatcher, tracker)
         return [UserUtteranceReverted()]

@@ -29,10 +29,12 @@ browsers on origins other than those in CORS_ORIGINS.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import re
+import time
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -46,8 +48,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from channels.live import LiveChat, redis_manager
 from channels.rate_limits import message_limits, rate_limiter
-from common import conversation_ids, settings
+from common import conversation_ids, live_chat, settings
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE
@@ -63,6 +66,8 @@ TOO_FAST = (
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
 
+# The widget reports typing at most every 3 s (web/chat.js); more often is ignored.
+TYPING_REPORT_SECONDS = 2.0
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 
@@ -266,6 +271,36 @@ class GuardedSocketIOInput(SocketIOInput):
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         namespace = self.namespace
+        manager = redis_manager(config)
+        if manager is not None:  # several servers: an emit reaches a visitor connected to another
+            manager.set_server(sio)
+            sio.manager = manager
+        live = LiveChat(sio, namespace, self.bot_message_evt, config)
+        live.register(webhook, config.live_chat_key)
+
+        async def seen(conversation: str | None, typing: bool = False, left: bool = False) -> None:
+            """Tell staff chatting with this visitor that they are typing, left or are back."""
+            if conversation is None:
+                return
+            try:
+                await asyncio.to_thread(live_chat.visitor_seen, live.db, conversation, typing, left)
+            except Exception as error:
+                logger.error("Could not note the visitor's presence: %s", type(error).__name__)
+
+        @sio.on("visitor_typing", namespace=namespace)
+        async def visitor_typing(sid: str, data: Any = None) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            now = time.monotonic()
+            if now - session.get("typing_at", 0.0) < TYPING_REPORT_SECONDS:
+                return  # a client reporting faster than the widget does: ignored, not written
+            session["typing_at"] = now
+            await sio.save_session(sid, session, namespace=namespace)
+            await seen(session.get("conversation_id"), typing=True)
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str) -> None:
+            session = await sio.get_session(sid, namespace=namespace)
+            await seen(session.get("conversation_id"), left=True)
 
         @sio.on("connect", namespace=namespace)
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
@@ -294,6 +329,14 @@ class GuardedSocketIOInput(SocketIOInput):
             await sio.save_session(sid, session, namespace=namespace)
             sio.enter_room(sid, conversation, namespace=namespace)
             await sio.emit("session_confirm", conversation, room=sid, namespace=namespace)
+            await seen(conversation)
+            try:  # a reloaded page waiting for, or chatting with, a person: told so, and sent what it missed
+                chat = await asyncio.to_thread(live_chat.active, live.db, conversation)
+                if chat is not None:
+                    await live.tell_state(sid, chat)
+                    await live.replay(sid, chat)
+            except Exception as error:
+                logger.error("Could not read the live chat state: %s", type(error).__name__)
 
         @sio.on(self.user_message_evt, namespace=namespace)
         async def user_message(sid: str, data: Any = None) -> None:
@@ -321,6 +364,10 @@ class GuardedSocketIOInput(SocketIOInput):
             )
             if await serve_turn(on_new_message, message):
                 await output.flush()
+                try:
+                    await live.after_message(sid, conversation)
+                except Exception as error:
+                    logger.error("Could not check a live chat message: %s", type(error).__name__)
             else:
                 await SocketIOOutput(sio, self.bot_message_evt).send_text_message(
                     conversation, trouble_text()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ class ClinicSettings:
     times_of_day: tuple[str, ...] = ("morning", "afternoon")
     booking_webhook_url: str = ""
     retention_days: int = 90
+    # When staff can chat live ("monday": "09:00-17:00"; a day not listed: no live chat), and
+    # how long a visitor waits for someone before being offered to leave a message.
+    opening_hours: tuple[tuple[str, str], ...] = ()
+    live_chat_wait_minutes: float = 3.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -45,6 +49,32 @@ class ClinicSettings:
     def is_open(self, day: date) -> bool:
         """Whether the clinic sees patients on `day` (an opening weekday, not a holiday)."""
         return WEEKDAYS[day.weekday()] in self.opening_days and day.isoformat() not in self.closed_dates
+
+    def hours_on(self, day: date) -> tuple[time, time] | None:
+        """When the clinic's staff can chat on `day` (opening, closing), or None if not at all.
+
+        The days are those listed in opening_hours, less the closed dates.
+        """
+        if day.isoformat() in self.closed_dates:
+            return None
+        span = dict(self.opening_hours).get(WEEKDAYS[day.weekday()])
+        return parse_span(span) if span else None
+
+    def open_at(self, moment: datetime) -> bool:
+        """Whether `moment` is within the opening hours (in the clinic's time zone)."""
+        local = moment.astimezone(self.zone)
+        hours = self.hours_on(local.date())
+        return hours is not None and hours[0] <= local.time() < hours[1]
+
+    def next_opening(self, moment: datetime) -> datetime | None:
+        """The next time the clinic opens after `moment` (None if no hours are set)."""
+        local = moment.astimezone(self.zone)
+        for offset in range(1, 15):
+            day = local.date() + timedelta(days=offset)
+            hours = self.hours_on(day)
+            if hours is not None:
+                return datetime.combine(day, hours[0], self.zone)
+        return None
 
     def next_open_day(self, start: date) -> date:
         """`start`, or the first day after it on which the clinic is open."""
@@ -68,8 +98,19 @@ def settings_path() -> Path:
     return deployment.current().clinic_settings
 
 
+def parse_span(text: str) -> tuple[time, time]:
+    """A span such as 09:00-17:00 as (opening, closing); ValueError unless two times, the first earlier."""
+    start, _, finish = text.replace(" ", "").partition("-")
+    opening, closing = time.fromisoformat(start), time.fromisoformat(finish)
+    if not opening < closing:
+        raise ValueError(text)
+    return opening, closing
+
+
 def _clean(value: Any) -> Any:
     """Lists become tuples of lowercase strings; everything else a stripped string."""
+    if isinstance(value, dict):
+        return tuple((str(k).strip().lower(), str(v).strip()) for k, v in value.items())
     if isinstance(value, list | tuple):
         return tuple(str(v).strip().lower() for v in value)
     return "" if value is None else str(value).strip()
@@ -105,6 +146,13 @@ def read_settings(path: Path) -> ClinicSettings:
             values["retention_days"] = int(values["retention_days"])
         except ValueError:
             raise ValueError("clinic.yml: retention_days must be a whole number of days") from None
+    if "live_chat_wait_minutes" in values:
+        try:
+            values["live_chat_wait_minutes"] = float(values["live_chat_wait_minutes"])
+        except ValueError:
+            raise ValueError("clinic.yml: live_chat_wait_minutes must be a number of minutes") from None
+    if "opening_hours" in values and not isinstance(values["opening_hours"], tuple):
+        raise ValueError('clinic.yml: opening_hours must list days, e.g. monday: "09:00-17:00"')
     settings = ClinicSettings(**values)
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:
@@ -115,6 +163,17 @@ def read_settings(path: Path) -> ClinicSettings:
     wrong_dates = [day for day in settings.closed_dates if not _is_date(day)]
     if wrong_dates:
         raise ValueError(f"clinic.yml: closed_dates {wrong_dates} are not dates written as YYYY-MM-DD")
+    for day, span in settings.opening_hours:
+        if day not in WEEKDAYS:
+            raise ValueError(f"clinic.yml: opening_hours: {day!r} is not a day of the week")
+        try:
+            parse_span(span)
+        except ValueError:
+            raise ValueError(
+                f'clinic.yml: opening_hours: {day}: {span!r} is not like "09:00-17:00"'
+            ) from None
+    if settings.live_chat_wait_minutes <= 0:
+        raise ValueError("clinic.yml: live_chat_wait_minutes must be above 0")
     for name in ("booking_link", "booking_webhook_url"):
         if getattr(settings, name) and not getattr(settings, name).startswith(("https://", "http://")):
             raise ValueError(f"clinic.yml: {name} must be a web address starting with https://")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from common import database
+from common import database, live_chat
 
 # The columns of Rasa 3.6's SQLTrackerStore table that the project reads.
 events = sa.Table(
@@ -94,6 +94,7 @@ def erase(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> int:
     if not ids or not has_events(engine):
         return 0
     with engine.begin() as db:
+        live_chat.forget(db, ids)  # who held them and when: nothing of the conversation remains
         return db.execute(events.delete().where(events.c.sender_id.in_(ids))).rowcount
 
 

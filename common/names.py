@@ -29,8 +29,15 @@ RASA_RESPONSES = frozenset({"utter_ask_rephrase", "utter_default"})
 ERASE_SLOT = "erase_conversation"
 # Sent by the channels to a visitor whose turn failed (a fault, not their doing).
 TROUBLE_RESPONSE = "utter_chat_trouble"
-# Responses the chat channels send by themselves (channels/guarded.py).
-CHANNEL_RESPONSES = frozenset({TROUBLE_RESPONSE})
+# Sent by the Rasa server's live chat routes (channels/live.py): a person joined, left or closed
+# the chat, or nobody took it in time.
+LIVE_CHAT_JOINED = "utter_live_chat_joined"
+LIVE_CHAT_MISSED = "utter_live_chat_missed"
+LIVE_CHAT_ENDED = {"returned": "utter_live_chat_returned", "closed": "utter_live_chat_closed"}
+# Responses the chat channels send by themselves (channels/guarded.py, channels/live.py).
+CHANNEL_RESPONSES = frozenset(
+    {TROUBLE_RESPONSE, LIVE_CHAT_JOINED, LIVE_CHAT_MISSED, *LIVE_CHAT_ENDED.values()}
+)
 # The REST reply header carrying the conversation id the server issued (channels/guarded.py);
 # a client sends that id back as `sender` to continue the conversation.
 CONVERSATION_HEADER = "X-Conversation-Id"

@@ -9,6 +9,8 @@ that says what to set.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -198,6 +200,10 @@ class Settings:
     model_server_token: str | None = None
     model_pull_seconds: int = MODEL_PULL_SECONDS
     model_store_dir: Path = MODEL_STORE_DIR
+    # Live chat: the console posts staff messages to a Rasa server at RASA_URL with this secret
+    # (LIVE_CHAT_SECRET; unset: derived from the conversation secret, which both then need).
+    live_chat_secret: str | None = None
+    rasa_url: str = f"http://127.0.0.1:{RASA_PORT}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -311,6 +317,10 @@ class Settings:
             model_server_token=model_server_token,
             model_pull_seconds=_count(env, "MODEL_PULL_SECONDS", MODEL_PULL_SECONDS, problems),
             model_store_dir=Path(env.get("MODEL_STORE_DIR") or MODEL_STORE_DIR),
+            live_chat_secret=_secret(env, "LIVE_CHAT_SECRET", problems),
+            rasa_url=(
+                env.get("RASA_URL") or f"http://127.0.0.1:{_port(env, 'RASA_PORT', RASA_PORT, [])}"
+            ).rstrip("/"),
         )
         if problems:
             raise SettingsError(
@@ -322,6 +332,12 @@ class Settings:
         """The key that signs conversation ids: CONVERSATION_SECRET, or (local) var/'s own."""
         return (self.conversation_secret or local_conversation_secret()).encode()
 
+    def live_chat_key(self) -> str:
+        """The console's secret for staff steps: LIVE_CHAT_SECRET, or one derived from the id key."""
+        if self.live_chat_secret:
+            return self.live_chat_secret
+        return hmac.new(self.conversation_key(), b"live chat with staff", hashlib.sha256).hexdigest()
+
     def console_problems(self) -> list[str]:
         """What stops the staff console from starting with these settings (empty: nothing)."""
         problems = []
@@ -329,6 +345,11 @@ class Settings:
             problems.append(
                 "The production profile signs the staff console's session cookies with a fixed key, "
                 "shared by every console process: set STAFF_SECRET_KEY (at least 32 random characters)."
+            )
+        if self.profile == "production" and not (self.live_chat_secret or self.conversation_secret):
+            problems.append(
+                "The production profile's console sends live chat messages to the Rasa servers with a "
+                "shared secret: set LIVE_CHAT_SECRET (the same for the console and every Rasa server)."
             )
         if not is_loopback(self.staff_host) and not self.staff_https:
             problems.append(

@@ -40,6 +40,8 @@ WIDGET_VISITOR = ".cc-log .cc-msg-user .cc-text"
 WIDGET_LAUNCHER = "button.cc-launcher"
 WIDGET_MESSAGE_BOX = "textarea.cc-input"
 WIDGET_REPLY = ".cc-reply"
+WIDGET_SUBTITLE = ".cc-subtitle"
+WIDGET_TYPING = ".cc-typing"
 
 
 def clinic_values() -> dict[str, str]:

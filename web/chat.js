@@ -15,7 +15,10 @@
  * - the conversation survives a reload: the session id and the messages shown are kept in
  *   localStorage. The stored id is sent in session_request and the id the server confirms in
  *   session_confirm is adopted (the server may issue a new one);
- * - the first opening sends "/greet"; a broken connection is said plainly, with the clinic's phone.
+ * - the first opening sends "/greet"; a broken connection is said plainly, with the clinic's phone;
+ * - live chat with the clinic's team (channels/live.py): while the visitor waits for or chats with a
+ *   person the subtitle says so and there are no "assistant is typing" dots; typing is reported
+ *   (at most every few seconds) so staff see it.
  */
 (function () {
   "use strict";
@@ -24,6 +27,7 @@
   var STORAGE_KEY = "clinic-chat";
   var MAX_STORED = 200;
   var TYPING_TIMEOUT_MS = 15000;
+  var TYPING_REPORT_MS = 3000;  // how often the visitor's typing is reported to staff, at most
   var script = document.currentScript;
   var base = script && script.src ? script.src.replace(/[^/]*$/, "") : "";
 
@@ -69,7 +73,8 @@
   var closeButton = el("button", { type: "button", "class": "cc-close", "aria-label": "Close the chat" },
     [el("span", { "aria-hidden": "true", text: "\u00D7" })]);
   var heading = el("h2", { "class": "cc-title", id: "cc-title", text: title });
-  var subtitle = el("p", { "class": "cc-subtitle", text: config.subtitle || "Questions about Scar Relaxation" });
+  var subtitleText = config.subtitle || "Questions about Scar Relaxation";
+  var subtitle = el("p", { "class": "cc-subtitle", text: subtitleText });
   // The live region gets its role after the stored messages are shown, so a reload does not
   // read the whole conversation out again.
   var log = el("div", { "class": "cc-log", "aria-label": "Conversation", tabindex: "0" });
@@ -125,7 +130,7 @@
       el("span", { "class": message.senderName ? "cc-who" : "cc-visually-hidden", text: whoWrote(message) + ": " }),
       body
     ]);
-    if (message.notice) item.className = "cc-msg cc-notice";
+    if (message.notice) item.className = "cc-msg cc-msg-bot cc-notice";  // said by the clinic, not a person
     log.appendChild(item);
     if (message.buttons && message.buttons.length) showButtons(item, message.buttons);
   }
@@ -163,6 +168,16 @@
   var confirmed = false;  // the server confirmed this socket's conversation (session_confirm)
   var pending = [];       // messages typed before that: sent once it has
   var typingTimer = null;
+  var live = null;        // null, or {status: "waiting"|"held", staffName}: a person, not the assistant
+  var typingReported = 0;
+
+  function setLive(status, staffName) {
+    live = status === "waiting" || status === "held" ? { status: status, staffName: staffName || null } : null;
+    if (live) setTyping(false);
+    subtitle.textContent = !live ? subtitleText
+      : live.status === "held" && live.staffName ? "Chatting with " + live.staffName + " from the clinic"
+      : "Waiting for someone from the clinic…";
+  }
 
   function setTyping(on) {
     typing.hidden = !on;
@@ -206,6 +221,9 @@
         });
       }
     });
+    socket.on("live_chat_state", function (state) {
+      if (state && typeof state === "object") setLive(String(state.status), state.staff_name ? String(state.staff_name) : null);
+    });
     socket.on("bot_uttered", function (message) {
       setTyping(false);
       if (!message) return;
@@ -220,12 +238,16 @@
         return { title: String(b.title), payload: String(b.payload) };
       });
       var custom = message.custom && typeof message.custom === "object" ? message.custom : {};
+      var messageId = custom.message_id ? String(custom.message_id) : null;
+      if (messageId && state.messages.some(function (m) { return m.id === messageId; })) return;  // sent again after a reload
+      if (custom.live) setLive(String(custom.live), custom.staff_name ? String(custom.staff_name) : null);
       add({
         from: "bot",
         text: message.text || custom.text || "",
         buttons: buttons,
         senderName: message.sender_name || custom.sender_name || null,
-        notice: !!(custom.notice)
+        notice: !!(custom.notice),
+        id: messageId
       });
     });
     socket.on("disconnect", function () {
@@ -246,7 +268,7 @@
     }
     if (shown !== null) add({ from: "user", text: shown });
     removeButtons();
-    setTyping(true);
+    if (!live) setTyping(true);
     if (!socket.connected || !confirmed) {
       pending.push(payload);  // sent as soon as the server confirms the conversation
       return true;
@@ -286,6 +308,12 @@
     var text = input.value.trim();
     if (!text) return;
     if (sendMessage(text, text)) input.value = "";
+  });
+  input.addEventListener("input", function () {
+    var now = Date.now();
+    if (!live || !socket || !confirmed || now - typingReported < TYPING_REPORT_MS) return;
+    typingReported = now;
+    socket.emit("visitor_typing", { session_id: state.sessionId });
   });
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) {

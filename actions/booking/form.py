@@ -17,6 +17,7 @@ from actions.booking.availability import Availability, next_open_days, readable
 from actions.booking.delivery import deliver
 from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
+from actions.live_chat import CALLBACK, KIND_SLOT, reply_expected
 from actions.topics import asked_topic, response_name
 from common import settings as deployment
 from common.clinic import load_settings
@@ -27,7 +28,17 @@ FORM = "booking_form"
 FIELDS = ["booking_name", "booking_contact", "booking_date", "booking_time", "booking_scar"]
 # The structured availability (earliest day, range, weekdays...) beside the visitor's words.
 AVAILABILITY_SLOT = "booking_availability"
-PERSONAL_SLOTS = [*FIELDS, AVAILABILITY_SLOT, "booking_consent", "booking_invalid", "requested_slot"]
+# "Leave a message" (actions/live_chat.py) uses the same form and checks, with these questions.
+CALLBACK_FIELDS = ["booking_name", "booking_contact", "booking_question"]
+PERSONAL_SLOTS = [
+    *FIELDS,
+    "booking_question",
+    AVAILABILITY_SLOT,
+    "booking_consent",
+    "booking_invalid",
+    "requested_slot",
+    KIND_SLOT,
+]
 FLEXIBLE_ANSWER = "I'm flexible"
 REFERENCE_SLOT = "booking_reference"  # kept after the details are cleared: "what do you know about me?"
 DAY_BUTTONS = 3
@@ -96,7 +107,12 @@ class ActionOfferBooking(Action):
             dispatcher.utter_message(response="utter_booking_intro_with_link", booking_link=link)
         else:
             dispatcher.utter_message(response="utter_booking_intro")
-        return []
+        return [SlotSet(KIND_SLOT, None)]
+
+
+def is_callback(tracker: Tracker) -> bool:
+    """Whether the form is collecting a message to the team rather than a consultation request."""
+    return tracker.get_slot(KIND_SLOT) == CALLBACK
 
 
 class ValidateBookingForm(FormValidationAction):
@@ -105,6 +121,24 @@ class ValidateBookingForm(FormValidationAction):
     def name(self) -> str:
         """The action's name, as the domain and the stories write it."""
         return "validate_booking_form"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[str]:
+        """A callback asks name, contact, the question and consent; a consultation the domain's list."""
+        if is_callback(tracker):
+            return [*CALLBACK_FIELDS, "booking_consent"]
+        return [slot for slot in domain_slots if slot != "booking_question"]
+
+    def validate_booking_question(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Accept the visitor's message to the team (see validators.parse_question)."""
+        return self._check("booking_question", value, validators.parse_question, dispatcher, tracker)
 
     def _check(
         self,
@@ -230,6 +264,8 @@ def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
         note = domain["responses"]["utter_check_phone"][0]["text"]
         shown = f"{shown} {note}"
     availability = stored_availability(tracker)
+    if is_callback(tracker):
+        return {"name": tracker.get_slot("booking_name") or "", "contact": shown}
     # Plain text: the widget (web/chat.js) shows messages as text, never as HTML, so an
     # apostrophe or a "<" in a name is shown as typed and cannot become markup.
     return {
@@ -241,14 +277,14 @@ def summary_values(tracker: Tracker, domain: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def change_buttons(domain: dict[str, Any]) -> list[dict[str, str]]:
+def change_buttons(domain: dict[str, Any], fields: list[str] = FIELDS) -> list[dict[str, str]]:
     """One "Change ..." button per field, titled from utter_change_<field> in the domain."""
     return [
         {
             "title": domain["responses"][f"utter_change_{slot}"][0]["text"],
             "payload": f'/change_booking_field{{"{FIELD_ENTITY}": "{slot}"}}',
         }
-        for slot in FIELDS
+        for slot in fields
     ]
 
 
@@ -266,12 +302,18 @@ class ActionBookingSummary(Action):
         if tracker.get_slot("booking_consent") is not True:
             dispatcher.utter_message(response="utter_booking_no_consent")
             return clear_booking()
+        callback = is_callback(tracker)
         buttons = [
             {"title": domain["responses"]["utter_button_send"][0]["text"], "payload": "/affirm"},
-            *change_buttons(domain),
+            *change_buttons(domain, CALLBACK_FIELDS if callback else FIELDS),
         ]
+        values = summary_values(tracker, domain)
+        if callback:
+            values["question"] = tracker.get_slot("booking_question") or ""
         dispatcher.utter_message(
-            response="utter_booking_summary", buttons=buttons, **summary_values(tracker, domain)
+            response="utter_callback_summary" if callback else "utter_booking_summary",
+            buttons=buttons,
+            **values,
         )
         return []
 
@@ -282,6 +324,17 @@ def confirmed_request(tracker: Tracker) -> BookingRequest:
     if tracker.get_slot("booking_consent") is not True:
         raise InvalidAnswer("consent")
     contact = validators.parse_contact(tracker.get_slot("booking_contact") or "", settings)
+    if is_callback(tracker):
+        return BookingRequest(
+            name=validators.parse_name(tracker.get_slot("booking_name") or ""),
+            contact=contact,
+            contact_type=validators.contact_type(contact),
+            preferred_date=now_at_clinic().date(),
+            time_of_day="",
+            scar="",
+            kind=CALLBACK,
+            question=validators.parse_question(tracker.get_slot("booking_question") or ""),
+        )
     day = validators.check_day(
         date.fromisoformat(str(tracker.get_slot("booking_date"))), settings, now_at_clinic()
     )
@@ -341,6 +394,10 @@ class ActionSubmitBooking(Action):
             dispatcher.utter_message(response="utter_booking_failed")
             return clear_booking()
         logger.info("Booking request %s %s", reference, "stored" if created else "already stored")
+        if request.kind == CALLBACK:
+            when = reply_expected(load_settings(), datetime.now(load_settings().zone))
+            dispatcher.utter_message(response="utter_callback_saved", reference=reference, reply_when=when)
+            return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
         schedule_delivery(reference)
         dispatcher.utter_message(response="utter_booking_saved", reference=reference)
         return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
@@ -358,7 +415,8 @@ class ActionChangeBookingField(Action):
     ) -> list[EventType]:
         """Empty the field the visitor wants to change, or ask which one."""
         field: str | None = next(tracker.get_latest_entity_values(FIELD_ENTITY), None)
-        if field not in FIELDS:  # the summary that follows has a button per field
+        fields = CALLBACK_FIELDS if is_callback(tracker) else FIELDS
+        if field not in fields:  # the summary that follows has a button per field
             dispatcher.utter_message(response="utter_ask_which_field")
             return []
         return [SlotSet(field, None)]

@@ -60,7 +60,13 @@ booking_requests = sa.Table(
     # The conversation (Rasa's sender_id) that made the request: erasing it erases this too
     # (common/migrations/versions/0004_erasure.py).
     sa.Column("conversation_id", sa.String(255), index=True),
+    # A consultation request, or a callback ("leave a message" when nobody could chat live) with
+    # the visitor's question (common/migrations/versions/0006_live_chat.py).
+    sa.Column("kind", sa.String(16), nullable=False, default="consultation", server_default="consultation"),
+    sa.Column("question", sa.Text, nullable=False, default="", server_default=""),
 )
+# What a request asks for: a consultation, or that the team reply to a message left in the chat.
+KINDS = ("consultation", "callback")
 # What staff mark a request as: new (not yet handled), contacted, done.
 STATUSES = ("new", "contacted", "done")
 # Erased requests the booking system may hold: it is told to delete them (reference only).
@@ -94,10 +100,15 @@ class BookingRequest:
     weekdays: str = ""
     flexible: bool = False
     availability: str = ""
+    kind: str = "consultation"
+    question: str = ""
 
     def dedupe_key(self, sender_id: str) -> str:
         """Same visitor + same details = same request, however often it is submitted."""
-        parts = [sender_id, *(str(v) for v in asdict(self).values())]
+        values = asdict(self)
+        if self.kind == "consultation":  # the key consultation requests had before callbacks existed
+            del values["kind"], values["question"]
+        parts = [sender_id, *(str(v) for v in values.values())]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -216,12 +227,15 @@ class BookingStore:
             return [dict(r) for r in db.execute(query).mappings()]
 
     def undelivered(self) -> list[dict[str, Any]]:
-        """The requests the booking system has not received yet."""
+        """The consultation requests the booking system has not received yet (callbacks are not sent)."""
         with self.engine.connect() as db:
             return [
                 dict(r)
                 for r in db.execute(
-                    sa.select(booking_requests).where(booking_requests.c.delivered_at.is_(None))
+                    sa.select(booking_requests).where(
+                        booking_requests.c.delivered_at.is_(None),
+                        booking_requests.c.kind == "consultation",  # callbacks stay in the console
+                    )
                 ).mappings()
             ]
 

@@ -184,6 +184,17 @@ def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availabili
     return availability
 
 
+MAX_QUESTION_CHARS = 1000
+
+
+def parse_question(text: str) -> str:
+    """The visitor's message to the team: some words, at most MAX_QUESTION_CHARS characters."""
+    question = normalise_spaces(text)
+    if len(question) < 2 or len(question) > MAX_QUESTION_CHARS or question.startswith("/"):
+        raise InvalidAnswer("question")
+    return question
+
+
 def parse_scar(text: str) -> str:
     """Optional short free text; "skip" (and the like) means nothing to add."""
     scar = normalise_spaces(text)

@@ -27,6 +27,7 @@ COOKIE_NAME = "clinic_staff_session"
 # Areas of the console: (endpoint, label, permission), in the navigation's order.
 NAVIGATION = [
     ("today.home", "Today", "today"),
+    ("live.index", "Live", "live"),
     ("bookings.index", "Bookings", "bookings"),
     ("inbox.index", "Unanswered questions", "inbox"),
     ("content.index", "Answers", "content"),

@@ -37,7 +37,7 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing, models, stories
+    from staff.console import editing, live, models, stories
 
     for blueprint in (
         auth,
@@ -46,6 +46,7 @@ def register(app: Flask) -> None:
         review,
         conversations,
         admin,
+        live.live,
         *editing.BLUEPRINTS,
         *stories.BLUEPRINTS,
         *models.BLUEPRINTS,

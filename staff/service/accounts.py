@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "training": frozenset({"editor", "admin"}),  # check and train, see the comparison
     "publish": frozenset({"admin"}),  # make a model live, roll back
     "conversations": frozenset(ROLES),
+    "live": frozenset({"reception", "admin"}),  # chat live with visitors (staff/console/live.py)
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),

@@ -28,6 +28,7 @@ from staff.service.db import as_utc, now
 # The columns of an export, in order, with the heading staff see.
 EXPORT_COLUMNS = {
     "reference": "Reference",
+    "kind": "Kind",
     "created_at": "Received",
     "status": "Status",
     "name": "Name",
@@ -36,6 +37,7 @@ EXPORT_COLUMNS = {
     "preferred_date": "Preferred date",
     "time_of_day": "Time of day",
     "scar": "Scar",
+    "question": "Message",
     "status_note": "Note",
     "status_changed_at": "Status changed",
     "status_changed_by": "Changed by",

@@ -50,6 +50,7 @@ class Line:
     understood: str = ""  # visitor: the intent (and FAQ answer) the model picked, with confidence
     answer: str = ""  # visitor: what the assistant did about it
     hidden: bool = False
+    staff_name: str = ""  # a message a staff member wrote in a live chat: who
 
 
 @dataclass
@@ -133,9 +134,9 @@ def read(url: str, sender: str, zone: ZoneInfo, personal_data: bool) -> Transcri
             text = data.get("text") or ""
             if not text and (data.get("data") or {}).get("buttons"):
                 text = "[buttons]"
-            transcript.lines.append(
-                Line("assistant", at, HIDDEN_SUMMARY if hidden else review.mask(text), hidden=hidden)
-            )
+            line = Line("assistant", at, HIDDEN_SUMMARY if hidden else review.mask(text), hidden=hidden)
+            line.staff_name = str((data.get("metadata") or {}).get("sender_name") or "")
+            transcript.lines.append(line)
     if current is not None:
         current.answer = answer_label(replies)
     return transcript

@@ -81,8 +81,10 @@ def test_urgent_symptoms_get_medical_help_at_once(live: Chat, expected) -> None:
 
 
 def test_contact_details_come_from_clinic_settings(live: Chat, expected) -> None:
-    [text] = live.texts(visitor(), "what's your phone number")
+    [text, offer] = live.texts(visitor(), "what's your phone number")
     assert text == expected("utter_contact") and "{" not in text
+    # Live chat is only for the widget: a REST client is offered to leave a message.
+    assert offer.startswith("Nobody from the Example Skin Clinic team can chat live right now")
 
 
 # Vague messages; retraining may shift which of them is uncertain, but not all of them.
@@ -109,7 +111,8 @@ def test_low_confidence_offers_topics_then_rephrase_then_the_team(live: Chat, ex
     assert all(p.startswith('/faq{"faq_topic": ') for p in payloads[:-1])
     assert live.texts(me, payloads[-1]) == [expected("utter_ask_rephrase")]  # "Something else"
     assert live.texts(me, vague) == [expected("utter_did_you_mean")]  # rephrased, still unclear
-    assert live.texts(me, payloads[-1]) == [expected("utter_default")]  # none again: the team
+    team = live.texts(me, payloads[-1])  # none again: the team (a person, or a message for them)
+    assert team[0] == expected("utter_default") and "leave a message" in team[1]
 
 
 def test_choosing_a_suggested_topic_answers_it(live: Chat, expected) -> None:

@@ -10,6 +10,8 @@ both servers say so (503 and an apology with the phone number) and recover when 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import urllib.error
 import urllib.request
@@ -20,24 +22,31 @@ from contextlib import ExitStack
 
 import pytest
 import redis
+import socketio
 import sqlalchemy as sa
+import yaml
 
-from common import settings
+from common import live_chat, settings
+from common.paths import CLINIC_YML
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
 from tests.helpers import Chat, open_day
 
 pytestmark = pytest.mark.e2e
+ALL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class Cluster:
     """Two servers (A and B) sharing one PostgreSQL database and one Redis lock store."""
 
-    def __init__(self, postgres: PostgresServer, redis: RedisServer, servers: list[Chat]) -> None:
+    def __init__(
+        self, postgres: PostgresServer, redis: RedisServer, servers: list[Chat], stacks: list[Stack]
+    ) -> None:
         self.postgres = postgres
         self.database_url = postgres.url
         self.redis = redis
         self.servers = servers
+        self.stacks = stacks
 
     def lock_writes(self) -> int:
         """How many SET commands Redis has served: Rasa's lock store writes one per lock taken."""
@@ -57,11 +66,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with ExitStack() as running, log_path.open("w") as log:
         postgres = running.enter_context(PostgresServer())
         lock_store = running.enter_context(RedisServer())
+        # The clinic's details, with live chat open at any hour (the live chat test needs it).
+        clinic = yaml.safe_load(CLINIC_YML.read_text(encoding="utf-8"))
+        clinic.update(opening_hours={day: "00:00-23:59" for day in ALL_DAYS}, closed_dates=[])
+        (tmp / "clinic.yml").write_text(yaml.safe_dump(clinic), encoding="utf-8")
         stacks = [
             running.enter_context(Stack(config, log))
-            for config in production_configs(postgres, lock_store, 2)
+            for config in production_configs(postgres, lock_store, 2, CLINIC_SETTINGS=str(tmp / "clinic.yml"))
         ]
-        yield Cluster(postgres, lock_store, [Chat(stack.config.rasa_url) for stack in stacks])
+        yield Cluster(postgres, lock_store, [Chat(stack.config.rasa_url) for stack in stacks], stacks)
 
 
 def test_a_booking_alternating_between_two_servers_stays_coherent(cluster: Cluster, expected) -> None:
@@ -175,6 +188,95 @@ def test_the_flood_limit_counts_across_both_servers(cluster: Cluster) -> None:
     me, limit = f"flood-{uuid.uuid4().hex[:6]}", settings.current().max_messages_per_minute
     statuses = [cluster.servers[turn % 2].send(me, "hi")[0] for turn in range(limit + 6)]
     assert statuses.count(200) == limit and statuses.count(429) == 6
+
+
+class Widget:
+    """A visitor's socket.io connection (as the widget makes it) to one Rasa server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = socketio.AsyncClient()
+        self.messages: asyncio.Queue = asyncio.Queue()
+        self.conversation = ""
+
+    async def open(self) -> None:
+        """Connect and be given a conversation."""
+        confirmed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.client.on("session_confirm", lambda sid: confirmed.set_result(sid))
+        self.client.on("bot_uttered", self.messages.put_nowait)
+        await self.client.connect(self.url, socketio_path="/socket.io", transports=["polling"])
+        await self.client.emit("session_request", {"session_id": None})
+        self.conversation = await asyncio.wait_for(confirmed, 30)
+
+    async def say(self, text: str) -> None:
+        """Send a message (or a button's payload)."""
+        await self.client.emit("user_uttered", {"message": text, "session_id": self.conversation})
+
+    async def until(self, text: str) -> dict:
+        """The first message containing `text` (messages before it are skipped)."""
+        while True:
+            message = await asyncio.wait_for(self.messages.get(), 30)
+            if text in (message.get("text") or ""):
+                return message
+
+
+def staff_step(cluster: Cluster, server: int, step: str, body: dict) -> int:
+    """What the console does: post a staff step, with the live chat secret, to one Rasa server."""
+    stack = cluster.stacks[server]
+    config = settings.Settings.from_env(stack.environment, lock_store=False, serves_chat=False)
+    request = urllib.request.Request(
+        f"{stack.config.rasa_url}/webhooks/socketio/live/{step}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {config.live_chat_key()}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status
+
+
+def test_a_visitor_on_server_a_chats_with_staff_whose_console_posts_to_server_b(cluster: Cluster) -> None:
+    """The visitor's socket is on A; staff steps go to B; B's emits reach A through Redis."""
+    db = live_chat.engine(cluster.database_url)
+    live_chat.set_presence(db, 9001, "nina", True)  # what the console's Live page records
+    visitor = Widget(cluster.servers[0].base_url)
+
+    async def scenario() -> list[str]:
+        await visitor.open()
+        await visitor.say("can I talk to someone?")
+        await visitor.until("can chat with you now")
+        await visitor.say("/live_chat_request")
+        await visitor.until("finding someone")
+        [(chat_id,)] = cluster.query(
+            "SELECT id FROM live_chats WHERE conversation_id = :c AND status = 'waiting'",
+            c=visitor.conversation,
+        )
+        staff = {"chat_id": chat_id, "staff_id": 9001, "staff_name": "Nina"}
+        assert await asyncio.to_thread(staff_step, cluster, 1, "take", staff) == 200
+        joined = await visitor.until("has joined")
+        await visitor.say("Is it suitable after a C-section?")
+        said = {**staff, "text": "Yes, once the scar has healed."}
+        await asyncio.to_thread(staff_step, cluster, 1, "say", said)
+        reply = await visitor.until("once the scar has healed")
+        await asyncio.to_thread(staff_step, cluster, 1, "return", staff)
+        back = await visitor.until("I'm back")
+        await visitor.say("what is PIH")
+        answer = await visitor.until("yperpigmentation")
+        await visitor.client.disconnect()
+        return [joined["text"], reply.get("sender_name"), back["text"], answer["text"]]
+
+    try:
+        joined, sender, back, _ = asyncio.run(scenario())
+    finally:
+        live_chat.set_presence(db, 9001, "nina", False)
+    assert joined == "Nina from Example Skin Clinic has joined the chat."
+    assert sender == "Nina" and back.startswith("Nina has left the chat")
+    rows = cluster.query(
+        "SELECT data::json->>'text', data::json->'metadata'->>'sender_name' FROM events "
+        "WHERE sender_id = :s AND type_name IN ('user', 'bot') ORDER BY id",
+        s=visitor.conversation,
+    )
+    assert ("Yes, once the scar has healed.", "Nina") in rows  # kept in the tracker store, with the name
+    assert ("Is it suitable after a C-section?", None) in rows
 
 
 def health(url: str) -> int:

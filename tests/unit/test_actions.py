@@ -117,7 +117,8 @@ def test_did_you_mean_asks_to_rephrase_when_nothing_is_close(domain: dict[str, A
 
 def test_last_fallback_offers_the_team(domain: dict[str, Any]) -> None:
     sent, events = run(ActionDefaultFallback(), {"text": "x"}, domain)
-    assert [m["response"] for m in sent] == ["utter_default"]
+    # Not from the widget (no live chat possible): the phone, and "leave a message".
+    assert [m["response"] for m in sent] == ["utter_default", "utter_live_chat_unavailable"]
     assert events == [{"event": "rewind", "timestamp": None}]
 
 

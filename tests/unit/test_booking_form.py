@@ -274,3 +274,48 @@ def test_the_day_question_offers_the_next_open_days_and_flexible(domain) -> None
     assert len(titles) == 4 and titles[-1] == "I'm flexible"
     assert all(b["payload"] == b["title"] for b in message["buttons"])
     assert "Sunday" not in " ".join(titles)  # the example clinic is closed on Sundays
+
+
+# ---- "leave a message" (actions/live_chat.py): the same form, as a callback request
+CALLBACK = {
+    "booking_kind": "callback",
+    "booking_name": "Sam O'Neill",
+    "booking_contact": "sam@example.com",
+    "booking_question": "Can I have it while breastfeeding?",
+    "booking_consent": True,
+}
+
+
+def test_a_callback_asks_name_contact_question_and_consent_only(domain) -> None:
+    ask = ValidateBookingForm().required_slots
+    domain_slots = domain["forms"]["booking_form"]["required_slots"]
+    callback = asyncio.run(ask(domain_slots, CollectingDispatcher(), tracker(CALLBACK), domain))
+    assert callback == ["booking_name", "booking_contact", "booking_question", "booking_consent"]
+    consultation = asyncio.run(ask(domain_slots, CollectingDispatcher(), tracker(FILLED), domain))
+    assert "booking_question" not in consultation and "booking_date" in consultation
+
+
+def test_a_callback_is_summarised_stored_with_its_question_and_a_reply_time(domain, database) -> None:
+    messages, _ = run(ActionBookingSummary(), CALLBACK, domain)
+    assert responses(messages) == ["utter_callback_summary"]
+    assert messages[0]["question"] == CALLBACK["booking_question"]
+    assert [b["title"] for b in messages[0]["buttons"]] == [
+        "Yes, send it",
+        "Change name",
+        "Change contact",
+        "Change question",
+    ]
+    messages, events = run(ActionSubmitBooking(), CALLBACK, domain)
+    assert responses(messages) == ["utter_callback_saved"] and messages[0]["reply_when"]
+    row = get_store().get(messages[0]["reference"])
+    assert (row["kind"], row["question"]) == ("callback", CALLBACK["booking_question"])
+    assert get_store().undelivered() == []  # messages stay in the console, never sent to the booking system
+    assert {"event": "slot", "name": "booking_question", "value": None, "timestamp": None} in events
+
+
+@pytest.mark.parametrize("question", ["", "x", "/affirm", "y" * 1001])
+def test_an_empty_or_overlong_question_is_refused(question: str) -> None:
+    dispatcher = CollectingDispatcher()
+    result = ValidateBookingForm().validate_booking_question(question, dispatcher, tracker(CALLBACK), {})
+    assert result["booking_question"] is None
+    assert responses(dispatcher.messages) == ["utter_invalid_question"]

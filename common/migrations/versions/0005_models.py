@@ -1,6 +1,6 @@
 """Training runs (check, train, compare) and published models (who made which model live, when).
 
-Revision ID: 0005_p15_models
+Revision ID: 0005_models
 Revises: 0004_erasure
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_p15_models"
+revision = "0005_models"
 down_revision = "0004_erasure"
 branch_labels = None
 depends_on = None

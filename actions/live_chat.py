@@ -1,0 +1,159 @@
+"""A person from the clinic, live: the offer, the request, and "leave a message" when nobody can.
+
+The offer follows "can I talk to someone?", the "Contact the team" button and the last stage of
+the fallback. Live chat is offered only during the clinic's opening hours (clinic.yml,
+`opening_hours`, the clinic's time zone) while at least one staff member is available on the
+console's Live page (common/live_chat.py); otherwise the visitor is offered to leave a message,
+and told when to expect a reply. A request pauses the conversation (Rasa's ConversationPaused:
+the assistant stays silent, visitor messages are still stored) until staff hand it back; the
+Rasa server's live chat routes (channels/live.py) do the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from common import live_chat
+from common import settings as deployment
+from common.clinic import ClinicSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+KIND_SLOT = "booking_kind"
+CALLBACK = "callback"
+SOCKET_CHANNEL = "socketio"  # Rasa's name of the widget's channel (channels/guarded.py)
+
+
+def clock(moment: datetime) -> str:
+    """A time as visitors read it: 9am, 5:30pm."""
+    hour = moment.hour % 12 or 12
+    minutes = f":{moment.minute:02d}" if moment.minute else ""
+    return f"{hour}{minutes}{'am' if moment.hour < 12 else 'pm'}"
+
+
+def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
+    """When the team will reply to a message left at `moment`, in words ("today before 5pm")."""
+    local = moment.astimezone(clinic.zone)
+    hours = clinic.hours_on(local.date())
+    if hours is not None and local.time() < hours[1]:
+        if local.time() >= hours[0]:
+            closing = datetime.combine(local.date(), hours[1])
+            return f"today, before {clock(closing)}"
+        return f"today, from {clock(datetime.combine(local.date(), hours[0]))}"
+    opening = clinic.next_opening(moment)
+    if opening is None:
+        return "as soon as the clinic is open"
+    day = "tomorrow" if (opening.date() - local.date()).days == 1 else f"on {opening:%A}"
+    return f"{day} from {clock(opening)}"
+
+
+def live_chat_possible(clinic: ClinicSettings, moment: datetime, tracker: Tracker) -> bool:
+    """Whether someone can chat now: the web widget, opening hours, and a staff member available.
+
+    Only the widget (socket.io) can receive staff messages as they are sent; a REST client
+    is offered to leave a message.
+    """
+    if tracker.get_latest_input_channel() != SOCKET_CHANNEL or not clinic.open_at(moment):
+        return False
+    try:
+        return bool(live_chat.available_staff(live_chat.engine(deployment.current().database_url)))
+    except Exception as error:  # the database is down: no live chat, but a message can still be left
+        logger.error("Could not read staff availability: %s", type(error).__name__)
+        return False
+
+
+def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """Offer a live chat if someone can take it now, else offer to leave a message."""
+    clinic = load_settings()
+    moment = live_chat.now()
+    if live_chat_possible(clinic, moment, tracker):
+        dispatcher.utter_message(response="utter_live_chat_offer")
+    else:
+        when = reply_expected(clinic, moment)
+        dispatcher.utter_message(response="utter_live_chat_unavailable", reply_when=when)
+
+
+class ActionOfferLiveChat(Action):
+    """After the clinic's contact details: chat with someone now, or leave a message."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_offer_live_chat"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Offer whichever is possible now."""
+        offer(dispatcher, tracker)
+        return []
+
+
+class ActionRequestLiveChat(Action):
+    """The visitor said yes: queue the conversation for the team and let the assistant fall silent."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_request_live_chat"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Queue and pause, or (nobody available any more) offer to leave a message."""
+        clinic = load_settings()
+        moment = live_chat.now()
+        if not live_chat_possible(clinic, moment, tracker):
+            dispatcher.utter_message(
+                response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
+            )
+            return []
+        try:
+            live_chat.request(live_chat.engine(deployment.current().database_url), tracker.sender_id)
+        except Exception as error:
+            logger.error("Could not queue a live chat: %s", type(error).__name__)
+            dispatcher.utter_message(
+                response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
+            )
+            return []
+        logger.info("A visitor asked for a live chat.")
+        minutes = clinic.live_chat_wait_minutes
+        wait = f"{minutes:g} minute{'s' if minutes != 1 else ''}" if minutes >= 1 else "a moment"
+        dispatcher.utter_message(response="utter_live_chat_waiting", wait=wait)
+        return [ConversationPaused()]
+
+
+class ActionOfferCallback(Action):
+    """Leave a message: the consultation form's name, contact and consent questions, and the question."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_offer_callback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Say what happens and make the form a callback request."""
+        dispatcher.utter_message(response="utter_callback_intro")
+        return [SlotSet(KIND_SLOT, CALLBACK)]
+
+
+class ActionAskBookingConsent(Action):
+    """The form's consent question: about the consultation, or about answering the message."""
+
+    def name(self) -> str:
+        """The action's name: Rasa asks the form's booking_consent question with it."""
+        return "action_ask_booking_consent"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Ask the consent question that fits what the form collects."""
+        callback = tracker.get_slot(KIND_SLOT) == CALLBACK
+        name = "utter_ask_callback_consent" if callback else "utter_ask_booking_consent"
+        dispatcher.utter_message(response=name)
+        return []

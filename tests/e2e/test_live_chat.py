@@ -1,0 +1,433 @@
+"""Live chat with staff, in two real browsers: a visitor in the chat widget, staff on the Live page.
+
+One stack (servers/launcher.py: action server, Rasa server, demo page, console) on a fresh
+SQLite database; every server reads a copy of clinic.yml that each test writes (opening hours,
+how long a visitor waits), as a clinic manager would: nothing in the code is patched. The
+whole loop (offer, accept, take, messages both ways, reloads, urgent symptoms while held, hand
+back, the assistant answers again), two staff members taking one conversation, and the
+after-hours and nobody-took-it paths ending in a callback request stored for the console.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from common.paths import CLINIC_YML
+from servers.launcher import Stack, StackConfig, free_port
+from tests.helpers import (
+    AXE,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    WIDGET_LAUNCHER,
+    WIDGET_MESSAGE_BOX,
+    WIDGET_REPLY,
+    WIDGET_SUBTITLE,
+    WIDGET_TYPING,
+)
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery staple"
+USERS = {"rita": "reception", "anna": "admin", "eddie": "editor"}
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ALWAYS_OPEN = {day: "00:00-23:59" for day in DAYS}
+LAPTOP = {"width": 1280, "height": 800}
+
+
+def squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass
+class Site:
+    """The running stack: its demo page, console, database, log and the clinic.yml every server reads."""
+
+    stack: Stack
+    page: str
+    console: str
+    database_url: str
+    clinic_yml: Path
+    log: Path
+
+    def clinic(self, opening_hours: dict[str, str], wait_minutes: float = 3) -> None:
+        """Write the clinic's opening hours and live chat wait (read by every server at its next request)."""
+        values = yaml.safe_load(CLINIC_YML.read_text(encoding="utf-8"))
+        values.update(opening_hours=opening_hours, live_chat_wait_minutes=wait_minutes, closed_dates=[])
+        self.clinic_yml.write_text(yaml.safe_dump(values), encoding="utf-8")
+
+    def query(self, sql: str, **params: object) -> list[tuple]:
+        """Run one SQL query on the stack's database; return its rows."""
+        with sa.create_engine(self.database_url).connect() as db:
+            return [tuple(row) for row in db.execute(sa.text(sql), params)]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("live")
+    clinic_yml = tmp / "clinic.yml"
+    clinic_yml.write_text(CLINIC_YML.read_text(encoding="utf-8"), encoding="utf-8")
+    web_port = free_port()
+    config = StackConfig(
+        rasa_port=free_port(),
+        action_port=free_port(),
+        web_port=web_port,
+        console_port=free_port(),
+        database_url=f"sqlite:///{tmp / 'clinic.db'}",
+        cors_origins=[f"http://127.0.0.1:{web_port}"],
+        extra_env={
+            "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
+            "CLINIC_SETTINGS": str(clinic_yml),
+        },
+    )
+    log_path = tmp / "servers.log"
+    with log_path.open("w") as log, Stack(config, log) as stack:
+        for name, role in USERS.items():
+            added = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "clinic-staff-user"),
+                    *("add", name, "--role", role, "--password-stdin"),
+                ],
+                input=PASSWORD + "\n",
+                text=True,
+                capture_output=True,
+                env={**os.environ, "DATABASE_URL": config.database_url},
+                timeout=60,
+            )
+            assert added.returncode == 0, added.stdout + added.stderr
+        urls = (config.web_url or "", config.console_url or "")
+        yield Site(stack, *urls, config.database_url, clinic_yml, log_path)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class Visitor:
+    """A visitor's browser on the demo page, chatting in the widget."""
+
+    def __init__(self, context: BrowserContext, site: Site) -> None:
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(site.page)
+        self.page.locator(WIDGET_LAUNCHER).click()
+        self.page.locator(BOT).first.wait_for()
+
+    def messages(self) -> list[str]:
+        """The texts of the bot's (and staff's) messages shown in the widget."""
+        return [squash(t) for t in self.page.locator(BOT).all_inner_texts()]
+
+    def wait_for(self, text: str) -> str:
+        """Wait until a message containing `text` is shown; return it."""
+        self.page.locator(BOT).filter(has_text=text).last.wait_for()
+        return next(m for m in reversed(self.messages()) if text in m)
+
+    def say(self, text: str, replies: int = 1) -> list[str]:
+        """Type a message; return the `replies` messages that follow it."""
+        before = self.page.locator(BOT).count()
+        box = self.page.locator(WIDGET_MESSAGE_BOX)
+        box.fill(text)
+        box.press("Enter")
+        if replies:
+            self.page.wait_for_function(
+                "([s, n]) => document.querySelectorAll(s).length >= n", arg=[BOT, before + replies]
+            )
+        return self.messages()[before:]
+
+    def press(self, title: str, replies: int = 1) -> list[str]:
+        """Press a quick-reply button; return the `replies` messages that follow it."""
+        before = self.page.locator(BOT).count()
+        self.page.locator(WIDGET_REPLY).filter(has_text=re.compile(f"^{re.escape(title)}$")).last.click()
+        self.page.wait_for_function(
+            "([s, n]) => document.querySelectorAll(s).length >= n", arg=[BOT, before + replies]
+        )
+        return self.messages()[before:]
+
+
+class StaffMember:
+    """A staff member's browser on the console, signed in."""
+
+    def __init__(self, context: BrowserContext, site: Site, name: str) -> None:
+        self.site = site
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(site.console + "/login")
+        self.page.get_by_label("Your name").fill(name)
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+
+    def live(self, available: bool = True) -> Page:
+        """Open the Live page (and set yourself available)."""
+        self.page.goto(self.site.console + "/live/")
+        button = self.page.get_by_role("button", name="Set me available")
+        if available and button.count():
+            button.click()
+            self.page.wait_for_load_state()
+        return self.page
+
+    def open_waiting(self) -> None:
+        """Follow the first waiting visitor in the queue (it appears by polling)."""
+        link = self.page.locator("#queue li", has_text="waiting").first.locator("a")
+        link.wait_for()
+        link.click()
+        self.page.wait_for_load_state()
+
+    def transcript(self) -> str:
+        """The open conversation's transcript on the Live page, as one line."""
+        return squash(self.page.locator("#transcript").inner_text())
+
+
+@pytest.fixture
+def people(browser: Browser, site: Site) -> Iterator[callable]:
+    contexts: list[BrowserContext] = []
+    made: list[Visitor | StaffMember] = []
+
+    def make(kind: type, *args: str, **options: object) -> Visitor | StaffMember:
+        context = browser.new_context(viewport=LAPTOP, **options)
+        contexts.append(context)
+        person = kind(context, site, *args)
+        made.append(person)
+        return person
+
+    yield make
+    for context in contexts:
+        context.close()
+    for person in made:
+        assert not person.errors, person.errors
+
+
+def axe_violations(page: Page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    return [f"{v['id']}: {v['help']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def conversation_of(site: Site, text: str) -> str:
+    [(sender,)] = site.query(
+        "SELECT DISTINCT sender_id FROM events WHERE type_name = 'user' AND data LIKE :t", t=f'%"{text}"%'
+    )
+    return sender
+
+
+def leave_a_message(visitor: Visitor, name: str, email: str, question: str) -> str:
+    """Press "Leave a message" and answer the form; the saved message's text."""
+    visitor.press("Leave a message", replies=2)
+    visitor.say(name)
+    visitor.say(email)
+    assert "store these details and contact you to answer your message" in visitor.say(question)[0]
+    [summary] = visitor.press("Yes, I agree")
+    assert f"Name: {name}" in summary and f"Question: {question}" in summary
+    [saved] = visitor.press("Yes, send it")
+    return saved
+
+
+def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site: Site) -> None:
+    site.clinic(ALWAYS_OPEN)
+    rita = people(StaffMember, "rita")
+    page = rita.live()
+    expect(page.locator("#presence-status")).to_contain_text("You are available")
+
+    visitor = people(Visitor)
+    answers = visitor.say("can I talk to someone?", replies=2)
+    assert "Someone from the Example Skin Clinic team can chat with you now" in answers[-1]
+    [waiting] = visitor.press("Yes, chat with someone")
+    assert "I'm finding someone from the Example Skin Clinic team for you" in waiting
+    expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Waiting for someone from the clinic…")
+
+    # Staff: the badge and the queue show the visitor, with the transcript so far; take it.
+    expect(page.locator("[data-live-badge]")).to_contain_text("1")
+    expect(page).to_have_title(re.compile(r"^\(1 waiting\)"))
+    rita.open_waiting()
+    assert "can I talk to someone?" in rita.transcript()
+    page.get_by_role("button", name="Take this conversation").click()
+    expect(page.locator("#chat-status")).to_have_text("You are chatting with this visitor.")
+    assert "Rita from Example Skin Clinic has joined the chat." in visitor.wait_for("has joined")
+    expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Chatting with Rita from the clinic")
+
+    # Messages both ways; the assistant stays silent.
+    page.get_by_label("Your reply").fill("Hello, I'm Rita. How can I help?")
+    page.get_by_role("button", name="Send").click()
+    visitor.wait_for("How can I help?")
+    expect(visitor.page.locator(".cc-who").last).to_contain_text("Rita")
+    visitor.page.locator(WIDGET_MESSAGE_BOX).press_sequentially("Is it pai", delay=30)
+    expect(page.locator("#visitor-activity")).to_have_text("The visitor is typing…")
+    before = len(visitor.messages())
+    visitor.page.locator(WIDGET_MESSAGE_BOX).fill("Is it painful for darker skin?")
+    visitor.page.locator(WIDGET_MESSAGE_BOX).press("Enter")
+    expect(page.locator("#transcript")).to_contain_text("Is it painful for darker skin?")
+    expect(visitor.page.locator(WIDGET_TYPING)).to_be_hidden()
+    assert len(visitor.messages()) == before, "the assistant answered a conversation a person holds"
+
+    # Both sides reload: nothing is lost, and the chat carries on.
+    visitor.page.reload()
+    expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Chatting with Rita from the clinic")
+    assert any("How can I help?" in m for m in visitor.messages())
+    page.reload()
+    assert "Is it painful for darker skin?" in rita.transcript() and "Rita" in rita.transcript()
+    page.get_by_label("Your reply").fill("Not usually; the team numbs the skin first.")
+    page.get_by_label("Your reply").press("Enter")
+    visitor.wait_for("numbs the skin")
+
+    # The visitor leaves the page: staff see it; what staff write meanwhile is there on return.
+    visitor.page.goto("about:blank")
+    expect(page.locator("#visitor-activity")).to_have_text("The visitor has left the page.")
+    page.get_by_label("Your reply").fill("Are you still there?")
+    page.get_by_label("Your reply").press("Enter")
+    expect(page.locator("#transcript")).to_contain_text("Are you still there?")
+    visitor.page.goto(site.page)
+    visitor.wait_for("Are you still there?")
+    expect(page.locator("#visitor-activity")).to_have_text("")
+    assert sum("How can I help?" in m for m in visitor.messages()) == 1, "a message shown twice"
+
+    # Urgent symptoms while a person holds the chat: the emergency answer at once.
+    [urgent] = visitor.say("my scar has been bleeding heavily for an hour")
+    assert "This could need urgent medical attention" in urgent and "999" in urgent
+    expect(page.locator("#transcript")).to_contain_text("This could need urgent medical attention")
+    checker = people(StaffMember, "rita", bypass_csp=True)  # axe is injected as a script tag
+    checker.page.goto(page.url)
+    expect(checker.page.locator("#transcript")).to_contain_text("This could need urgent medical attention")
+    assert axe_violations(checker.page) == []
+
+    # Hand back: the assistant says it is back and answers again.
+    page.get_by_role("button", name="Hand back to the assistant").click()
+    assert "Rita has left the chat, and I'm back" in visitor.wait_for("I'm back")
+    expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Questions about Scar Relaxation")
+    answers = visitor.say("what is PIH?")
+    assert "hyperpigmentation" in answers[0].lower(), answers
+
+    # The tracker store keeps the staff messages with the staff member's name.
+    sender = conversation_of(site, "Is it painful for darker skin?")
+    staff_lines = [
+        (json.loads(data)["text"], json.loads(data)["metadata"].get("sender_name"))
+        for (data,) in site.query(
+            "SELECT data FROM events WHERE sender_id = :s AND type_name = 'bot' ORDER BY id", s=sender
+        )
+        if json.loads(data).get("metadata", {}).get("sender_name")
+    ]
+    assert staff_lines == [
+        ("Hello, I'm Rita. How can I help?", "Rita"),
+        ("Not usually; the team numbs the skin first.", "Rita"),
+        ("Are you still there?", "Rita"),
+    ]
+    assert site.query("SELECT status, staff_name FROM live_chats WHERE conversation_id = :s", s=sender) == [
+        ("returned", "Rita")
+    ]
+    # ... and the console's Conversations page says who wrote them.
+    page.goto(site.console + "/conversations/view?" + urlencode({"id": sender}))
+    expect(page.locator("li.assistant", has_text="Are you still there?")).to_contain_text(
+        "Rita (staff, live chat)"
+    )
+    # Nothing the visitor or staff wrote reaches the servers' log.
+    log = site.log.read_text(encoding="utf-8")
+    for private in ("painful for darker skin", "bleeding heavily", "numbs the skin", "How can I help"):
+        assert private not in log
+
+
+def test_two_staff_take_the_same_conversation_and_one_wins(people, site: Site) -> None:
+    site.clinic(ALWAYS_OPEN)
+    anna, rita = people(StaffMember, "anna"), people(StaffMember, "rita")
+    anna.live()
+    rita.live()
+    visitor = people(Visitor)
+    visitor.say("I want to speak to a human", replies=2)
+    visitor.press("Yes, chat with someone")
+    anna.open_waiting()
+    rita.open_waiting()
+    anna.page.get_by_role("button", name="Take this conversation").click()
+    rita.page.get_by_role("button", name="Take this conversation").click()
+    expect(anna.page.locator("#chat-status")).to_have_text("You are chatting with this visitor.")
+    expect(rita.page.locator(".flash.error")).to_contain_text("Someone else took this conversation")
+    expect(rita.page.locator("#chat-status")).to_have_text("Anna is chatting with this visitor.")
+    assert rita.page.get_by_label("Your reply").count() == 0
+    assert "Anna from Example Skin Clinic has joined the chat." in visitor.wait_for("has joined")
+    assert sum("has joined" in m for m in visitor.messages()) == 1
+    anna.page.get_by_role("button", name="Close the chat").click()
+    assert "Anna has closed the chat" in visitor.wait_for("closed the chat")
+
+
+def test_after_hours_a_visitor_leaves_a_message_that_reception_sees(people, site: Site) -> None:
+    site.clinic({})  # no opening hours: live chat is never offered
+    rita = people(StaffMember, "rita")
+    rita.live()  # even with someone available
+    visitor = people(Visitor)
+    answers = visitor.say("can I talk to someone?", replies=2)
+    assert "Nobody from the Example Skin Clinic team can chat live right now" in answers[-1]
+    assert "the team will reply as soon as the clinic is open" in answers[-1]
+    question = "Can I have it while breastfeeding?"
+    saved = leave_a_message(visitor, "Sam O'Neill", "sam.oneill@example.com", question)
+    assert "Thank you - your message is with the Example Skin Clinic team" in saved
+    reference = re.search(r"SR-[A-Z0-9]{8}", saved).group(0)
+    assert site.query(
+        "SELECT kind, name, contact, question, status FROM booking_requests WHERE reference = :r", r=reference
+    ) == [("callback", "Sam O'Neill", "sam.oneill@example.com", "Can I have it while breastfeeding?", "new")]
+    page = rita.page
+    page.goto(site.console + "/bookings/")
+    row = page.locator("tr", has_text=reference)
+    expect(row).to_contain_text("Message for the team")
+    row.get_by_role("link", name=reference).click()
+    expect(page.locator("dl.details")).to_contain_text("Can I have it while breastfeeding?")
+    assert "breastfeeding" not in site.log.read_text(encoding="utf-8")
+
+
+def test_nobody_takes_it_in_time_so_the_visitor_leaves_a_message(people, site: Site) -> None:
+    site.clinic(ALWAYS_OPEN, wait_minutes=0.1)  # six seconds
+    rita = people(StaffMember, "rita")
+    rita.live()  # available, but busy: never takes it
+    visitor = people(Visitor)
+    visitor.say("put me through to the team", replies=2)
+    [waiting] = visitor.press("Yes, chat with someone")
+    assert "If nobody is free within a moment" in waiting
+    missed = visitor.wait_for("nobody from the team is free right now")
+    assert "Would you like to leave a message?" in missed
+    expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Questions about Scar Relaxation")
+    saved = leave_a_message(visitor, "Jo Lee", "jo.lee@example.com", "Do you treat keloid scars?")
+    reference = re.search(r"SR-[A-Z0-9]{8}", saved).group(0)
+    assert site.query("SELECT kind, question FROM booking_requests WHERE reference = :r", r=reference) == [
+        ("callback", "Do you treat keloid scars?")
+    ]
+    assert site.query("SELECT count(*) FROM live_chats WHERE status = 'missed'") == [(1,)]
+
+
+def test_the_live_page_is_for_reception_and_admins_and_refuses_forged_posts(people, site: Site) -> None:
+    eddie = people(StaffMember, "eddie")
+    response = eddie.page.goto(site.console + "/live/")
+    assert response.status == 403
+    rita = people(StaffMember, "rita")
+    rita.live()
+    forged = rita.page.request.post(site.console + "/live/presence", form={"available": "1"})
+    assert forged.status == 400  # no CSRF token
+    # The Rasa server's staff routes refuse anyone without the live chat secret.
+    refused = rita.page.request.post(
+        site.stack.config.rasa_url + "/webhooks/socketio/live/say",
+        data=json.dumps({"chat_id": 1, "staff_id": 1, "staff_name": "Mallory", "text": "hi"}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused.status == 401

@@ -1,0 +1,137 @@
+"""Live chat's shared state (common/live_chat.py) on a real SQLite database, and opening hours.
+
+Two staff members taking one conversation at the same moment (threads, separate connections):
+exactly one wins. A request nobody took is marked missed by exactly one of several sweeps.
+Availability ends when the Live page stops polling. Opening hours and the reply time visitors
+are told come from clinic.yml in the clinic's time zone.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from actions.live_chat import reply_expected
+from common import conversations, live_chat
+from common.clinic import read_settings
+from common.paths import CLINIC_YML
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sa.engine.Engine:
+    return live_chat.engine(f"sqlite:///{tmp_path / 'clinic.db'}")
+
+
+def test_of_two_staff_taking_one_conversation_at_once_exactly_one_wins(db: sa.engine.Engine) -> None:
+    for attempt in range(10):
+        chat = live_chat.request(db, f"conversation-{attempt}")
+        start = threading.Barrier(2)
+        results: dict[str, bool] = {}
+
+        def take(
+            name: str,
+            staff_id: int,
+            chat_id: int = chat.id,
+            start: threading.Barrier = start,
+            results: dict[str, bool] = results,
+        ) -> None:
+            start.wait()
+            results[name] = live_chat.take(db, chat_id, staff_id, name)
+
+        threads = [threading.Thread(target=take, args=(n, i)) for i, n in enumerate(("Anna", "Rita"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results.values()) == [False, True], results
+        holder = live_chat.get(db, chat.id)
+        assert holder is not None and holder.status == live_chat.HELD
+        assert results[holder.staff_name or ""] is True
+
+
+def test_only_the_holder_hands_back_and_a_request_is_queued_once(db: sa.engine.Engine) -> None:
+    first = live_chat.request(db, "c1")
+    assert live_chat.request(db, "c1").id == first.id  # asking twice: still one request
+    assert live_chat.take(db, first.id, 1, "Anna")
+    assert not live_chat.end(db, first.id, 2, live_chat.RETURNED)  # Rita does not hold it
+    assert live_chat.end(db, first.id, 1, live_chat.RETURNED)
+    assert live_chat.active(db, "c1") is None
+    assert live_chat.request(db, "c1").id != first.id  # a new request after the first ended
+
+
+def test_a_request_nobody_takes_is_missed_once_whatever_the_number_of_sweeps(db: sa.engine.Engine) -> None:
+    chat = live_chat.request(db, "c2")
+    assert live_chat.expire(db, timedelta(minutes=5)) == []  # not overdue yet
+    marked = [live_chat.expire(db, timedelta(0)) for _ in range(3)]
+    assert [len(m) for m in marked] == [1, 0, 0]
+    assert live_chat.get(db, chat.id).status == live_chat.MISSED
+    assert not live_chat.take(db, chat.id, 1, "Anna")  # too late to take it
+
+
+def test_staff_are_available_only_while_their_live_page_polls(db: sa.engine.Engine) -> None:
+    assert live_chat.available_staff(db) == []
+    assert live_chat.set_presence(db, 1, "anna", True)
+    assert not live_chat.set_presence(db, 2, "rita", None)  # opened the page, never said available
+    assert live_chat.available_staff(db) == ["anna"]
+    stale = live_chat.now() - timedelta(seconds=live_chat.PRESENCE_SECONDS + 1)
+    with db.begin() as conn:
+        conn.execute(live_chat.staff_presence.update().values(seen_at=stale))
+    assert live_chat.available_staff(db) == []  # the page was closed: nobody is offered
+    assert live_chat.set_presence(db, 1, "anna", None)  # the page polls again: available again
+    assert live_chat.available_staff(db) == ["anna"]
+
+
+def test_opening_hours_and_the_reply_time_visitors_are_told() -> None:
+    clinic = read_settings(CLINIC_YML)  # Mon-Fri 9-5, Sat 10-1; closed 25 December
+    thursday = datetime(2026, 12, 3, tzinfo=LONDON)
+    assert clinic.open_at(thursday.replace(hour=10))
+    assert not clinic.open_at(thursday.replace(hour=8, minute=59))
+    assert not clinic.open_at(thursday.replace(hour=17))
+    assert not clinic.open_at(datetime(2026, 12, 6, 11, tzinfo=LONDON))  # Sunday
+    assert not clinic.open_at(datetime(2026, 12, 25, 11, tzinfo=LONDON))  # a closed date
+    assert reply_expected(clinic, thursday.replace(hour=10)) == "today, before 5pm"
+    assert reply_expected(clinic, thursday.replace(hour=7)) == "today, from 9am"
+    assert reply_expected(clinic, thursday.replace(hour=18)) == "tomorrow from 9am"
+    assert reply_expected(clinic, datetime(2026, 12, 5, 14, tzinfo=LONDON)) == "on Monday from 9am"
+    assert reply_expected(replace(clinic, opening_hours=()), thursday) == "as soon as the clinic is open"
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ('opening_hours: {monday: "9-5"}', "is not like"),
+        ('opening_hours: {moonday: "09:00-17:00"}', "not a day of the week"),
+        ('opening_hours: {monday: "17:00-09:00"}', "is not like"),
+        ("live_chat_wait_minutes: soon", "must be a number"),
+        ("live_chat_wait_minutes: 0", "must be above 0"),
+    ],
+)
+def test_wrong_opening_hours_are_refused_with_a_clear_message(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    text = CLINIC_YML.read_text(encoding="utf-8")
+    start = text.index("opening_hours:")
+    end = text.index("# ---- Booking requests")
+    changed = tmp_path / "clinic.yml"
+    changed.write_text(text[:start] + setting + "\n" + text[end:], encoding="utf-8")
+    with pytest.raises(ValueError, match=problem):
+        read_settings(changed)
+
+
+def test_erasing_a_conversation_forgets_its_live_chats(db: sa.engine.Engine) -> None:
+    conversations.events.create(db)  # Rasa's table, as its tracker store makes it
+    with db.begin() as conn:
+        conn.execute(conversations.events.insert().values(sender_id="c3", type_name="user", timestamp=1.0))
+    live_chat.request(db, "c3")
+    kept = live_chat.request(db, "c4")
+    assert conversations.erase(db, ["c3"]) == 1
+    assert live_chat.active(db, "c3") is None
+    assert live_chat.active(db, "c4") == kept

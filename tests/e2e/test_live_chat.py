@@ -27,8 +27,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from common.paths import CLINIC_YML
 from servers.launcher import Stack, StackConfig, free_port
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import (
-    AXE,
     CHROMIUM,
     CHROMIUM_FLAGS,
     WIDGET_LAUNCHER,
@@ -36,8 +36,8 @@ from tests.helpers import (
     WIDGET_REPLY,
     WIDGET_SUBTITLE,
     WIDGET_TYPING,
+    axe_violations,
 )
-from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
 
 pytestmark = pytest.mark.e2e
@@ -219,15 +219,6 @@ def people(browser: Browser, site: Site) -> Iterator[callable]:
         context.close()
     for person in made:
         assert not person.errors, person.errors
-
-
-def axe_violations(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    return [f"{v['id']}: {v['help']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def conversation_of(site: Site, text: str) -> str:

@@ -224,11 +224,24 @@ class LiveChat:
                 reply_when=reply_expected(clinic, live_chat.now()),
             )
 
+    async def sweep_abandoned(self) -> None:
+        """Give the assistant back conversations whose staff member's Live page is gone."""
+        for chat in await asyncio.to_thread(live_chat.abandoned, self.db):
+            logger.info("A live chat went back to the assistant: its staff member's page was gone.")
+            await self.notice(
+                chat.conversation_id,
+                LIVE_CHAT_ENDED[live_chat.RETURNED],
+                [],
+                resumed(),
+                staff_name=chat.staff_name or "",
+            )
+
     async def sweep(self) -> None:
         """Run `sweep_once` every few seconds for as long as the server runs."""
         while True:
             try:
                 await self.sweep_once()
+                await self.sweep_abandoned()
             except Exception as error:  # the next sweep tries again; no visitor data in the log
                 logger.error("The live chat sweep failed: %s", type(error).__name__)
             await asyncio.sleep(SWEEP_SECONDS)

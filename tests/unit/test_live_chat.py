@@ -171,3 +171,20 @@ def test_when_the_chat_server_cannot_be_reached_staff_are_told_and_nothing_chang
     assert live_chat.get(live_chat.engine(url), chat.id).status == live_chat.WAITING
     forged = client.post(f"/live/{chat.id}/take")  # without the form's token
     assert forged.status_code == 400
+
+
+def test_a_held_chat_whose_staff_member_is_gone_goes_back_to_the_assistant(db: sa.engine.Engine) -> None:
+    live_chat.set_presence(db, 1, "anna", True)
+    live_chat.set_presence(db, 2, "rita", True)
+    first, second = live_chat.request(db, "c5"), live_chat.request(db, "c6")
+    assert live_chat.take(db, first.id, 1, "Anna") and live_chat.take(db, second.id, 2, "Rita")
+    assert live_chat.abandoned(db) == []  # both pages are open
+    long_ago = live_chat.now() - timedelta(seconds=live_chat.HOLDER_GONE_SECONDS + 1)
+    with db.begin() as conn:  # Anna closed her laptop a while ago
+        anna = live_chat.staff_presence.c.staff_id == 1
+        conn.execute(live_chat.staff_presence.update().where(anna).values(seen_at=long_ago))
+        conn.execute(live_chat.live_chats.update().values(taken_at=long_ago))
+    assert [chat.id for chat in live_chat.abandoned(db)] == [first.id]
+    assert live_chat.abandoned(db) == []  # handed back once
+    assert live_chat.get(db, first.id).status == live_chat.RETURNED
+    assert live_chat.get(db, second.id).status == live_chat.HELD

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 URGENT_INTENT = "urgent_symptoms"
 SWEEP_SECONDS = 2.0
 MAX_STAFF_MESSAGE_CHARS = 2000
-STEPS = ("take", "say", "return", "close")
+STEPS = ("take", "say", "typing", "return", "close")
 
 
 def response_text(name: str, **values: str) -> tuple[str, list[dict[str, str]]]:
@@ -192,6 +192,10 @@ class LiveChat:
             return 409, {
                 "error": "You are not holding this conversation (it was handed back, closed or taken)."
             }
+        if name == "typing":  # shown in the widget for a few seconds; not stored
+            typing = {"staff_name": staff_name}
+            await self.sio.emit("staff_typing", typing, room=chat.conversation_id, namespace=self.namespace)
+            return 200, {"status": live_chat.HELD}
         if name == "say":
             text = body.get("text")
             if not isinstance(text, str) or not text.strip():

@@ -276,6 +276,10 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     expect(page.locator("#transcript")).to_contain_text("Is it painful for darker skin?")
     expect(visitor.page.locator(WIDGET_TYPING)).to_be_hidden()
     assert len(visitor.messages()) == before, "the assistant answered a conversation a person holds"
+    page.get_by_label("Your reply").press_sequentially("Let me ch", delay=30)  # staff typing
+    expect(visitor.page.locator(WIDGET_TYPING)).to_be_visible()
+    expect(visitor.page.locator(WIDGET_TYPING)).to_have_text("Rita is typing…")
+    page.get_by_label("Your reply").fill("")
 
     # Both sides reload: nothing is lost, and the chat carries on.
     visitor.page.reload()

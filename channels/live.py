@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 URGENT_INTENT = "urgent_symptoms"
 SWEEP_SECONDS = 2.0
 MAX_STAFF_MESSAGE_CHARS = 2000
-STEPS = ("take", "say", "return", "close")
+STEPS = ("take", "say", "typing", "return", "close")
 
 
 def response_text(name: str, **values: str) -> tuple[str, list[dict[str, str]]]:
@@ -192,6 +192,10 @@ class LiveChat:
             return 409, {
                 "error": "You are not holding this conversation (it was handed back, closed or taken)."
             }
+        if name == "typing":  # shown in the widget for a few seconds; not stored
+            typing = {"staff_name": staff_name}
+            await self.sio.emit("staff_typing", typing, room=chat.conversation_id, namespace=self.namespace)
+            return 200, {"status": live_chat.HELD}
         if name == "say":
             text = body.get("text")
             if not isinstance(text, str) or not text.strip():
@@ -224,11 +228,24 @@ class LiveChat:
                 reply_when=reply_expected(clinic, live_chat.now()),
             )
 
+    async def sweep_abandoned(self) -> None:
+        """Give the assistant back conversations whose staff member's Live page is gone."""
+        for chat in await asyncio.to_thread(live_chat.abandoned, self.db):
+            logger.info("A live chat went back to the assistant: its staff member's page was gone.")
+            await self.notice(
+                chat.conversation_id,
+                LIVE_CHAT_ENDED[live_chat.RETURNED],
+                [],
+                resumed(),
+                staff_name=chat.staff_name or "",
+            )
+
     async def sweep(self) -> None:
         """Run `sweep_once` every few seconds for as long as the server runs."""
         while True:
             try:
                 await self.sweep_once()
+                await self.sweep_abandoned()
             except Exception as error:  # the next sweep tries again; no visitor data in the log
                 logger.error("The live chat sweep failed: %s", type(error).__name__)
             await asyncio.sleep(SWEEP_SECONDS)

@@ -26,6 +26,9 @@ from common import database, migrations
 
 # A staff member's Live page polls every few seconds; this long without a poll: away.
 PRESENCE_SECONDS = 30
+# A held conversation whose staff member's Live page has not been seen for this long (closed
+# laptop, signed out) goes back to the assistant: a visitor is never left with nobody.
+HOLDER_GONE_SECONDS = 120
 # The visitor typed within this many seconds: "typing..." on the staff member's page.
 TYPING_SECONDS = 6
 WAITING, HELD, RETURNED, CLOSED, MISSED = "waiting", "held", "returned", "closed", "missed"
@@ -228,6 +231,39 @@ def expire(db: sa.engine.Engine, wait: timedelta) -> list[LiveChat]:
         if result.rowcount == 1:
             marked.append(chat)
     return marked
+
+
+def abandoned(
+    db: sa.engine.Engine, gone: timedelta = timedelta(seconds=HOLDER_GONE_SECONDS)
+) -> list[LiveChat]:
+    """Hand back held conversations whose staff member's Live page was not seen for `gone`.
+
+    Returns those this call handed back (conditional UPDATEs: one sweep wins each).
+    """
+    cutoff = now() - gone
+    seen_lately = sa.select(staff_presence.c.staff_id).where(staff_presence.c.seen_at >= cutoff)
+    with db.connect() as conn:
+        held = [
+            LiveChat.from_row(row)
+            for row in conn.execute(
+                sa.select(live_chats).where(
+                    live_chats.c.status == HELD,
+                    live_chats.c.taken_at < cutoff,
+                    live_chats.c.staff_id.not_in(seen_lately),
+                )
+            )
+        ]
+    handed_back = []
+    for chat in held:
+        with db.begin() as conn:
+            result = conn.execute(
+                live_chats.update()
+                .where(live_chats.c.id == chat.id, live_chats.c.status == HELD)
+                .values(status=RETURNED, ended_at=now())
+            )
+        if result.rowcount == 1:
+            handed_back.append(chat)
+    return handed_back
 
 
 def visitor_seen(

@@ -312,3 +312,17 @@ def project_copy(target: Path) -> Path:
     ):
         subprocess.run(["git", *command], cwd=target, check=True, capture_output=True)
     return target
+
+
+def axe_violations(page: Any) -> list[str]:
+    """Serious and critical WCAG 2.1 A/AA violations axe-core finds on the page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

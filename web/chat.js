@@ -27,7 +27,8 @@
   var STORAGE_KEY = "clinic-chat";
   var MAX_STORED = 200;
   var TYPING_TIMEOUT_MS = 15000;
-  var TYPING_REPORT_MS = 3000;  // how often the visitor's typing is reported to staff, at most
+  var TYPING_REPORT_MS = 3000;
+  var STAFF_TYPING_MS = 6000;  // "Anna is typing..." lasts this long after staff last typed  // how often the visitor's typing is reported to staff, at most
   var script = document.currentScript;
   var base = script && script.src ? script.src.replace(/[^/]*$/, "") : "";
 
@@ -78,9 +79,10 @@
   // The live region gets its role after the stored messages are shown, so a reload does not
   // read the whole conversation out again.
   var log = el("div", { "class": "cc-log", "aria-label": "Conversation", tabindex: "0" });
+  var typingText = el("span", { "class": "cc-typing-text", text: "The assistant is typing\u2026" });
   var typing = el("div", { "class": "cc-typing", hidden: "hidden" }, [
     el("span", { "class": "cc-dots", "aria-hidden": "true" }, [el("span"), el("span"), el("span")]),
-    el("span", { "class": "cc-typing-text", text: "The assistant is typing\u2026" })
+    typingText
   ]);
   var status = el("p", { "class": "cc-status", role: "status" });
   var input = el("textarea", {
@@ -179,10 +181,11 @@
       : "Waiting for someone from the clinic…";
   }
 
-  function setTyping(on) {
+  function setTyping(on, forMs) {
     typing.hidden = !on;
     window.clearTimeout(typingTimer);
-    if (on) typingTimer = window.setTimeout(function () { setTyping(false); }, TYPING_TIMEOUT_MS);
+    if (on) typingTimer = window.setTimeout(function () { setTyping(false); }, forMs || TYPING_TIMEOUT_MS);
+    else typingText.textContent = "The assistant is typing\u2026";
   }
 
   function say(text) { status.textContent = text; }
@@ -223,6 +226,11 @@
     });
     socket.on("live_chat_state", function (state) {
       if (state && typeof state === "object") setLive(String(state.status), state.staff_name ? String(state.staff_name) : null);
+    });
+    socket.on("staff_typing", function (who) {
+      if (!live || !who || typeof who !== "object") return;
+      typingText.textContent = String(who.staff_name || "The clinic") + " is typing\u2026";
+      setTyping(true, STAFF_TYPING_MS);
     });
     socket.on("bot_uttered", function (message) {
       setTyping(false);

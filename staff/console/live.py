@@ -141,6 +141,7 @@ def call_rasa(step: str, body: dict[str, Any]) -> tuple[int, str]:
 DONE = {
     "take": "You are now chatting with the visitor.",
     "say": "",
+    "typing": "",
     "return": "The conversation is back with the assistant.",
     "close": "The chat is closed; the assistant is back for the visitor.",
 }
@@ -201,10 +202,10 @@ def presence() -> Any:
     return redirect(url_for("live.index"))
 
 
-@live.post("/<int:chat_id>/<any(take, say, return, close):step>")
+@live.post("/<int:chat_id>/<any(take, say, typing, return, close):step>")
 @requires("live")
 def act(chat_id: int, step: str) -> Any:
-    """Take a waiting conversation, reply, hand it back to the assistant, or close it."""
+    """Take a waiting conversation, reply (and show the visitor you are typing), hand it back, or close it."""
     if live_chat.get(db(), chat_id) is None:
         abort(404)
     body: dict[str, Any] = {"chat_id": chat_id, "staff_id": staff_id(), "staff_name": display_name()}
@@ -216,6 +217,6 @@ def act(chat_id: int, step: str) -> Any:
             return respond(step, chat_id, 400, f"A message can be at most {MAX_REPLY_CHARS} characters.")
         body["text"] = text
     status, problem = call_rasa(step, body)
-    if status == 200 and step != "say":
+    if status == 200 and step not in ("say", "typing"):
         console().audit(f"live chat {step}", f"live chat {chat_id}")
     return respond(step, chat_id, status, problem)

@@ -40,6 +40,7 @@ from tests.helpers import (
     WIDGET_MESSAGE_BOX,
     WIDGET_REPLY,
     Chat,
+    axe_violations,
     open_day,
     project_copy,
 )
@@ -208,20 +209,6 @@ def staff(browser: Browser, site: Site) -> Iterator[callable]:
         context.close()
     for person in people:
         assert not person.problems, person.problems
-
-
-def axe_violations(page: Page) -> list[str]:
-    """Serious and critical WCAG 2.1 A/AA violations axe-core finds on the page."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def day_numbers(page: Page) -> dict[str, int]:
@@ -578,6 +565,7 @@ PAGES = [
     "/answers/new",
     "/clinic/",
     "/history/",
+    "/live/",
 ]
 
 

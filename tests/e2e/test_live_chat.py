@@ -27,8 +27,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from common.paths import CLINIC_YML
 from servers.launcher import Stack, StackConfig, free_port
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import (
-    AXE,
     CHROMIUM,
     CHROMIUM_FLAGS,
     WIDGET_LAUNCHER,
@@ -36,8 +36,8 @@ from tests.helpers import (
     WIDGET_REPLY,
     WIDGET_SUBTITLE,
     WIDGET_TYPING,
+    axe_violations,
 )
-from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
 
 pytestmark = pytest.mark.e2e
@@ -221,15 +221,6 @@ def people(browser: Browser, site: Site) -> Iterator[callable]:
         assert not person.errors, person.errors
 
 
-def axe_violations(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-    )
-    return [f"{v['id']}: {v['help']}" for v in result["violations"] if v["impact"] in ("serious", "critical")]
-
-
 def conversation_of(site: Site, text: str) -> str:
     [(sender,)] = site.query(
         "SELECT DISTINCT sender_id FROM events WHERE type_name = 'user' AND data LIKE :t", t=f'%"{text}"%'
@@ -285,6 +276,10 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     expect(page.locator("#transcript")).to_contain_text("Is it painful for darker skin?")
     expect(visitor.page.locator(WIDGET_TYPING)).to_be_hidden()
     assert len(visitor.messages()) == before, "the assistant answered a conversation a person holds"
+    page.get_by_label("Your reply").press_sequentially("Let me ch", delay=30)  # staff typing
+    expect(visitor.page.locator(WIDGET_TYPING)).to_be_visible()
+    expect(visitor.page.locator(WIDGET_TYPING)).to_have_text("Rita is typing…")
+    page.get_by_label("Your reply").fill("")
 
     # Both sides reload: nothing is lost, and the chat carries on.
     visitor.page.reload()

@@ -3,11 +3,13 @@
 Two staff members taking one conversation at the same moment (threads, separate connections):
 exactly one wins. A request nobody took is marked missed by exactly one of several sweeps.
 Availability ends when the Live page stops polling. Opening hours and the reply time visitors
-are told come from clinic.yml in the clinic's time zone.
+are told come from clinic.yml in the clinic's time zone. The console says so plainly when the
+chat server cannot be reached (Flask's test client; nothing listens on the port).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -21,6 +23,13 @@ from actions.live_chat import reply_expected
 from common import conversations, live_chat
 from common.clinic import read_settings
 from common.paths import CLINIC_YML
+from common.settings import Settings
+from servers.launcher import free_port
+from staff.console.app import create_app
+from staff.service import accounts
+from staff.service import db as staff_db
+
+PASSWORD = "correct horse battery staple"
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -135,3 +144,47 @@ def test_erasing_a_conversation_forgets_its_live_chats(db: sa.engine.Engine) -> 
     assert conversations.erase(db, ["c3"]) == 1
     assert live_chat.active(db, "c3") is None
     assert live_chat.active(db, "c4") == kept
+
+
+def test_when_the_chat_server_cannot_be_reached_staff_are_told_and_nothing_changes(tmp_path: Path) -> None:
+    """The console's Live page with no Rasa server listening: a plain message, the visitor still waits."""
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    accounts.create_user(staff_db.engine(url), "rita", "reception", PASSWORD)
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": url,
+            "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+            "RASA_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+            "LIVE_CHAT_SECRET": "unit-test-live-chat-secret-" + "z" * 10,
+        },
+        lock_store=False,
+    )
+    client = create_app(settings).test_client()
+    page = client.get("/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/login", data={"name": "rita", "password": PASSWORD, "csrf_token": csrf})
+    chat = live_chat.request(live_chat.engine(url), "waiting-visitor")
+    page = client.get(f"/live/?chat={chat.id}").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    taken = client.post(f"/live/{chat.id}/take", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "The chat server did not answer, so nothing was sent. Try again in a moment." in taken.text
+    assert live_chat.get(live_chat.engine(url), chat.id).status == live_chat.WAITING
+    forged = client.post(f"/live/{chat.id}/take")  # without the form's token
+    assert forged.status_code == 400
+
+
+def test_a_held_chat_whose_staff_member_is_gone_goes_back_to_the_assistant(db: sa.engine.Engine) -> None:
+    live_chat.set_presence(db, 1, "anna", True)
+    live_chat.set_presence(db, 2, "rita", True)
+    first, second = live_chat.request(db, "c5"), live_chat.request(db, "c6")
+    assert live_chat.take(db, first.id, 1, "Anna") and live_chat.take(db, second.id, 2, "Rita")
+    assert live_chat.abandoned(db) == []  # both pages are open
+    long_ago = live_chat.now() - timedelta(seconds=live_chat.HOLDER_GONE_SECONDS + 1)
+    with db.begin() as conn:  # Anna closed her laptop a while ago
+        anna = live_chat.staff_presence.c.staff_id == 1
+        conn.execute(live_chat.staff_presence.update().where(anna).values(seen_at=long_ago))
+        conn.execute(live_chat.live_chats.update().values(taken_at=long_ago))
+    assert [chat.id for chat in live_chat.abandoned(db)] == [first.id]
+    assert live_chat.abandoned(db) == []  # handed back once
+    assert live_chat.get(db, first.id).status == live_chat.RETURNED
+    assert live_chat.get(db, second.id).status == live_chat.HELD

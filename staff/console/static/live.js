@@ -125,6 +125,17 @@
           problem.textContent = "The message could not be sent. Check the connection and try again.";
         });
     });
+    var typingSent = 0;
+    text.addEventListener("input", function () {  // the visitor sees "Anna is typing..."
+      var now = Date.now();
+      if (now - typingSent < 3000 || !text.value.trim()) return;
+      typingSent = now;
+      var body = new FormData();
+      body.append("csrf_token", reply.querySelector("[name=csrf_token]").value);
+      fetch(reply.action.replace(/\/say$/, "/typing"), {
+        method: "POST", body: body, credentials: "same-origin", headers: { "X-Requested-With": "fetch" }
+      }).catch(function () { /* only a hint: the message itself is what counts */ });
+    });
     text.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey) {
         event.preventDefault();

@@ -28,6 +28,7 @@ def settings(redis_server: RedisServer, **extra: str) -> Settings:
         "DATABASE_URL": "postgresql://u:p@db:5432/clinic",
         "ACTION_SERVER_TOKEN": SECRET,
         "CONVERSATION_SECRET": SECRET,
+        "MODEL_SERVER_TOKEN": SECRET,
         **redis_server.environment(),
         **extra,
     }

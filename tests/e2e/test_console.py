@@ -17,198 +17,47 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
-from servers.launcher import Stack, StackConfig, free_port
 from staff import validate as check_data
-from tests.helpers import (
-    AXE,
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    WIDGET_LAUNCHER,
-    WIDGET_MESSAGE_BOX,
-    WIDGET_REPLY,
-    Chat,
-    axe_violations,
-    open_day,
-    project_copy,
+from tests.e2e.console_site import (  # noqa: F401 (fixtures)
+    LAPTOP,
+    PASSWORD,
+    PHONE,
+    TABLET,
+    USERS,
+    Site,
+    Staff,
+    browser,
+    playwright,
+    site,
+    staff,
 )
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
-
-pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery staple"
-USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
-LAPTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 768, "height": 1024}
-PHONE = {"width": 390, "height": 844}
-
-
-EXPECTED_STATUS = re.compile(
-    r"Failed to load resource: the server responded with a status of (400|401|403|404|409|429|501)"
+from tests.helpers import (
+    WIDGET_LAUNCHER,
+    WIDGET_MESSAGE_BOX,
+    WIDGET_REPLY,
+    axe_violations,
+    open_day,
+    squash,
 )
 
-
-def squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-@dataclass
-class Site:
-    """The running stack, its console and the temporary project root the inbox edits."""
-
-    stack: Stack
-    console: str
-    page: str
-    root: Path
-    database_url: str
-    chat: Chat
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    if not AXE.is_file():
-        pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
-    tmp = tmp_path_factory.mktemp("console")
-    root = project_copy(tmp / "project")  # a git repository: the console commits each change there
-    web_port = free_port()
-    config = StackConfig(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        web_port=web_port,
-        console_port=free_port(),
-        console_root=root,
-        database_url=f"sqlite:///{tmp / 'clinic.db'}",
-        cors_origins=[f"http://127.0.0.1:{web_port}"],
-        extra_env={
-            "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
-            # Every server reads the copy's clinic.yml, which the console edits.
-            "CLINIC_SETTINGS": str(root / "clinic.yml"),
-        },
-    )
-    with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
-        for name, role in USERS.items():
-            added = subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "clinic-staff-user"),
-                    "add",
-                    name,
-                    "--role",
-                    role,
-                    "--password-stdin",
-                ],
-                input=PASSWORD + "\n",
-                text=True,
-                capture_output=True,
-                env={**os.environ, "DATABASE_URL": config.database_url},
-                timeout=60,
-            )
-            assert added.returncode == 0, added.stdout + added.stderr
-            assert f"{name} can now sign in" in added.stdout and PASSWORD not in added.stdout
-        yield Site(
-            stack,
-            config.console_url or "",
-            config.web_url or "",
-            root,
-            config.database_url,
-            Chat(config.rasa_url),
-        )
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    yield chromium
-    chromium.close()
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console-screenshots")
-
-
-class Staff:
-    """One staff member's browser (own cookies), and what went wrong on its pages."""
-
-    def __init__(self, context: BrowserContext, site: Site) -> None:
-        self.context = context
-        self.site = site
-        self.page: Page = context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.problems: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on(
-            "request",
-            lambda r: None if r.url.startswith(site.console) else self.problems.append(f"request to {r.url}"),
-        )
-
-    def _console(self, message) -> None:
-        # A refused sign-in (401/429), page (403, 404) or save (400, 409: the form again, with why)
-        # is the answer the test expects.
-        if message.type == "error" and not EXPECTED_STATUS.match(message.text):
-            self.problems.append(message.text)
-
-    def open(self, path: str) -> Page:
-        """Go to a console page; return the browser page."""
-        self.page.goto(self.site.console + path)
-        return self.page
-
-    def sign_in(self, name: str, password: str = PASSWORD) -> Page:
-        """Sign in on the sign-in page, as a person types."""
-        page = self.open("/login")
-        page.get_by_label("Your name").fill(name)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
-        return page
-
-    def heading(self) -> str:
-        """The page's main heading."""
-        return self.page.locator("h1").inner_text()
-
-    def flash(self) -> str:
-        """The page's messages (after a form), as one line."""
-        return squash(" ".join(self.page.locator(".flash").all_inner_texts()))
-
-
-@pytest.fixture
-def staff(browser: Browser, site: Site) -> Iterator[callable]:
-    contexts: list[BrowserContext] = []
-    people: list[Staff] = []
-
-    def make(viewport: dict | None = None, **options) -> Staff:
-        context = browser.new_context(viewport=viewport or LAPTOP, accept_downloads=True, **options)
-        contexts.append(context)
-        person = Staff(context, site)
-        people.append(person)
-        return person
-
-    yield make
-    for context in contexts:
-        context.close()
-    for person in people:
-        assert not person.problems, person.problems
 
 
 def day_numbers(page: Page) -> dict[str, int]:

@@ -16,19 +16,16 @@ import pytest
 import yaml
 
 from staff import validate
-from tests.e2e.test_console import (  # noqa: F401 (fixtures)
+from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
     PHONE,
     Site,
-    axe_violations,
     browser,
     playwright,
     site,
-    squash,
     staff,
 )
-from tests.e2e.test_conversations import run_stories
-from tests.helpers import ISSUED_IDS
+from tests.helpers import ISSUED_IDS, axe_violations, run_stories, squash
 
 pytestmark = pytest.mark.e2e
 

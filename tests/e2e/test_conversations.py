@@ -6,40 +6,12 @@ checks the actions that follow the labelled intent). Rasa reads only files named
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from common.paths import MODEL, PROJECT_ROOT, RASA_PROGRAM, TEST_STORIES_DIR
-
-RASA = str(RASA_PROGRAM)
-
-
-def run_stories(stories: Path, out: Path) -> tuple[int, str]:
-    """Run Rasa's story test; return its exit code and the failed stories it wrote."""
-    result = subprocess.run(
-        [
-            RASA,
-            "test",
-            "core",
-            "--e2e",
-            "--stories",
-            str(stories),
-            "--model",
-            str(MODEL),
-            "--out",
-            str(out),
-            "--no-plot",
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    failed = out / "failed_test_stories.yml"
-    return result.returncode, failed.read_text() if failed.exists() else result.stderr[-3000:]
+from common.paths import TEST_STORIES_DIR
+from tests.helpers import run_stories
 
 
 def failed_story_count(report: str) -> int:

@@ -37,6 +37,7 @@ from tests.helpers import (
     WIDGET_SUBTITLE,
     WIDGET_TYPING,
     axe_violations,
+    squash,
 )
 from tests.helpers import WIDGET_BOT as BOT
 
@@ -47,10 +48,6 @@ USERS = {"rita": "reception", "anna": "admin", "eddie": "editor"}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ALWAYS_OPEN = {day: "00:00-23:59" for day in DAYS}
 LAPTOP = {"width": 1280, "height": 800}
-
-
-def squash(text: str) -> str:
-    return " ".join(text.split())
 
 
 @dataclass

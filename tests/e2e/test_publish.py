@@ -31,8 +31,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db
-from tests.e2e.test_console import LAPTOP, PASSWORD, Staff, axe_violations, squash
-from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, Chat, project_copy
+from tests.e2e.console_site import LAPTOP, PASSWORD, Staff
+from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, Chat, axe_violations, project_copy, squash
 
 pytestmark = pytest.mark.e2e
 

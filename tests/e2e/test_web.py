@@ -34,8 +34,8 @@ from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from servers.page import SOCKETIO_BUNDLE
-from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, open_day
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, axe_violations, open_day, squash
 from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import WIDGET_LAUNCHER as LAUNCHER
 from tests.helpers import WIDGET_MESSAGE_BOX as MESSAGE_BOX
@@ -45,13 +45,7 @@ pytestmark = pytest.mark.e2e
 
 BOOKING_LINK = "https://booking.example-clinic.test"
 FOREIGN_ORIGIN = "http://evil.example"
-WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 HTML_ATTEMPTS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>"]
-
-
-def squash(text: str) -> str:
-    """Text as a reader sees it, spacing aside."""
-    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -209,16 +203,7 @@ class Visitor:
 
     def axe_problems(self) -> list[str]:
         """axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now."""
-        if not self.page.evaluate("() => !!window.axe"):
-            self.page.add_script_tag(path=str(AXE))
-        result = self.page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA
-        )
-        return [
-            f"{v['id']} ({v['impact']}): {v['help']} - " + "; ".join(n["target"][0] for n in v["nodes"][:3])
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        return axe_violations(self.page)
 
     def assert_clean(self) -> None:
         """Assert the page logged no errors and made no third-party requests."""

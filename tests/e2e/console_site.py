@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from servers.launcher import Stack, StackConfig, free_port
-from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, Chat, project_copy, squash
+from tests.helpers import AXE, Chat, project_copy, squash
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 
 PASSWORD = "correct horse battery staple"
@@ -97,21 +97,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             config.database_url,
             Chat(config.rasa_url),
         )
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    yield chromium
-    chromium.close()
 
 
 class Staff:

@@ -36,8 +36,6 @@ from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     USERS,
     Site,
     Staff,
-    browser,
-    playwright,
     site,
     staff,
 )

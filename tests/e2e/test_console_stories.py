@@ -20,8 +20,6 @@ from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
     PHONE,
     Site,
-    browser,
-    playwright,
     site,
     staff,
 )

@@ -23,14 +23,13 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from common.paths import CLINIC_YML
 from servers.launcher import Stack, StackConfig, free_port
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     WIDGET_LAUNCHER,
     WIDGET_MESSAGE_BOX,
     WIDGET_REPLY,
@@ -39,7 +38,6 @@ from tests.helpers import (
     axe_violations,
     squash,
 )
-from tests.helpers import WIDGET_BOT as BOT
 
 pytestmark = pytest.mark.e2e
 
@@ -108,16 +106,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             assert added.returncode == 0, added.stdout + added.stderr
         urls = (config.web_url or "", config.console_url or "")
         yield Site(stack, *urls, config.database_url, clinic_yml, log_path)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 class Visitor:

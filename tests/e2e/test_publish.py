@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db
 from tests.e2e.console_site import LAPTOP, PASSWORD, Staff
-from tests.helpers import AXE, CHROMIUM, CHROMIUM_FLAGS, Chat, axe_violations, project_copy, squash
+from tests.helpers import AXE, Chat, axe_violations, project_copy, squash
 
 pytestmark = pytest.mark.e2e
 
@@ -96,17 +96,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             Chat(config.rasa_url),
             stack.environment,
         )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `sudo apt-get install -y chromium`.")
-    driver: Playwright
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 import websockets
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from common.clinic import load_settings
@@ -35,11 +35,11 @@ from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from servers.page import SOCKETIO_BUNDLE
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, axe_violations, open_day, squash
 from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import WIDGET_LAUNCHER as LAUNCHER
 from tests.helpers import WIDGET_MESSAGE_BOX as MESSAGE_BOX
 from tests.helpers import WIDGET_VISITOR as VISITOR
+from tests.helpers import axe_violations, open_day, squash
 
 pytestmark = pytest.mark.e2e
 
@@ -87,26 +87,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     log_path = tmp / "servers.log"
     with log_path.open("w") as log, Stack(config, log) as stack:
         yield Site(stack, log_path)
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing. Install Debian's Chromium: "
-            "`sudo apt-get update && sudo apt-get install -y chromium` "
-            "(`playwright install` cannot download browsers here)."
-        )
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture(scope="module")

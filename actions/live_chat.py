@@ -7,6 +7,13 @@ console's Live page (common/live_chat.py); otherwise the visitor is offered to l
 and told when to expect a reply. A request pauses the conversation (Rasa's ConversationPaused:
 the assistant stays silent, visitor messages are still stored) until staff hand it back; the
 Rasa server's live chat routes (channels/live.py) do the rest.
+
+A script must not fill the staff's queue with fake visitors: each client address may ask
+LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR / _PER_DAY times (common/settings.py; counted with the
+chat's flood limiter, in Redis in the production profile, under the keyed hash of the address
+the channels pass as VISITOR_KEY), and at most clinic.yml's `live_chat_max_waiting` visitors
+wait at once. Beyond either, the visitor hears what a visitor nobody took in time hears: nobody
+is free right now, leave a message or call.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from channels.rate_limits import live_chat_limits, rate_limiter
 from common import live_chat
 from common import settings as deployment
 from common.clinic import ClinicSettings, load_settings
+from common.names import LIVE_CHAT_MISSED, VISITOR_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +88,12 @@ def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
         dispatcher.utter_message(response="utter_live_chat_unavailable", reply_when=when)
 
 
+def busy(dispatcher: CollectingDispatcher, clinic: ClinicSettings, moment: datetime) -> list[EventType]:
+    """Nobody is free right now: offer to leave a message (as to a visitor nobody took in time)."""
+    dispatcher.utter_message(response=LIVE_CHAT_MISSED, reply_when=reply_expected(clinic, moment))
+    return []
+
+
 class ActionOfferLiveChat(Action):
     """After the clinic's contact details: chat with someone now, or leave a message."""
 
@@ -112,14 +127,26 @@ class ActionRequestLiveChat(Action):
                 response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
             )
             return []
+        config = deployment.current()
+        key = (tracker.latest_message.get("metadata") or {}).get(VISITOR_KEY)
+        if not await rate_limiter(config).allow(
+            live_chat_limits(config, str(key or f"conversation:{tracker.sender_id}"))
+        ):
+            logger.warning("Refused a live chat request: too many from one address.")
+            return busy(dispatcher, clinic, moment)
         try:
-            live_chat.request(live_chat.engine(deployment.current().database_url), tracker.sender_id)
+            queued = live_chat.request(
+                live_chat.engine(config.database_url), tracker.sender_id, clinic.live_chat_max_waiting
+            )
         except Exception as error:
             logger.error("Could not queue a live chat: %s", type(error).__name__)
             dispatcher.utter_message(
                 response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
             )
             return []
+        if queued is None:
+            logger.warning("Refused a live chat request: the queue is full.")
+            return busy(dispatcher, clinic, moment)
         logger.info("A visitor asked for a live chat.")
         minutes = clinic.live_chat_wait_minutes
         wait = f"{minutes:g} minute{'s' if minutes != 1 else ''}" if minutes >= 1 else "a moment"

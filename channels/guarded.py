@@ -14,6 +14,13 @@ at the same URLs:
   confirmed;
 * refuse malformed bodies with a clear 400 (415 if not JSON) and ignore socket.io events of
   the wrong shape, cut over-long messages and vet typed payloads;
+* refuse, before Rasa sees them, text that is not valid Unicode (lone or reversed UTF-16
+  surrogates, which failed the turn) and metadata nested deeper or larger than
+  common/settings.py allows (a deeply nested value was stored and then broke every later turn
+  of its conversation): REST with 400, socket.io with a polite message (`check_message`, shared);
+* pass the action server a keyed, daily-changing hash of the client's address in the message
+  metadata (`VISITOR_KEY`, never the address; any value the client sent there is replaced), so
+  live chat requests can be limited per address (actions/live_chat.py);
 * slow down a conversation or a client address that floods (429, or a polite message on
   socket.io; channels/rate_limits.py);
 * answer a turn that failed (action server or database down: servers/faults.py) with a
@@ -30,6 +37,7 @@ browsers on origins other than those in CORS_ORIGINS.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -37,6 +45,7 @@ import re
 import time
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -53,8 +62,8 @@ from channels.rate_limits import message_limits, rate_limiter
 from common import conversation_ids, live_chat, settings
 from common.clinic import load_settings
 from common.domain import load_domain
-from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE
-from common.settings import MAX_MESSAGE_CHARS, Settings
+from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE, VISITOR_KEY
+from common.settings import MAX_MESSAGE_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +72,14 @@ TOO_FAST = (
     "You're sending messages faster than I can answer. Please wait a few seconds, "
     "then send your message again."
 )
+UNREADABLE = (
+    "Sorry, I couldn't read that message: part of it isn't text I can handle. "
+    "Please type your message again."
+)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# UTF-16 surrogates never stand alone in valid text (JSON's "\ud83d\ude00" pair is decoded to one
+# character); a lone or reversed one cannot be stored as UTF-8 and failed the whole turn.
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _PAYLOAD = re.compile(r"/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})?", re.DOTALL)
 
 # The widget reports typing at most every 3 s (web/chat.js); more often is ignored.
@@ -108,6 +124,76 @@ def clean_text(text: str, max_chars: int = MAX_MESSAGE_CHARS) -> str:
     return safe_payload(cleaned) if cleaned.startswith("/") else cleaned
 
 
+class InvalidInput(ValueError):
+    """A message the channels refuse before Rasa sees it; str() says why, in plain words."""
+
+
+def check_text(text: str, what: str = "The message") -> str:
+    """`text` if it is valid Unicode text; InvalidInput if it holds a lone or reversed surrogate."""
+    if _SURROGATES.search(text):
+        raise InvalidInput(f"{what} contains characters that are not valid text. Please type it again.")
+    return text
+
+
+def metadata_depth(value: Any) -> int:
+    """How deeply `value` nests lists and objects (0 for a plain value), without recursion.
+
+    Stops counting past MAX_METADATA_DEPTH, so a value nested thousands of levels costs little.
+    """
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_METADATA_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_metadata(metadata: Any) -> dict[str, Any] | None:
+    """A message's metadata if it is an object within the bounds; None if it is not an object.
+
+    Raises InvalidInput if it nests deeper than MAX_METADATA_DEPTH levels, takes more than
+    MAX_METADATA_BYTES as JSON, or holds text that is not valid Unicode.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    too_big = InvalidInput(
+        f"The message's metadata must be a JSON object of at most {MAX_METADATA_DEPTH} levels "
+        f"and {MAX_METADATA_BYTES} bytes."
+    )
+    if metadata_depth(metadata) > MAX_METADATA_DEPTH:
+        raise too_big
+    try:  # shallow now, so this cannot recurse too deep
+        encoded = json.dumps(metadata, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("The message's metadata contains characters that are not valid text.") from None
+    except (TypeError, ValueError):
+        raise too_big from None
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise too_big
+    return metadata
+
+
+def visitor_key(address: str, config: Settings, day: date | None = None) -> str:
+    """A keyed hash of the client's address that changes every day: counts requests, names no one."""
+    message = f"{(day or date.today()).isoformat()} {address}".encode()
+    return hmac.new(config.conversation_key(), message, hashlib.sha256).hexdigest()[:24]
+
+
+def check_message(text: str, metadata: Any, address: str, config: Settings) -> tuple[str, dict[str, Any]]:
+    """What both channels hand to Rasa: the cleaned text, and checked metadata with the visitor key.
+
+    Raises InvalidInput (the channel answers 400, or a polite message on socket.io).
+    """
+    cleaned = clean_text(check_text(text), config.max_message_chars)
+    checked = dict(check_metadata(metadata) or {})
+    checked[VISITOR_KEY] = visitor_key(address, config)
+    return cleaned, checked
+
+
 def trouble_text() -> str:
     """What a visitor whose turn failed is told (domain response utter_chat_trouble)."""
     clinic = load_settings()
@@ -125,11 +211,11 @@ def is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
-def parse_rest_body(request: Request, max_chars: int = MAX_MESSAGE_CHARS) -> dict[str, Any]:
+def parse_rest_body(request: Request, config: Settings) -> dict[str, Any]:
     """Return the validated body of a REST message, or raise ValueError saying why.
 
     `sender` may be absent or null (a new conversation); if given it must be a string of 1 to
-    MAX_SENDER_CHARS characters.
+    MAX_SENDER_CHARS characters. The message and metadata pass `check_message`.
     """
     try:
         body = request.json
@@ -140,14 +226,12 @@ def parse_rest_body(request: Request, max_chars: int = MAX_MESSAGE_CHARS) -> dic
     sender, message = body.get("sender"), body.get("message")
     if sender is not None and (not isinstance(sender, str) or not 0 < len(sender) <= MAX_SENDER_CHARS):
         raise ValueError(f'"sender" must be a string of 1 to {MAX_SENDER_CHARS} characters.')
+    if sender is not None:
+        check_text(sender, '"sender"')
     if not isinstance(message, str):
         raise ValueError('"message" must be a string.')
-    metadata = body.get("metadata")
-    return {
-        "sender": sender,
-        "message": clean_text(message, max_chars),
-        "metadata": metadata if isinstance(metadata, dict) else None,
-    }
+    text, metadata = check_message(message, body.get("metadata"), client_address(request), config)
+    return {"sender": sender, "message": text, "metadata": metadata}
 
 
 def client_address(request: Request) -> str:
@@ -213,7 +297,7 @@ class GuardedRestInput(RestInput):
                     status=415,
                 )
             try:
-                body = parse_rest_body(request, config.max_message_chars)
+                body = parse_rest_body(request, config)
                 conversation = self.conversation_for(request, body["sender"], config)
             except UnknownIntegration as error:
                 return response.json({"error": str(error)}, status=401)
@@ -348,20 +432,20 @@ class GuardedSocketIOInput(SocketIOInput):
             if conversation is None or data.get("session_id") != conversation:
                 logger.warning("Ignored a socket.io message for a conversation not confirmed on its socket.")
                 return
+            address = session.get("address", "unknown")
+            try:
+                text, metadata = check_message(
+                    data.get("message", ""), data.get(self.metadata_key), address, config
+                )
+            except InvalidInput:
+                logger.warning("Refused a socket.io message that is not valid text or has too much metadata.")
+                await SocketIOOutput(sio, self.bot_message_evt).send_text_message(sid, UNREADABLE)
+                return
             output = BufferedSocketIOOutput(sio, self.bot_message_evt)
-            if not await limiter.allow(
-                message_limits(config, conversation, session.get("address", "unknown"))
-            ):
+            if not await limiter.allow(message_limits(config, conversation, address)):
                 await SocketIOOutput(sio, self.bot_message_evt).send_text_message(conversation, TOO_FAST)
                 return
-            metadata = data.get(self.metadata_key)
-            message = UserMessage(
-                clean_text(data.get("message", ""), config.max_message_chars),
-                output,
-                conversation,
-                input_channel=self.name(),
-                metadata=metadata if isinstance(metadata, dict) else None,
-            )
+            message = UserMessage(text, output, conversation, input_channel=self.name(), metadata=metadata)
             if await serve_turn(on_new_message, message):
                 await output.flush()
                 try:

@@ -40,6 +40,8 @@ class ClinicSettings:
     # how long a visitor waits for someone before being offered to leave a message.
     opening_hours: tuple[tuple[str, str], ...] = ()
     live_chat_wait_minutes: float = 3.0
+    # How many visitors may wait for someone at once (more are offered to leave a message).
+    live_chat_max_waiting: int = 5
 
     @property
     def zone(self) -> ZoneInfo:
@@ -151,6 +153,11 @@ def read_settings(path: Path) -> ClinicSettings:
             values["live_chat_wait_minutes"] = float(values["live_chat_wait_minutes"])
         except ValueError:
             raise ValueError("clinic.yml: live_chat_wait_minutes must be a number of minutes") from None
+    if "live_chat_max_waiting" in values:
+        try:
+            values["live_chat_max_waiting"] = int(values["live_chat_max_waiting"])
+        except ValueError:
+            raise ValueError("clinic.yml: live_chat_max_waiting must be a whole number of visitors") from None
     if "opening_hours" in values and not isinstance(values["opening_hours"], tuple):
         raise ValueError('clinic.yml: opening_hours must list days, e.g. monday: "09:00-17:00"')
     settings = ClinicSettings(**values)
@@ -174,6 +181,8 @@ def read_settings(path: Path) -> ClinicSettings:
             ) from None
     if settings.live_chat_wait_minutes <= 0:
         raise ValueError("clinic.yml: live_chat_wait_minutes must be above 0")
+    if settings.live_chat_max_waiting <= 0:
+        raise ValueError("clinic.yml: live_chat_max_waiting must be above 0")
     for name in ("booking_link", "booking_webhook_url"):
         if getattr(settings, name) and not getattr(settings, name).startswith(("https://", "http://")):
             raise ValueError(f"clinic.yml: {name} must be a web address starting with https://")

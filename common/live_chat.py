@@ -9,7 +9,8 @@ process memory, so several Rasa servers, the action server and the staff console
 * taking is one conditional UPDATE (... WHERE status = 'waiting'), so of two staff members
   who press "Take" together exactly one wins, on SQLite and PostgreSQL alike;
 * a staff member is available only while they said so on the Live page and that page was
-  seen recently (its polling is the heartbeat): a closed laptop stops offering live chat.
+  seen recently (its polling is the heartbeat): a closed laptop stops offering live chat;
+* at most clinic.yml's `live_chat_max_waiting` requests wait at once (`request`).
 
 Rows hold ids, times and staff names only; what was said stays in Rasa's tracker store.
 """
@@ -34,6 +35,8 @@ TYPING_SECONDS = 6
 WAITING, HELD, RETURNED, CLOSED, MISSED = "waiting", "held", "returned", "closed", "missed"
 ACTIVE = (WAITING, HELD)
 STATUSES = (WAITING, HELD, RETURNED, CLOSED, MISSED)
+# PostgreSQL advisory lock taken while a request joins a capped queue (any fixed number).
+QUEUE_LOCK_KEY = 20_261_204
 
 metadata = sa.MetaData()
 live_chats = sa.Table(
@@ -166,15 +169,40 @@ def get(db: sa.engine.Engine, chat_id: int) -> LiveChat | None:
     return LiveChat.from_row(row) if row else None
 
 
-def request(db: sa.engine.Engine, conversation_id: str) -> LiveChat:
-    """Put the conversation in the queue (or return its request already waiting or held)."""
+def request(db: sa.engine.Engine, conversation_id: str, max_waiting: int | None = None) -> LiveChat | None:
+    """Put the conversation in the queue (or return its request already waiting or held).
+
+    With `max_waiting`, None if that many requests are already waiting (the queue is full): the
+    count and the insert are one statement (INSERT ... SELECT ... WHERE count < max_waiting),
+    taken under a transaction-scoped advisory lock on PostgreSQL, so servers asking at the same
+    time never wait more than `max_waiting` visitors between them.
+    """
     existing = active(db, conversation_id)
     if existing is not None:
         return existing
     with db.begin() as conn:
-        conn.execute(
-            live_chats.insert().values(conversation_id=conversation_id, status=WAITING, requested_at=now())
-        )
+        if max_waiting is None:
+            conn.execute(
+                live_chats.insert().values(
+                    conversation_id=conversation_id, status=WAITING, requested_at=now()
+                )
+            )
+        else:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUEUE_LOCK_KEY})
+            waiting = (
+                sa.select(sa.func.count()).select_from(live_chats).where(live_chats.c.status == WAITING)
+            ).scalar_subquery()
+            row = sa.select(
+                sa.literal(conversation_id, live_chats.c.conversation_id.type),
+                sa.literal(WAITING, live_chats.c.status.type),
+                sa.literal(now(), live_chats.c.requested_at.type),
+            ).where(waiting < max_waiting)
+            added = conn.execute(
+                live_chats.insert().from_select(["conversation_id", "status", "requested_at"], row)
+            )
+            if added.rowcount == 0:
+                return None
     found = active(db, conversation_id)
     assert found is not None  # just inserted
     return found

@@ -41,3 +41,7 @@ CHANNEL_RESPONSES = frozenset(
 # The REST reply header carrying the conversation id the server issued (channels/guarded.py);
 # a client sends that id back as `sender` to continue the conversation.
 CONVERSATION_HEADER = "X-Conversation-Id"
+# The message metadata key in which the chat channels (channels/guarded.py) pass the action
+# server a keyed, daily-changing hash of the client's address (never the address itself), so
+# live chat requests can be limited per address (actions/live_chat.py).
+VISITOR_KEY = "visitor_key"

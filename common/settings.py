@@ -40,10 +40,17 @@ STAFF_PORT = 8081  # the staff console
 STAFF_SESSION_MINUTES = 480  # a console session ends after 8 hours without a request
 REDIS_PORT = 6379
 MAX_MESSAGE_CHARS = 1000
+# A chat message's metadata (the widget sends a few keys): deeper or larger is refused with 400,
+# before Rasa stores it (a deeply nested value broke every later turn of its conversation).
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 4096
 MAX_MESSAGES_PER_MINUTE = 30
 # Several visitors may share one address (a clinic's wifi, a mobile carrier's NAT).
 MAX_MESSAGES_PER_MINUTE_PER_ADDRESS = 120
 MAX_REQUESTS_PER_CONTACT_PER_DAY = 3
+# Live chat requests one client address may make (the queue's own cap is in clinic.yml).
+LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR = 3
+LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_DAY = 6
 # Rasa's own wait for the action server is 300 s; a visitor must hear within 10 s.
 ACTION_SERVER_TIMEOUT_SECONDS = 5
 MAX_ACTION_SERVER_TIMEOUT_SECONDS = 8
@@ -181,6 +188,8 @@ class Settings:
     chat_integration_token: str | None = None
     max_messages_per_minute_per_address: int = MAX_MESSAGES_PER_MINUTE_PER_ADDRESS
     max_requests_per_contact_per_day: int = MAX_REQUESTS_PER_CONTACT_PER_DAY
+    live_chat_requests_per_address_per_hour: int = LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR
+    live_chat_requests_per_address_per_day: int = LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_DAY
     action_server_timeout: int = ACTION_SERVER_TIMEOUT_SECONDS
     # The staff console (staff/console/): where it listens, the key that signs its session
     # cookies, how long an idle session lasts, and whether it is reached over HTTPS (a
@@ -304,6 +313,18 @@ class Settings:
             ),
             max_requests_per_contact_per_day=_count(
                 env, "MAX_REQUESTS_PER_CONTACT_PER_DAY", MAX_REQUESTS_PER_CONTACT_PER_DAY, problems
+            ),
+            live_chat_requests_per_address_per_hour=_count(
+                env,
+                "LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR",
+                LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR,
+                problems,
+            ),
+            live_chat_requests_per_address_per_day=_count(
+                env,
+                "LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_DAY",
+                LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_DAY,
+                problems,
             ),
             action_server_timeout=action_timeout,
             staff_host=env.get("STAFF_HOST") or "127.0.0.1",

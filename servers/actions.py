@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse
 
 from common import migrations
 from common.settings import SettingsError, load
+from servers import http_framing
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every
 # call; the visitors' 64 KB limit (SANIC_REQUEST_MAX_SIZE) must not apply here.
@@ -42,6 +43,7 @@ def create_app(token: str | None) -> Sanic:
 
     app = create_sdk_app("actions", cors_origins=None)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    http_framing.install(app)  # ambiguous body length: 400 at once, not held 60 s
     if token:
         require_token(app, token)
     return app

@@ -5,7 +5,8 @@ RASA_JWT_SECRET is set, and then requires it; the chat channels are always open.
 handed to Rasa's command line inside this process, so they never show in `ps`. Before Rasa
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
 action or database fails the turn, no in-memory fallback) and GET /health is added
-(servers/health.py). The live model comes from the console's model server, starting from
+(servers/health.py), and a request with an ambiguous body length is refused at once
+(servers/http_framing.py). The live model comes from the console's model server, starting from
 the local one (servers/model_pull.py).
 """
 
@@ -55,6 +56,7 @@ def main() -> None:
         action_validation,
         faults,
         health,
+        http_framing,
         model_pull,
         tracker_store,
     )
@@ -63,6 +65,7 @@ def main() -> None:
     model_pull.install(settings.model)
     faults.install(settings.action_server_timeout)
     health.install(settings)
+    http_framing.install_in_rasa()  # ambiguous body length: 400 at once, not held 60 s
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
 

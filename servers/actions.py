@@ -29,8 +29,8 @@ def require_token(app: Sanic, token: str) -> None:
 
     @app.on_request
     async def check_token(request: Request) -> HTTPResponse | None:
-        if request.path == "/health":
-            return None
+        if request.path == "/health" or http_framing.unread(request):
+            return None  # an unreadable request keeps its own answer (400 or 413), not 401
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return response.json({"error": "Missing or wrong action server token."}, status=401)

@@ -54,6 +54,16 @@ async def answer_ambiguous_length(_: Request, error: Exception) -> HTTPResponse:
     return response.json({"error": str(error)}, status=400)
 
 
+def unread(request: Request) -> bool:
+    """Whether `request` is Sanic's stand-in for one refused before it was read (e.g. here).
+
+    Sanic runs the request middleware on every error answer, with a stand-in request of
+    method "NONE" and no headers when the real one could not be read; a middleware that
+    refuses requests (the action server's token check) must let that answer stand.
+    """
+    return request.method == "NONE"
+
+
 def install(app: Sanic) -> None:
     """Refuse requests with an ambiguous body length on `app` with 400, at header time."""
     app.signal("http.lifecycle.request")(refuse_ambiguous_length)

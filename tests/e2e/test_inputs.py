@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import socketio
+import sqlalchemy as sa
 import yaml
 
 from channels.guarded import UNREADABLE, trouble_text
@@ -126,9 +127,10 @@ def test_socketio_refuses_unreadable_messages_politely_and_goes_on(site: LiveAss
             await widget.request_session()
             surrogate = await widget.say("\ud800 hello")
             before = len(widget.said)
+            deep_metadata = json.loads(nested(300))  # python-socketio's client recurses on it too
             await widget.client.emit(
                 "user_uttered",
-                {"message": "hello", "session_id": widget.session_id, "customData": json.loads(nested(500))},
+                {"message": "hello", "session_id": widget.session_id, "metadata": deep_metadata},
             )
             await wait_until(lambda: len(widget.said) > before, 30)
             deep = widget.said[before:]
@@ -215,7 +217,9 @@ def waiting(site: LiveAssistant) -> int:
 
 
 def close_all(site: LiveAssistant) -> None:
-    site.query("UPDATE live_chats SET status = 'closed' WHERE status = 'waiting'")
+    """Staff close every waiting request (the next test starts with an empty queue)."""
+    with sa.create_engine(site.database_url).begin() as db:
+        db.execute(sa.text("UPDATE live_chats SET status = 'closed' WHERE status = 'waiting'"))
 
 
 def test_one_address_cannot_fill_the_live_chat_queue(site: LiveAssistant) -> None:

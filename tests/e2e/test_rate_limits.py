@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from channels.rate_limits import RedisRateLimiter, message_limits
+from channels.rate_limits import RedisRateLimiter, live_chat_limits, message_limits
 from common.settings import Settings
 from devtools.services import RedisServer
 
@@ -65,3 +65,17 @@ def test_without_redis_messages_pass_and_the_error_is_logged(redis_server: Redis
     config = settings(redis_server, REDIS_PORT="1")
     assert asyncio.run(RedisRateLimiter(config).allow([("conversation:x", 1)]))
     assert "Could not count a message in Redis" in caplog.text
+
+
+def test_live_chat_requests_of_one_address_are_limited_across_servers(redis_server: RedisServer) -> None:
+    config = settings(redis_server, LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_HOUR="3")
+    servers = [RedisRateLimiter(config, prefix="scarfaq:live-test:") for _ in range(2)]
+
+    async def many() -> tuple[list[bool], int]:
+        limits = live_chat_limits(config, "visitor-key-1")
+        allowed = await asyncio.gather(*(servers[n % 2].allow(limits) for n in range(10)))
+        return list(allowed), await servers[0].redis.pttl("scarfaq:live-test:live-chat-day:visitor-key-1")
+
+    allowed, ttl = asyncio.run(many())
+    assert allowed.count(True) == 3
+    assert 86_000_000 < ttl <= 86_400_000  # the day's count lasts a day, not the minute of messages

@@ -6,7 +6,7 @@ handed to Rasa's command line inside this process, so they never show in `ps`. B
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
 action or database fails the turn, no in-memory fallback) and GET /health is added
 (servers/health.py). The live model comes from the console's model server, starting from
-the local one (servers/model_pull.py).
+the last one it gave this server (servers/model_pull.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     )
 
     action_validation.install()
-    model_pull.install(settings.model)
+    model_pull.install(settings)
     faults.install(settings.action_server_timeout)
     health.install(settings)
     sys.argv = ["rasa", *rasa_arguments(settings)]

@@ -39,6 +39,11 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
 def base_model(tmp_path: Path) -> Path:
     path = tmp_path / "scar-faq.tar.gz"
     path.write_bytes(b"the model make train built")
@@ -131,47 +136,50 @@ def test_labels_are_described_in_plain_words() -> None:
 
 
 def test_publish_refuses_a_candidate_that_failed_the_gate_with_the_reason(
-    url: str, tmp_path: Path, base_model: Path
+    url: str, tmp_path: Path, base_model: Path, store: Path
 ) -> None:
     engine = db.engine(url)
     run_id = candidate(url, tmp_path, "bad", ["It fails 1 conversation test(s)."], sha(base_model))
     with pytest.raises(service.ModelError, match=r"cannot be published: It fails 1 conversation test"):
-        service.publish(engine, run_id, "anna", base_model)
-    assert service.live(engine, base_model).publication_id is None
+        service.publish(engine, run_id, "anna", base_model, store)
+    assert service.live(engine, base_model, store).publication_id is None
 
 
-def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: Path) -> None:
+def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: Path, store: Path) -> None:
     engine = db.engine(url)
-    assert service.live(engine, base_model).sha256 == sha(base_model)
+    assert service.live(engine, base_model, store).sha256 == sha(base_model)
     first = candidate(url, tmp_path, "first", [], sha(base_model))
-    service.publish(engine, first, "anna", base_model)
-    live = service.live(engine, base_model)
+    service.publish(engine, first, "anna", base_model, store)
+    live = service.live(engine, base_model, store)
     assert (live.run_id, live.published_by, live.sha256) == (first, "anna", sha(tmp_path / "first.tar.gz"))
     with pytest.raises(service.ModelError, match="already live"):
-        service.publish(engine, first, "anna", base_model)
+        service.publish(engine, first, "anna", base_model, store)
     stale = candidate(url, tmp_path, "stale", [], sha(base_model))  # compared with the old live model
     with pytest.raises(service.ModelError, match="live model has changed"):
-        service.publish(engine, stale, "anna", base_model)
+        service.publish(engine, stale, "anna", base_model, store)
     second = candidate(url, tmp_path, "second", [], live.sha256 or "")
-    service.publish(engine, second, "anna", base_model)
-    assert service.live(engine, base_model).run_id == second
-    back = service.roll_back(engine, "anna", base_model)
+    service.publish(engine, second, "anna", base_model, store)
+    assert service.live(engine, base_model, store).run_id == second
+    back = service.roll_back(engine, "anna", base_model, store)
     assert back.run_id == first and back.since is not None and back.since > live.since
-    back = service.roll_back(engine, "anna", base_model)
+    back = service.roll_back(engine, "anna", base_model, store)
     assert back.publication_id is None and back.sha256 == sha(base_model) and back.since is not None
     with pytest.raises(service.ModelError, match="Nothing has been published"):
-        service.roll_back(engine, "anna", base_model)
+        service.roll_back(engine, "anna", base_model, store)
     with engine.connect() as connection:
         rows = connection.execute(sa.select(db.published_models.c.withdrawn_by)).scalars().all()
     assert rows == ["anna", "anna"]
 
 
-def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_model: Path) -> None:
+def test_the_model_server_speaks_rasas_protocol(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
     def client(token: str | None):
         env = {
             "DATABASE_URL": url,
             "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
             "RASA_MODEL": str(base_model),
+            "MODEL_STORE_DIR": str(store),
         }
         if token:
             env["MODEL_SERVER_TOKEN"] = token
@@ -188,14 +196,16 @@ def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_m
     again = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
     assert again.status_code == 304 and again.data == b""
     run_id = candidate(url, tmp_path, "new", [], sha(base_model))
-    service.publish(db.engine(url), run_id, "anna", base_model)
+    service.publish(db.engine(url), run_id, "anna", base_model, store)
     changed = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
     assert changed.status_code == 200 and changed.data == b"new"
     assert changed.headers["ETag"] == sha(tmp_path / "new.tar.gz")
     assert changed.headers["filename"] == "model.tar.gz"
 
 
-def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: str, base_model: Path) -> None:
+def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(
+    url: str, base_model: Path, store: Path
+) -> None:
     import re
 
     from staff.service import accounts
@@ -207,6 +217,7 @@ def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: s
         "DATABASE_URL": url,
         "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
         "RASA_MODEL": str(base_model),
+        "MODEL_STORE_DIR": str(store),
     }
     app = create_app(Settings.from_env(env, lock_store=False))
 
@@ -227,3 +238,57 @@ def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: s
     assert editor.post("/models/train", data={}).status_code == 400  # no CSRF token: refused
     with db.engine(url).connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(db.training_runs)).scalar() == 0
+
+
+def test_make_train_after_a_publication_and_its_roll_back_changes_nothing_visitors_get(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
+    """Issue 20, finding 2: a restart's `make train` from saved, unpublished changes was served."""
+    engine = db.engine(url)
+    installed = base_model.read_bytes()
+    before = service.live(engine, base_model, store)
+    assert before.installed and before.built_at is not None and before.rolled_back_at is None
+    run_id = candidate(url, tmp_path, "approved", [], sha(base_model))
+    service.publish(engine, run_id, "anna", base_model, store)
+    (tmp_path / "approved.tar.gz").write_bytes(b"a candidate file overwritten later")  # never read again
+    base_model.write_bytes(b"make train, from saved but unpublished changes")  # a restart's training
+    live = service.live(engine, base_model, store)
+    assert live.run_id == run_id and live.archive.read_bytes() == b"approved"
+    back = service.roll_back(engine, "anna", base_model, store)
+    assert back.installed and back.rolled_back_at is not None
+    assert back.archive.read_bytes() == installed and back.sha256 == hashlib.sha256(installed).hexdigest()
+    base_model.write_bytes(b"make train again, from more unpublished changes")
+    assert service.live(engine, base_model, store).archive.read_bytes() == installed
+
+
+def test_saved_changes_never_reach_visitors_before_anything_is_published(
+    url: str, base_model: Path, store: Path
+) -> None:
+    engine = db.engine(url)
+    first = service.live(engine, base_model, store)  # the console's first start records it
+    base_model.write_bytes(b"make train, from an editor's saved change")
+    again = service.live(engine, base_model, store)
+    assert again.sha256 == first.sha256 and again.archive.read_bytes() == b"the model make train built"
+
+
+def test_the_model_server_serves_what_the_pages_show_and_refuses_a_changed_file(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
+    env = {
+        "DATABASE_URL": url,
+        "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+        "RASA_MODEL": str(base_model),
+        "MODEL_STORE_DIR": str(store),
+        "MODEL_SERVER_TOKEN": TOKEN,
+    }
+    served = create_app(Settings.from_env(env, lock_store=False)).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert served.get("/models/live.tar.gz", headers=auth).data == b"the model make train built"
+    base_model.write_bytes(b"retrained from unpublished changes")
+    reply = served.get("/models/live.tar.gz", headers=auth)
+    assert reply.data == b"the model make train built" and reply.headers["ETag"] == sha(
+        store / "published" / (reply.headers["ETag"] + ".tar.gz")
+    )
+    kept = service.live(db.engine(url), base_model, store).archive
+    kept.write_bytes(b"tampered")
+    assert served.get("/models/live.tar.gz", headers=auth).status_code == 404

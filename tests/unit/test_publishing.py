@@ -292,3 +292,68 @@ def test_the_model_server_serves_what_the_pages_show_and_refuses_a_changed_file(
     kept = service.live(db.engine(url), base_model, store).archive
     kept.write_bytes(b"tampered")
     assert served.get("/models/live.tar.gz", headers=auth).status_code == 404
+
+
+def test_a_rasa_server_takes_only_a_model_whose_bytes_match_the_consoles_fingerprint(tmp_path: Path) -> None:
+    """servers/model_pull.py against a small model server: 304 confirms, 200 checked, damaged refused."""
+    import asyncio
+
+    from aiohttp import web
+    from rasa.utils.endpoints import EndpointConfig
+
+    from servers import model_pull
+
+    model = b"the live model"
+    answers = {"etag": sha_of(model), "body": model}
+
+    async def live(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == sha_of(model):
+            return web.Response(status=304)
+        return web.Response(body=answers["body"], headers={"ETag": answers["etag"]})
+
+    async def scenario() -> list[object]:
+        app = web.Application()
+        app.router.add_get("/models/live.tar.gz", live)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = EndpointConfig(f"http://127.0.0.1:{port}/models/live.tar.gz")
+        seen: list[object] = []
+        try:
+            pulled = await model_pull.fetch(server, "an older model", tmp_path)
+            seen.append(pulled and (pulled[0].read_bytes(), pulled[1]))
+            seen.append(await model_pull.fetch(server, sha_of(model), tmp_path))
+            seen.append(model_pull.SERVING.confirmed)
+            answers["body"] = b"the live model, damaged on the way"
+            seen.append(await model_pull.fetch(server, "an older model", tmp_path))
+            seen.append(model_pull.SERVING.confirmed)
+        finally:
+            await runner.cleanup()
+        seen.append(await model_pull.fetch(server, sha_of(model), tmp_path))  # the console is down
+        seen.append(model_pull.SERVING.problem)
+        return seen
+
+    got = asyncio.run(scenario())
+    assert got[0] == (model, sha_of(model))
+    assert got[1:5] == [None, True, None, False]
+    assert got[5] is None and "cannot be reached" in str(got[6])
+
+
+def sha_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_each_rasa_server_keeps_its_own_last_model(tmp_path: Path) -> None:
+    from servers import model_pull
+
+    def settings(database: str, port: str) -> Settings:
+        env = {"DATABASE_URL": database, "RASA_PORT": port, "MODEL_STORE_DIR": str(tmp_path)}
+        return Settings.from_env(env, lock_store=False, serves_chat=False)
+
+    one = model_pull.kept_model(settings("sqlite:////tmp/a.db", "5005"))
+    assert one == model_pull.kept_model(settings("sqlite:////tmp/a.db", "5005"))  # the same after a restart
+    assert one != model_pull.kept_model(settings("sqlite:////tmp/b.db", "5005"))  # another clinic or test
+    assert one != model_pull.kept_model(settings("sqlite:////tmp/a.db", "5006"))
+    assert one.parent == tmp_path / model_pull.KEPT_DIR

@@ -287,7 +287,11 @@ def test_postgres_and_redis_are_checked_and_keep_data_in_named_volumes() -> None
 
 
 def test_servers_start_after_what_they_need_is_healthy() -> None:
-    needs = {"actions": {"postgres"}, "rasa": {"postgres", "redis", "actions"}, "console": {"postgres"}}
+    needs = {
+        "actions": {"postgres"},
+        "rasa": {"postgres", "redis", "actions", "console"},
+        "console": {"postgres"},
+    }
     for name, wanted in needs.items():
         depends = SERVICES[name]["depends_on"]
         assert set(depends) == wanted

@@ -172,9 +172,7 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     assert OLD in answer_of(site.chat, VISITOR)  # a visitor's conversation, open before anything changes
     editor = staff()
     editor.sign_in("eddie")
-    assert "The assistant as installed" in squash(
-        editor.open("/").locator("#live-model").inner_text()
-    )
+    assert "The assistant as installed" in squash(editor.open("/").locator("#live-model").inner_text())
     page = editor.open("/answers/topic/what_is")
     answer = page.get_by_label("Answer", exact=True)
     answer.fill(answer.input_value().replace(OLD, NEW))

@@ -7,7 +7,7 @@ starts, faults are made visible (servers/faults.py: a short action-server timeou
 action or database fails the turn, no in-memory fallback) and GET /health is added
 (servers/health.py), and a request with an ambiguous body length is refused at once
 (servers/http_framing.py). The live model comes from the console's model server, starting from
-the local one (servers/model_pull.py).
+the last one it gave this server (servers/model_pull.py).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     )
 
     action_validation.install()
-    model_pull.install(settings.model)
+    model_pull.install(settings)
     faults.install(settings.action_server_timeout)
     health.install(settings)
     http_framing.install_in_rasa()  # ambiguous body length: 400 at once, not held 60 s

@@ -129,10 +129,11 @@ class Stack:
         if database_file is not None:
             database_file.parent.mkdir(parents=True, exist_ok=True)
         self.processes.append(self._spawn(ACTION_SERVER_COMMAND))
-        self.processes.append(self._spawn(RASA_SERVER_COMMAND))
         if self.config.console_port:  # a process of its own, as in production
-            # edits STAFF_PROJECT_ROOT (set above from console_root)
+            # edits STAFF_PROJECT_ROOT (set above from console_root). Started before Rasa, whose
+            # first question is which model is live (servers/model_pull.py).
             self.processes.append(self._spawn([sys.executable, "-m", "staff.console"]))
+        self.processes.insert(1, self._spawn(RASA_SERVER_COMMAND))
         self.wait_until_ready(timeout)
         return self
 

@@ -142,7 +142,7 @@ def compare(
     usually an earlier candidate, already judged, and a changed conversation test reruns only
     the conversation tests.
     """
-    live = service.live(engine, settings.model)
+    live = service.live(engine, settings.model, settings.model_store_dir)
     if not live.archive.is_file():
         raise RuntimeError(f"the live model's file {live.archive} is missing")
     project, _ = validate.load(root)

@@ -5,10 +5,17 @@
 The console's "Check and train" trains candidates with the same command (train_command,
 staff/candidate.py). Make's timestamps are fooled by a clone (all files new) or by edits made while a
 training run is going; a hash of the inputs is not. The hash is stored beside the model.
+
+This model is not simply what visitors get: `make run` trains it from the files as they are,
+saved but unpublished changes included. Visitors get what the console says is live
+(staff/service/models.py `live`): the published model, else the assistant as installed, which
+is this model as it was when the console first started, kept unchanged in the model store.
+So a restart never publishes anything; only "Publish" in the console does.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -18,6 +25,11 @@ from pathlib import Path
 from common.paths import CONFIG, DATA_DIR, DOMAIN_DIR, MODEL, PROJECT_ROOT, RASA_PROGRAM
 
 STAMP = MODEL.with_suffix(".sha256")
+LATER = (
+    "Visitors get the model published in the staff console (or, if nothing was ever published, "
+    "the assistant as installed, recorded when the console first started): restarting does not "
+    "change it. To give visitors saved changes, use Check and train, then Publish, in the console."
+)
 # Everything the model depends on, relative to the project root.
 INPUT_GLOBS = ["config.yml", "domain/*.yml", "data/**/*.yml", "spacy_model/*", "components/*.py"]
 
@@ -51,16 +63,22 @@ def train_command(root: Path, out: Path, name: str) -> list[str]:
     ]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Train if the model is missing or stale; return rasa's exit code (0 if up to date)."""
-    digest = inputs_digest()
-    if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
-        print(f"Model is up to date: {MODEL.relative_to(PROJECT_ROOT)}")
+    parser = argparse.ArgumentParser(prog="clinic-train", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the project (default: this one)")
+    root = parser.parse_args(argv).root.resolve()
+    model = root / MODEL.relative_to(PROJECT_ROOT)
+    stamp = root / STAMP.relative_to(PROJECT_ROOT)
+    digest = inputs_digest(root)
+    if model.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        print(f"Model is up to date: {model.relative_to(root)}\n{LATER}")
         return 0
-    command = train_command(PROJECT_ROOT, MODEL.parent, MODEL.name.removesuffix(".tar.gz"))
-    code = subprocess.run(command, cwd=PROJECT_ROOT, env=dict(os.environ)).returncode
+    command = train_command(root, model.parent, model.name.removesuffix(".tar.gz"))
+    code = subprocess.run(command, cwd=root, env=dict(os.environ)).returncode
     if code == 0:
-        STAMP.write_text(digest + "\n")
+        stamp.write_text(digest + "\n")
+        print(LATER)
     return code
 
 

@@ -2,8 +2,9 @@
 
 Editors start "Check and train" (one at a time, across console processes) and watch its
 progress; the page then shows the comparison with the live model in plain words. Admins
-publish a candidate that passed the gate, or roll back to the previous model. The Rasa
-servers take the live model from `GET /models/live.tar.gz` (Rasa's model server protocol:
+publish a candidate that passed the gate, or roll back to the previous model. What the pages
+show as live and what the model server serves are one value (`live_model`, from the
+database). The Rasa servers take the live model from `GET /models/live.tar.gz` (Rasa's model server protocol:
 `If-None-Match` with the fingerprint they have; 304 when it is the live one, else 200 with
 the archive and its SHA-256 as ETag), authenticated with MODEL_SERVER_TOKEN.
 """
@@ -11,6 +12,7 @@ the archive and its SHA-256 as ETag), authenticated with MODEL_SERVER_TOKEN.
 from __future__ import annotations
 
 import hmac
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +30,21 @@ from flask import (
 )
 from flask_login import current_user
 
+from common import model_archive
 from staff import candidate
 from staff.console.app import console, csrf, requires
 from staff.service import models as service
 
 models = Blueprint("models", __name__, url_prefix="/models")
 BLUEPRINTS = (models,)
+logger = logging.getLogger(__name__)
 SERVE_ENDPOINT = "models.live_archive"  # public: the Rasa servers authenticate with a token
 
 
 def live_model() -> service.Live:
     """The live model of this console's database."""
     state = console()
-    return service.live(state.engine, state.settings.model)
+    return service.live(state.engine, state.settings.model, state.settings.model_store_dir)
 
 
 @models.get("/", endpoint="index")
@@ -104,7 +108,9 @@ def publish(run_id: int) -> Any:
     """Make a candidate live on every server (refused, with the reason, unless it passed the gate)."""
     state = console()
     try:
-        service.publish(state.engine, run_id, current_user.name, state.settings.model)
+        service.publish(
+            state.engine, run_id, current_user.name, state.settings.model, state.settings.model_store_dir
+        )
     except service.ModelError as error:
         flash(str(error), "error")
         return redirect(url_for("models.index", run=run_id))
@@ -120,14 +126,16 @@ def publish(run_id: int) -> Any:
 @models.post("/rollback")
 @requires("publish")
 def roll_back() -> Any:
-    """Return to the model published before the live one (or the one the servers started with)."""
+    """Return to exactly the model published before the live one (or the assistant as installed)."""
     state = console()
     try:
-        now_live = service.roll_back(state.engine, current_user.name, state.settings.model)
+        now_live = service.roll_back(
+            state.engine, current_user.name, state.settings.model, state.settings.model_store_dir
+        )
     except service.ModelError as error:
         flash(str(error), "error")
         return redirect(url_for("models.index"))
-    what = f"training {now_live.run_id}" if now_live.run_id else "the model the servers started with"
+    what = f"training {now_live.run_id}" if now_live.run_id else "the assistant as installed"
     state.audit("rolled back the model", what)
     flash(
         f"Rolled back: {what} is live again. Every chat server takes it within "
@@ -149,8 +157,12 @@ def live_archive() -> Any:
     if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return Response("A valid model server token is required.\n", 401, {"Content-Type": "text/plain"})
     current = live_model()
-    if current.sha256 is None or not Path(current.archive).is_file():
+    archive = Path(current.archive)
+    if current.sha256 is None or not archive.is_file():
         return Response("No model to serve.\n", 404, {"Content-Type": "text/plain"})
+    if model_archive.sha256(archive) != current.sha256:  # kept models never change: refuse a changed one
+        logger.error("The live model's file %s has changed since it was published; not serving it.", archive)
+        return Response("The live model's file is damaged.\n", 404, {"Content-Type": "text/plain"})
     if request.headers.get("If-None-Match", "").strip('"') == current.sha256:
         return Response(status=304, headers={"ETag": current.sha256})
     response = send_file(current.archive, mimetype="application/gzip", conditional=False, etag=False)

@@ -124,7 +124,9 @@ def home() -> Any:
     start, end = inbox.period(7, zone)
     from staff import review as review_rules
 
-    live = model_service.live(state.engine, state.settings.model)  # the model visitors get
+    live = model_service.live(
+        state.engine, state.settings.model, state.settings.model_store_dir
+    )  # the model visitors get
     unanswered = len(
         inbox.candidates(
             review_rules.read_turns(state.database_url, start, end), inbox.decided_keys(state.engine)
@@ -316,7 +318,10 @@ def list_groups() -> Any:
     """Groups of unanswered messages of the last 7 days, the pending additions and the new-topic list."""
     state = console()
     groups = inbox.inbox(state.engine, state.database_url, state.clinic.zone)
-    pending = inbox.pending(state.engine, model_service.live(state.engine, state.settings.model).archive)
+    pending = inbox.pending(
+        state.engine,
+        model_service.live(state.engine, state.settings.model, state.settings.model_store_dir).archive,
+    )
     return render_template(
         "inbox.html",
         groups=groups,

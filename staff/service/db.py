@@ -107,3 +107,13 @@ published_models = sa.Table(
     sa.Column("withdrawn_by", sa.String(64)),
     sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
 )
+# The assistant as installed (one row, slot 1): what visitors get while nothing is published.
+installed_model = sa.Table(
+    "installed_model",
+    metadata,
+    sa.Column("slot", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("archive", sa.String(500), nullable=False),
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -3,28 +3,39 @@
 A training run is a row of `training_runs`, worked by its own process (staff/candidate.py)
 that writes its stage, progress and report there. At most one run is queued or running,
 across every console process: its `active` column is 1 and unique, so the database refuses a
-second. Publishing records the candidate in `published_models`; the console's model server
-serves the newest publication not withdrawn (else the model `make train` built) to every
-Rasa server, which pulls it. Rolling back withdraws the live publication.
+second.
+
+What visitors get is decided here and only here (`live`), from the database: the newest
+publication not withdrawn (`published_models`), else the assistant as installed
+(`installed_model`). The console's pages show `live`, and its model server serves it to every
+Rasa server, which pulls it (servers/model_pull.py). Both kinds of model are copies in the
+model store named by their SHA-256 (`keep`), written once and never changed: training writes
+elsewhere (the store's candidates, models/scar-faq.tar.gz), so neither `make train` nor a
+candidate can change a published model, and rolling back returns to exactly the model that
+was live before. The assistant as installed is the model `make train` built, recorded the
+first time the console needs it (usually the first start): a later `make train`, even from
+saved but unpublished changes, does not change what visitors get.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from common import model_archive
+from common import settings as deployment
 from staff import evaluate
-from staff.service.db import as_utc, now, published_models, training_runs
+from staff.service.db import as_utc, installed_model, now, published_models, training_runs
 
 # Statuses of a training run. Queued/checking/training/evaluating are active.
 ACTIVE = ("queued", "checking", "training", "evaluating")
@@ -78,12 +89,19 @@ class Run:
 class Live:
     """The model every Rasa server is told to use."""
 
-    sha256: str | None
+    sha256: str | None  # None: there is no model at all (make train never ran)
     archive: Path
-    publication_id: int | None  # None: the model `make train` built (nothing published)
+    publication_id: int | None  # None: the assistant as installed (nothing published)
     run_id: int | None
     published_by: str | None
-    since: datetime | None
+    since: datetime | None  # live since (publication, or the roll-back back to the installed model)
+    built_at: datetime | None = None  # the assistant as installed: when `make train` built it
+    rolled_back_at: datetime | None = None  # the assistant as installed again: the last roll-back
+
+    @property
+    def installed(self) -> bool:
+        """Whether visitors get the assistant as installed (nothing published, or all rolled back)."""
+        return self.publication_id is None
 
 
 def _run(row: Any) -> Run:
@@ -242,8 +260,62 @@ def finish(engine: sa.engine.Engine, run_id: int, status: str, stage: str, repor
         )
 
 
-def live(engine: sa.engine.Engine, base_model: Path) -> Live:
-    """The live model: the newest publication not withdrawn, else the model `make train` built."""
+PUBLISHED_DIR = "published"  # in the model store: every model visitors have been given, by SHA-256
+
+
+def keep(store: Path, archive: Path) -> tuple[Path, str]:
+    """A copy of `archive` in the store, named by its SHA-256, written once (never overwritten).
+
+    Returns the copy and its SHA-256. The copy is written beside its final name and renamed
+    into place, so a reader never sees half a model.
+    """
+    digest = model_archive.sha256(archive)
+    kept = store / PUBLISHED_DIR / f"{digest}.tar.gz"
+    if kept.is_file() and model_archive.sha256(kept) == digest:
+        return kept, digest
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    draft = kept.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    shutil.copy2(archive, draft)  # keeps the build time (the file's modification time)
+    if model_archive.sha256(draft) != digest:  # changed while it was copied (make train running)
+        draft.unlink()
+        raise ModelError("The model changed while it was being kept; try again in a minute.")
+    draft.replace(kept)
+    return kept, digest
+
+
+def record_installed(engine: sa.engine.Engine, base_model: Path, store: Path) -> dict[str, Any] | None:
+    """The assistant as installed, recorded from `base_model` (make train's) the first time (None: none)."""
+    query = sa.select(installed_model).where(installed_model.c.slot == 1)
+    with engine.connect() as db:
+        row = db.execute(query).first()
+    if row is not None:
+        return dict(row._mapping)
+    if not base_model.is_file():
+        return None
+    kept, digest = keep(store, base_model)
+    built = datetime.fromtimestamp(kept.stat().st_mtime, tz=timezone.utc)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                installed_model.insert().values(
+                    slot=1, sha256=digest, archive=str(kept), built_at=built, recorded_at=now()
+                )
+            )
+    except sa.exc.IntegrityError:  # another console process recorded it first: theirs stands
+        pass
+    with engine.connect() as db:
+        return dict(
+            db.execute(sa.select(installed_model).where(installed_model.c.slot == 1)).first()._mapping
+        )
+
+
+def live(engine: sa.engine.Engine, base_model: Path, store: Path | None = None) -> Live:
+    """What visitors get: the newest publication not withdrawn, else the assistant as installed.
+
+    `base_model` is the model `make train` built; it is recorded as the assistant as installed
+    (a copy in `store`, default MODEL_STORE_DIR of the settings) only if nothing was recorded
+    yet, and never read again after that.
+    """
     with engine.connect() as db:
         row = db.execute(
             sa.select(published_models)
@@ -262,19 +334,33 @@ def live(engine: sa.engine.Engine, base_model: Path) -> Live:
             row.published_by,
             as_utc(row.live_since),
         )
-    digest = model_archive.sha256(base_model) if base_model.is_file() else None
-    return Live(digest, base_model, None, None, None, as_utc(withdrawn))
+    installed = record_installed(engine, base_model, store or deployment.current().model_store_dir)
+    if installed is None:
+        return Live(None, base_model, None, None, None, None)
+    return Live(
+        installed["sha256"],
+        Path(installed["archive"]),
+        None,
+        None,
+        None,
+        as_utc(withdrawn) or as_utc(installed["recorded_at"]),
+        as_utc(installed["built_at"]),
+        as_utc(withdrawn),
+    )
 
 
-def publish(engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: Path) -> Run:
-    """Make the run's candidate live; ModelError with the reason if it may not be."""
+def publish(
+    engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: Path, store: Path | None = None
+) -> Run:
+    """Make the run's candidate live (a kept copy, never overwritten); ModelError with the reason if not."""
     run = get_run(engine, run_id)
     if run is None:
         raise ModelError("There is no such training.")
     if not run.publishable or run.status != READY:
         reasons = run.reasons or ["It has not passed the checks and the comparison."]
         raise ModelError("This model cannot be published: " + " ".join(reasons))
-    current = live(engine, base_model)
+    store = store or deployment.current().model_store_dir
+    current = live(engine, base_model, store)
     if current.sha256 == run.sha256:
         raise ModelError("This model is already live.")
     comparison = run.comparison
@@ -289,13 +375,14 @@ def publish(engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: 
         or model_archive.sha256(Path(run.archive)) != run.sha256
     ):
         raise ModelError("This model's file is missing or damaged: check and train again.")
+    kept, _ = keep(store, Path(run.archive))
     moment = now()
     with engine.begin() as db:
         db.execute(
             published_models.insert().values(
                 training_run_id=run.id,
                 sha256=run.sha256,
-                archive=run.archive,
+                archive=str(kept),
                 published_by=staff_name,
                 published_at=moment,
                 live_since=moment,
@@ -304,13 +391,11 @@ def publish(engine: sa.engine.Engine, run_id: int, staff_name: str, base_model: 
     return run
 
 
-def roll_back(engine: sa.engine.Engine, staff_name: str, base_model: Path) -> Live:
-    """Withdraw the live publication: the one before it (or `make train`'s model) is live again."""
-    current = live(engine, base_model)
+def roll_back(engine: sa.engine.Engine, staff_name: str, base_model: Path, store: Path | None = None) -> Live:
+    """Withdraw the live publication: the one before it (or the assistant as installed) is live again."""
+    current = live(engine, base_model, store)
     if current.publication_id is None:
-        raise ModelError(
-            "Nothing has been published: the model visitors get is the one the servers started with."
-        )
+        raise ModelError("Nothing has been published: visitors get the assistant as installed.")
     moment = now()
     with engine.begin() as db:
         db.execute(
@@ -328,7 +413,7 @@ def roll_back(engine: sa.engine.Engine, staff_name: str, base_model: Path) -> Li
             db.execute(
                 published_models.update().where(published_models.c.id == previous).values(live_since=moment)
             )
-    return live(engine, base_model)
+    return live(engine, base_model, store)
 
 
 def publications(engine: sa.engine.Engine, limit: int = 10) -> list[dict[str, Any]]:

@@ -172,9 +172,7 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     assert OLD in answer_of(site.chat, VISITOR)  # a visitor's conversation, open before anything changes
     editor = staff()
     editor.sign_in("eddie")
-    assert "The model the servers started with" in squash(
-        editor.open("/").locator("#live-model").inner_text()
-    )
+    assert "The assistant as installed" in squash(editor.open("/").locator("#live-model").inner_text())
     page = editor.open("/answers/topic/what_is")
     answer = page.get_by_label("Answer", exact=True)
     answer.fill(answer.input_value().replace(OLD, NEW))
@@ -235,10 +233,10 @@ def test_roll_back_brings_the_old_answer_back(staff, site: Site) -> None:
     admin.sign_in("anna")
     page = admin.open("/models/")
     page.get_by_role("button", name="Roll back to the previous model").click()
-    assert "Rolled back: the model the servers started with is live again" in admin.flash()
+    assert "Rolled back: the assistant as installed is live again" in admin.flash()
     seconds, _ = wait_for_answer([site.chat], VISITOR, OLD)
     print(f"\nroll back -> the old answer: {seconds:.1f} s")
-    assert "nothing published since the roll-back" in squash(
+    assert "Nothing published since the roll-back" in squash(
         admin.open("/").locator("#live-model").inner_text()
     )
 

@@ -290,7 +290,7 @@ def test_servers_start_after_what_they_need_is_healthy() -> None:
     # The action server counts live chat requests per address in Redis (actions/live_chat.py).
     needs = {
         "actions": {"postgres", "redis"},
-        "rasa": {"postgres", "redis", "actions"},
+        "rasa": {"postgres", "redis", "actions", "console"},
         "console": {"postgres"},
     }
     for name, wanted in needs.items():

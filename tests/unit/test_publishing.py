@@ -39,6 +39,11 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
 def base_model(tmp_path: Path) -> Path:
     path = tmp_path / "scar-faq.tar.gz"
     path.write_bytes(b"the model make train built")
@@ -131,47 +136,50 @@ def test_labels_are_described_in_plain_words() -> None:
 
 
 def test_publish_refuses_a_candidate_that_failed_the_gate_with_the_reason(
-    url: str, tmp_path: Path, base_model: Path
+    url: str, tmp_path: Path, base_model: Path, store: Path
 ) -> None:
     engine = db.engine(url)
     run_id = candidate(url, tmp_path, "bad", ["It fails 1 conversation test(s)."], sha(base_model))
     with pytest.raises(service.ModelError, match=r"cannot be published: It fails 1 conversation test"):
-        service.publish(engine, run_id, "anna", base_model)
-    assert service.live(engine, base_model).publication_id is None
+        service.publish(engine, run_id, "anna", base_model, store)
+    assert service.live(engine, base_model, store).publication_id is None
 
 
-def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: Path) -> None:
+def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: Path, store: Path) -> None:
     engine = db.engine(url)
-    assert service.live(engine, base_model).sha256 == sha(base_model)
+    assert service.live(engine, base_model, store).sha256 == sha(base_model)
     first = candidate(url, tmp_path, "first", [], sha(base_model))
-    service.publish(engine, first, "anna", base_model)
-    live = service.live(engine, base_model)
+    service.publish(engine, first, "anna", base_model, store)
+    live = service.live(engine, base_model, store)
     assert (live.run_id, live.published_by, live.sha256) == (first, "anna", sha(tmp_path / "first.tar.gz"))
     with pytest.raises(service.ModelError, match="already live"):
-        service.publish(engine, first, "anna", base_model)
+        service.publish(engine, first, "anna", base_model, store)
     stale = candidate(url, tmp_path, "stale", [], sha(base_model))  # compared with the old live model
     with pytest.raises(service.ModelError, match="live model has changed"):
-        service.publish(engine, stale, "anna", base_model)
+        service.publish(engine, stale, "anna", base_model, store)
     second = candidate(url, tmp_path, "second", [], live.sha256 or "")
-    service.publish(engine, second, "anna", base_model)
-    assert service.live(engine, base_model).run_id == second
-    back = service.roll_back(engine, "anna", base_model)
+    service.publish(engine, second, "anna", base_model, store)
+    assert service.live(engine, base_model, store).run_id == second
+    back = service.roll_back(engine, "anna", base_model, store)
     assert back.run_id == first and back.since is not None and back.since > live.since
-    back = service.roll_back(engine, "anna", base_model)
+    back = service.roll_back(engine, "anna", base_model, store)
     assert back.publication_id is None and back.sha256 == sha(base_model) and back.since is not None
     with pytest.raises(service.ModelError, match="Nothing has been published"):
-        service.roll_back(engine, "anna", base_model)
+        service.roll_back(engine, "anna", base_model, store)
     with engine.connect() as connection:
         rows = connection.execute(sa.select(db.published_models.c.withdrawn_by)).scalars().all()
     assert rows == ["anna", "anna"]
 
 
-def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_model: Path) -> None:
+def test_the_model_server_speaks_rasas_protocol(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
     def client(token: str | None):
         env = {
             "DATABASE_URL": url,
             "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
             "RASA_MODEL": str(base_model),
+            "MODEL_STORE_DIR": str(store),
         }
         if token:
             env["MODEL_SERVER_TOKEN"] = token
@@ -188,14 +196,16 @@ def test_the_model_server_speaks_rasas_protocol(url: str, tmp_path: Path, base_m
     again = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
     assert again.status_code == 304 and again.data == b""
     run_id = candidate(url, tmp_path, "new", [], sha(base_model))
-    service.publish(db.engine(url), run_id, "anna", base_model)
+    service.publish(db.engine(url), run_id, "anna", base_model, store)
     changed = served.get("/models/live.tar.gz", headers={**auth, "If-None-Match": sha(base_model)})
     assert changed.status_code == 200 and changed.data == b"new"
     assert changed.headers["ETag"] == sha(tmp_path / "new.tar.gz")
     assert changed.headers["filename"] == "model.tar.gz"
 
 
-def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: str, base_model: Path) -> None:
+def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(
+    url: str, base_model: Path, store: Path
+) -> None:
     import re
 
     from staff.service import accounts
@@ -207,6 +217,7 @@ def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: s
         "DATABASE_URL": url,
         "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
         "RASA_MODEL": str(base_model),
+        "MODEL_STORE_DIR": str(store),
     }
     app = create_app(Settings.from_env(env, lock_store=False))
 
@@ -227,3 +238,122 @@ def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(url: s
     assert editor.post("/models/train", data={}).status_code == 400  # no CSRF token: refused
     with db.engine(url).connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(db.training_runs)).scalar() == 0
+
+
+def test_make_train_after_a_publication_and_its_roll_back_changes_nothing_visitors_get(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
+    """Issue 20, finding 2: a restart's `make train` from saved, unpublished changes was served."""
+    engine = db.engine(url)
+    installed = base_model.read_bytes()
+    before = service.live(engine, base_model, store)
+    assert before.installed and before.built_at is not None and before.rolled_back_at is None
+    run_id = candidate(url, tmp_path, "approved", [], sha(base_model))
+    service.publish(engine, run_id, "anna", base_model, store)
+    (tmp_path / "approved.tar.gz").write_bytes(b"a candidate file overwritten later")  # never read again
+    base_model.write_bytes(b"make train, from saved but unpublished changes")  # a restart's training
+    live = service.live(engine, base_model, store)
+    assert live.run_id == run_id and live.archive.read_bytes() == b"approved"
+    back = service.roll_back(engine, "anna", base_model, store)
+    assert back.installed and back.rolled_back_at is not None
+    assert back.archive.read_bytes() == installed and back.sha256 == hashlib.sha256(installed).hexdigest()
+    base_model.write_bytes(b"make train again, from more unpublished changes")
+    assert service.live(engine, base_model, store).archive.read_bytes() == installed
+
+
+def test_saved_changes_never_reach_visitors_before_anything_is_published(
+    url: str, base_model: Path, store: Path
+) -> None:
+    engine = db.engine(url)
+    first = service.live(engine, base_model, store)  # the console's first start records it
+    base_model.write_bytes(b"make train, from an editor's saved change")
+    again = service.live(engine, base_model, store)
+    assert again.sha256 == first.sha256 and again.archive.read_bytes() == b"the model make train built"
+
+
+def test_the_model_server_serves_what_the_pages_show_and_refuses_a_changed_file(
+    url: str, tmp_path: Path, base_model: Path, store: Path
+) -> None:
+    env = {
+        "DATABASE_URL": url,
+        "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20,
+        "RASA_MODEL": str(base_model),
+        "MODEL_STORE_DIR": str(store),
+        "MODEL_SERVER_TOKEN": TOKEN,
+    }
+    served = create_app(Settings.from_env(env, lock_store=False)).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert served.get("/models/live.tar.gz", headers=auth).data == b"the model make train built"
+    base_model.write_bytes(b"retrained from unpublished changes")
+    reply = served.get("/models/live.tar.gz", headers=auth)
+    assert reply.data == b"the model make train built" and reply.headers["ETag"] == sha(
+        store / "published" / (reply.headers["ETag"] + ".tar.gz")
+    )
+    kept = service.live(db.engine(url), base_model, store).archive
+    kept.write_bytes(b"tampered")
+    assert served.get("/models/live.tar.gz", headers=auth).status_code == 404
+
+
+def test_a_rasa_server_takes_only_a_model_whose_bytes_match_the_consoles_fingerprint(tmp_path: Path) -> None:
+    """servers/model_pull.py against a small model server: 304 confirms, 200 checked, damaged refused."""
+    import asyncio
+
+    from aiohttp import web
+    from rasa.utils.endpoints import EndpointConfig
+
+    from servers import model_pull
+
+    model = b"the live model"
+    answers = {"etag": sha_of(model), "body": model}
+
+    async def live(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == sha_of(model):
+            return web.Response(status=304)
+        return web.Response(body=answers["body"], headers={"ETag": answers["etag"]})
+
+    async def scenario() -> list[object]:
+        app = web.Application()
+        app.router.add_get("/models/live.tar.gz", live)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = EndpointConfig(f"http://127.0.0.1:{port}/models/live.tar.gz")
+        seen: list[object] = []
+        try:
+            pulled = await model_pull.fetch(server, "an older model", tmp_path)
+            seen.append(pulled and (pulled[0].read_bytes(), pulled[1]))
+            seen.append(await model_pull.fetch(server, sha_of(model), tmp_path))
+            seen.append(model_pull.SERVING.confirmed)
+            answers["body"] = b"the live model, damaged on the way"
+            seen.append(await model_pull.fetch(server, "an older model", tmp_path))
+            seen.append(model_pull.SERVING.confirmed)
+        finally:
+            await runner.cleanup()
+        seen.append(await model_pull.fetch(server, sha_of(model), tmp_path))  # the console is down
+        seen.append(model_pull.SERVING.problem)
+        return seen
+
+    got = asyncio.run(scenario())
+    assert got[0] == (model, sha_of(model))
+    assert got[1:5] == [None, True, None, False]
+    assert got[5] is None and "cannot be reached" in str(got[6])
+
+
+def sha_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_each_rasa_server_keeps_its_own_last_model(tmp_path: Path) -> None:
+    from servers import model_pull
+
+    def settings(database: str, port: str) -> Settings:
+        env = {"DATABASE_URL": database, "RASA_PORT": port, "MODEL_STORE_DIR": str(tmp_path)}
+        return Settings.from_env(env, lock_store=False, serves_chat=False)
+
+    one = model_pull.kept_model(settings("sqlite:////tmp/a.db", "5005"))
+    assert one == model_pull.kept_model(settings("sqlite:////tmp/a.db", "5005"))  # the same after a restart
+    assert one != model_pull.kept_model(settings("sqlite:////tmp/b.db", "5005"))  # another clinic or test
+    assert one != model_pull.kept_model(settings("sqlite:////tmp/a.db", "5006"))
+    assert one.parent == tmp_path / model_pull.KEPT_DIR

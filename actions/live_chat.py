@@ -19,7 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from common import live_chat
+from common import deadline, live_chat
 from common import settings as deployment
 from common.clinic import ClinicSettings, load_settings
 
@@ -112,6 +112,7 @@ class ActionRequestLiveChat(Action):
                 response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
             )
             return []
+        deadline.check()  # too late to tell the visitor they are queued: queue nothing (turn fails)
         try:
             live_chat.request(live_chat.engine(deployment.current().database_url), tracker.sender_id)
         except Exception as error:

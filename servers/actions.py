@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
+import traceback
 
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
@@ -67,6 +68,14 @@ def honour_deadlines(app: Sanic) -> None:
         """404, 405, 413 ... as they are, without the request."""
         status = getattr(error, "status_code", 500) or 500
         return response.json({"error": str(error)}, status=status, headers=getattr(error, "headers", None))
+
+    @app.exception(Exception)
+    async def action_failed(request: Request, error: Exception) -> HTTPResponse:
+        """500 without echoing the conversation (rasa-sdk's handler sends the request body back)."""
+        where = traceback.extract_tb(error.__traceback__)[-1:]  # file and line, never values
+        place = f" ({where[0].filename}:{where[0].lineno} in {where[0].name})" if where else ""
+        logger.error("An action failed: %s%s", type(error).__name__, place)
+        return response.json({"error": "The action failed."}, status=500)
 
 
 def too_late() -> HTTPResponse:

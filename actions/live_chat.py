@@ -27,7 +27,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from channels.rate_limits import live_chat_limits, rate_limiter
-from common import live_chat
+from common import deadline, live_chat
 from common import settings as deployment
 from common.clinic import ClinicSettings, load_settings
 from common.names import LIVE_CHAT_MISSED, VISITOR_KEY
@@ -134,6 +134,7 @@ class ActionRequestLiveChat(Action):
         ):
             logger.warning("Refused a live chat request: too many from one address.")
             return busy(dispatcher, clinic, moment)
+        deadline.check()  # too late to tell the visitor they are queued: queue nothing (turn fails)
         try:
             queued = live_chat.request(
                 live_chat.engine(config.database_url), tracker.sender_id, clinic.live_chat_max_waiting

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from common.settings import Settings
+from common.settings import REDIS_TIMEOUT_SECONDS, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class RedisRateLimiter:
             port=settings.redis_port,
             password=settings.redis_password or None,
             db=settings.redis_db,
-            socket_timeout=2,
-            socket_connect_timeout=2,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
         self.prefix, self.window = prefix, window
         self._allow = self.redis.register_script(_ALLOW_SCRIPT)

@@ -39,6 +39,9 @@ WEB_PORT = 8080
 STAFF_PORT = 8081  # the staff console
 STAFF_SESSION_MINUTES = 480  # a console session ends after 8 hours without a request
 REDIS_PORT = 6379
+# How long one Redis command may take before the message fails (lock store, rate limits): a
+# paused Redis must not hold a visitor beyond the 10 s promise (Rasa's own default is 10 s).
+REDIS_TIMEOUT_SECONDS = 2.0
 MAX_MESSAGE_CHARS = 1000
 # A chat message's metadata (the widget sends a few keys): deeper or larger is refused with 400,
 # before Rasa stores it (a deeply nested value broke every later turn of its conversation).
@@ -54,6 +57,9 @@ LIVE_CHAT_REQUESTS_PER_ADDRESS_PER_DAY = 6
 # Rasa's own wait for the action server is 300 s; a visitor must hear within 10 s.
 ACTION_SERVER_TIMEOUT_SECONDS = 5
 MAX_ACTION_SERVER_TIMEOUT_SECONDS = 8
+# An action commits a request only while at least this long is left before the Rasa server
+# stops waiting for it, so its reply (the visitor's "it's sent") arrives in time (common/deadline.py).
+COMMIT_MARGIN_SECONDS = 1.0
 # Where the console serves the live model to the Rasa servers (staff/console/models.py).
 MODEL_SERVER_PATH = "/models/live.tar.gz"
 # How often every Rasa server asks the model server (the console) whether the live model changed.

@@ -1,7 +1,12 @@
 """`python -m servers.actions`: the rasa-sdk action server, on loopback or behind a shared secret.
 
 Only Rasa calls it: no CORS, no access log (requests carry whole conversations), and when
-ACTION_SERVER_TOKEN is set every call but /health must carry it as a Bearer token.
+ACTION_SERVER_TOKEN is set every call but /health must carry it as a Bearer token. A call
+that arrives after the Rasa server stopped waiting for it (common/deadline.py: the action
+server was paused) is refused with 503 before any action runs, and an action that finds its
+deadline passed before committing fails the same way. GET /health answers 503 while the
+database takes no write (servers/health.py); other methods on a route get 405, and errors
+never echo the request (rasa-sdk's own handler answers everything with 500 and the body).
 """
 
 from __future__ import annotations
@@ -9,14 +14,18 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
+import traceback
 
 from sanic import Sanic, response
+from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common import migrations
-from common.settings import SettingsError, load
-from servers import http_framing
+from common import deadline, migrations
+from common.settings import Settings, SettingsError, load
+from servers import health, http_framing
+
+logger = logging.getLogger(__name__)
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every
 # call; the visitors' 64 KB limit (SANIC_REQUEST_MAX_SIZE) must not apply here.
@@ -37,8 +46,45 @@ def require_token(app: Sanic, token: str) -> None:
         return None
 
 
-def create_app(token: str | None) -> Sanic:
-    """rasa-sdk's app with the project's actions, the body limit and (if given) the token check."""
+def honour_deadlines(app: Sanic) -> None:
+    """Refuse calls that come too late to be answered in time; give the others their deadline."""
+
+    @app.on_request
+    async def take_deadline(request: Request) -> HTTPResponse | None:
+        moment = deadline.parse(request.headers.get(deadline.DEADLINE_HEADER))
+        if deadline.too_late(moment=moment):
+            logger.warning("Refused an action call that came after the Rasa server stopped waiting for it.")
+            return too_late()
+        deadline.set_current(moment)  # this request's task only: the actions read it (deadline.check)
+        return None
+
+    @app.exception(deadline.DeadlinePassed)
+    async def deadline_passed(request: Request, _: Exception) -> HTTPResponse:
+        logger.warning("An action stopped before committing: the Rasa server had stopped waiting for it.")
+        return too_late()
+
+    @app.exception(SanicException)
+    async def http_error(request: Request, error: SanicException) -> HTTPResponse:
+        """404, 405, 413 ... as they are, without the request."""
+        status = getattr(error, "status_code", 500) or 500
+        return response.json({"error": str(error)}, status=status, headers=getattr(error, "headers", None))
+
+    @app.exception(Exception)
+    async def action_failed(request: Request, error: Exception) -> HTTPResponse:
+        """500 without echoing the conversation (rasa-sdk's handler sends the request body back)."""
+        where = traceback.extract_tb(error.__traceback__)[-1:]  # file and line, never values
+        place = f" ({where[0].filename}:{where[0].lineno} in {where[0].name})" if where else ""
+        logger.error("An action failed: %s%s", type(error).__name__, place)
+        return response.json({"error": "The action failed."}, status=500)
+
+
+def too_late() -> HTTPResponse:
+    """The answer to a call the Rasa server no longer waits for (it counts as a failed action)."""
+    return response.json({"error": "Too late: the Rasa server stopped waiting for this action."}, status=503)
+
+
+def create_app(token: str | None, settings: Settings | None = None) -> Sanic:
+    """rasa-sdk's app with the project's actions, body limit, deadlines, health and (if given) token check."""
     from rasa_sdk.endpoint import create_app as create_sdk_app
 
     app = create_sdk_app("actions", cors_origins=None)
@@ -46,6 +92,9 @@ def create_app(token: str | None) -> Sanic:
     http_framing.install(app)  # ambiguous body length: 400 at once, not held 60 s
     if token:
         require_token(app, token)
+    honour_deadlines(app)
+    if settings is not None:
+        health.serve_action_server_health(app, settings)
     return app
 
 
@@ -59,7 +108,7 @@ def main() -> None:
     # The database schema first (common/migrations/): a new or old database is upgraded
     # before the first booking; the console does the same, and they wait for each other.
     migrations.upgrade(settings.database_url)
-    app = create_app(settings.action_server_token)
+    app = create_app(settings.action_server_token, settings)
     app.run(settings.action_server_host, settings.action_server_port, access_log=False, workers=1)
 
 

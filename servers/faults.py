@@ -8,7 +8,9 @@ error, switches to an empty in-memory store: replies stay normal while nothing i
 
 `install()` (called by servers/chat.py before Rasa starts) changes three things:
 
-* every call to the action server gives up after ACTION_SERVER_TIMEOUT_SECONDS;
+* every call to the action server gives up after ACTION_SERVER_TIMEOUT_SECONDS, and tells
+  the action server that moment (common/deadline.py), so an action that runs late (a
+  paused action server resumed) commits nothing the visitor was told was not done;
 * an action that fails or times out raises ActionServerFailed out of the turn, so the
   turn is not saved at all (not half-applied) and the channel tells the visitor
   (channels/guarded.py); sent again after recovery, the same message does the same thing;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import logging
 from typing import Any
 
@@ -27,6 +30,8 @@ from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import TrackerStore
+
+from common import deadline
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +46,26 @@ _failure: contextvars.ContextVar[BaseException | None] = contextvars.ContextVar(
 )
 
 
+def with_deadline(action: RemoteAction, timeout: float) -> RemoteAction:
+    """A copy of `action` whose call carries the moment the Rasa server stops waiting for it.
+
+    The action endpoint is shared by every call, so the header goes on a copy of it.
+    """
+    endpoint = copy.copy(action.action_endpoint)
+    if endpoint is None:
+        return action
+    endpoint.headers = {**endpoint.headers, **deadline.header(timeout)}
+    timed = copy.copy(action)
+    timed.action_endpoint = endpoint
+    return timed
+
+
 def with_timeout(run: Any, timeout: float) -> Any:
-    """RemoteAction.run that gives up after `timeout` seconds and records any failure."""
+    """RemoteAction.run that gives up after `timeout` seconds (and says so) and records any failure."""
 
     async def run_remote(self: RemoteAction, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await asyncio.wait_for(run(self, *args, **kwargs), timeout)
+            return await asyncio.wait_for(run(with_deadline(self, timeout), *args, **kwargs), timeout)
         except ActionExecutionRejection:  # a form rejecting an answer: not a fault
             raise
         except asyncio.TimeoutError as error:

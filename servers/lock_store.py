@@ -5,6 +5,10 @@ back. Two servers doing that at the same moment overwrite each other's ticket, a
 answer the same conversation at once from the same state: messages are lost from the stored
 conversation (RasaHQ/rasa#9213; the fix, #11256, was reverted from Rasa Open Source). Here
 each of those read-modify-write steps holds a short per-conversation Redis mutex.
+
+Every Redis command gives up after REDIS_TIMEOUT_SECONDS (Rasa's default is 10 s, which with
+a paused Redis made the visitor's apology take 12 s: over the 10 s promise). The lock store
+runs in the server's event loop, so this also bounds how long a hung Redis stalls the others.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from contextlib import contextmanager
 from rasa.core.lock_store import LOCK_LIFETIME, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
+from common.settings import REDIS_TIMEOUT_SECONDS
+
 # A step is a few Redis round trips; the mutex expires on its own if a server dies holding it.
 MUTEX_TIMEOUT_S = 5.0
 
@@ -23,7 +29,8 @@ class SerialRedisLockStore(RedisLockStore):
     """RedisLockStore whose ticket changes are atomic across servers (`type:` in endpoints)."""
 
     def __init__(self, endpoint_config: EndpointConfig) -> None:
-        super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
+        options = {"socket_timeout": REDIS_TIMEOUT_SECONDS, **endpoint_config.kwargs}
+        super().__init__(host=endpoint_config.url, **options)
 
     @contextmanager
     def _mutex(self, conversation_id: str) -> Iterator[None]:

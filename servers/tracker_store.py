@@ -20,6 +20,10 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from common import conversations
 from common.names import ERASE_SLOT
 
+# libpq's wait for a connection (its default is for ever: SYNs to an unreachable host are
+# retried for about 2 minutes), so the visitor hears back within 10 s.
+DATABASE_CONNECT_TIMEOUT_SECONDS = 2
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,7 +36,11 @@ class ClinicTrackerStore(SQLTrackerStore):
         # first turn after an outage is served instead of failing once more.
         url = self.engine.url
         self.engine.dispose()
-        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        options = create_engine_kwargs(url)
+        if url.get_backend_name() == "postgresql":  # an unreachable server fails the turn in time
+            connect_args = options.setdefault("connect_args", {})
+            connect_args.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS)
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **options)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     async def save(self, tracker: DialogueStateTracker) -> None:

@@ -19,6 +19,7 @@ from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
 from actions.live_chat import CALLBACK, KIND_SLOT, reply_expected
 from actions.topics import asked_topic, response_name
+from common import deadline
 from common import settings as deployment
 from common.clinic import load_settings
 
@@ -384,7 +385,13 @@ class ActionSubmitBooking(Action):
             return clear_booking()
         limit = deployment.current().max_requests_per_contact_per_day
         try:
-            reference, created = get_store().save(request, tracker.sender_id, limit)
+            # Committed only while the Rasa server still waits for the answer: a visitor told
+            # "couldn't finish" (the action server paused, then resumed) has sent nothing.
+            reference, created = get_store().save(
+                request, tracker.sender_id, limit, before_commit=deadline.check
+            )
+        except deadline.DeadlinePassed:
+            raise  # the turn fails as a whole (HTTP 503 to Rasa): "yes" after recovery sends it once
         except ContactLimitReached:
             logger.warning("A booking request was refused: its contact details reached the daily limit.")
             dispatcher.utter_message(response="utter_booking_contact_limit")

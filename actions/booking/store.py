@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -145,13 +146,20 @@ class BookingStore:
         self.engine = create_engine(url)
 
     def save(
-        self, request: BookingRequest, sender_id: str, max_per_contact_per_day: int | None = None
+        self,
+        request: BookingRequest,
+        sender_id: str,
+        max_per_contact_per_day: int | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> tuple[str, bool]:
         """Store the request once; return (reference, whether it was new).
 
         Raises ContactLimitReached, storing nothing, if the contact already made
         `max_per_contact_per_day` requests in the last 24 hours (a repeat of one of them
-        is not a new request, and is not refused).
+        is not a new request, and is not refused). `before_commit` runs inside the
+        transaction, once the row is written (and any lock taken), right before the commit:
+        whatever it raises rolls the request back (common/deadline.check: too late to tell
+        the visitor, so nothing is stored).
         """
         key = request.dedupe_key(sender_id)
         now = datetime.now(timezone.utc)
@@ -181,6 +189,8 @@ class BookingStore:
                     if recent >= max_per_contact_per_day:
                         raise ContactLimitReached(request.contact_type)
                 db.execute(booking_requests.insert().values(**row))
+                if before_commit is not None:
+                    before_commit()
             return row["reference"], True
         except sa.exc.IntegrityError:  # the same request, saved a moment ago by another process
             with self.engine.connect() as db:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -314,3 +316,27 @@ def test_a_database_outage_is_reported_and_ends_when_the_database_is_back(cluste
         s=Chat.conversation_id(me),
     )
     assert texts == [("what is PIH",), ("what is a scar",)]
+
+
+def test_with_redis_paused_the_apology_comes_within_ten_seconds_and_health_says_503(
+    cluster: Cluster, expected
+) -> None:
+    """Issue 20, finding 8: the apology took 12 s (rate limits 2 s + Rasa's lock store 10 s)."""
+    me = f"redis-{uuid.uuid4().hex[:6]}"
+    assert cluster.servers[0].texts(me, "what is PIH") == [expected("utter_faq/what_is_pih")]
+    assert cluster.redis.process is not None
+    os.kill(cluster.redis.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, answer = cluster.servers[0].send(me, "what is a scar")
+        seconds = time.monotonic() - started
+        assert (status, [m.get("text") for m in answer]) == (503, [expected("utter_chat_trouble")])
+        assert seconds < 10.0, f"the apology took {seconds:.1f} s"
+        for server in cluster.servers:
+            started = time.monotonic()
+            assert health(server.base_url) == 503
+            assert time.monotonic() - started < 2.0, "/health must answer within 2 s"
+    finally:
+        os.kill(cluster.redis.process.pid, signal.SIGCONT)
+    assert wait_for_health(cluster, 200) == [200, 200]
+    assert cluster.servers[0].texts(me, "what is a scar") == [expected("utter_faq/what_is_scar")]

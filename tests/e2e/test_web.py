@@ -393,7 +393,6 @@ def test_an_issued_id_without_the_visitors_resume_proof_starts_a_new_conversatio
         visitor.open_chat()
         assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
         her_id, proof = visitor.page.evaluate(f"[{stored}.sessionId, {stored}.resume]")
-        assert her_id and isinstance(proof, str) and proof != her_id
         other.add_init_script(
             "if (!sessionStorage.getItem('planted')) {"
             "  sessionStorage.setItem('planted', '1');"
@@ -405,6 +404,7 @@ def test_an_issued_id_without_the_visitors_resume_proof_starts_a_new_conversatio
         assert stranger.page.evaluate(f"{stored}.sessionId") not in (None, her_id)
         [known] = stranger.say("what do you know about me?")  # its own: the greeting and this
         assert known.startswith("This conversation holds:") and "the 2 message(s) you have typed" in known
+        assert her_id and isinstance(proof, str) and proof != her_id
         visitor.page.reload()  # her own widget, with its proof: the same conversation
         visitor.page.locator(BOT).last.wait_for()
         assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]

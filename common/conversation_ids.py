@@ -67,14 +67,25 @@ def is_issued(conversation_id: object, key: bytes) -> bool:
     return hmac.compare_digest(mac, _mac(key, random_part))
 
 
+def _handle_mac(shared_secret: str) -> hmac.HMAC:
+    """The keyed hash of handles, ready for an id (copied for each: the key is set up once)."""
+    return hmac.new(shared_secret.encode(), _HANDLE_PURPOSE, hashlib.sha256)
+
+
+def _handle_number(conversation_id: str, mac: hmac.HMAC) -> int:
+    """The 50 bits of the keyed hash of `conversation_id` that its handle spells."""
+    each = mac.copy()
+    each.update(conversation_id.encode())
+    return int.from_bytes(each.digest()[:8], "big") >> (64 - 5 * HANDLE_CHARS)
+
+
 def handle(conversation_id: str, shared_secret: str) -> str:
     """The public name staff see for a conversation, e.g. "C-7KQ2M9XH4P".
 
     `shared_secret` is Settings.live_chat_key(), which the console and every chat server
     have. The chat does not accept a handle, and a handle does not give away the id.
     """
-    digest = hmac.new(shared_secret.encode(), _HANDLE_PURPOSE + conversation_id.encode(), hashlib.sha256)
-    number = int.from_bytes(digest.digest()[:8], "big") >> (64 - 5 * HANDLE_CHARS)
+    number = _handle_number(conversation_id, _handle_mac(shared_secret))
     chars = [_HANDLE_ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(HANDLE_CHARS))]
     return HANDLE_PREFIX + "".join(chars)
 
@@ -89,7 +100,11 @@ def find(wanted: str, conversation_ids: Iterable[str], shared_secret: str) -> li
     wanted = wanted.strip().upper()
     if not is_handle(wanted):
         return []
-    return [cid for cid in conversation_ids if hmac.compare_digest(handle(cid, shared_secret), wanted)]
+    number = 0
+    for char in wanted[len(HANDLE_PREFIX) :]:
+        number = number * 32 + _HANDLE_ALPHABET.index(char)
+    mac = _handle_mac(shared_secret)
+    return [cid for cid in conversation_ids if _handle_number(cid, mac) == number]
 
 
 def resume_proof(conversation_id: str, key: bytes) -> str:

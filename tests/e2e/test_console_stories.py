@@ -52,7 +52,8 @@ SAVE_TIMEOUT_MS = 180_000  # a training story's save runs Rasa's own validation:
 def submit(page, name: str | re.Pattern) -> None:
     """Press a form's button and wait for the page that answers (the save's checks take a while)."""
     with page.expect_navigation(timeout=SAVE_TIMEOUT_MS):
-        page.get_by_role("button", name=name, exact=isinstance(name, str)).click()
+        # The click does not wait for the navigation itself (30 s): expect_navigation does, longer.
+        page.get_by_role("button", name=name, exact=isinstance(name, str)).click(no_wait_after=True)
 
 
 def choose(page, turn: int, value: str) -> None:

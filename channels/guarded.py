@@ -10,8 +10,10 @@ at the same URLs:
   for any id the server did not issue. REST: the reply's `X-Conversation-Id` header carries
   the id, which the client sends as `sender` to continue (a trusted server-to-server client
   may keep its own ids with `Authorization: Bearer <CHAT_INTEGRATION_TOKEN>`). socket.io:
-  `session_confirm` carries the id, and a socket may only send messages for the id it was
-  confirmed;
+  `session_confirm` carries `{"session_id": <id>, "resume": <resume proof>}`, a
+  `session_request` resumes a conversation only with both (any other request, the id alone
+  included, gets a new conversation), and a socket may only send messages for the id it was
+  confirmed. Staff and logs name conversations by their public handle, never by the id;
 * refuse malformed bodies with a clear 400 (415 if not JSON) and ignore socket.io events of
   the wrong shape, cut over-long messages and vet typed payloads;
 * refuse, before Rasa sees them, text that is not valid Unicode (lone or reversed UTF-16
@@ -371,6 +373,18 @@ class GuardedSocketIOInput(SocketIOInput):
             except Exception as error:
                 logger.error("Could not note the visitor's presence: %s", type(error).__name__)
 
+        def resumed(requested: str | None, proof: Any) -> str:
+            """The conversation a session request gets: the one asked for, with its proof; else a new one."""
+            if conversation_ids.may_resume(requested, proof, key):
+                return str(requested)
+            if conversation_ids.is_issued(requested, key):  # the id, read somewhere, without the proof
+                logger.warning(
+                    "A socket.io session asked for conversation %s without the visitor's resume proof: "
+                    "it was given a new conversation.",
+                    conversation_ids.handle(str(requested), config.live_chat_key()),
+                )
+            return conversation_ids.issue(key)
+
         @sio.on("visitor_typing", namespace=namespace)
         async def visitor_typing(sid: str, data: Any = None) -> None:
             session = await sio.get_session(sid, namespace=namespace)
@@ -405,14 +419,13 @@ class GuardedSocketIOInput(SocketIOInput):
             ):
                 logger.warning('Ignored a socket.io session request that is not {"session_id": <text>}.')
                 return
-            conversation = (
-                requested if conversation_ids.is_issued(requested, key) else conversation_ids.issue(key)
-            )
+            conversation = resumed(requested, data.get("resume") if data else None)
             session = await sio.get_session(sid, namespace=namespace)
             session["conversation_id"] = conversation
             await sio.save_session(sid, session, namespace=namespace)
             sio.enter_room(sid, conversation, namespace=namespace)
-            await sio.emit("session_confirm", conversation, room=sid, namespace=namespace)
+            confirm = {"session_id": conversation, "resume": conversation_ids.resume_proof(conversation, key)}
+            await sio.emit("session_confirm", confirm, room=sid, namespace=namespace)
             await seen(conversation)
             try:  # a reloaded page waiting for, or chatting with, a person: told so, and sent what it missed
                 chat = await asyncio.to_thread(live_chat.active, live.db, conversation)

@@ -174,6 +174,11 @@ def senders_between(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def senders(url: str) -> list[str]:
+    """Every stored conversation's id (to find the one behind a handle staff use)."""
+    return [r[0] for r in _read(url, lambda: sa.select(events.c.sender_id).distinct())]
+
+
 def senders_with_text(url: str, text: str) -> list[str]:
     """The conversations in which the assistant said `text` (e.g. a booking reference)."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -142,6 +142,13 @@ class Chat:
             raise AssertionError(f"{sender!r} has not sent a message yet") from None
 
 
+def handle_of(conversation_id: str) -> str:
+    """The public handle staff see for a conversation (the servers of a test share this checkout's key)."""
+    from common import conversation_ids, settings
+
+    return conversation_ids.handle(conversation_id, settings.current().live_chat_key())
+
+
 def make_pre_migration_database(url: str, references: list[str]) -> None:
     """A database as the code before migrations made it (BookingStore's create_all), with requests.
 
@@ -231,17 +238,24 @@ class LiveAssistant(Chat):
 class WidgetSession:
     """One socket.io connection, as the web widget (rasa-webchat) makes it; use in asyncio.
 
-    The widget sends `session_request` with the id it kept (or null), keeps whatever id
-    `session_confirm` returns, and sends each message as `user_uttered` with that id.
+    The widget sends `session_request` with the id and resume proof it kept (or null), keeps
+    whatever id and proof `session_confirm` returns, and sends each message as `user_uttered`
+    with that id.
     """
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.client = socketio.AsyncClient()
         self.said: list[str] = []  # the text of every bot message received
-        self.confirmed: list[Any] = []  # every session_confirm received
+        self.confirmed: list[Any] = []  # every confirmed id (session_confirm's session_id)
+        self.proofs: list[Any] = []  # and its resume proof
         self.client.on("bot_uttered", lambda message: self.said.append(message.get("text", "")))
-        self.client.on("session_confirm", self.confirmed.append)
+        self.client.on("session_confirm", self._confirm)
+
+    def _confirm(self, answer: Any) -> None:
+        """Keep the confirmed id and its resume proof (an older server sent the id alone)."""
+        self.proofs.append(answer.get("resume") if isinstance(answer, dict) else None)
+        self.confirmed.append(answer.get("session_id") if isinstance(answer, dict) else answer)
 
     async def __aenter__(self) -> WidgetSession:
         await self.client.connect(self.base_url, socketio_path="socket.io", transports=["polling"])
@@ -255,10 +269,15 @@ class WidgetSession:
         """The id the server confirmed last (None before any)."""
         return self.confirmed[-1] if self.confirmed else None
 
-    async def request_session(self, session_id: Any = None, wait: float = 5.0) -> Any:
+    @property
+    def resume(self) -> Any:
+        """The resume proof of the id the server confirmed last (None before any)."""
+        return self.proofs[-1] if self.proofs else None
+
+    async def request_session(self, session_id: Any = None, wait: float = 5.0, resume: Any = None) -> Any:
         """Ask for a session (as the widget does on connecting); the confirmed id, or None."""
         before = len(self.confirmed)
-        await self.client.emit("session_request", {"session_id": session_id})
+        await self.client.emit("session_request", {"session_id": session_id, "resume": resume})
         await wait_until(lambda: len(self.confirmed) > before, wait)
         return self.confirmed[-1] if len(self.confirmed) > before else None
 

@@ -12,9 +12,10 @@
  * - bot text is shown as text (line breaks kept); [title](https://...) links become links opening
  *   in a new tab; nothing the visitor or the bot sends is ever parsed as HTML;
  * - a typing indicator while the assistant answers (still, with prefers-reduced-motion);
- * - the conversation survives a reload: the session id and the messages shown are kept in
- *   localStorage. The stored id is sent in session_request and the id the server confirms in
- *   session_confirm is adopted (the server may issue a new one);
+ * - the conversation survives a reload: the session id, its resume proof and the messages shown
+ *   are kept in localStorage (this browser only: the id is the visitor's key to the chat, and staff
+ *   never see it). The stored id and proof are sent in session_request; the id and proof the
+ *   server confirms in session_confirm are adopted (without the proof the server issues a new id);
  * - the first opening sends "/greet"; a broken connection is said plainly, with the clinic's phone;
  * - live chat with the clinic's team (channels/live.py): while the visitor waits for or chats with a
  *   person the subtitle says so and there are no "assistant is typing" dots; typing is reported
@@ -45,9 +46,12 @@
   function load() {
     try {
       var stored = JSON.parse(window.localStorage.getItem(STORAGE_KEY) || "{}");
-      return { sessionId: stored.sessionId || null, messages: stored.messages || [], open: !!stored.open };
+      return {
+        sessionId: stored.sessionId || null, resume: stored.resume || null,
+        messages: stored.messages || [], open: !!stored.open
+      };
     } catch (error) {
-      return { sessionId: null, messages: [], open: false };
+      return { sessionId: null, resume: null, messages: [], open: false };
     }
   }
 
@@ -56,7 +60,8 @@
   function save() {
     try {
       window.localStorage.setItem(STORAGE_KEY, JSON.stringify({
-        sessionId: state.sessionId, messages: state.messages.slice(-MAX_STORED), open: state.open
+        sessionId: state.sessionId, resume: state.resume, messages: state.messages.slice(-MAX_STORED),
+        open: state.open
       }));
     } catch (error) { /* private browsing: the chat still works, without surviving a reload */ }
   }
@@ -202,10 +207,11 @@
     say("Connecting to the assistant\u2026");
     socket.on("connect", function () {
       confirmed = false;
-      socket.emit("session_request", { session_id: state.sessionId });
+      socket.emit("session_request", { session_id: state.sessionId, resume: state.resume });
     });
     socket.on("session_confirm", function (answer) {
       var id = answer && typeof answer === "object" ? answer.session_id : answer;
+      var resume = answer && typeof answer === "object" ? answer.resume : null;
       if (typeof id !== "string" || !id) id = null;
       if (id && state.sessionId && id !== state.sessionId) {
         // The server did not continue the stored conversation (it issued a new id): what is
@@ -213,6 +219,7 @@
         state.messages = [];
         log.textContent = "";
       }
+      if (id) state.resume = typeof resume === "string" ? resume : null;
       state.sessionId = id || state.sessionId;  // the server's id wins
       save();
       say("");

@@ -5,7 +5,8 @@ The page works without JavaScript (each form posts and comes back); static/live.
 visitor's typing, rings and shows a badge when a visitor starts waiting, and sends the forms
 without reloading. Each poll is also the staff member's heartbeat: available only while the
 page is open (common/live_chat.py). Taking, replying, handing back and closing are done by
-the Rasa server (channels/live.py), which the console calls with the live chat secret.
+the Rasa server (channels/live.py), which the console calls with the live chat secret and the
+live chat's number: the conversation's id never reaches the page (it shows the handle).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from common import conversations, live_chat
+from common import conversation_ids, conversations, live_chat
 from staff.console.app import console, requires
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ def state(chat_id: int | None) -> dict[str, Any]:
     if opened is not None:
         shown = {
             "id": opened.id,
+            # Its public name (the id is the visitor's key to the chat and stays on the server).
+            "handle": conversation_ids.handle(opened.conversation_id, console().settings.live_chat_key()),
             "status": opened.status,
             "staff_name": opened.staff_name,
             "mine": opened.status == live_chat.HELD and opened.staff_id == staff_id(),

@@ -141,22 +141,25 @@ def from_conversation() -> Any:
     """A real conversation, turn by turn: keep or correct each reply, then save as a story or a test."""
     state = console()
     root = state.root
-    sender = request.values.get("id") or ""
-    turns = service.conversation_turns(state.database_url, sender)
-    if not turns:
+    handle = (request.values.get("id") or "").strip().upper()[:40]
+    secret = state.settings.live_chat_key()  # staff name conversations by handle, never by id
+    sender = transcripts.resolve(state.database_url, handle, secret)
+    turns = service.conversation_turns(state.database_url, sender) if sender else []
+    if not turns or sender is None:
         abort(404)
     words = service.Words.of(root)
     opts = service.options(root, words)
     known = {o.key: o for o in opts}
-    started = transcripts.summary(state.database_url, sender, state.clinic.zone).first
+    started = transcripts.summary(state.database_url, sender, state.clinic.zone, secret).first
     values = {
-        "sender": sender,
+        "handle": handle,
         "rows": _rows(words, turns),
         "options": opts,
         "history_problem": history.problem(root),
         "note": TRAINING_NOTE,
     }
     if request.method == "GET":
+        state.audit("read conversation", handle, "to save it as a story or a test")
         return render_template(
             "from_conversation.html",
             version=service.stories_version(root),

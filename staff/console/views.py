@@ -200,12 +200,12 @@ def detail(reference: str) -> Any:
     """One request, its follow-up and its actions."""
     state = console()
     row = booking_or_404(reference)
-    senders = transcripts.by_reference(state.database_url, row["reference"])
+    handles = transcripts.handles_by_reference(state.database_url, row["reference"], handle_secret())
     return render_template(
         "booking.html",
         row=row,
         statuses=STATUSES,
-        senders=senders,
+        handles=handles,
         webhook=bool(state.clinic.booking_webhook_url),
         may_erase=current_user.may("erase"),
     )
@@ -375,6 +375,11 @@ def decide() -> Any:
 
 
 # ---- conversations -----------------------------------------------------------------------
+def handle_secret() -> str:
+    """The key of the public handles that name conversations on these pages (never their ids)."""
+    return console().settings.live_chat_key()
+
+
 @conversations.get("/", endpoint="index")
 @requires("conversations")
 def find_conversations() -> Any:
@@ -386,26 +391,29 @@ def find_conversations() -> Any:
     found: list[transcripts.Summary] = []
     if reference:
         senders = transcripts.by_reference(state.database_url, reference)
-        if len(senders) == 1:
-            return redirect(url_for("conversations.show", id=senders[0]))
-        found = [transcripts.summary(state.database_url, sender, zone) for sender in senders]
+        found = [transcripts.summary(state.database_url, sender, zone, handle_secret()) for sender in senders]
+        if len(found) == 1:
+            return redirect(url_for("conversations.show", id=found[0].handle))
     elif day:
         start = datetime.combine(day, time(), zone).timestamp()
-        found = transcripts.between(state.database_url, start, start + 86400, zone)
+        found = transcripts.between(state.database_url, start, start + 86400, zone, handle_secret())
     return render_template("conversations.html", found=found, reference=reference, day=day)
 
 
 @conversations.get("/view")
 @requires("conversations")
 def show() -> Any:
-    """One transcript; personal data hidden for roles that may not see it."""
+    """One transcript, found by its handle; personal data hidden for roles that may not see it."""
     state = console()
-    sender = request.args.get("id") or ""
+    handle = (request.args.get("id") or "").strip().upper()[:40]
+    sender = transcripts.resolve(state.database_url, handle, handle_secret())
+    if sender is None:
+        abort(404)
     personal = current_user.may("personal_data")
-    transcript = transcripts.read(state.database_url, sender, state.clinic.zone, personal)
+    transcript = transcripts.read(state.database_url, sender, state.clinic.zone, personal, handle_secret())
     if not transcript.lines:
         abort(404)
-    state.audit("read a conversation", detail="personal data shown" if personal else "personal data hidden")
+    state.audit("read conversation", handle, "personal data shown" if personal else "personal data hidden")
     return render_template("transcript.html", transcript=transcript, personal=personal)
 
 

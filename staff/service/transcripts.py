@@ -3,6 +3,11 @@
 Rasa's events are read only through common/conversations.py. Emails and phone numbers are
 always masked; for roles that may not see personal data (editors), the visitor's answers to
 the booking form's questions and the assistant's summary of them are hidden too.
+
+Staff name a conversation by its public handle (common/conversation_ids.py), never by its id,
+which is the visitor's key to the chat: what this module hands to pages carries the handle
+only, and `resolve` finds the id behind a handle here, on the server. `secret` is the key of
+the handles (Settings.live_chat_key()).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common import conversations
+from common import conversation_ids, conversations
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from staff import review
 
@@ -55,9 +60,9 @@ class Line:
 
 @dataclass
 class Transcript:
-    """A conversation's lines, oldest first."""
+    """A conversation's lines, oldest first, named by its handle."""
 
-    sender: str
+    handle: str
     lines: list[Line] = field(default_factory=list)
 
     @property
@@ -89,9 +94,17 @@ def answer_label(replies: list[str]) -> str:
     return ", ".join(labels) or "no reply"
 
 
-def read(url: str, sender: str, zone: ZoneInfo, personal_data: bool) -> Transcript:
+def resolve(url: str, handle: str, secret: str) -> str | None:
+    """The id of the conversation staff name by `handle` (None: no such conversation)."""
+    if not conversation_ids.is_handle(handle.strip().upper()):
+        return None
+    found = conversation_ids.find(handle, conversations.senders(url), secret)
+    return found[0] if len(found) == 1 else None
+
+
+def read(url: str, sender: str, zone: ZoneInfo, personal_data: bool, secret: str) -> Transcript:
     """One conversation; `personal_data` False hides booking details (emails and phones are always masked)."""
-    transcript = Transcript(sender)
+    transcript = Transcript(conversation_ids.handle(sender, secret))
     current: Line | None = None
     replies: list[str] = []
     hide_next = False
@@ -144,33 +157,44 @@ def read(url: str, sender: str, zone: ZoneInfo, personal_data: bool) -> Transcri
 
 @dataclass(frozen=True)
 class Summary:
-    """One conversation in a list."""
+    """One conversation in a list, named by its handle."""
 
-    sender: str
+    handle: str
     first: datetime
     last: datetime
     messages: int
 
 
-def between(url: str, start: float, end: float, zone: ZoneInfo) -> list[Summary]:
+def between(url: str, start: float, end: float, zone: ZoneInfo, secret: str) -> list[Summary]:
     """The conversations with visitor messages in [start, end), newest first."""
     return [
-        Summary(sender, datetime.fromtimestamp(first, zone), datetime.fromtimestamp(last, zone), count)
+        Summary(
+            conversation_ids.handle(sender, secret),
+            datetime.fromtimestamp(first, zone),
+            datetime.fromtimestamp(last, zone),
+            count,
+        )
         for sender, first, last, count in conversations.senders_between(url, start, end)[:MAX_CONVERSATIONS]
     ]
 
 
-def summary(url: str, sender: str, zone: ZoneInfo) -> Summary:
+def summary(url: str, sender: str, zone: ZoneInfo, secret: str) -> Summary:
     """One conversation as a list entry."""
+    handle = conversation_ids.handle(sender, secret)
     found = conversations.senders_between(url, 0.0, float("inf"), sender=sender)
     if not found:
         now = datetime.now(zone)
-        return Summary(sender, now, now, 0)
+        return Summary(handle, now, now, 0)
     _, first, last, count = found[0]
-    return Summary(sender, datetime.fromtimestamp(first, zone), datetime.fromtimestamp(last, zone), count)
+    return Summary(handle, datetime.fromtimestamp(first, zone), datetime.fromtimestamp(last, zone), count)
 
 
 def by_reference(url: str, reference: str) -> list[str]:
     """The conversations in which a booking with this reference was confirmed."""
     reference = reference.strip().upper()
     return conversations.senders_with_text(url, reference) if reference else []
+
+
+def handles_by_reference(url: str, reference: str, secret: str) -> list[str]:
+    """The handles of the conversations in which a booking with this reference was confirmed."""
+    return [conversation_ids.handle(sender, secret) for sender in by_reference(url, reference)]

@@ -23,7 +23,7 @@ from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     site,
     staff,
 )
-from tests.helpers import ISSUED_IDS, axe_violations, run_stories, squash
+from tests.helpers import ISSUED_IDS, axe_violations, handle_of, run_stories, squash
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +39,11 @@ RIGHT_TITLE = "Who is it for?"
 
 @pytest.fixture(scope="module")
 def conversation(site: Site) -> str:
-    """A real conversation through the REST channel; its id, as the server issued it."""
+    """A real conversation through the REST channel; its handle, as staff see it (never its id)."""
     for text in ("hello", f"thanks, my email is {EMAIL}", WRONG):
         status, replies = site.chat.send("story-visitor", text)
         assert status == 200 and replies, (text, replies)
-    return ISSUED_IDS["story-visitor"]
+    return handle_of(ISSUED_IDS["story-visitor"])
 
 
 SAVE_TIMEOUT_MS = 180_000  # a training story's save runs Rasa's own validation: 20-60 s on busy cores
@@ -52,7 +52,8 @@ SAVE_TIMEOUT_MS = 180_000  # a training story's save runs Rasa's own validation:
 def submit(page, name: str | re.Pattern) -> None:
     """Press a form's button and wait for the page that answers (the save's checks take a while)."""
     with page.expect_navigation(timeout=SAVE_TIMEOUT_MS):
-        page.get_by_role("button", name=name, exact=isinstance(name, str)).click()
+        # The click does not wait for the navigation itself (30 s): expect_navigation does, longer.
+        page.get_by_role("button", name=name, exact=isinstance(name, str)).click(no_wait_after=True)
 
 
 def choose(page, turn: int, value: str) -> None:

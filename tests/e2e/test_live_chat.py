@@ -36,6 +36,7 @@ from tests.helpers import (
     WIDGET_SUBTITLE,
     WIDGET_TYPING,
     axe_violations,
+    handle_of,
     squash,
 )
 
@@ -321,7 +322,7 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
         ("returned", "Rita")
     ]
     # ... and the console's Conversations page says who wrote them.
-    page.goto(site.console + "/conversations/view?" + urlencode({"id": sender}))
+    page.goto(site.console + "/conversations/view?" + urlencode({"id": handle_of(sender)}))
     expect(page.locator("li.assistant", has_text="Are you still there?")).to_contain_text(
         "Rita (staff, live chat)"
     )

@@ -204,7 +204,7 @@ class Widget:
     async def open(self) -> None:
         """Connect and be given a conversation."""
         confirmed: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.client.on("session_confirm", lambda sid: confirmed.set_result(sid))
+        self.client.on("session_confirm", lambda answer: confirmed.set_result(answer["session_id"]))
         self.client.on("bot_uttered", self.messages.put_nowait)
         await self.client.connect(self.url, socketio_path="/socket.io", transports=["polling"])
         await self.client.emit("session_request", {"session_id": None})

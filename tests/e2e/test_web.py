@@ -378,6 +378,46 @@ def test_a_stored_id_the_server_did_not_issue_is_replaced_and_the_new_one_kept(
         context.close()
 
 
+def test_an_issued_id_without_the_visitors_resume_proof_starts_a_new_conversation(
+    browser: Browser, site: Site, expected
+) -> None:
+    """Her id alone (as a database, log or old console page gave it) does not open her conversation.
+
+    Her own widget keeps the resume proof beside the id (this browser's storage only) and carries
+    on after a reload; another browser given only her id gets a conversation of its own.
+    """
+    stored = "JSON.parse(localStorage.getItem('clinic-chat'))"
+    hers, other = (browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(2))
+    try:
+        visitor = Visitor(hers, site).visit()
+        visitor.open_chat()
+        assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+        her_id, proof = visitor.page.evaluate(f"[{stored}.sessionId, {stored}.resume]")
+        other.add_init_script(
+            "if (!sessionStorage.getItem('planted')) {"
+            "  sessionStorage.setItem('planted', '1');"
+            f"  localStorage.setItem('clinic-chat', JSON.stringify({{sessionId: '{her_id}', open: false}}));"
+            "}"
+        )
+        stranger = Visitor(other, site).visit()
+        assert stranger.open_chat() == [squash(expected("utter_greet"))]
+        assert stranger.page.evaluate(f"{stored}.sessionId") not in (None, her_id)
+        [known] = stranger.say("what do you know about me?")  # its own: the greeting and this
+        assert known.startswith("This conversation holds:") and "the 2 message(s) you have typed" in known
+        assert her_id and isinstance(proof, str) and proof != her_id
+        visitor.page.reload()  # her own widget, with its proof: the same conversation
+        visitor.page.locator(BOT).last.wait_for()
+        assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+        assert visitor.page.evaluate(f"{stored}.sessionId") == her_id
+        with sa.create_engine(site.database_url).connect() as db:
+            count = "SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"
+            assert db.execute(sa.text(count), {"s": her_id}).scalar() == 3  # greet and her two questions
+        visitor.assert_clean()
+    finally:
+        hers.close()
+        other.close()
+
+
 def test_forget_me_erases_the_conversation_and_clears_the_window(
     visitor: Visitor, site: Site, expected
 ) -> None:

@@ -119,14 +119,14 @@ class Screen:
         return cls(country, frozenset(names), frozenset(phrases), frozenset(n for n in numbers if n))
 
     def kinds(self, text: str) -> list[str]:
-        """The kinds of personal data found in `text` (email, phone, date, name, request), in that order."""
+        """The kinds of personal data found in `text` (email, date, phone, name, request), in that order."""
         found = []
         if EMAIL.search(text):
             found.append("email")
-        if self._phones(text):
-            found.append("phone")
         if DATE.search(text):
             found.append("date")
+        if self._phones(DATE.sub(" ", text)):
+            found.append("phone")
         if self._introduced(text):
             found.append("name")
         if self._stored(text):
@@ -140,10 +140,9 @@ class Screen:
 
     def scrub(self, text: str) -> str:
         """`text` with what `kinds` finds replaced by example values (a stored free text: removed)."""
-        text = EMAIL.sub(EXAMPLE_EMAIL, text)
+        text = DATE.sub(EXAMPLE_DATE, EMAIL.sub(EXAMPLE_EMAIL, text))
         for start, end in sorted(self._phones(text), reverse=True):
             text = text[:start] + EXAMPLE_PHONE + text[end:]
-        text = DATE.sub(EXAMPLE_DATE, text)
         for match in sorted(self._introduced(text), key=lambda m: m.start(), reverse=True):
             text = text[: match.start(1)] + EXAMPLE_NAME + text[match.end(1) :]
         if self._stored(text):

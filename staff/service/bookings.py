@@ -293,6 +293,9 @@ def find_person(
         store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
     )
     found |= conversations.mentioning(store.engine, [*wanted, *(row["reference"] for row in requests)])
+    # Their conversations' other requests (e.g. a message left with a phone number) are theirs too.
+    known = {row["reference"] for row in requests}
+    requests += [row for row in store.find(conversation_ids=sorted(found)) if row["reference"] not in known]
     return requests, found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -80,23 +81,35 @@ def inbox_texts(assistant: LiveAssistant) -> list[str]:
 def member(assistant: LiveAssistant, text: str) -> inbox.Member:
     """The inbox's member for this wording (it must be there)."""
     engine = db.engine(assistant.database_url)
-    groups = inbox.inbox(engine, assistant.database_url, load_settings().zone)
-    found = [m for g in groups for m in g.members if normalise(m.text) == normalise(text)]
+    deadline = time.monotonic() + 15  # the server may still be saving the turn it answered
+    while True:
+        groups = inbox.inbox(engine, assistant.database_url, load_settings().zone)
+        found = [m for g in groups for m in g.members if normalise(m.text) == normalise(text)]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert found, f"{text!r} is not in the inbox: {[m.text for g in groups for m in g.members]}"
     return found[0]
 
 
 def everything_stored(url: str) -> str:
-    """Every row of every table of the database, as one text."""
+    """Every row of every table of the database, as one text (each row after its table's name)."""
     engine = sa.create_engine(url)
     try:
         names = sa.inspect(engine).get_table_names()
         with engine.connect() as conn:
             return "\n".join(
-                repr(tuple(row)) for name in names for row in conn.execute(sa.text(f'SELECT * FROM "{name}"'))
+                f"{name}: {tuple(row)!r}"
+                for name in names
+                for row in conn.execute(sa.text(f'SELECT * FROM "{name}"'))
             )
     finally:
         engine.dispose()
+
+
+def holding(text: str, words: list[str]) -> list[str]:
+    """The lines of `text` (rows, or lines of the history) that hold any of `words`, ignoring case."""
+    return [line[:300] for line in text.splitlines() if any(w.lower() in line.lower() for w in words)]
 
 
 def git_history(root: Path) -> str:
@@ -116,7 +129,9 @@ def test_answers_to_the_booking_form_never_reach_the_inbox_or_count_as_not_under
     assert "acne scar on my left cheek" not in shown and "quilla" not in shown
     zone = load_settings().zone
     week = numbers.week(servers.database_url, datetime.now(zone).date(), zone)
-    turns = [t for t in review.read_turns(servers.database_url, 0, 2e10) if t.sender.endswith(me)]
+    turns = [
+        t for t in review.read_turns(servers.database_url, 0, 2e10) if t.sender == servers.conversation_id(me)
+    ]
     answers = [t for t in turns if t.text in (name, SCAR)]
     assert len(answers) == 2 and all(numbers.category(t) == "answered" for t in answers)
     assert week.total.messages >= len(turns)
@@ -162,17 +177,21 @@ def test_erasing_a_person_after_every_path_that_writes_leaves_none_of_their_word
     email = f"quentin.zyxwell.{uuid.uuid4().hex[:6]}@example.com"
     phone = "07700 900461"
     scar = "zebra-striped scar on my left knee"
-    personal = "my name is Quentin and I was born on 3 March 1984, can you check my file"
+    personal = (
+        "my name is Quentin and I was born on 3 March 1984, can I bring my dog along to the appointment"
+    )
     generic = "do you offer the treatment as a gift for someone else"
+    ignored = "I'm Quentin, is there a vending machine at the clinic"
     message = "could the nurse ring me about the zebra-striped knee"
 
-    # Questions the assistant could not answer: one added, one refused then ignored.
+    # Questions the assistant could not answer: one added, one refused, one ignored.
     servers.texts(me, generic)
     servers.texts(me, personal)
+    servers.texts(me, ignored)
     outcome = inbox.add_examples(engine, root, [member(servers, personal)], inbox.OUT_OF_SCOPE, "erin")
     assert not outcome.added and outcome.skipped
     assert outcome.skipped[0][1].startswith("This question contains what looks like")
-    inbox.mark(engine, [member(servers, personal)], inbox.IGNORED, "erin")
+    inbox.mark(engine, [member(servers, ignored)], inbox.IGNORED, "erin")
     # The form answers (booking and leave a message), then the same words as a question.
     reference = book(servers, me, name, email, scar)
     leave_a_message(servers, me, name, phone, message)
@@ -190,14 +209,16 @@ def test_erasing_a_person_after_every_path_that_writes_leaves_none_of_their_word
         version = stories.stories_version(root)
         stories.add_story(root, f"privacy {test}", turns, test, version, "erin")
 
-    erasure = booking_service.erase_person(store_of(servers), clinic, [reference], root=root, staff_name="erin")
+    erasure = booking_service.erase_person(
+        store_of(servers), clinic, [reference], root=root, staff_name="erin"
+    )
     assert reference in erasure.requests and erasure.examples == 1
 
     history = git_history(root)
     stored = everything_stored(servers.database_url)
     words = [name, "Quentin", "Zyxwell", email, phone, "900461", "zebra", "3 March 1984", "1984"]
-    assert [w for w in words if w.lower() in history.lower()] == []
-    assert [w for w in words if w.lower() in stored.lower()] == []
+    assert holding(history, words) == []
+    assert holding(stored, words) == []
     assert generic not in (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
 
 

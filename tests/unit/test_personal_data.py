@@ -7,6 +7,7 @@ go to a git copy of the project, as the console's do.
 from __future__ import annotations
 
 import asyncio
+import csv
 import subprocess
 import time
 from datetime import date
@@ -191,3 +192,24 @@ def test_a_story_from_a_conversation_keeps_no_form_answer_or_personal_words(url:
     kept = " ".join(turn.text for turn in stories.conversation_turns(url, "booker"))
     assert "Quilla" not in kept and "acne scar" not in kept and "earlobe" not in kept
     assert "check my file" in kept  # the question itself stays, with an example name
+
+
+def test_clinic_review_merge_refuses_personal_data_and_the_words_of_stored_requests(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project_copy(tmp_path / "project")
+    monkeypatch.setenv("DATABASE_URL", url)
+    BookingStore(url, secret=b"x" * 32).save(
+        BookingRequest("Jo Biscuit", "jo@example.com", "email", date(2026, 12, 9), "morning", "a scar"), "s"
+    )
+    sheet = tmp_path / "review.csv"
+    with sheet.open("w", newline="", encoding="utf-8-sig") as file:
+        writer = csv.DictWriter(file, fieldnames=review.COLUMNS)
+        writer.writeheader()
+        for example in ("I'm Anna, is it painful", "can Biscuit come too", "do you sell gift vouchers"):
+            writer.writerow({"count": 1, "example": example, "correct_intent": "out_of_scope"})
+    assert review.main(["merge", str(sheet), "--root", str(root)]) == 0
+    printed = capsys.readouterr().out
+    kept = (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
+    assert "do you sell gift vouchers" in kept and "Anna" not in kept and "Biscuit" not in kept
+    assert "what looks like someone's name" in printed and "consultation request" in printed

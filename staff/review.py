@@ -86,6 +86,9 @@ PHONE = personal_data.PHONE_LIKE
 MIN_PHONE_DIGITS = personal_data.MIN_PHONE_DIGITS
 # Rasa's event when a form starts (its name) or ends (no name): answers to a form are not questions.
 ACTIVE_LOOP = "active_loop"
+# Rasa's two-stage fallback runs as a loop too ("did you mean...?"), but asks nothing personal:
+# a reply to it is still a message whose fate the review counts.
+NOT_A_FORM = frozenset({"action_two_stage_fallback"})
 SESSION_START = "action_session_start"
 MASKS = ("[email]", "[phone]")
 
@@ -206,7 +209,9 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
     for row in rows:
         data = json.loads(row.data or "{}")
         if row.type_name == ACTIVE_LOOP:
-            form = data.get("name") or None
+            name = data.get("name") or None
+            if name not in NOT_A_FORM:  # "did you mean" inside a form leaves the form asking
+                form = name
             continue
         if row.type_name == "action" and row.action_name == SESSION_START:
             form = None

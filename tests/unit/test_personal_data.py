@@ -213,3 +213,27 @@ def test_clinic_review_merge_refuses_personal_data_and_the_words_of_stored_reque
     kept = (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
     assert "do you sell gift vouchers" in kept and "Anna" not in kept and "Biscuit" not in kept
     assert "what looks like someone's name" in printed and "consultation request" in printed
+
+
+def test_a_reply_to_did_you_mean_is_not_a_form_answer(tmp_path: Path) -> None:
+    url = store_conversations(
+        tmp_path / "clinic.db",
+        {
+            "vague": [
+                user("skin", FALLBACK_INTENT),
+                ActionExecuted("action_two_stage_fallback"),
+                ActiveLoop("action_two_stage_fallback"),
+                BotUttered("Did you mean...?", metadata={"utter_action": "utter_did_you_mean"}),
+                LISTEN,
+                user("/out_of_scope", "out_of_scope"),
+                ActionExecuted("action_two_stage_fallback"),
+                BotUttered("Could you say it another way?", metadata={"utter_action": "utter_ask_rephrase"}),
+                ActiveLoop(None),
+                LISTEN,
+            ]
+        },
+    )
+    assert [(t.text, t.in_form, t.outcome) for t in turns(url)] == [
+        ("skin", False, review.FALLBACK),
+        ("/out_of_scope", False, review.FALLBACK),
+    ]

@@ -43,7 +43,9 @@ NAMED = re.compile(
     re.IGNORECASE,
 )
 # "I'm Anna", "I am Anna", "this is Anna": a name only when it is written with a capital.
-INTRODUCED = re.compile(r"\b(?:[Ii]'m|[Ii]’m|[Ii] am|[Tt]his is|[Ii]t's|[Hh]i,? [Ii]'m)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+INTRODUCED = re.compile(
+    r"\b(?:[Ii]'m|[Ii]’m|[Ii] am|[Tt]his is|[Ii]t's|[Hh]i,? [Ii]'m)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b"
+)
 # Capitalised words after "I'm" that are not names.
 NOT_NAMES = frozenset(
     """
@@ -157,9 +159,7 @@ class Screen:
     def _phones(self, text: str) -> list[tuple[int, int]]:
         spans = [
             (m.start, m.end)
-            for m in phonenumbers.PhoneNumberMatcher(
-                text, self.country, leniency=phonenumbers.Leniency.VALID
-            )
+            for m in phonenumbers.PhoneNumberMatcher(text, self.country, leniency=phonenumbers.Leniency.VALID)
         ]
         spans += [
             m.span()

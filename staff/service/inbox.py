@@ -21,6 +21,7 @@ its message).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from staff.validate import load, normalise
 # "where can i park my car" 0.55), different questions 0.13-0.21. Staff see every wording of a
 # group before deciding, so a group that is too wide is seen, not silently merged.
 SAME_MEANING = 0.5
+logger = logging.getLogger(__name__)
 OUT_OF_SCOPE = "out_of_scope"
 ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED, SKIPPED = (
     "added",
@@ -389,12 +391,15 @@ def remove_erased_examples(engine: sa.engine.Engine, root: Path, staff_name: str
             removed += len(lines) - len(kept)
             file.write_text("".join(kept), encoding="utf-8")
         if doomed and history.problem(root) is None:
-            history.commit(
-                root,
-                sorted(doomed),
-                f"{removed} example(s) taken out of the training data: the visitor they came from was erased",
-                staff_name,
-            )
+            try:
+                history.commit(
+                    root,
+                    sorted(doomed),
+                    f"{removed} example(s) taken out of the training data: the visitor they came from was erased",
+                    staff_name,
+                )
+            except history.HistoryError:  # the examples are out of the data; git's record can follow
+                logger.warning("Examples of an erased conversation were removed, but git refused the commit.")
     with engine.begin() as db:
         db.execute(review_decisions.delete().where(review_decisions.c.text_key.in_(sorted(wanted))))
     return removed

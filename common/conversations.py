@@ -27,6 +27,22 @@ events = sa.Table(
     sa.Column("action_name", sa.String(255)),
     sa.Column("data", sa.Text),
 )
+# Which conversations each decision of the Unanswered questions inbox was made on (migration
+# 0008_privacy), and the decisions themselves (staff/service/db.py defines all their columns):
+# erasing a conversation takes its decisions with it.
+review_sources = sa.Table(
+    "review_sources",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("text_key", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(255), nullable=False),
+)
+_decisions = sa.table("review_decisions", sa.column("text_key"), sa.column("text"), sa.column("decision"))
+# Decisions whose wording went into the training data, and what they become when their
+# conversation is erased: a row without the text, for the console to take the example out of
+# data/nlu (staff/service/inbox.py: remove_erased_examples) and then delete.
+IN_TRAINING_DATA = ("added", "out_of_scope")
+ERASED_DECISION = "erased"
 # The events that make up what was said: visitor messages, bot actions and bot messages.
 DIALOGUE = ("user", "action", "bot")
 
@@ -36,8 +52,13 @@ def has_events(engine: sa.engine.Engine) -> bool:
     return sa.inspect(engine).has_table(events.name)
 
 
-def read_dialogue(url: str, start: float, end: float) -> Sequence[sa.engine.Row]:
-    """The dialogue events stored from `start` to before `end` (epoch seconds), by sender, oldest first."""
+def read_dialogue(
+    url: str, start: float, end: float, types: Sequence[str] = DIALOGUE
+) -> Sequence[sa.engine.Row]:
+    """The events of these types (the dialogue's) from `start` to before `end` (epoch seconds).
+
+    By sender, oldest first.
+    """
     if not database.exists(url):
         return []  # no conversation yet (and connecting would create an empty file)
     engine = database.create_engine(url)
@@ -46,7 +67,7 @@ def read_dialogue(url: str, start: float, end: float) -> Sequence[sa.engine.Row]
             return []
         query = (
             sa.select(events)
-            .where(events.c.timestamp >= start, events.c.timestamp < end, events.c.type_name.in_(DIALOGUE))
+            .where(events.c.timestamp >= start, events.c.timestamp < end, events.c.type_name.in_(types))
             .order_by(events.c.sender_id, events.c.id)
         )
         with engine.connect() as db:
@@ -95,7 +116,40 @@ def erase(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> int:
         return 0
     with engine.begin() as db:
         live_chat.forget(db, ids)  # who held them and when: nothing of the conversation remains
+        forget_decisions(db, ids)
         return db.execute(events.delete().where(events.c.sender_id.in_(ids))).rowcount
+
+
+def forget_decisions(db: sa.engine.Connection, conversation_ids: Sequence[str]) -> int:
+    """Delete the inbox's decisions on words of these conversations; return how many went.
+
+    A decision whose wording went into the training data keeps only its key and intent, as
+    ERASED_DECISION, until the console has taken the example out of the data. A decision
+    on a wording several visitors sent goes too: it is also this visitor's words.
+    """
+    if not conversation_ids or not sa.inspect(db).has_table(review_sources.name):
+        return 0
+    keys = sorted(
+        set(
+            db.execute(
+                sa.select(review_sources.c.text_key).where(
+                    review_sources.c.conversation_id.in_(conversation_ids)
+                )
+            ).scalars()
+        )
+    )
+    if not keys:
+        return 0
+    db.execute(review_sources.delete().where(review_sources.c.text_key.in_(keys)))
+    db.execute(
+        _decisions.update()
+        .where(_decisions.c.text_key.in_(keys), _decisions.c.decision.in_(IN_TRAINING_DATA))
+        .values(text="", decision=ERASED_DECISION)
+    )
+    db.execute(
+        _decisions.delete().where(_decisions.c.text_key.in_(keys), _decisions.c.decision != ERASED_DECISION)
+    )
+    return len(keys)
 
 
 def event_counts(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> dict[str, int]:

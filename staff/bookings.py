@@ -25,6 +25,7 @@ from typing import Any
 
 from actions.booking.delivery import deliver_pending
 from actions.booking.store import BookingStore, default_database_url
+from common import settings
 from common.clinic import load_settings
 from staff.service import bookings as service
 
@@ -52,7 +53,13 @@ def erase(store: BookingStore, args: argparse.Namespace) -> int:
     """Erase one person's requests and conversations; report what went. 1 if nothing matched."""
     try:
         erasure = service.erase_person(
-            store, load_settings(), args.reference or [], args.email or [], args.phone or []
+            store,
+            load_settings(),
+            args.reference or [],
+            args.email or [],
+            args.phone or [],
+            root=settings.current().staff_project_root,
+            staff_name="clinic-bookings",
         )
     except service.NotAContact as problem:
         print(problem)
@@ -62,6 +69,8 @@ def erase(store: BookingStore, args: argparse.Namespace) -> int:
         return 1
     print(f"Erased {len(erasure.requests)} request(s): {', '.join(erasure.requests) or '-'}")
     print(f"Erased {erasure.conversations} conversation(s) ({erasure.events} event(s)).")
+    if erasure.examples:
+        print(f"Took {erasure.examples} example(s) added from their messages out of the training data.")
     if erasure.told:
         print(f"Told the booking system to delete {', '.join(erasure.told)}.")
     if erasure.not_told:

@@ -32,7 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from common import conversations, settings
+from common import conversations, database, personal_data, settings
 from common.clinic import load_settings
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from common.paths import PROJECT_ROOT, relative
@@ -81,9 +81,15 @@ OUTCOMES = {
 # A reply can arrive just after the range ends; so can the click that rejects a suggestion.
 GRACE_SECONDS = 600
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE = re.compile(r"\+?\(?\d[\d ()./-]{4,}\d")
-MIN_PHONE_DIGITS = 7
+EMAIL = personal_data.EMAIL
+PHONE = personal_data.PHONE_LIKE
+MIN_PHONE_DIGITS = personal_data.MIN_PHONE_DIGITS
+# Rasa's event when a form starts (its name) or ends (no name): answers to a form are not questions.
+ACTIVE_LOOP = "active_loop"
+# Rasa's two-stage fallback runs as a loop too ("did you mean...?"), but asks nothing personal:
+# a reply to it is still a message whose fate the review counts.
+NOT_A_FORM = frozenset({"action_two_stage_fallback"})
+SESSION_START = "action_session_start"
 MASKS = ("[email]", "[phone]")
 
 # Grouping: messages are alike when most of their meaningful words are the same.
@@ -148,10 +154,17 @@ class Turn:
     next_intent: str = ""  # the intent of the visitor's next message
     explanation: str = ""  # after a thumbs-down: what the visitor said was missing (masked)
     is_explanation: bool = False  # this message is such an explanation
+    in_form: bool = False  # sent while a form (booking, leave a message) was asking its questions
 
     @property
     def reason(self) -> str | None:
-        """Why staff should see this message (None: it was answered)."""
+        """Why staff should see this message (None: it was answered, or it answered a form).
+
+        An answer to a form is the visitor's own details (a name, their scar): it is never
+        shown as a question to learn from, whatever the model made of it.
+        """
+        if self.in_form:
+            return None
         if self.next_intent == FEEDBACK_UNHELPFUL:
             return THUMBS_DOWN
         if self.replies & DID_YOU_MEAN and self.next_intent == REJECTING_INTENT:
@@ -162,7 +175,12 @@ class Turn:
 
     @property
     def outcome(self) -> str:
-        """answered, fallback or unknown (or "no reply"); a thumbs-down answer still counts as answered."""
+        """answered, fallback or unknown (or "no reply"); a thumbs-down answer still counts as answered.
+
+        An answer to a form counts as answered: the form took it.
+        """
+        if self.in_form:
+            return "answered"
         if self.reason and self.reason != THUMBS_DOWN:
             return UNKNOWN if self.reason == UNKNOWN else FALLBACK
         return "answered" if self.replies else "no reply"
@@ -187,8 +205,16 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
     """
     turns: list[Turn] = []
     seen: set[str] = set()
+    form: str | None = None  # the form asking its questions, if any
     for row in rows:
         data = json.loads(row.data or "{}")
+        if row.type_name == ACTIVE_LOOP:
+            name = data.get("name") or None
+            if name not in NOT_A_FORM:  # "did you mean" inside a form leaves the form asking
+                form = name
+            continue
+        if row.type_name == "action" and row.action_name == SESSION_START:
+            form = None
         if row.type_name == "user":
             message_id = str(data.get("message_id") or row.id)
             if message_id not in seen:
@@ -201,6 +227,7 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
                         clean(data.get("text") or ""),
                         (parse.get("intent") or {}).get("name") or row.intent_name or "",
                         guessed_intent(parse),
+                        in_form=form is not None,
                     )
                 )
         elif turns:
@@ -225,7 +252,9 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
 
 def read_turns(url: str, start: float, end: float) -> list[Turn]:
     """The visitor messages sent from `start` to before `end` (epoch seconds), oldest first."""
-    rows = conversations.read_dialogue(url, start, end + GRACE_SECONDS)
+    rows = conversations.read_dialogue(
+        url, start, end + GRACE_SECONDS, (*conversations.DIALOGUE, ACTIVE_LOOP)
+    )
     turns = [
         turn
         for _, rows_of_sender in groupby(rows, key=lambda r: r.sender_id)
@@ -517,13 +546,34 @@ def known_examples(project: Project) -> tuple[dict[str, str], set[str]]:
     return known, {normalise(e.text) for e in project.heldout}
 
 
-def refusal(text: str, known: dict[str, str], heldout: set[str]) -> str | None:
+def screen(url: str | None = None) -> personal_data.Screen:
+    """What counts as personal data now: the clinic's country and every stored request's words."""
+    url = url or settings.current().database_url
+    requests: list[dict[str, Any]] = []
+    if database.exists(url):
+        from actions.booking.store import request_words
+
+        engine = database.create_engine(url)
+        try:
+            requests = request_words(engine)
+        finally:
+            engine.dispose()
+    return personal_data.Screen.of(load_settings().country, requests)
+
+
+def refusal(
+    text: str, known: dict[str, str], heldout: set[str], private: personal_data.Screen | None = None
+) -> str | None:
     """Why a visitor's message cannot become a training example (None: it can).
 
-    The rules of `make merge` and of the console's inbox: never masked text or markup,
-    never a duplicate, never a held-out test question (training must not see the test).
+    The rules of `make merge` and of the console's inbox: never personal data (an email, a
+    phone number, a date, a name, the words of a stored request: `private`), never masked
+    text or markup, never a duplicate, never a held-out test question (training must not
+    see the test).
     """
-    why = unusable(text)
+    why = (private or personal_data.Screen()).reason(text)
+    if why is None:
+        why = unusable(text)
     if why is None and normalise(text) in known:
         why = f"it is already an example of {known[normalise(text)]}"
     if why is None and normalise(text) in heldout:
@@ -553,6 +603,7 @@ def merge(path: Path, root: Path) -> int:
         return 1
     files = training_files(project)
     known, heldout = known_examples(project)
+    private = screen()
     additions: dict[str, list[str]] = defaultdict(list)
     refused = []
     for number, row in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
@@ -567,7 +618,7 @@ def merge(path: Path, root: Path) -> int:
             )
             continue
         for text in row_examples(row):
-            why = refusal(text, known, heldout)
+            why = refusal(text, known, heldout, private)
             if why:
                 print(f'{where}: skipped "{text}": {why}')
                 continue

@@ -6,8 +6,9 @@ below mirrors their newest revision for queries.
 Saving is idempotent: the same request submitted twice (a retried action, a double
 click) returns the first row's reference instead of creating a duplicate. The same
 contact details make at most MAX_REQUESTS_PER_CONTACT_PER_DAY requests a day, from any
-conversation. Each request knows the conversation that made it, so erasing a
-conversation erases its requests; an erased request the booking system may have
+conversation, counted by a keyed hash of the contact (`contact_requests`), so erasing a
+request does not give the contact its requests back. Each request knows the conversation
+that made it, so erasing a conversation erases its requests; an erased request the booking system may have
 received leaves a withdrawal notice (its reference only) until the booking system has
 been told. Queries are parameterised, so names such as "O'Brien" or "'; DROP TABLE" are
 stored as typed.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -83,6 +85,38 @@ booking_withdrawals = sa.Table(
 )
 
 
+# One row per request made, by a keyed hash of its contact and day (never the contact itself):
+# the daily limit per contact counts these, so erasing a request does not reset it
+# (common/migrations/versions/0008_privacy.py). Rows older than CONTACT_COUNT_DAYS go.
+contact_requests = sa.Table(
+    "contact_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_key", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+CONTACT_COUNT_DAYS = 2
+
+
+def contact_key(contact: str, day: date, secret: bytes) -> str:
+    """The keyed hash (HMAC-SHA256) of a normalised contact on one UTC day.
+
+    Without the server's secret the contact cannot be found from it, and the same contact
+    gives another key on another day, so the rows cannot be linked across days.
+    """
+    message = f"contact-limit\x1f{day.isoformat()}\x1f{contact.strip().lower()}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def request_words(engine: sa.engine.Engine) -> list[dict[str, Any]]:
+    """Every stored request's name, contact and free texts: what personal-data screening looks for."""
+    if not sa.inspect(engine).has_table(booking_requests.name):
+        return []
+    columns = [booking_requests.c[n] for n in ("name", "contact", "scar", "question", "availability")]
+    with engine.connect() as db:
+        return [dict(row) for row in db.execute(sa.select(*columns)).mappings()]
+
+
 class ContactLimitReached(Exception):
     """The contact details already made the most requests allowed in a day."""
 
@@ -141,9 +175,22 @@ def same_contact(contact: str) -> sa.sql.ColumnElement:
 class BookingStore:
     """Reads and writes consultation requests."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secret: bytes | None = None) -> None:
         migrations.upgrade(url)  # the schema comes from the migrations, never create_all
         self.engine = create_engine(url)
+        self._secret = secret
+
+    @property
+    def secret(self) -> bytes:
+        """The key of the contacts' hashes: the deployment's conversation secret."""
+        if self._secret is None:
+            self._secret = settings.current().conversation_key()
+        return self._secret
+
+    def contact_keys(self, contact: str, now: datetime) -> list[str]:
+        """The contact's keys of today and yesterday (UTC): a day's limit looks back 24 hours."""
+        today = now.astimezone(timezone.utc).date()
+        return [contact_key(contact, day, self.secret) for day in (today, today - timedelta(days=1))]
 
     def save(
         self,
@@ -179,16 +226,23 @@ class BookingStore:
                 ).scalar()
                 if existing is not None:
                     return existing, False
+                keys = self.contact_keys(request.contact, now)
+                db.execute(
+                    contact_requests.delete().where(
+                        contact_requests.c.created_at < now - timedelta(days=CONTACT_COUNT_DAYS)
+                    )
+                )
                 if max_per_contact_per_day is not None:
                     recent = db.execute(
                         sa.select(sa.func.count()).where(
-                            same_contact(request.contact),
-                            booking_requests.c.created_at >= now - timedelta(days=1),
+                            contact_requests.c.contact_key.in_(keys),
+                            contact_requests.c.created_at >= now - timedelta(days=1),
                         )
                     ).scalar_one()
                     if recent >= max_per_contact_per_day:
                         raise ContactLimitReached(request.contact_type)
                 db.execute(booking_requests.insert().values(**row))
+                db.execute(contact_requests.insert().values(contact_key=keys[0], created_at=now))
                 if before_commit is not None:
                     before_commit()
             return row["reference"], True

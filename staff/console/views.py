@@ -262,7 +262,9 @@ def erase(reference: str) -> Any:
         if request.form.get("confirm") != "yes":
             flash("Tick the box to confirm the erasure.", "error")
         else:
-            erasure = booking_service.erase_person(state.store, state.clinic, [row["reference"]])
+            erasure = booking_service.erase_person(
+                state.store, state.clinic, [row["reference"]], root=state.root, staff_name=current_user.name
+            )
             # References and counts only: the audit log never holds personal data.
             state.audit("erased a person", row["reference"], erasure.summary()[:200])
             flash(f"Erased {erasure.summary()}.", "success")
@@ -317,6 +319,13 @@ def purge() -> Any:
 def list_groups() -> Any:
     """Groups of unanswered messages of the last 7 days, the pending additions and the new-topic list."""
     state = console()
+    removed = inbox.remove_erased_examples(state.engine, state.root, current_user.name)
+    if removed:  # a visitor erased their conversation in the chat: its examples leave the data
+        flash(
+            f"{removed} example(s) added from a conversation that its visitor has since erased were "
+            "taken out of the training data.",
+            "info",
+        )
     groups = inbox.inbox(state.engine, state.database_url, state.clinic.zone)
     pending = inbox.pending(
         state.engine,

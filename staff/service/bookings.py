@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -223,6 +224,7 @@ class Erasure:
     events: int = 0
     told: tuple[str, ...] = ()
     not_told: tuple[str, ...] = ()
+    examples: int = 0  # examples taken out of the training data (added from their messages)
 
     @property
     def found_anything(self) -> bool:
@@ -236,6 +238,8 @@ class Erasure:
             + (f" ({', '.join(self.requests)})" if self.requests else "")
             + f", {self.conversations} conversation(s) ({self.events} event(s))"
         )
+        if self.examples:
+            text += f"; {self.examples} example(s) taken out of the training data"
         if self.told:
             text += f"; booking system told to delete {', '.join(self.told)}"
         if self.not_told:
@@ -289,6 +293,9 @@ def find_person(
         store.engine, [form for c in contacts for form in typed_forms(c, clinic)]
     )
     found |= conversations.mentioning(store.engine, [*wanted, *(row["reference"] for row in requests)])
+    # Their conversations' other requests (e.g. a message left with a phone number) are theirs too.
+    known = {row["reference"] for row in requests}
+    requests += [row for row in store.find(conversation_ids=sorted(found)) if row["reference"] not in known]
     return requests, found
 
 
@@ -315,8 +322,14 @@ def erase_person(
     references: Iterable[str] = (),
     emails: Iterable[str] = (),
     phones: Iterable[str] = (),
+    root: Path | None = None,
+    staff_name: str = "",
 ) -> Erasure:
     """Erase one person: every request with their reference, email or phone, and their conversations.
+
+    With the conversations go their live chat rows and the Unanswered questions decisions
+    made on their words; with `root` (the project the console edits) an example added to
+    data/nlu from their words is taken out again, as `staff_name`'s change in the History.
 
     A reference stands for its person: the request's contact details find their other
     requests too. The conversations erased are those that made a request erased here and
@@ -330,6 +343,11 @@ def erase_person(
     counts = conversations.event_counts(store.engine, found)
     erased = store.erase([row["reference"] for row in requests])
     events = conversations.erase(store.engine, found)
+    examples = 0
+    if root is not None:
+        from staff.service import inbox  # the encoder and the review's charts load only when needed
+
+        examples = inbox.remove_erased_examples(store.engine, root, staff_name or "erasure")
     held = [request.reference for request in erased if request.tell_booking_system]
     told: list[str] = []
     url = clinic.booking_webhook_url
@@ -343,4 +361,5 @@ def erase_person(
         events=events,
         told=tuple(sorted(told)),
         not_told=tuple(sorted(set(held) - set(told))),
+        examples=examples,
     )

@@ -9,11 +9,19 @@ go through the same rules as `make merge` (staff/review.py: never masked text, n
 held-out test question, never a duplicate) into data/nlu under the project root, where
 they wait for the next training. Every decision is kept in `review_decisions`, by a hash
 of the masked message, so a decided message leaves the inbox.
+
+Personal data (issue 20): answers to a form never reach the inbox (staff/review.py), what
+would be added is screened (common/personal_data.py: emails, phones, dates, names, the words
+of stored requests) and refused with the reason, and each decision records the conversations
+it came from (`review_sources`): erasing one deletes the decision, and an example added from
+it is taken out of data/nlu again (`remove_erased_examples`, a commit without the text in
+its message).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +33,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import sqlalchemy as sa
 
+from actions.booking.store import request_words
+from common import conversations, personal_data
+from common.clinic import load_settings
 from staff import review
 from staff.service import history
 from staff.service.content import locked
@@ -37,6 +48,7 @@ from staff.validate import load, normalise
 # "where can i park my car" 0.55), different questions 0.13-0.21. Staff see every wording of a
 # group before deciding, so a group that is too wide is seen, not silently merged.
 SAME_MEANING = 0.5
+logger = logging.getLogger(__name__)
 OUT_OF_SCOPE = "out_of_scope"
 ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED, SKIPPED = (
     "added",
@@ -82,6 +94,7 @@ class Member:
     key: str
     reasons: Counter[str] = field(default_factory=Counter)
     explanations: list[str] = field(default_factory=list)
+    conversations: set[str] = field(default_factory=set)  # the conversations that sent it
 
 
 @dataclass
@@ -144,6 +157,7 @@ def candidates(turns: list[review.Turn], decided: set[str]) -> list[Member]:
             continue
         member = by_form.setdefault(form, Member(turn.text, 0, key))
         member.count += 1
+        member.conversations.add(turn.sender)
         member.reasons[turn.reason] += 1
         if turn.explanation:
             member.explanations.append(turn.explanation)
@@ -207,8 +221,17 @@ def intents(root: Path) -> list[str]:
 
 
 def _record(engine: sa.engine.Engine, members: list[tuple[Member, str, str | None]], staff_name: str) -> None:
+    """Keep each decision, and the conversations its wording came from (erasing one deletes it)."""
+    sources = conversations.review_sources
     with engine.begin() as db:
         for member, decision, intent in members:
+            known = set(
+                db.execute(
+                    sa.select(sources.c.conversation_id).where(sources.c.text_key == member.key)
+                ).scalars()
+            )
+            for conversation_id in sorted(member.conversations - known):
+                db.execute(sources.insert().values(text_key=member.key, conversation_id=conversation_id))
             exists = db.execute(
                 sa.select(review_decisions.c.id).where(review_decisions.c.text_key == member.key)
             ).first()
@@ -236,12 +259,13 @@ def add_examples(
     if intent not in files:
         return Outcome(problems=[f'"{intent}" is not an intent of the assistant: pick one from the list.'])
     known, heldout = review.known_examples(project)
+    private = personal_data.Screen.of(load_settings().country, request_words(engine))
     outcome = Outcome()
     texts: list[str] = []
     decisions: list[tuple[Member, str, str | None]] = []
     for member in members:
         text = " ".join(member.text.split())
-        why = review.refusal(text, known, heldout)
+        why = review.refusal(text, known, heldout, private)
         if why:
             outcome.skipped.append((text, why))
             decisions.append((member, SKIPPED, intent))
@@ -319,3 +343,64 @@ def by_intent(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     for row in rows:
         grouped[row["intent"] or ""].append(row["text"])
     return dict(grouped)
+
+
+def erased_count(engine: sa.engine.Engine) -> int:
+    """How many examples wait to be taken out of the data because their visitor was erased."""
+    with engine.connect() as db:
+        return db.execute(
+            sa.select(sa.func.count())
+            .select_from(review_decisions)
+            .where(review_decisions.c.decision == conversations.ERASED_DECISION)
+        ).scalar_one()
+
+
+def remove_erased_examples(engine: sa.engine.Engine, root: Path, staff_name: str) -> int:
+    """Take out of data/nlu the examples added from erased conversations; how many went.
+
+    The examples are found by their key (the hash of the wording; the text itself was
+    deleted with the conversation). The change is one commit whose message holds no text;
+    its diff shows only the removed lines. Examples were screened for personal data before
+    they were added, so neither the commit that added them nor this one holds any.
+    """
+    with engine.connect() as db:
+        rows = db.execute(
+            sa.select(review_decisions.c.text_key, review_decisions.c.intent).where(
+                review_decisions.c.decision == conversations.ERASED_DECISION
+            )
+        ).all()
+    if not rows:
+        return 0
+    wanted = {row.text_key: row.intent for row in rows}
+    removed = 0
+    with locked(root):
+        project, _ = load(root)
+        doomed: dict[str, set[str]] = defaultdict(set)  # file -> normalised texts to remove
+        for example in project.examples:
+            key = text_key(example.text)
+            if key in wanted and wanted[key] in (example.intent, None):
+                doomed[example.place.path].add(normalise(example.text))
+        for path, texts in doomed.items():
+            file = root / path
+            lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [
+                line
+                for line in lines
+                if not (line.strip().startswith("- ") and normalise(line.strip()[2:]) in texts)
+            ]
+            removed += len(lines) - len(kept)
+            file.write_text("".join(kept), encoding="utf-8")
+        if doomed and history.problem(root) is None:
+            try:
+                history.commit(
+                    root,
+                    sorted(doomed),
+                    f"{removed} example(s) taken out of the training data: "
+                    "the visitor they came from was erased",
+                    staff_name,
+                )
+            except history.HistoryError:  # the examples are out of the data; git's record can follow
+                logger.warning("Examples of an erased conversation were removed, but git refused the commit.")
+    with engine.begin() as db:
+        db.execute(review_decisions.delete().where(review_decisions.c.text_key.in_(sorted(wanted))))
+    return removed

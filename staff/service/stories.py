@@ -34,7 +34,7 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from common import conversations, paths
+from common import conversations, paths, personal_data
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from staff import review, validate
 from staff.service import content, transcripts
@@ -62,7 +62,10 @@ PLACEHOLDERS = {
     "booking_date": "next Tuesday",
     "booking_time": "morning",
     "booking_scar": "a scar on my arm",
+    "booking_question": "could someone call me back about the price",
 }
+# Any other question a form asks: its answer is the visitor's own, never kept either.
+FORM_ANSWER = "yes"
 # The inbox's masks ([email], [phone]) as example values, so a test's words still read as a message.
 MASK_VALUES = dict(zip(review.MASKS, ("sam.taylor@example.com", "07700 900123"), strict=True))
 # What the assistant's steps mean, in staff's words (responses are described by their own text).
@@ -411,13 +414,17 @@ def options(root: Path, words: Words | None = None) -> list[Option]:
 
 
 # ---- a real conversation as turns ----------------------------------------------------------
-def _placeholder(text: str, asked: str | None) -> str:
-    """The visitor's words without personal data: a booking answer becomes an example value of its kind."""
+def _placeholder(text: str, asked: str | None, private: personal_data.Screen | None = None) -> str:
+    """The visitor's words without personal data: a form's answer becomes an example value of its kind.
+
+    Other words keep what they ask, with emails, phones, dates, names and the words of stored
+    requests replaced by example values (common/personal_data.py).
+    """
     if text.startswith("/"):
         return text  # a button's payload
-    if asked in PLACEHOLDERS:
-        return PLACEHOLDERS[asked]
-    masked = review.mask(one_line(text))
+    if asked is not None:
+        return PLACEHOLDERS.get(asked, FORM_ANSWER)
+    masked = (private or personal_data.Screen()).scrub(review.mask(one_line(text)))
     for mask, value in MASK_VALUES.items():
         masked = masked.replace(mask, value)
     return masked[:MAX_TEXT_CHARS]
@@ -427,6 +434,7 @@ def conversation_turns(url: str, sender: str) -> list[Turn]:
     """A real conversation as turns (personal data replaced): the visitor's words, intents, the steps."""
     turns: list[Turn] = []
     asked: str | None = None  # the booking form's question when the visitor spoke
+    private = review.screen(url)
     seen: set[str] = set()
     for row in conversations.read_sender(url, sender, ("user", "action", "slot", "active_loop", REWIND)):
         data = _json(row.data)
@@ -439,7 +447,9 @@ def conversation_turns(url: str, sender: str) -> list[Turn]:
             intent = transcripts.understood(parse).rsplit(" (", 1)[0]
             if intent.startswith("not sure"):
                 intent = FALLBACK_INTENT
-            turns.append(Turn(intent or FALLBACK_INTENT, _placeholder(str(data.get("text") or ""), asked)))
+            turns.append(
+                Turn(intent or FALLBACK_INTENT, _placeholder(str(data.get("text") or ""), asked, private))
+            )
         elif not turns:
             continue
         elif row.type_name == "action":

@@ -45,6 +45,29 @@ def test_the_same_contact_details_make_only_a_few_requests_a_day(live: LiveAssis
     assert last_replies[0][0].startswith("Thank you - your request is with the")
 
 
+def test_forget_me_between_requests_does_not_reset_the_contacts_daily_limit(
+    live: LiveAssistant, expected
+) -> None:
+    """Issue 20, finding 6: each request erased by its visitor gave the contact another one."""
+    contact, day = f"lee.limit.{uuid.uuid4().hex[:6]}@example.com", open_day()
+    limit = settings.current().max_requests_per_contact_per_day
+    last_replies = []
+    for _ in range(limit + 1):
+        me = fresh("eraser")
+        live.texts(me, "book a consultation")
+        for answer in ["Lee Limit", contact, f"{day.day} {day:%B}", "morning", "skip", "/affirm"]:
+            live.texts(me, answer)
+        last_replies.append(live.texts(me, "/affirm"))
+        stored = count(live, "contact", contact)
+        live.texts(me, "forget me")
+        live.texts(me, "/affirm")
+        assert (stored, count(live, "contact", contact)) == (int(len(last_replies) <= limit), 0)
+    assert last_replies[-1] == [expected("utter_booking_contact_limit")]
+    assert all(r[0].startswith("Thank you - your request is with the") for r in last_replies[:-1])
+    keys = live.query("SELECT contact_key FROM contact_requests")
+    assert keys and not [key for (key,) in keys if "limit" in key or "@" in key]
+
+
 @pytest.mark.parametrize(
     "name",
     [

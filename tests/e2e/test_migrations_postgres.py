@@ -63,3 +63,20 @@ def test_postgres_database_from_before_migrations_is_upgraded_by_two_processes_a
         tables = set(sa.inspect(db).get_table_names())
     assert {"staff_users", "login_attempts", "audit_log", "review_decisions"} <= tables
     engine.dispose()
+
+
+def test_postgres_the_daily_limit_per_contact_survives_erasing_a_request(postgres: PostgresServer) -> None:
+    """Issue 20: the limit counts keyed hashes of the contact (0008_privacy), not the requests."""
+    from dataclasses import replace
+    from datetime import date
+
+    from actions.booking.store import BookingRequest, ContactLimitReached
+
+    store = BookingStore(postgres.url, secret=b"postgres test secret")
+    request = BookingRequest("Pat", "pat.pg@example.com", "email", date(2026, 12, 9), "morning", "acne")
+    references = [
+        store.save(replace(request, scar=str(n)), f"pg-{n}", max_per_contact_per_day=3)[0] for n in range(3)
+    ]
+    store.erase(references[:1])
+    with pytest.raises(ContactLimitReached):
+        store.save(request, "pg-4", max_per_contact_per_day=3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from actions.booking.delivery import deliver, deliver_pending, deliver_withdrawal
-from actions.booking.store import BookingRequest, BookingStore, ContactLimitReached, booking_requests
+from actions.booking.store import (
+    BookingRequest,
+    BookingStore,
+    ContactLimitReached,
+    booking_requests,
+    contact_key,
+    contact_requests,
+)
 
 REQUEST = BookingRequest(
     name="Siobhán O'Neill",
@@ -202,11 +210,44 @@ def test_the_same_contact_makes_at_most_the_limit_of_requests_a_day(store: Booki
         store.save(REQUEST, "visitor-3", max_per_contact_per_day=2)
     assert store.save(REQUEST, "visitor-1", max_per_contact_per_day=2) == (first, False)  # a retry
     with store.engine.begin() as db:  # a day later the contact may ask again
-        db.execute(
-            booking_requests.update().values(created_at=datetime.now(timezone.utc) - timedelta(days=2))
-        )
+        for table in (booking_requests, contact_requests):
+            db.execute(
+                table.update().values(created_at=datetime.now(timezone.utc) - timedelta(days=1, minutes=1))
+            )
     assert store.save(REQUEST, "visitor-3", max_per_contact_per_day=2)[1]
     assert len(store.list()) == 3
+
+
+def test_the_daily_limit_per_contact_survives_erasing_a_request(store: BookingStore) -> None:
+    """Issue 20: 4 requests for one email in a day, one erased in between, all succeeded."""
+    email = replace(REQUEST, contact="Pat.Limit@example.com", contact_type="email")
+    references = [store.save(email, f"visitor-{n}", max_per_contact_per_day=3)[0] for n in range(3)]
+    store.erase(references[:1])
+    with pytest.raises(ContactLimitReached):
+        store.save(replace(email, contact="pat.limit@example.com"), "visitor-4", max_per_contact_per_day=3)
+    with store.engine.connect() as db:
+        kept = db.execute(sa.select(contact_requests)).all()
+    assert len(kept) == 3 and all(re.fullmatch("[0-9a-f]{64}", row.contact_key) for row in kept)
+    assert "pat.limit" not in repr(kept).lower()
+
+
+def test_the_contacts_hash_needs_the_secret_and_changes_every_day(tmp_path: Path) -> None:
+    day = date(2026, 12, 4)
+    key = contact_key("pat@example.com", day, b"secret one")
+    assert key == contact_key(" PAT@example.com", day, b"secret one")
+    assert key != contact_key("pat@example.com", day, b"secret two")
+    assert key != contact_key("pat@example.com", day + timedelta(days=1), b"secret one")
+
+
+def test_rows_of_the_contact_count_older_than_two_days_are_purged(store: BookingStore) -> None:
+    store.save(REQUEST, "visitor-1", max_per_contact_per_day=3)
+    with store.engine.begin() as db:
+        db.execute(
+            contact_requests.update().values(created_at=datetime.now(timezone.utc) - timedelta(days=3))
+        )
+    store.save(replace(REQUEST, scar="another"), "visitor-2", max_per_contact_per_day=3)
+    with store.engine.connect() as db:
+        assert db.execute(sa.select(sa.func.count()).select_from(contact_requests)).scalar_one() == 1
 
 
 def test_erasing_leaves_a_withdrawal_notice_only_where_the_booking_system_may_have_it(

@@ -91,6 +91,7 @@ def login() -> Any:
                 session.clear()
                 session.permanent = True
                 login_user(SignedIn(result.user))
+                accounts.signed_in(state.engine, result.user.id)
                 accounts.audit(state.engine, result.user.name, "signed in")
                 return redirect(safe_next(request.args.get("next")))
             message, status = result.message, 429 if result.throttled else 401

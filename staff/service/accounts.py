@@ -4,8 +4,8 @@ Passwords are hashed with Argon2 (argon2-cffi). Failed sign-ins are counted in t
 database, so the limit holds across console processes and restarts; the typed name and the
 address are stored only as keyed hashes. Each attempt is recorded before anything is
 checked and counted including itself, so a burst of attempts at once can never check more
-passwords (or second-factor codes, staff/service/second_factor.py) than the limit. The audit log records who did what, to which
-reference, never a visitor's personal details.
+passwords (or second-factor codes, staff/service/second_factor.py) than the limit. The audit
+log records who did what, to which reference, never a visitor's personal details.
 """
 
 from __future__ import annotations
@@ -91,6 +91,19 @@ def _user(row: Any) -> StaffUser:
         last_sign_in_at=as_utc(row.last_sign_in_at),
         two_factor=row.totp_enabled_at is not None,
     )
+
+
+def hash_secret(secret: str) -> str:
+    """An Argon2 hash of a secret (a password, a recovery code)."""
+    return _hasher.hash(secret)
+
+
+def matches_secret(stored: str, secret: str) -> bool:
+    """Whether `secret` is the one hashed in `stored`."""
+    try:
+        return _hasher.verify(stored, secret)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def check_password(password: str) -> None:

@@ -107,7 +107,9 @@ def burst(console: Console, source: str, names: list[str]) -> Counter:
     ready = threading.Barrier(len(names))
 
     def one(name: str) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", console.port, timeout=120, source_address=(source, 0))
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", console.port, timeout=120, source_address=(source, 0)
+        )
         try:
             connection.request("GET", "/login")
             page = connection.getresponse()
@@ -140,7 +142,9 @@ def counted_failures(url: str) -> int:
     """The failed sign-ins the database holds (each one a checked password)."""
     with db.engine(url).connect() as connection:
         return connection.execute(
-            sa.select(sa.func.count()).select_from(db.login_attempts).where(db.login_attempts.c.succeeded.is_(False))
+            sa.select(sa.func.count())
+            .select_from(db.login_attempts)
+            .where(db.login_attempts.c.succeeded.is_(False))
         ).scalar_one()
 
 

@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "conversations": frozenset(ROLES),
     "live": frozenset({"reception", "admin"}),  # chat live with visitors (staff/console/live.py)
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
+    "routing": frozenset({"admin"}),  # where requests with personal details are sent (the webhook)
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
 }

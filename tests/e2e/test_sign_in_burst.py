@@ -29,10 +29,12 @@ import sqlalchemy as sa
 from common.paths import PROJECT_ROOT
 from devtools.services import PostgresServer
 from servers.launcher import free_port
-from staff.service import accounts, db
+from staff.service import accounts, db, second_factor
+from tests.two_factor import next_code
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery staple"
+KEY = "test-only-console-key-" + "b" * 20
 BURST = 40
 
 
@@ -47,7 +49,7 @@ class Console:
             "DATABASE_URL": url,
             "STAFF_HOST": "127.0.0.1",
             "STAFF_PORT": str(self.port),
-            "STAFF_SECRET_KEY": "test-only-console-key-" + "b" * 20,
+            "STAFF_SECRET_KEY": KEY,
         }
         self.log = log.open("w")
         self.process = subprocess.Popen(
@@ -101,33 +103,54 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             server.stop()
 
 
-def burst(console: Console, source: str, names: list[str]) -> Counter:
-    """Sign in as each name at once (a wrong password) from `source`; the statuses answered."""
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def page_token(connection: http.client.HTTPConnection, path: str, cookie: str = "") -> tuple[str, str]:
+    """Open a page: its session cookie (or the one given, if it sets none) and its CSRF token."""
+    connection.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    page = connection.getresponse()
+    cookie = (page.getheader("Set-Cookie") or cookie).split(";")[0]
+    return cookie, re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())[1]
+
+
+def burst(console: Console, source: str, names: list[str], password: str = "not the password") -> Counter:
+    """Sign in as each name at once from `source`; the statuses of the step sent at once.
+
+    With a wrong password, that step is the password; with the right one, the passwords are
+    sent one at a time and then a wrong code from each at once.
+    """
     statuses: list[int] = []
     ready = threading.Barrier(len(names))
+    code_step = password == PASSWORD
 
     def one(name: str) -> None:
         connection = http.client.HTTPConnection(
             "127.0.0.1", console.port, timeout=120, source_address=(source, 0)
         )
         try:
-            connection.request("GET", "/login")
-            page = connection.getresponse()
-            cookie = page.getheader("Set-Cookie").split(";")[0]
-            token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())[1]
-            body = urllib.parse.urlencode({"name": name, "password": "not the password", "csrf_token": token})
-            ready.wait(timeout=60)
-            connection.request(
-                "POST",
-                "/login",
-                body,
-                {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
-            )
+            cookie, token = page_token(connection, "/login")
+            body = urllib.parse.urlencode({"name": name, "password": password, "csrf_token": token})
+            if code_step:  # the right password first, one at a time; then the codes all at once
+                with lock:
+                    connection.request("POST", "/login", body, {**FORM, "Cookie": cookie})
+                    answer = connection.getresponse()
+                    answer.read()
+                    assert answer.getheader("Location") == "/login/code", answer.status
+                cookie = (answer.getheader("Set-Cookie") or cookie).split(";")[0]
+                cookie, token = page_token(connection, "/login/code", cookie)
+                path, body = "/login/code", urllib.parse.urlencode({"code": "000000", "csrf_token": token})
+            else:
+                path = "/login"
+            ready.wait(timeout=120)
+            connection.request("POST", path, body, {**FORM, "Cookie": cookie})
             answer = connection.getresponse()
             answer.read()
             statuses.append(answer.status)
         finally:
             connection.close()
+
+    lock = threading.Lock()
 
     threads = [threading.Thread(target=one, args=(name,)) for name in names]
     for thread in threads:
@@ -161,3 +184,17 @@ def test_a_burst_from_one_address_checks_no_more_passwords_than_the_limit(consol
     assert answered[401] == accounts.MAX_FAILURES_PER_ADDRESS, answered
     assert answered[429] == BURST - accounts.MAX_FAILURES_PER_ADDRESS, answered
     assert counted_failures(console.url) - before == accounts.MAX_FAILURES_PER_ADDRESS
+
+
+def test_a_burst_of_wrong_codes_checks_no_more_codes_than_the_limit(console: Console) -> None:
+    engine = db.engine(console.url)
+    nina = accounts.create_user(engine, "nina", "admin", PASSWORD)
+    secret = second_factor.start_enrolment(engine, nina.id, KEY.encode())
+    assert second_factor.confirm_enrolment(
+        engine, KEY.encode(), nina, next_code(secret, None)[0], "set-up"
+    ).ok
+    before = counted_failures(console.url)
+    answered = burst(console, "127.0.0.4", ["nina"] * BURST, PASSWORD)
+    assert answered[401] == accounts.MAX_FAILURES_PER_NAME, answered
+    assert answered[429] == BURST - accounts.MAX_FAILURES_PER_NAME, answered
+    assert counted_failures(console.url) - before == accounts.MAX_FAILURES_PER_NAME

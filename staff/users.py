@@ -3,6 +3,10 @@
     make staff-user NAME=anna ROLE=admin      (clinic-staff-user add anna --role admin)
     clinic-staff-user list
     clinic-staff-user password anna           (a new password; anna's sessions end)
+    clinic-staff-user reset-second-factor anna (anna lost her phone and her recovery codes)
+
+Admins sign in with a code from an authenticator app too: a new admin sets the app up at
+their first sign-in, and so does one whose second factor was reset here.
 
 The password is asked for twice and never shown; it is never taken from the command line,
 where `ps` and the shell's history would keep it. With --password-stdin it is read from
@@ -17,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from common import settings
-from staff.service import accounts, db
+from staff.service import accounts, db, second_factor
 
 
 def read_password(from_stdin: bool) -> str | None:
@@ -32,7 +36,7 @@ def read_password(from_stdin: bool) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Add a staff account, list them, or set a new password; 1 if something needs fixing."""
+    """Add, list, set a new password or reset a second factor; 1 if something needs fixing."""
     parser = argparse.ArgumentParser(
         prog="clinic-staff-user", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -47,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     password.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    reset = commands.add_parser(
+        "reset-second-factor", help="remove someone's authenticator app and recovery codes"
+    )
+    reset.add_argument("name")
     args = parser.parse_args(argv)
     engine = db.engine(settings.current().database_url)
     if args.command == "list":
@@ -68,6 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if user is None:
             print(f"There is no staff member called {args.name}. `clinic-staff-user list` shows them.")
             return 1
+        if args.command == "reset-second-factor":
+            second_factor.reset(engine, user.id)
+            accounts.audit(engine, "(command line)", "reset a second factor", user.name)
+            print(
+                f"{user.name}'s second factor was removed and their sessions ended. "
+                + (
+                    "At their next sign-in they set up their authenticator app again."
+                    if user.role == "admin"
+                    else "They sign in with their password only until they turn it on again."
+                )
+            )
+            return 0
         secret = read_password(args.password_stdin)
         if secret is None:
             return 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, g, render_template, request, url_for
+from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,6 +24,8 @@ from staff.service import accounts, db
 HERE = Path(__file__).resolve().parent
 SECRET_KEY_FILE = VAR_DIR / "staff-secret-key"
 COOKIE_NAME = "clinic_staff_session"
+# Pages open without being signed in (the sign-in steps, the model the Rasa servers fetch).
+PUBLIC = frozenset({"auth.login", "signin.code", "signin.enrol", "static", "health", "models.live_archive"})
 # Areas of the console: (endpoint, label, permission), in the navigation's order.
 NAVIGATION = [
     ("today.home", "Today", "today"),
@@ -189,9 +191,19 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
     def attach() -> Any:
         g.console = state
         # The model server (staff/console/models.py) checks the Rasa servers' token itself.
-        public = request.endpoint in ("auth.login", "static", "health", "models.live_archive")
+        # The second step of signing in checks the first step itself (staff/console/account.py).
+        public = request.endpoint in PUBLIC
         if not public and not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if (
+            current_user.is_authenticated
+            and current_user.role == "admin"
+            and not current_user.user.two_factor
+            and request.endpoint not in ("account.enrol", "auth.logout", "static", "health")
+        ):
+            # Admins use the console only with a second factor: nothing else until it is set up.
+            flash("Admins sign in with a second factor: set up your authenticator app first.", "info")
+            return redirect(url_for("account.enrol"))
         return None
 
     @app.after_request

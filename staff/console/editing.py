@@ -181,6 +181,21 @@ def check() -> Any:
 
 
 # ---- clinic details ----------------------------------------------------------------------
+def refusal_status(refused: service.Refused) -> int:
+    """403 for a change only an admin may make, 409 for a stale form, else 400."""
+    if refused.summary == service.ROUTING_REFUSAL:
+        return 403
+    return 409 if "Someone else" in refused.summary else 400
+
+
+def audit_routing(before: dict[str, str]) -> None:
+    """Audit a change of where requests are sent (old host -> new host), if the save made one."""
+    state = console()
+    changes = service.routing_changes(before, service.routing(service.clinic_values(state.root)))
+    if changes:
+        state.audit("changed where requests are sent", "clinic.yml", changes)
+
+
 def clinic_form_values(raw: dict[str, Any]) -> dict[str, Any]:
     """clinic.yml's values as the form's fields."""
     return {
@@ -200,6 +215,7 @@ def edit_clinic() -> Any:
         "history_problem": history.problem(state.root),
         "elsewhere": state.settings.clinic_settings.resolve() != (state.root / service.CLINIC).resolve(),
         "reads": state.settings.clinic_settings,
+        "may_route": current_user.may("routing"),
     }
     if request.method == "GET":
         return render_template(
@@ -209,20 +225,27 @@ def edit_clinic() -> Any:
             **extra,
         )
     form = request.form
+    may_route = current_user.may("routing")
+    before = service.routing(service.clinic_values(state.root))
+    values = {name: form.get(name) or "" for name in service.CLINIC_FIELDS}
+    if not may_route:  # the editor's form has no field for it: it stays as it is
+        values.update({name: before[name] for name in service.ROUTING_FIELDS if name not in form})
     change = service.ClinicChange(
-        values={name: form.get(name) or "" for name in service.CLINIC_FIELDS},
+        values=values,
         opening_days=form.getlist("opening_days"),
         closed_dates=(form.get("closed_dates") or "").splitlines(),
         version=form.get("version") or "",
     )
     try:
-        sha = service.change_clinic(state.root, change, current_user.name)
+        sha = service.change_clinic(state.root, change, current_user.name, may_route)
     except (service.Refused, history.HistoryError) as error:
         refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        if refused.summary == service.ROUTING_REFUSAL:
+            state.audit("refused: change where requests are sent", "clinic.yml")
         return refusal_page(
             "clinic.html",
             refused,
-            409 if "Someone else" in refused.summary else 400,
+            refusal_status(refused),
             version=change.version,
             values=change.values,
             opening_days=change.opening_days,
@@ -230,6 +253,7 @@ def edit_clinic() -> Any:
             **extra,
         )
     state.audit("changed clinic details", "clinic.yml", f"commit {sha[:10]}")
+    audit_routing(before)
     flash(
         f"Saved ({sha[:10]} in the History). Every new conversation gets the new details at once: "
         "no training and no restart needed.",
@@ -290,8 +314,9 @@ def show(sha: str) -> Any:
 def undo(sha: str) -> Any:
     """Undo one change as a new commit (refused, with the reason, if it conflicts or fails the checks)."""
     state = console()
+    before = service.routing(service.clinic_values(state.root))
     try:
-        new = service.undo(state.root, sha, current_user.name)
+        new = service.undo(state.root, sha, current_user.name, current_user.may("routing"))
     except (service.Refused, history.HistoryError) as error:
         refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
         flash(refused.summary, "error")
@@ -299,6 +324,7 @@ def undo(sha: str) -> Any:
             flash(problem, "error")
         return redirect(url_for("history.show", sha=sha))
     state.audit("undid a change", sha[:10], f"commit {new[:10]}")
+    audit_routing(before)
     flash(
         f"The change was undone ({new[:10]} in the History). Clinic details take effect at once; answers "
         "and examples at the next training (make train).",

@@ -20,9 +20,9 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from actions.booking.store import STATUSES
-from staff.console import chart
+from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
-from staff.service import accounts, inbox, numbers, transcripts
+from staff.service import accounts, inbox, numbers, second_factor, transcripts
 from staff.service import bookings as booking_service
 from staff.service import models as model_service
 
@@ -47,6 +47,7 @@ def register(app: Flask) -> None:
         conversations,
         admin,
         live.live,
+        *account.BLUEPRINTS,
         *editing.BLUEPRINTS,
         *stories.BLUEPRINTS,
         *models.BLUEPRINTS,
@@ -88,9 +89,12 @@ def login() -> Any:
         else:
             result = accounts.sign_in(state.engine, name, password, request.remote_addr or "", state.secret)
             if result.user is not None:
+                if account.needs_second_factor(result.user):  # the code next, or setting it up
+                    return account.begin(result.user, request.args.get("next"))
                 session.clear()
                 session.permanent = True
                 login_user(SignedIn(result.user))
+                accounts.signed_in(state.engine, result.user.id)
                 accounts.audit(state.engine, result.user.name, "signed in")
                 return redirect(safe_next(request.args.get("next")))
             message, status = result.message, 429 if result.throttled else 401
@@ -451,6 +455,21 @@ def users() -> Any:
                     "changed a staff account", user.name, f"{role}, {'active' if active else 'switched off'}"
                 )
                 flash(f"{user.name}: saved.", "success")
+            elif action == "reset_second_factor":
+                user = accounts.get(state.engine, int(request.form.get("id") or 0))
+                if user is None:
+                    abort(404)
+                second_factor.reset(state.engine, user.id)
+                state.audit("reset a second factor", user.name)
+                flash(
+                    f"{user.name}'s second factor was removed and their sessions ended. "
+                    + (
+                        "They set up their authenticator app again at their next sign-in."
+                        if user.role == "admin"
+                        else "They sign in with their password only until they set it up again."
+                    ),
+                    "success",
+                )
             elif action == "password":
                 user = accounts.get(state.engine, int(request.form.get("id") or 0))
                 if user is None:

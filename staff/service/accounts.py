@@ -2,8 +2,10 @@
 
 Passwords are hashed with Argon2 (argon2-cffi). Failed sign-ins are counted in the
 database, so the limit holds across console processes and restarts; the typed name and the
-address are stored only as keyed hashes. The audit log records who did what, to which
-reference, never a visitor's personal details.
+address are stored only as keyed hashes. Each attempt is recorded before anything is
+checked and counted including itself, so a burst of attempts at once can never check more
+passwords (or second-factor codes, staff/service/second_factor.py) than the limit. The audit
+log records who did what, to which reference, never a visitor's personal details.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "conversations": frozenset(ROLES),
     "live": frozenset({"reception", "admin"}),  # chat live with visitors (staff/console/live.py)
     "personal_data": frozenset({"reception", "admin"}),  # transcripts unmasked
+    "routing": frozenset({"admin"}),  # where requests with personal details are sent (the webhook)
     "users": frozenset({"admin"}),
     "audit": frozenset({"admin"}),
 }
@@ -72,6 +75,7 @@ class StaffUser:
     active: bool
     session_version: int
     last_sign_in_at: datetime | None = None
+    two_factor: bool = False  # signs in with a code from an authenticator app too
 
     def may(self, area: str) -> bool:
         """Whether this person's role may use `area` (a key of PERMISSIONS)."""
@@ -86,7 +90,21 @@ def _user(row: Any) -> StaffUser:
         active=bool(row.active),
         session_version=row.session_version,
         last_sign_in_at=as_utc(row.last_sign_in_at),
+        two_factor=row.totp_enabled_at is not None,
     )
+
+
+def hash_secret(secret: str) -> str:
+    """An Argon2 hash of a secret (a password, a recovery code)."""
+    return _hasher.hash(secret)
+
+
+def matches_secret(stored: str, secret: str) -> bool:
+    """Whether `secret` is the one hashed in `stored`."""
+    try:
+        return _hasher.verify(stored, secret)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def check_password(password: str) -> None:
@@ -175,25 +193,63 @@ def _recent_failures(db: sa.engine.Connection, column: sa.Column, key: str, sinc
     return db.execute(query).scalar_one()
 
 
-def sign_in(engine: sa.engine.Engine, name: str, password: str, address: str, secret: bytes) -> SignIn:
-    """Check a name and password, counting failures; too many recent ones refuse even a right password."""
+def throttled_message() -> str:
+    """What the sign-in pages say while the limit holds."""
+    minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
+    return (
+        f"Too many failed sign-ins. Wait {minutes} minutes and try again, "
+        "or ask an admin to check your account."
+    )
+
+
+def begin_attempt(engine: sa.engine.Engine, secret: bytes, name: str, address: str) -> int | None:
+    """Record one sign-in attempt (a password or a code) and say whether it may be checked.
+
+    The attempt is stored as a failure first, committed, and only then are the recent failures
+    counted, itself included; it may be checked only if that count is within both limits. So of
+    any number of attempts at once, the k-th to be committed counts at least k, and no more
+    than the limit are ever checked (on SQLite and PostgreSQL alike). Returns the attempt's id
+    (give it to settle_attempt with the outcome), or None if the limit is reached; that attempt
+    is then removed, so refused attempts do not extend the wait.
+    """
     name_key = _key(secret, "name", name.strip().lower())
     address_key = _key(secret, "address", address)
+    with engine.begin() as db:
+        attempt = db.execute(
+            login_attempts.insert().values(
+                at=now(), name_key=name_key, address_key=address_key, succeeded=False
+            )
+        ).inserted_primary_key[0]
     since = now() - THROTTLE_WINDOW
     with engine.connect() as db:
-        throttled = (
-            _recent_failures(db, login_attempts.c.name_key, name_key, since) >= MAX_FAILURES_PER_NAME
-            or _recent_failures(db, login_attempts.c.address_key, address_key, since)
-            >= MAX_FAILURES_PER_ADDRESS
+        within = (
+            _recent_failures(db, login_attempts.c.name_key, name_key, since) <= MAX_FAILURES_PER_NAME
+            and _recent_failures(db, login_attempts.c.address_key, address_key, since)
+            <= MAX_FAILURES_PER_ADDRESS
         )
-    if throttled:
-        minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
-        return SignIn(
-            None,
-            f"Too many failed sign-ins. Wait {minutes} minutes and try again, "
-            "or ask an admin to check your account.",
-            throttled=True,
-        )
+    if within:
+        return int(attempt)
+    with engine.begin() as db:
+        db.execute(login_attempts.delete().where(login_attempts.c.id == attempt))
+    return None
+
+
+def settle_attempt(engine: sa.engine.Engine, attempt: int, succeeded: bool) -> None:
+    """Record the outcome of a checked attempt (a failure stays counted)."""
+    if succeeded:
+        with engine.begin() as db:
+            db.execute(login_attempts.update().where(login_attempts.c.id == attempt).values(succeeded=True))
+
+
+def sign_in(engine: sa.engine.Engine, name: str, password: str, address: str, secret: bytes) -> SignIn:
+    """Check a name and password, counting failures; too many recent ones refuse even a right password.
+
+    A user returned here has passed the password only: whoever has a second factor (or must
+    have one: admins) still gives a code before the console signs them in (views.py).
+    """
+    attempt = begin_attempt(engine, secret, name, address)
+    if attempt is None:
+        return SignIn(None, throttled_message(), throttled=True)
     with engine.connect() as db:
         row = db.execute(
             sa.select(staff_users).where(sa.func.lower(staff_users.c.name) == name.strip().lower())
@@ -203,19 +259,23 @@ def sign_in(engine: sa.engine.Engine, name: str, password: str, address: str, se
         ok = row is not None and bool(row.active)
     except (VerificationError, InvalidHashError):
         ok = False
-    with engine.begin() as db:
-        db.execute(
-            login_attempts.insert().values(at=now(), name_key=name_key, address_key=address_key, succeeded=ok)
-        )
-        if ok:
-            values: dict[str, Any] = {"last_sign_in_at": now()}
-            if _hasher.check_needs_rehash(row.password_hash):
-                values["password_hash"] = _hasher.hash(password)
-            db.execute(staff_users.update().where(staff_users.c.id == row.id).values(**values))
+    settle_attempt(engine, attempt, ok)
     if not ok:
         return SignIn(None, "The name or password is not right. Check them and try again.")
-    user = get(engine, row.id)
-    return SignIn(user)
+    if _hasher.check_needs_rehash(row.password_hash):
+        with engine.begin() as db:
+            db.execute(
+                staff_users.update()
+                .where(staff_users.c.id == row.id)
+                .values(password_hash=_hasher.hash(password))
+            )
+    return SignIn(get(engine, row.id))
+
+
+def signed_in(engine: sa.engine.Engine, user_id: int) -> None:
+    """Note the time of a completed sign-in (every step passed)."""
+    with engine.begin() as db:
+        db.execute(staff_users.update().where(staff_users.c.id == user_id).values(last_sign_in_at=now()))
 
 
 def end_sessions(engine: sa.engine.Engine, user_id: int) -> None:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import yaml
@@ -57,6 +58,13 @@ WORDING = paths.relative(paths.APPROVED_WORDING)
 CHECKED_PARTS = ("clinic.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories")
 # Clinic details staff edit in the form (the rest of clinic.yml stays a developer's job).
 CLINIC_FIELDS = ("phone", "hours", "address", "booking_link", "booking_webhook_url")
+# Where visitors' personal details are sent (every consultation request's name and contact):
+# only an admin changes it, from the form or by undoing a change, and each change is audited.
+# The webhook's token is in the environment (BOOKING_WEBHOOK_TOKEN), never in clinic.yml.
+ROUTING_FIELDS = ("booking_webhook_url",)
+ROUTING_REFUSAL = (
+    "Only an admin can change where consultation requests are sent (the booking system address)."
+)
 MAX_FIELD_CHARS = 300
 MAX_EXAMPLE_CHARS = 200
 TOPIC_PAYLOAD = re.compile(r'"faq_topic"\s*:\s*"([a-z0-9_]+)"')
@@ -548,8 +556,31 @@ def _replace_list(data: CommentedMap, name: str, values: list[Any]) -> None:
         data[name] = seq
 
 
-def change_clinic(root: Path, change: ClinicChange, staff_name: str) -> str:
-    """Save new clinic details as one commit; its id. Raises Refused (nothing written)."""
+def routing(values: dict[str, Any] | None) -> dict[str, str]:
+    """The settings that decide where personal details are sent, from clinic.yml's values."""
+    return {name: " ".join(str((values or {}).get(name) or "").split()) for name in ROUTING_FIELDS}
+
+
+def _host(url: str) -> str:
+    if not url:
+        return "(none)"
+    return urlsplit(url).hostname or "(not a web address)"
+
+
+def routing_changes(before: dict[str, str], after: dict[str, str]) -> str:
+    """What changed in where data is sent, as old host -> new host (for the audit log; no path, no token)."""
+    return "; ".join(
+        f"{_host(before[name])} -> {_host(after[name])}"
+        for name in ROUTING_FIELDS
+        if before[name] != after[name]
+    )
+
+
+def change_clinic(root: Path, change: ClinicChange, staff_name: str, may_route: bool = False) -> str:
+    """Save new clinic details as one commit; its id. Raises Refused (nothing written).
+
+    Changing where requests are sent (ROUTING_FIELDS) needs `may_route` (an admin).
+    """
     problems = []
     for name, value in change.values.items():
         if len(value) > MAX_FIELD_CHARS:
@@ -567,6 +598,9 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str) -> str:
         except LayoutError as error:
             raise Refused(str(error)) from None
         data = clinic.data
+        wanted = routing(change.values)
+        if not may_route and routing(data) != wanted:
+            raise Refused(ROUTING_REFUSAL)
         changed = []
         for name in CLINIC_FIELDS:
             value = " ".join(change.values.get(name, "").split())
@@ -584,8 +618,11 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str) -> str:
 
 
 # ---- undo --------------------------------------------------------------------------------
-def undo(root: Path, sha: str, staff_name: str) -> str:
-    """Take one change back out, as a new commit with the staff member as author; its id. Raises Refused."""
+def undo(root: Path, sha: str, staff_name: str, may_route: bool = False) -> str:
+    """Take one change back out, as a new commit with the staff member as author; its id. Raises Refused.
+
+    Undoing a change of where requests are sent (ROUTING_FIELDS) needs `may_route` (an admin).
+    """
     with locked(root):
         missing = history.problem(root)
         if missing:
@@ -602,6 +639,14 @@ def undo(root: Path, sha: str, staff_name: str) -> str:
         }
         if not texts:
             raise Refused("This change has already been undone: the files are as they were before it.")
+        if not may_route and CLINIC in texts:
+            try:
+                now_values = yaml.safe_load((root / CLINIC).read_text(encoding="utf-8"))
+                then_values = yaml.safe_load(texts[CLINIC])
+            except yaml.YAMLError:
+                now_values, then_values = None, {}
+            if routing(now_values) != routing(then_values):
+                raise Refused(ROUTING_REFUSAL)
         problems = new_problems(root, texts)
         if problems:
             raise Refused(

@@ -21,6 +21,20 @@ staff_users = sa.Table(
     sa.Column("session_version", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_sign_in_at", sa.DateTime(timezone=True)),
+    # The second factor (migration 0007; staff/service/second_factor.py).
+    sa.Column("totp_secret", sa.String(255)),
+    sa.Column("totp_pending_secret", sa.String(255)),
+    sa.Column("totp_enabled_at", sa.DateTime(timezone=True)),
+    sa.Column("totp_last_step", sa.BigInteger),
+)
+recovery_codes = sa.Table(
+    "staff_recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff_users.id"), nullable=False),
+    sa.Column("code_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
 )
 login_attempts = sa.Table(
     "login_attempts",

@@ -6,6 +6,10 @@ with a fresh SQLite database. The console's editing pages write to a copy of the
 temporary git repository (every server reads its clinic.yml), never to the real files. Staff
 accounts are made with the staff command (clinic-staff-user), as a clinic would. A module
 that imports the fixtures (site, playwright, browser, staff) gets its own stack.
+
+Admins sign in with a code from an authenticator app: the first time one signs in, the
+sign-in helper sets the app up from the page (the key it shows for typing) and keeps the
+key, so later sign-ins type the code the app would show (tests/two_factor.py).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from tests.helpers import AXE, Chat, project_copy, squash
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.two_factor import next_code, secret_from_page
 
 PASSWORD = "correct horse battery staple"
 USERS = {"anna": "admin", "rita": "reception", "eddie": "editor", "tess": "reception"}
@@ -35,6 +41,24 @@ PHONE = {"width": 390, "height": 844}
 EXPECTED_STATUS = re.compile(
     r"Failed to load resource: the server responded with a status of (400|401|403|404|409|429|501)"
 )
+
+
+# The staff's authenticator apps, by (console address, name): the key, the step of the last
+# code typed, the recovery codes shown (any module's site: test_publish.py has its own).
+APPS: dict[tuple[str, str], str] = {}
+LAST_STEPS: dict[tuple[str, str], int] = {}
+RECOVERY_CODES: dict[tuple[str, str], list[str]] = {}
+
+
+def has_app(console: str, name: str) -> bool:
+    """Whether `name` has set up an authenticator app on this console (in this test run)."""
+    return (console, name) in APPS
+
+
+def app_code(console: str, name: str) -> str:
+    """The code `name`'s authenticator app shows now (one the console has not seen used)."""
+    code, LAST_STEPS[console, name] = next_code(APPS[console, name], LAST_STEPS.get((console, name)))
+    return code
 
 
 @dataclass
@@ -74,7 +98,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for name, role in USERS.items():
             added = subprocess.run(
                 [
-                    str(Path(sys.executable).parent / "clinic-staff-user"),
+                    sys.executable,
+                    *("-m", "staff.users"),  # this checkout's command (clinic-staff-user)
                     "add",
                     name,
                     "--role",
@@ -85,6 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 text=True,
                 capture_output=True,
                 env={**os.environ, "DATABASE_URL": config.database_url},
+                cwd=PROJECT_ROOT,
                 timeout=60,
             )
             assert added.returncode == 0, added.stdout + added.stderr
@@ -127,13 +153,35 @@ class Staff:
         return self.page
 
     def sign_in(self, name: str, password: str = PASSWORD) -> Page:
-        """Sign in on the sign-in page, as a person types."""
+        """Sign in on the sign-in page, as a person types, with the code from their app if asked.
+
+        An admin signing in for the first time sets the app up (and the page's recovery codes
+        are kept in RECOVERY_CODES).
+        """
         page = self.open("/login")
         page.get_by_label("Your name").fill(name)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
+        if page.url.endswith("/login/set-up"):
+            self.set_up_app(name)
+            page.get_by_role("link", name="I have saved them: continue").click()
+        elif page.url.endswith("/login/code"):
+            page.get_by_label("Code (or a recovery code)").fill(app_code(self.site.console, name))
+            page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
         return page
+
+    def set_up_app(self, name: str) -> list[str]:
+        """On the set-up page: add the key to the "app", type its code; the recovery codes shown."""
+        page, key = self.page, (self.site.console, name)
+        APPS[key] = secret_from_page(page.locator("#secret").inner_text())
+        LAST_STEPS.pop(key, None)
+        page.get_by_label("Code from the app").fill(app_code(*key))
+        page.get_by_role("button", name="Turn on").click()
+        page.get_by_role("heading", name="Save your recovery codes").wait_for()
+        RECOVERY_CODES[key] = page.locator(".recovery-codes code").all_inner_texts()
+        return RECOVERY_CODES[key]
 
     def heading(self) -> str:
         """The page's main heading."""

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from common.paths import CLINIC_YML
+from common.paths import CLINIC_YML, PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
@@ -39,6 +39,7 @@ from tests.helpers import (
     handle_of,
     squash,
 )
+from tests.two_factor import next_code, secret_from_page
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +48,7 @@ USERS = {"rita": "reception", "anna": "admin", "eddie": "editor"}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ALWAYS_OPEN = {day: "00:00-23:59" for day in DAYS}
 LAPTOP = {"width": 1280, "height": 800}
+APPS: dict[str, str] = {}  # an admin's authenticator app key, from the page that set it up
 
 
 @dataclass
@@ -95,13 +97,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for name, role in USERS.items():
             added = subprocess.run(
                 [
-                    str(Path(sys.executable).parent / "clinic-staff-user"),
+                    sys.executable,
+                    *("-m", "staff.users"),  # this checkout's command (clinic-staff-user)
                     *("add", name, "--role", role, "--password-stdin"),
                 ],
                 input=PASSWORD + "\n",
                 text=True,
                 capture_output=True,
                 env={**os.environ, "DATABASE_URL": config.database_url},
+                cwd=PROJECT_ROOT,
                 timeout=60,
             )
             assert added.returncode == 0, added.stdout + added.stderr
@@ -165,6 +169,15 @@ class StaffMember:
         self.page.get_by_label("Your name").fill(name)
         self.page.get_by_label("Password").fill(PASSWORD)
         self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+        if self.page.url.endswith("/login/set-up"):  # an admin's first sign-in: the app is set up
+            APPS[name] = secret_from_page(self.page.locator("#secret").inner_text())
+            self.page.get_by_label("Code from the app").fill(next_code(APPS[name], None)[0])
+            self.page.get_by_role("button", name="Turn on").click()
+            self.page.get_by_role("link", name="I have saved them: continue").click()
+        elif self.page.url.endswith("/login/code"):
+            self.page.get_by_label("Code (or a recovery code)").fill(next_code(APPS[name], None)[0])
+            self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
 
     def live(self, available: bool = True) -> Page:

@@ -17,14 +17,18 @@ import sqlalchemy as sa
 from common.settings import Settings
 from staff import users
 from staff.console.app import COOKIE_NAME, create_app
-from staff.service import accounts, db
+from staff.service import accounts, db, second_factor
+from tests.two_factor import next_code
 
 PASSWORD = "correct horse battery staple"
+KEY = "unit-test-console-key-" + "y" * 20
+# anna (an admin) has an authenticator app: its secret, and the step of the last code used.
+APP: dict[str, object] = {}
 
 
 def make_app(url: str, **env: str):
     settings = Settings.from_env(
-        {"DATABASE_URL": url, "STAFF_SECRET_KEY": "unit-test-console-key-" + "y" * 20, **env},
+        {"DATABASE_URL": url, "STAFF_SECRET_KEY": KEY, **env},
         lock_store=False,
     )
     app = create_app(settings)
@@ -34,7 +38,11 @@ def make_app(url: str, **env: str):
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'console.db'}"
-    accounts.create_user(db.engine(url), "anna", "admin", PASSWORD)
+    anna = accounts.create_user(db.engine(url), "anna", "admin", PASSWORD)
+    secret = second_factor.start_enrolment(db.engine(url), anna.id, KEY.encode())
+    code, step = next_code(secret, None)
+    assert second_factor.confirm_enrolment(db.engine(url), KEY.encode(), anna, code, "set-up").ok
+    APP.update(secret=secret, step=step)
     return url
 
 
@@ -42,8 +50,17 @@ def token(client, path: str = "/login") -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
 
 
-def sign_in(client, name: str = "anna", password: str = PASSWORD):
-    return client.post("/login", data={"name": name, "password": password, "csrf_token": token(client)})
+def sign_in(client, name: str = "anna", password: str = PASSWORD, path: str = "/login", **options):
+    """The password, then (if asked) the code from anna's app: the last answer."""
+    answer = client.post(
+        path, data={"name": name, "password": password, "csrf_token": token(client)}, **options
+    )
+    if answer.status_code == 302 and answer.headers["Location"] == "/login/code":
+        code, APP["step"] = next_code(APP["secret"], APP["step"])
+        page = client.get("/login/code", **options).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+        answer = client.post("/login/code", data={"code": code, "csrf_token": csrf}, **options)
+    return answer
 
 
 def test_passwords_are_stored_as_argon2_hashes_only(url: str) -> None:
@@ -69,7 +86,7 @@ def test_the_session_cookie_is_httponly_samesite_and_secure_behind_https(url: st
         base_url=site,
         headers={"Referer": f"{site}/login"},  # checked on HTTPS, as browsers send it
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response.headers["Location"] == "/login/code"
     assert "Secure" in response.headers["Set-Cookie"]
 
 
@@ -112,10 +129,7 @@ def test_a_post_without_the_csrf_token_changes_nothing(url: str) -> None:
 
 def test_only_pages_of_this_site_follow_a_sign_in(url: str) -> None:
     client = make_app(url).test_client()
-    response = client.post(
-        "/login?next=//evil.example/x",
-        data={"name": "anna", "password": PASSWORD, "csrf_token": token(client)},
-    )
+    response = sign_in(client, path="/login?next=//evil.example/x")
     assert response.headers["Location"] == "/"
 
 

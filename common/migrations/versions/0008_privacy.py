@@ -1,7 +1,7 @@
 """Personal data: the daily limit per contact by a keyed hash; the conversations of inbox decisions.
 
 Revision ID: 0008_privacy
-Revises: 0006_live_chat
+Revises: 0007_installed_model
 """
 
 from __future__ import annotations

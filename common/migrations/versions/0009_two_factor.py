@@ -1,7 +1,7 @@
 """Staff sign in with a second factor: an authenticator app's secret and one-time recovery codes.
 
-Revision ID: 0007_two_factor
-Revises: 0006_live_chat
+Revision ID: 0009_two_factor
+Revises: 0008_privacy
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_two_factor"
-down_revision = "0006_live_chat"
+revision = "0009_two_factor"
+down_revision = "0008_privacy"
 branch_labels = None
 depends_on = None
 

@@ -115,6 +115,6 @@ def resume_proof(conversation_id: str, key: bytes) -> str:
 
 def may_resume(conversation_id: object, proof: object, key: bytes) -> bool:
     """Whether a client may resume `conversation_id`: an issued id with its resume proof."""
-    if not is_issued(conversation_id, key) or not isinstance(proof, str):
-        return False
+    if not is_issued(conversation_id, key) or not isinstance(proof, str) or not proof.isascii():
+        return False  # a proof is ASCII; anything else (a lone surrogate included) cannot encode
     return hmac.compare_digest(proof.encode(), resume_proof(str(conversation_id), key).encode())

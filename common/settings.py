@@ -224,11 +224,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
         """Read and check the settings; raise SettingsError listing every problem at once.
 
-        `lock_store`: whether this is the Rasa server, which takes conversation locks and
-        issues conversation ids (the action server and the staff commands do neither, so
-        they need no Redis and no CONVERSATION_SECRET). `serves_chat`: whether this is the
-        Rasa server or the action server, which share ACTION_SERVER_TOKEN (the staff console
-        and the staff commands call neither, so they need no token).
+        `lock_store`: whether this is the Rasa server, which takes conversation locks (the
+        action server and the staff commands take none, so they need no lock store).
+        `serves_chat`: whether this is the Rasa server or the action server, which share
+        ACTION_SERVER_TOKEN and CONVERSATION_SECRET (Rasa signs conversation ids with it; the
+        action server keys the contacts' daily counts with it); the staff console and the
+        staff commands need neither.
         """
         problems: list[str] = []
         profile = env.get("CLINIC_PROFILE") or "local"
@@ -265,10 +266,10 @@ class Settings:
                 "ACTION_SERVER_HOST=127.0.0.1."
             )
         conversation_secret = _secret(env, "CONVERSATION_SECRET", problems)
-        if profile == "production" and lock_store and conversation_secret is None:
+        if profile == "production" and serves_chat and conversation_secret is None:
             problems.append(
-                "The production profile signs conversation ids with a secret every Rasa server "
-                "shares: set CONVERSATION_SECRET."
+                "The production profile signs conversation ids and keys the contacts' daily "
+                "counts with a secret every Rasa and action server shares: set CONVERSATION_SECRET."
             )
         action_timeout = _count(env, "ACTION_SERVER_TIMEOUT_SECONDS", ACTION_SERVER_TIMEOUT_SECONDS, problems)
         if action_timeout > MAX_ACTION_SERVER_TIMEOUT_SECONDS:

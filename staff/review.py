@@ -86,6 +86,9 @@ PHONE = personal_data.PHONE_LIKE
 MIN_PHONE_DIGITS = personal_data.MIN_PHONE_DIGITS
 # Rasa's event when a form starts (its name) or ends (no name): answers to a form are not questions.
 ACTIVE_LOOP = "active_loop"
+# Rasa's events when a live chat with staff starts and ends: what the visitor writes to a person
+# (often their own details) is not a question for the assistant either.
+PAUSED, RESUMED = "pause", "resume"  # ConversationPaused / ConversationResumed's type_name
 # Rasa's two-stage fallback runs as a loop too ("did you mean...?"), but asks nothing personal:
 # a reply to it is still a message whose fate the review counts.
 NOT_A_FORM = frozenset({"action_two_stage_fallback"})
@@ -154,7 +157,7 @@ class Turn:
     next_intent: str = ""  # the intent of the visitor's next message
     explanation: str = ""  # after a thumbs-down: what the visitor said was missing (masked)
     is_explanation: bool = False  # this message is such an explanation
-    in_form: bool = False  # sent while a form (booking, leave a message) was asking its questions
+    in_form: bool = False  # sent while a form asked its questions, or to staff in a live chat
 
     @property
     def reason(self) -> str | None:
@@ -206,15 +209,19 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
     turns: list[Turn] = []
     seen: set[str] = set()
     form: str | None = None  # the form asking its questions, if any
+    paused = False  # a live chat: the visitor writes to staff, the assistant predicts nothing
     for row in rows:
         data = json.loads(row.data or "{}")
+        if row.type_name in (PAUSED, RESUMED):
+            paused = row.type_name == PAUSED
+            continue
         if row.type_name == ACTIVE_LOOP:
             name = data.get("name") or None
             if name not in NOT_A_FORM:  # "did you mean" inside a form leaves the form asking
                 form = name
             continue
         if row.type_name == "action" and row.action_name == SESSION_START:
-            form = None
+            form, paused = None, False
         if row.type_name == "user":
             message_id = str(data.get("message_id") or row.id)
             if message_id not in seen:
@@ -227,7 +234,7 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
                         clean(data.get("text") or ""),
                         (parse.get("intent") or {}).get("name") or row.intent_name or "",
                         guessed_intent(parse),
-                        in_form=form is not None,
+                        in_form=form is not None or paused,
                     )
                 )
         elif turns:
@@ -253,7 +260,7 @@ def sender_turns(rows: Iterable[sa.engine.Row]) -> list[Turn]:
 def read_turns(url: str, start: float, end: float) -> list[Turn]:
     """The visitor messages sent from `start` to before `end` (epoch seconds), oldest first."""
     rows = conversations.read_dialogue(
-        url, start, end + GRACE_SECONDS, (*conversations.DIALOGUE, ACTIVE_LOOP)
+        url, start, end + GRACE_SECONDS, (*conversations.DIALOGUE, ACTIVE_LOOP, PAUSED, RESUMED)
     )
     turns = [
         turn

@@ -23,8 +23,6 @@ account = Blueprint("account", __name__, url_prefix="/account")
 BLUEPRINTS = (signin, account)
 PENDING = "signin"
 PENDING_SECONDS = 10 * 60  # time to give the code (or set up the app) after the password
-# Pages an admin without a second factor may open: setting it up, signing out.
-ENROL_ONLY = frozenset({"account.enrol", "auth.logout", "static", "health"})
 
 
 def issuer() -> str:

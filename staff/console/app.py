@@ -79,6 +79,10 @@ class SignedOut(AnonymousUserMixin):
         return False
 
 
+# What an admin without a second factor may open: setting it up, signing out, and what needs no page.
+ENROL_ONLY = frozenset({"account.enrol", "auth.logout", "static", "health"})
+
+
 def local_secret_key() -> str:
     """The session key of a local console: made once and kept in var/ (production sets STAFF_SECRET_KEY)."""
     SECRET_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +203,7 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
             current_user.is_authenticated
             and current_user.role == "admin"
             and not current_user.user.two_factor
-            and request.endpoint not in ("account.enrol", "auth.logout", "static", "health")
+            and request.endpoint not in ENROL_ONLY
         ):
             # Admins use the console only with a second factor: nothing else until it is set up.
             flash("Admins sign in with a second factor: set up your authenticator app first.", "info")

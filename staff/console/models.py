@@ -33,6 +33,7 @@ from flask_login import current_user
 from common import model_archive
 from staff import candidate
 from staff.console.app import console, csrf, requires
+from staff.service import inbox
 from staff.service import models as service
 
 models = Blueprint("models", __name__, url_prefix="/models")
@@ -85,8 +86,13 @@ def progress(run_id: int) -> Any:
 @models.post("/train")
 @requires("training")
 def start() -> Any:
-    """Start "Check and train" (refused while another runs)."""
+    """Start "Check and train" (refused while another runs).
+
+    Examples added from a conversation whose visitor has since erased it (in the chat) leave
+    the data first, so no model learns from an erased visitor's words.
+    """
     state = console()
+    inbox.remove_erased_examples(state.engine, state.root, current_user.name)
     try:
         run_id = service.start_run(state.engine, current_user.name)
     except service.ModelError as error:

@@ -630,6 +630,11 @@ def undo(root: Path, sha: str, staff_name: str, may_route: bool = False) -> str:
         item = history.change(root, sha)
         if item is None:
             raise Refused("There is no such change in the history.")
+        if item.is_erasure:
+            raise Refused(
+                "This change took the words of a visitor who asked to be forgotten out of the "
+                "assistant's examples; it cannot be undone."
+            )
         try:
             texts = history.undone(root, item)
         except history.HistoryError as error:

@@ -95,6 +95,11 @@ def commit(root: Path, files: list[str], message: str, staff_name: str) -> str:
     return git(root, "rev-parse", "HEAD").stdout.strip()
 
 
+# The end of the title of a commit that took an erased visitor's examples out of the data
+# (staff/service/inbox.py); such a change is never undone (content.undo refuses it).
+ERASURE_TITLE_END = "the visitor they came from was erased"
+
+
 @dataclass
 class Change:
     """One commit that changed what the console edits."""
@@ -106,6 +111,11 @@ class Change:
     message: str
     files: list[str] = field(default_factory=list)
     parents: int = 1
+
+    @property
+    def is_erasure(self) -> bool:
+        """Whether this change took an erased visitor's examples out of the data."""
+        return self.message.splitlines()[0].endswith(ERASURE_TITLE_END) if self.message else False
 
     @property
     def short(self) -> str:

@@ -395,8 +395,7 @@ def remove_erased_examples(engine: sa.engine.Engine, root: Path, staff_name: str
                 history.commit(
                     root,
                     sorted(doomed),
-                    f"{removed} example(s) taken out of the training data: "
-                    "the visitor they came from was erased",
+                    f"{removed} example(s) taken out of the training data: {history.ERASURE_TITLE_END}",
                     staff_name,
                 )
             except history.HistoryError:  # the examples are out of the data; git's record can follow

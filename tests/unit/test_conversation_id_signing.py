@@ -84,6 +84,8 @@ def test_a_resume_proof_belongs_to_one_issued_id_and_one_key() -> None:
         (mine, None),
         (mine, ""),
         (mine, 42),
+        (mine, "\ud800"),  # a lone surrogate (socket.io JSON can carry one): refused, not a crash
+        (mine, proof + "\u00e9"),
         (mine, conversation_ids.resume_proof(theirs, KEY)),
         (mine, conversation_ids.resume_proof(mine, b"another-key-0123456789-0123456789")),
         (theirs, proof),

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    ConversationPaused,
+    ConversationResumed,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from actions.booking.store import BookingRequest, BookingStore
@@ -24,7 +32,7 @@ from common import conversations
 from common.names import FALLBACK_INTENT
 from common.personal_data import Screen
 from staff import review
-from staff.service import db, inbox, numbers, stories
+from staff.service import content, db, inbox, numbers, stories
 from tests.helpers import project_copy
 
 SCAR = "acne scar on my left cheek, about 2 years old"
@@ -85,6 +93,16 @@ def url(tmp_path: Path) -> str:
                 *unknown("my name is Quilla, can you check my file"),
             ],
             "other": unknown("do you sell gift vouchers for the treatment"),
+            "live": [
+                *unknown("is there parking near the clinic"),
+                user("can I talk to a person", "live_chat"),
+                ActionExecuted("action_request_live_chat"),
+                ConversationPaused(),
+                user("it's Zebedee Pausewell, the scar under my chin", FALLBACK_INTENT),
+                ConversationResumed(),
+                LISTEN,
+                *unknown("do you have a waiting room"),
+            ],
         },
     )
 
@@ -105,6 +123,12 @@ def test_answers_to_a_form_never_reach_the_inbox_or_count_as_not_understood(url:
     answers = [t for t in turns(url) if t.text in (SCAR, "Quilla Formsby", MESSAGE)]
     assert len(answers) == 3 and {numbers.category(t) for t in answers} == {"answered"}
     assert review.Numbers.of(turns(url)).outcomes[review.FALLBACK] == 0
+
+
+def test_what_a_visitor_writes_to_staff_in_a_live_chat_never_reaches_the_inbox(url: str) -> None:
+    texts = [m.text for m in inbox.candidates(turns(url), set())]
+    assert "it's Zebedee Pausewell, the scar under my chin" not in texts
+    assert {"is there parking near the clinic", "do you have a waiting room"} <= set(texts)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +210,13 @@ def test_erasing_a_conversation_takes_its_decisions_and_added_examples(url: str,
         ["git", "log", "-1", "--format=%an %B"], cwd=root, capture_output=True, text=True, check=True
     ).stdout
     assert message.startswith("erin ") and "gift" not in message and "erased" in message
+    # An editor's undo from History cannot put the erased visitor's words back.
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    with pytest.raises(content.Refused, match="cannot be undone"):
+        content.undo(root, sha, "erin")
+    assert added not in (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
 
 
 def test_a_story_from_a_conversation_keeps_no_form_answer_or_personal_words(url: str) -> None:

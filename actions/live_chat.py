@@ -127,6 +127,7 @@ class ActionRequestLiveChat(Action):
                 response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
             )
             return []
+        deadline.check()  # too late to tell the visitor they are queued: count and queue nothing
         config = deployment.current()
         key = (tracker.latest_message.get("metadata") or {}).get(VISITOR_KEY)
         if not await rate_limiter(config).allow(
@@ -134,7 +135,6 @@ class ActionRequestLiveChat(Action):
         ):
             logger.warning("Refused a live chat request: too many from one address.")
             return busy(dispatcher, clinic, moment)
-        deadline.check()  # too late to tell the visitor they are queued: queue nothing (turn fails)
         try:
             queued = live_chat.request(
                 live_chat.engine(config.database_url), tracker.sender_id, clinic.live_chat_max_waiting

@@ -182,7 +182,10 @@ def badge() -> dict[str, Any]:
 def index() -> Any:
     """The Live page."""
     chat_id = request.args.get("chat", type=int)
-    return render_template("live.html", state=state(chat_id), chat_id=chat_id, poll_seconds=POLL_SECONDS)
+    shown = state(chat_id)
+    if shown["chat"]:  # reading a conversation is audited with its handle, as on Conversations
+        console().audit("read live chat", shown["chat"]["handle"])
+    return render_template("live.html", state=shown, chat_id=chat_id, poll_seconds=POLL_SECONDS)
 
 
 @live.get("/state.json")
@@ -209,7 +212,8 @@ def presence() -> Any:
 @requires("live")
 def act(chat_id: int, step: str) -> Any:
     """Take a waiting conversation, reply (and show the visitor you are typing), hand it back, or close it."""
-    if live_chat.get(db(), chat_id) is None:
+    chat = live_chat.get(db(), chat_id)
+    if chat is None:
         abort(404)
     body: dict[str, Any] = {"chat_id": chat_id, "staff_id": staff_id(), "staff_name": display_name()}
     if step == "say":
@@ -221,5 +225,6 @@ def act(chat_id: int, step: str) -> Any:
         body["text"] = text
     status, problem = call_rasa(step, body)
     if status == 200 and step not in ("say", "typing"):
-        console().audit(f"live chat {step}", f"live chat {chat_id}")
+        handle = conversation_ids.handle(chat.conversation_id, console().settings.live_chat_key())
+        console().audit(f"live chat {step}", handle)
     return respond(step, chat_id, status, problem)

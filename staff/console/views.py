@@ -20,6 +20,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from actions.booking.store import STATUSES
+from common import conversation_ids
 from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
 from staff.service import accounts, inbox, numbers, second_factor, transcripts
@@ -396,10 +397,12 @@ def handle_secret() -> str:
 @conversations.get("/", endpoint="index")
 @requires("conversations")
 def find_conversations() -> Any:
-    """Find conversations by booking reference or by day."""
+    """Find conversations by booking reference, by handle (C-..., as the Live page shows) or by day."""
     state = console()
     zone = state.clinic.zone
     reference = (request.args.get("reference") or "").strip()[:20]
+    if conversation_ids.is_handle(reference.upper()):
+        return redirect(url_for("conversations.show", id=reference.upper()))
     day = day_arg("day", None if reference else clinic_today())
     found: list[transcripts.Summary] = []
     if reference:

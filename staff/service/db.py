@@ -21,7 +21,7 @@ staff_users = sa.Table(
     sa.Column("session_version", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_sign_in_at", sa.DateTime(timezone=True)),
-    # The second factor (migration 0007; staff/service/second_factor.py).
+    # The second factor (migration 0009_two_factor; staff/service/second_factor.py).
     sa.Column("totp_secret", sa.String(255)),
     sa.Column("totp_pending_secret", sa.String(255)),
     sa.Column("totp_enabled_at", sa.DateTime(timezone=True)),

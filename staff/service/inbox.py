@@ -50,13 +50,9 @@ from staff.validate import load, normalise
 SAME_MEANING = 0.5
 logger = logging.getLogger(__name__)
 OUT_OF_SCOPE = "out_of_scope"
-ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED, SKIPPED = (
-    "added",
-    "out_of_scope",
-    "new_topic",
-    "ignored",
-    "skipped",
-)
+# The decisions that put the wording into the training data are named where erasure reads them.
+ADDED, NOT_IN_DOCUMENT = conversations.IN_TRAINING_DATA
+NEW_TOPIC, IGNORED, SKIPPED = "new_topic", "ignored", "skipped"
 DECISIONS = (ADDED, NOT_IN_DOCUMENT, NEW_TOPIC, IGNORED)
 REASON_LABELS = {
     review.FALLBACK: "not understood",

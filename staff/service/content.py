@@ -33,8 +33,8 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from common import paths
-from common.clinic import WEEKDAYS
+from common import paths, personal_data
+from common.clinic import WEEKDAYS, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 from staff import grounding, validate
 from staff.service import history
@@ -364,7 +364,14 @@ def _buttons(files: dict[str, YamlFile], key: str) -> Iterator[CommentedMap]:
 
 
 def _clean_examples(lines: list[str]) -> list[str]:
+    """The new examples typed or pasted in, one per line; refused if too long or personal.
+
+    An example may have been copied from a visitor's message (the inbox's "new topic needed"
+    list): what the inbox's screen refuses (an email, a phone number, a date, a name) is
+    refused here too, since the examples are committed to the project's history.
+    """
     found = []
+    screen = personal_data.Screen(load_settings().country)
     for line in lines:
         text = " ".join(line.split()).removeprefix("- ").strip()
         if text:
@@ -373,6 +380,9 @@ def _clean_examples(lines: list[str]) -> list[str]:
                     f'The example "{text[:60]}..." is too long: keep questions under '
                     f"{MAX_EXAMPLE_CHARS} characters."
                 )
+            why = screen.reason(text)
+            if why:
+                raise Refused(f'The example "{text[:60]}" was not saved. {why}.')
             found.append(text)
     return found
 

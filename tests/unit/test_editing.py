@@ -182,6 +182,26 @@ def test_a_title_and_examples_change_together_as_one_commit(root: Path) -> None:
     assert '1 example(s) moved to "How does it work?"' in message and "1 example(s) removed" in message
 
 
+@pytest.mark.parametrize(
+    ("example", "what"),
+    [
+        ("hi I'm Quentin, does it work on my scar", "someone's name"),
+        ("can you call me back on 07911 123456", "a phone number"),
+    ],
+)
+def test_an_example_with_personal_data_is_refused_and_nothing_is_written(
+    root: Path, example: str, what: str
+) -> None:
+    """An example pasted from a visitor's message must not carry their details into git (issue 20)."""
+    head = git(root, "rev-parse", "HEAD")
+    before = (root / "data" / "nlu" / "faq.yml").read_bytes()
+    with pytest.raises(content.Refused) as refused:
+        content.change_topic(root, "what_is", topic_change(root, "what_is", added=[example]), "eddie")
+    assert what in refused.value.summary and "not saved" in refused.value.summary
+    assert (root / "data" / "nlu" / "faq.yml").read_bytes() == before
+    assert git(root, "rev-parse", "HEAD") == head
+
+
 def test_an_invented_fact_is_refused_with_the_checkers_words_and_nothing_is_written(root: Path) -> None:
     current = content.topic(root, "what_is")
     head = git(root, "rev-parse", "HEAD")

@@ -23,6 +23,10 @@ from common.settings import REDIS_TIMEOUT_SECONDS
 
 # A step is a few Redis round trips; the mutex expires on its own if a server dies holding it.
 MUTEX_TIMEOUT_S = 5.0
+# A waiter waits a little longer than a mutex lives: a mutex left behind (a server died, or a
+# command sent before Redis paused ran when it resumed) has always expired by then, so the
+# next message goes through instead of failing. 6 s of waiting still answers within 10 s.
+MUTEX_WAIT_S = MUTEX_TIMEOUT_S + 1.0
 
 
 class SerialRedisLockStore(RedisLockStore):
@@ -38,7 +42,7 @@ class SerialRedisLockStore(RedisLockStore):
         with self.red.lock(
             f"{self.key_prefix}{conversation_id}:mutex",
             timeout=MUTEX_TIMEOUT_S,
-            blocking_timeout=MUTEX_TIMEOUT_S,
+            blocking_timeout=MUTEX_WAIT_S,
         ):
             yield
 

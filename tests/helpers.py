@@ -250,9 +250,9 @@ class WidgetSession:
         self.confirmed: list[Any] = []  # every confirmed id (session_confirm's session_id)
         self.proofs: list[Any] = []  # and its resume proof
         self.client.on("bot_uttered", lambda message: self.said.append(message.get("text", "")))
-        self.client.on("session_confirm", self._confirm)
+        self.client.on("session_confirm", self.confirm)
 
-    def _confirm(self, answer: Any) -> None:
+    def confirm(self, answer: Any) -> None:
         """Keep the confirmed id and its resume proof (an older server sent the id alone)."""
         self.proofs.append(answer.get("resume") if isinstance(answer, dict) else None)
         self.confirmed.append(answer.get("session_id") if isinstance(answer, dict) else answer)

@@ -201,7 +201,7 @@ async def ask_for_a_person(base_url: str, address: str) -> list[str]:
     widget = WidgetSession(base_url)
     widget.client = socketio.AsyncClient()
     widget.client.on("bot_uttered", lambda message: widget.said.append(message.get("text", "")))
-    widget.client.on("session_confirm", widget.confirmed.append)
+    widget.client.on("session_confirm", widget.confirm)  # the id and its resume proof
     await widget.client.connect(
         base_url, socketio_path="socket.io", transports=["polling"], headers={"X-Forwarded-For": address}
     )

@@ -130,10 +130,13 @@ def test_production_requires_the_action_server_token_even_on_loopback(lock_store
         Settings.from_env(env, lock_store=lock_store)
 
 
-def test_production_rasa_server_requires_a_conversation_secret_but_staff_commands_do_not() -> None:
+def test_production_chat_servers_require_a_conversation_secret_but_staff_commands_do_not() -> None:
+    """Rasa signs ids with it; the action server keys the contacts' daily counts with it (issue 20)."""
     env = {**PRODUCTION, "CONVERSATION_SECRET": ""}
     assert "set CONVERSATION_SECRET" in refusal(env)
-    assert Settings.from_env(env, lock_store=False).conversation_secret is None
+    with pytest.raises(SettingsError, match="set CONVERSATION_SECRET"):
+        Settings.from_env(env, lock_store=False)  # the action server
+    assert Settings.from_env(env, lock_store=False, serves_chat=False).conversation_secret is None
 
 
 def test_the_local_profile_makes_its_conversation_secret_once_and_keeps_it_private(tmp_path: Path) -> None:

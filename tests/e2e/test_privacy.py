@@ -108,8 +108,13 @@ def everything_stored(url: str) -> str:
 
 
 def holding(text: str, words: list[str]) -> list[str]:
-    """The lines of `text` (rows, or lines of the history) that hold any of `words`, ignoring case."""
-    return [line[:300] for line in text.splitlines() if any(w.lower() in line.lower() for w in words)]
+    """The lines of `text` (rows, or lines of the history) that hold any of `words`, ignoring case.
+
+    A word counts only on its own, not inside a longer run of letters and digits: "1984" must
+    find a date of birth, not a timestamp (1796424780.5721984) or a random id that contains it.
+    """
+    found = re.compile("|".join(rf"(?<![0-9a-z]){re.escape(w.lower())}(?![0-9a-z])" for w in words))
+    return [line[:300] for line in text.splitlines() if found.search(line.lower())]
 
 
 def git_history(root: Path) -> str:

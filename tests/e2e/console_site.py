@@ -61,6 +61,21 @@ def app_code(console: str, name: str) -> str:
     return code
 
 
+def add_user(database_url: str, name: str, role: str) -> None:
+    """Add a staff account with the staff command, as a clinic would (the password on stdin)."""
+    added = subprocess.run(
+        [sys.executable, "-m", "staff.users", "add", name, "--role", role, "--password-stdin"],
+        input=PASSWORD + "\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, "DATABASE_URL": database_url},
+        cwd=PROJECT_ROOT,  # this checkout's command (clinic-staff-user)
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert f"{name} can now sign in" in added.stdout and PASSWORD not in added.stdout
+
+
 @dataclass
 class Site:
     """The running stack, its console and the temporary project root the inbox edits."""
@@ -96,25 +111,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
         for name, role in USERS.items():
-            added = subprocess.run(
-                [
-                    sys.executable,
-                    *("-m", "staff.users"),  # this checkout's command (clinic-staff-user)
-                    "add",
-                    name,
-                    "--role",
-                    role,
-                    "--password-stdin",
-                ],
-                input=PASSWORD + "\n",
-                text=True,
-                capture_output=True,
-                env={**os.environ, "DATABASE_URL": config.database_url},
-                cwd=PROJECT_ROOT,
-                timeout=60,
-            )
-            assert added.returncode == 0, added.stdout + added.stderr
-            assert f"{name} can now sign in" in added.stdout and PASSWORD not in added.stdout
+            add_user(config.database_url, name, role)
         yield Site(
             stack,
             config.console_url or "",

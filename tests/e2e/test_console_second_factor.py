@@ -13,16 +13,13 @@ from the History; an admin's change is in the audit log as old host -> new host.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pyotp
 import sqlalchemy as sa
 
 from common.clinic import load_settings
-from common.paths import PROJECT_ROOT
+from tests.e2e import console_site
 from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     APPS,
     PASSWORD,
@@ -38,25 +35,8 @@ NEW_ADMIN = "nora"
 
 
 def add_user(site: Site, name: str, role: str) -> None:
-    """Add a staff account with the staff command, as a clinic would."""
-    added = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "staff.users"),  # this checkout's command (clinic-staff-user)
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "DATABASE_URL": site.database_url},
-        cwd=PROJECT_ROOT,
-        timeout=60,
-    )
-    assert added.returncode == 0, added.stdout + added.stderr
+    """Add a staff account to this site with the staff command."""
+    console_site.add_user(site.database_url, name, role)
 
 
 def password_step(person, name: str):

@@ -207,6 +207,9 @@ def weekday_phrase(weekdays: tuple[str, ...]) -> str:
         return "weekdays"
     if tuple(weekdays) == ("saturday", "sunday"):
         return "weekends"
+    indexes = [WEEKDAYS.index(d) for d in weekdays]
+    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+        return f"{weekdays[0].capitalize()} to {weekdays[-1].capitalize()}"  # "Monday to Saturday"
     names = [f"{d.capitalize()}s" for d in weekdays]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 

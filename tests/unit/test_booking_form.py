@@ -277,6 +277,19 @@ def test_the_day_question_offers_the_next_open_days_and_flexible(domain) -> None
     assert "Sunday" not in " ".join(titles)  # the example clinic is closed on Sundays
 
 
+def test_the_promise_matches_the_contact_given(domain, database) -> None:
+    """Issue 21: "The team will call you" was said to a visitor who gave an email address."""
+    email = {**FILLED, "booking_contact": "jo@example.com"}
+    for slots, promise in ((email, "email you"), (FILLED, "call you")):
+        [question], _ = run(form.ActionAskBookingDate(), slots, domain)
+        [saved], _ = run(ActionSubmitBooking(), slots, domain)
+        assert question["contact_promise"] == promise and saved["contact_promise"] == promise
+        text = domain["responses"]["utter_booking_saved"][0]["text"].format(
+            **saved, clinic_name="", clinic_phone=""
+        )
+        assert f"They will {promise} within" in text
+
+
 # ---- "leave a message" (actions/live_chat.py): the same form, as a callback request
 CALLBACK = {
     "booking_kind": "callback",

@@ -172,7 +172,7 @@ def test_availability_in_the_visitors_words_is_stored_with_its_structure(
     assert (row["availability"], row["weekdays"], row["time_of_day"], row["contact"]) == (
         "in a fortnight, weekdays after 2pm",  # both answers, in the visitor's words
         "monday,tuesday,wednesday,thursday,friday",
-        "afternoon",
+        "after 2pm",  # as meant, not widened to "afternoon"
         "+447911654321",
     )
     fortnight = (datetime.now(load_settings().zone) + timedelta(days=14)).date()

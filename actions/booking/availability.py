@@ -316,11 +316,12 @@ def _take_clock_times(text: str, found: list[tuple[int, TimeOfDay]]) -> str:
         if hour is None or (word in {"after", "before"} and not suffix and int(match.group(2)) > 12):
             continue
         if word in {"after", "from", "any time after", "anytime after", "not before"}:
-            time_of_day = TimeOfDay(f"after {hour[1]}", hour[0], 24)
+            time_of_day = TimeOfDay(f"{'from' if word == 'from' else 'after'} {hour[1]}", hour[0], 24)
         elif word in {"before", "by", "until", "till", "no later than"}:
-            time_of_day = TimeOfDay(f"before {hour[1]}", 0, max(hour[0], 1))
+            said = word if word in {"by", "until", "till"} else "before"
+            time_of_day = TimeOfDay(f"{said} {hour[1]}", 0, max(hour[0], 1))
         else:
-            time_of_day = TimeOfDay(f"around {hour[1]}", hour[0], hour[0] + 1)
+            time_of_day = TimeOfDay(f"{'at' if word == 'at' else 'around'} {hour[1]}", hour[0], hour[0] + 1)
         found.append((match.start(), time_of_day))
         text = text.replace(match.group(0), " " * len(match.group(0)), 1)
     for match in list(re.finditer(r"\b(\d{1,2})(?:[:.](\d\d))? ?(am|a\.m\.|pm|p\.m\.)(?=\W|$)", text)):

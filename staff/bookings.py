@@ -1,7 +1,7 @@
 """Staff command for consultation requests: list, export to CSV, purge old ones, erase, re-deliver.
 
     make bookings [DAYS=7]                 (clinic-bookings list [--days 7])
-    make bookings-export FILE=requests.csv (clinic-bookings export requests.csv [--days 30])
+    make bookings-export FILE=requests.csv (clinic-bookings export requests.csv [--days 30]; .xlsx: Excel)
     make bookings-purge DAYS=90            (clinic-bookings purge --older-than 90: requests AND conversations)
     make bookings-erase EMAIL=... | PHONE=... | REFERENCE=SR-...
                                            (clinic-bookings erase --email/--phone/--reference: one person's
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="show requests")
     listing.add_argument("--days", type=int, help="only the last N days")
-    export = commands.add_parser("export", help="write requests to a CSV file")
+    export = commands.add_parser("export", help="write requests to a CSV file (or .xlsx for Excel)")
     export.add_argument("path", type=Path)
     export.add_argument("--days", type=int, help="only the last N days")
     purge = commands.add_parser("purge", help="delete requests and conversations older than N days")
@@ -116,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             print_table(rows)
         else:
-            args.path.write_bytes(service.export_csv(rows, zone))
+            rows = service.with_history(store, rows, zone)
+            xlsx = args.path.suffix.lower() == ".xlsx"  # Excel with text cells; else CSV
+            args.path.write_bytes(service.export_xlsx(rows, zone) if xlsx else service.export_csv(rows, zone))
             print(f"Wrote {len(rows)} request(s) to {args.path}")
     elif args.command == "erase":
         return erase(store, args)

@@ -63,8 +63,9 @@ def expected(domain: dict[str, Any]):
         def __missing__(self, key: str) -> str:  # per-message values, e.g. {reference}
             return "{" + key + "}"
 
-    def render(name: str) -> str:
-        return domain["responses"][name][0]["text"].format_map(KeepUnknown(clinic_values()))
+    def render(name: str, **values: str) -> str:
+        """The response's first text with the clinic's values and these per-message ones."""
+        return domain["responses"][name][0]["text"].format_map(KeepUnknown({**clinic_values(), **values}))
 
     return render
 

@@ -80,22 +80,29 @@ _FILLER = re.compile(
 
 @dataclass(frozen=True)
 class Availability:
-    """When a visitor can be called: their words and the structured preference."""
+    """When a visitor can be called: their words and the structured preference.
+
+    With alternatives ("weekdays next week after 2pm, or Saturday morning") each is kept in
+    `alternatives` with its own days and time, and the fields above span them all: the
+    earliest first day, the last day (None if one is open-ended), every weekday and time named.
+    """
 
     words: str
     earliest: date
     latest: date | None = None  # last day of a range; None: open-ended (or one exact day)
     weekdays: tuple[str, ...] = ()  # only these days of the week; empty: any open day
-    time_of_day: str | None = None  # morning / afternoon / evening, if they said
+    time_of_day: str | None = None  # as the visitor meant it: "morning", "after 2pm", "lunchtime"
     flexible: bool = False  # "asap", "any day", "I'm flexible"
     exact: bool = False  # one exact day ("14 December")
+    alternatives: tuple[Availability, ...] = ()  # two or more, each with its own days and time
 
     def to_slot(self) -> dict[str, Any]:
         """The preference as JSON for a slot (dates as ISO strings)."""
-        values = asdict(self)
+        values = {key: value for key, value in asdict(self).items() if key != "alternatives"}
         values["earliest"] = self.earliest.isoformat()
         values["latest"] = self.latest.isoformat() if self.latest else None
         values["weekdays"] = list(self.weekdays)
+        values["alternatives"] = [one.to_slot() for one in self.alternatives]
         return values
 
     @classmethod
@@ -109,16 +116,17 @@ class Availability:
             time_of_day=values.get("time_of_day") or None,
             flexible=bool(values.get("flexible")),
             exact=bool(values.get("exact")),
+            alternatives=tuple(cls.from_slot(one) for one in values.get("alternatives") or ()),
         )
 
     def refined_by(self, later: Availability) -> Availability:
         """This preference narrowed by what the visitor added at the time question.
 
-        "in a fortnight", then "weekdays after 2pm": from the fortnight on, weekdays, afternoons.
+        "in a fortnight", then "weekdays after 2pm": from the fortnight on, weekdays, after 2pm.
         A time alone keeps the days as they were; the words keep both answers.
         """
         words = f"{self.words}, {later.words}"
-        if not later.weekdays:
+        if not later.weekdays or self.alternatives or later.alternatives:
             return replace(self, words=words, time_of_day=later.time_of_day)
         return replace(  # "in a fortnight" + "weekdays": weekdays from that day on
             self,
@@ -131,7 +139,13 @@ class Availability:
         )
 
     def describe(self) -> str:
-        """The preference read back in plain words, e.g. "any weekday from Friday 4 December"."""
+        """The days read back in plain words, e.g. "weekdays from Friday 4 December 2026".
+
+        Alternatives are read back each with its own time: "weekdays between Monday 7 and
+        Friday 11 December 2026, after 2pm; or Saturday 12 December 2026, morning".
+        """
+        if self.alternatives:
+            return "; or ".join(one.understood() for one in self.alternatives)
         if self.exact:
             return readable(self.earliest)
         days = weekday_phrase(self.weekdays)
@@ -142,6 +156,12 @@ class Availability:
             return f"any day - the sooner the better (from {readable(self.earliest)})"
         return f"{days or 'any day'} from {readable(self.earliest)}"
 
+    def understood(self) -> str:
+        """Everything understood, days and times: what staff read beside the visitor's words."""
+        if self.alternatives or not self.time_of_day:
+            return self.describe()
+        return f"{self.describe()}, {self.time_of_day}"
+
 
 @dataclass
 class _Reading:
@@ -150,10 +170,15 @@ class _Reading:
     earliest: date | None = None
     latest: date | None = None
     weekdays: tuple[str, ...] = ()
-    time_of_day: str | None = None
+    times: list[TimeOfDay] = field(default_factory=list)
     flexible: bool = False
     exact: bool = False
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def time_of_day(self) -> str | None:
+        """The times named, as meant ("after 2pm", "morning or lunchtime"), or None."""
+        return " or ".join(t.label for t in self.times) or None
 
 
 class NotUnderstood(ValueError):
@@ -182,6 +207,9 @@ def weekday_phrase(weekdays: tuple[str, ...]) -> str:
         return "weekdays"
     if tuple(weekdays) == ("saturday", "sunday"):
         return "weekends"
+    indexes = [WEEKDAYS.index(d) for d in weekdays]
+    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[0] + len(indexes))):
+        return f"{weekdays[0].capitalize()} to {weekdays[-1].capitalize()}"  # "Monday to Saturday"
     names = [f"{d.capitalize()}s" for d in weekdays]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
@@ -201,31 +229,128 @@ def _normalise(text: str) -> str:
     return text
 
 
+# The parts of the day the clinic's times (clinic.yml times_of_day) are named by, in hours.
+_PERIODS = {"morning": (0, 12), "afternoon": (12, 17), "evening": (17, 24)}
+_CLOCK = r"(\d{1,2})(?:[:.](\d\d))?(?: ?(a\.?m\.?|p\.?m\.?|o'?clock))?"
+_NOT_A_DATE = (
+    r"(?! ?(?:st|nd|rd|th)\b)(?! ?[/-]\d)(?!\d)(?! (?:of )?" + _MONTH + r")"
+    r"(?! (?:weeks?|days?|months?|years?|hours?|mins?|minutes?)\b)"
+)
+# Named times: the pattern, the time as staff read it (None: the words as typed), its hours.
+_NAMED_TIMES: list[tuple[str, str | None, tuple[int, int]]] = [
+    (r"\b(?:first thing|early (?:in the )?mornings?|early on)\b", None, (0, 10)),
+    (r"\bbefore (?:work|school|the school run)\b", None, (0, 9)),
+    (r"\bbefore (?:lunch|noon|midday)\b", "morning", (0, 12)),
+    (r"\b(?:late (?:in the )?mornings?)\b", None, (10, 12)),
+    (r"\b(?:in the |on |this |during the )?mornings?\b", "morning", (0, 12)),
+    (r"\bafter (?:lunch|noon|midday)\b", "afternoon", (12, 17)),
+    (
+        r"\b(?:at |over |during |around )?lunch ?(?:time|hour|break)?s?\b"
+        r"|\b(?:around |at )?(?:noon|midday)\b",
+        "lunchtime",
+        (12, 14),
+    ),
+    (r"\bearly (?:in the )?afternoons?\b", None, (12, 15)),
+    (r"\blate (?:in the )?afternoons?\b", None, (15, 17)),
+    (r"\b(?:in the |on |this |during the )?afternoons?\b", "afternoon", (12, 17)),
+    (r"\bafter (?:school|the school run)\b", None, (15, 24)),
+    (r"\bafter work\b", None, (17, 24)),
+    (r"\b(?:end of the (?:working )?day)\b", None, (15, 17)),
+    (r"\b(?:in the |on |this )?evenings?\b|\btonight\b", "evening", (17, 24)),
+]
+
+
+@dataclass(frozen=True)
+class TimeOfDay:
+    """A time the visitor named, as they meant it ("after 2pm"), and the hours it covers."""
+
+    label: str
+    start: int  # first hour (0-23)
+    end: int  # hour it ends (1-24)
+
+    def periods(self) -> tuple[str, ...]:
+        """The parts of the day ("morning", "afternoon", "evening") these hours reach into."""
+        return tuple(
+            name for name, (first, last) in _PERIODS.items() if self.start < last and first < self.end
+        )
+
+
+def _hour(number: str, minutes: str | None, suffix: str | None) -> tuple[int, str] | None:
+    """A clock time as a 24-hour hour and as people write it ("2pm", "10:30am"); None if no time."""
+    hour = int(number)
+    if hour > 23 or (minutes and int(minutes) > 59):
+        return None
+    suffix = (suffix or "").replace(".", "")
+    if suffix == "pm" and hour < 12:
+        hour += 12
+    elif suffix == "am" and hour == 12:
+        hour = 0
+    elif not suffix.endswith("m") and 1 <= hour <= 6:  # "after 5", "at 3 o'clock": the afternoon
+        hour += 12
+    shown = hour % 12 or 12
+    written = f"{shown}{':' + minutes if minutes and minutes != '00' else ''}{'am' if hour < 12 else 'pm'}"
+    return hour, "noon" if hour == 12 and not minutes else written
+
+
+def _take_clock_times(text: str, found: list[tuple[int, TimeOfDay]]) -> str:
+    """Clock times: "after 2pm", "before 11", "between 2 and 4pm", "around 3", "10am"."""
+    between = re.compile(r"\bbetween " + _CLOCK + r" ?(?:and|-|to) ?" + _CLOCK + _NOT_A_DATE)
+    for match in list(between.finditer(text)):
+        if not (match.group(3) or match.group(6)):
+            continue  # "between the 8th and the 12th" / "between 8 and 12": days, not hours
+        second = _hour(match.group(4), match.group(5), match.group(6))
+        first = _hour(match.group(1), match.group(2), match.group(3) or match.group(6))
+        if first and second and first[0] < second[0]:
+            label = f"between {first[1]} and {second[1]}"
+            found.append((match.start(), TimeOfDay(label, first[0], second[0])))
+            text = text.replace(match.group(0), " " * len(match.group(0)), 1)
+    bounded = re.compile(
+        r"\b(after|from|any ?time after|not before|before|by|until|till|no later than|around|about|at|for)"
+        r" " + _CLOCK + _NOT_A_DATE
+    )
+    for match in list(bounded.finditer(text)):
+        word, suffix = match.group(1), match.group(4)
+        if word in {"at", "for", "by", "from", "until", "till"} and not suffix:
+            continue  # "at 3" may be a day; only "at 3pm" is a time for these
+        hour = _hour(match.group(2), match.group(3), suffix)
+        if hour is None or (word in {"after", "before"} and not suffix and int(match.group(2)) > 12):
+            continue
+        if word in {"after", "from", "any time after", "anytime after", "not before"}:
+            time_of_day = TimeOfDay(f"{'from' if word == 'from' else 'after'} {hour[1]}", hour[0], 24)
+        elif word in {"before", "by", "until", "till", "no later than"}:
+            said = word if word in {"by", "until", "till"} else "before"
+            time_of_day = TimeOfDay(f"{said} {hour[1]}", 0, max(hour[0], 1))
+        else:
+            time_of_day = TimeOfDay(f"{'at' if word == 'at' else 'around'} {hour[1]}", hour[0], hour[0] + 1)
+        found.append((match.start(), time_of_day))
+        text = text.replace(match.group(0), " " * len(match.group(0)), 1)
+    for match in list(re.finditer(r"\b(\d{1,2})(?:[:.](\d\d))? ?(am|a\.m\.|pm|p\.m\.)(?=\W|$)", text)):
+        hour = _hour(match.group(1), match.group(2), match.group(3))  # a bare "2pm", "10:30am"
+        if hour:
+            found.append((match.start(), TimeOfDay(hour[1], hour[0], hour[0] + 1)))
+            text = text.replace(match.group(0), " " * len(match.group(0)), 1)
+    return text
+
+
 def _take_time_of_day(text: str, reading: _Reading) -> str:
-    """Read and remove a time of day ("afternoon", "after 2pm", "mornings")."""
-    hour_end = r"(?::\d\d)?(?: ?(?:p\.?m\.?|o'?clock)\b|$)"
-    patterns = [
-        (
-            r"\b(?:in the |on |this |early )?mornings?\b|\bbefore (?:lunch|noon|midday|12(?::00)? ?(?:pm)?)\b"
-            r"|\b(?:[1-9]|1[01])(?::\d\d)? ?a\.?m\.?(?=\W|$)",
-            "morning",
-        ),
-        (
-            r"\b(?:in the |on |this )?afternoons?\b|\bafter (?:lunch|noon|midday)\b|\blunch ?time\b"
-            r"|\bafter (?:1[2-6]|[1-4])" + hour_end + r"|\b(?:1[2-6]|[1-4])(?::\d\d)? ?p\.?m\.?(?=\W|$)",
-            "afternoon",
-        ),
-        (
-            r"\b(?:in the |on |this )?evenings?\b|\bafter (?:[5-9]|1[7-9])"
-            + hour_end
-            + r"|\b[5-9](?::\d\d)? ?p\.?m\.?(?=\W|$)|\bafter work\b|\bafter school\b",
-            "evening",
-        ),
-    ]
-    for pattern, value in patterns:
-        if re.search(pattern, text):
-            reading.time_of_day = reading.time_of_day or value
-            text = re.sub(pattern, " ", text)
+    """Read and remove every time of day ("afternoon", "after 2pm", "lunchtime", "before work").
+
+    Each is kept as the visitor meant it, in the order said: never replaced by another.
+    """
+    found: list[tuple[int, TimeOfDay]] = []
+    text = _take_clock_times(text, found)
+    for pattern, label, (start, end) in _NAMED_TIMES:
+        for match in list(re.finditer(pattern, text)):
+            words = re.sub(
+                r"^(?:in the|on|this|during the|at|over|during|around) ", "", match.group(0).strip()
+            )
+            found.append((match.start(), TimeOfDay(label or words, start, end)))
+            text = text.replace(match.group(0), " " * len(match.group(0)), 1)
+    seen: list[TimeOfDay] = []
+    for _, time_of_day in sorted(found, key=lambda item: item[0]):
+        if time_of_day.label not in {t.label for t in seen}:
+            seen.append(time_of_day)
+    reading.times = [*reading.times, *seen]
     return text
 
 
@@ -408,16 +533,13 @@ def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
     return reading
 
 
-def parse_availability(text: str, settings: ClinicSettings, now: datetime) -> Availability:
-    """The visitor's availability from their words, judged against the clinic's open days.
-
-    Raises NotUnderstood, or NoOpenDay with the reason ("date_past", "date_far", "date_closed"
-    with the day, "date_range_closed" with the period).
-    """
+def _judge(reading: _Reading, words: str, settings: ClinicSettings, now: datetime) -> Availability:
+    """What was read, judged against the clinic's open days and times (NoOpenDay says why not)."""
     today = now.date()
     tomorrow = today + timedelta(days=1)
-    reading = read(text, settings, now)
-    words = " ".join(str(text).split())
+    for time_of_day in reading.times:
+        if not set(time_of_day.periods()) & set(settings.times_of_day):
+            raise NoOpenDay("time", options=" or ".join(settings.times_of_day))
     horizon = today + timedelta(days=MAX_DAYS_AHEAD)
     if reading.exact and reading.earliest is not None:
         day = reading.earliest
@@ -459,6 +581,99 @@ def parse_availability(text: str, settings: ClinicSettings, now: datetime) -> Av
         time_of_day=reading.time_of_day,
         flexible=reading.flexible,
     )
+
+
+_OR = re.compile(r"\s*([,;]?)\s*\bor\b(?:\s+else\b)?\s*", re.IGNORECASE)
+
+
+def _alternatives(text: str, settings: ClinicSettings, now: datetime) -> list[tuple[str, _Reading]]:
+    """The answer's alternatives ("weekdays after 2pm, or Saturday morning"), each with its reading.
+
+    One item when the answer has none: "Tuesday or Wednesday" (days of one preference) and
+    "mornings or afternoons" (times of the same days) are read as a whole. Alternatives are
+    told apart by a comma before "or", or by each having its own time. A part that names only
+    a time belongs to the days before it. NotUnderstood if an alternative cannot be read,
+    so nothing the visitor offered is dropped without asking.
+    """
+    words = " ".join(str(text).split())
+    pieces = _OR.split(words)
+    if len(pieces) < 3:
+        return [(words, read(words, settings, now))]
+    parts, separated = [pieces[0]], False
+    for comma, part in zip(pieces[1::2], pieces[2::2], strict=True):
+        separated = separated or bool(comma)
+        parts.append(part)
+    readings: list[tuple[str, _Reading | None]] = []
+    for part in parts:
+        try:
+            readings.append((part, read(part, settings, now)))
+        except NotUnderstood:
+            readings.append((part, None))
+    merged: list[tuple[str, _Reading | None]] = []
+    waiting: tuple[str, _Reading] | None = None  # "mornings or afternoons next week": a time first
+    for part, reading in readings:
+        only_a_time = reading is not None and bool(reading.times) and reading.earliest is None
+        only_a_time = only_a_time and not (reading.weekdays or reading.flexible)
+        if only_a_time and merged and merged[-1][1] is not None:
+            before_words, before = merged[-1]
+            before.times = [*before.times, *(t for t in reading.times if t not in before.times)]
+            merged[-1] = (f"{before_words} or {part}", before)
+        elif only_a_time and not merged and waiting is None:
+            waiting = (part, reading)
+        else:
+            if waiting is not None and reading is not None:
+                reading.times = [*waiting[1].times, *(t for t in reading.times if t not in waiting[1].times)]
+                part, waiting = f"{waiting[0]} or {part}", None
+            merged.append((part, reading))
+    if waiting is not None:
+        merged.insert(0, waiting)
+    timed = {r.time_of_day for _, r in merged if r is not None and r.times}
+    if len(merged) < 2 or not (separated or len(timed) > 1):
+        return [(words, read(words, settings, now))]
+    if any(reading is None for _, reading in merged):
+        raise NotUnderstood(text)
+    return [(part, reading) for part, reading in merged if reading is not None]
+
+
+def parse_availability(text: str, settings: ClinicSettings, now: datetime) -> Availability:
+    """The visitor's availability from their words, judged against the clinic's open days and times.
+
+    Raises NotUnderstood, or NoOpenDay with the reason ("date_past", "date_far", "date_closed"
+    with the day, "date_range_closed" with the period, "time" with the clinic's times).
+    """
+    words = " ".join(str(text).split())
+    parts = [_judge(reading, part, settings, now) for part, reading in _alternatives(text, settings, now)]
+    if len(parts) == 1:
+        return replace(parts[0], words=words)
+    for n in range(1, len(parts)):  # "next week after 2pm, or Saturday": that week's Saturday
+        before, bare = parts[n - 1], time_phrases(parts[n].words)[1]
+        if parts[n].exact and before.latest and re.fullmatch(_DAY, _normalise(bare)):
+            monday = before.earliest - timedelta(days=before.earliest.weekday())
+            day = monday + timedelta(days=WEEKDAYS.index(_normalise(bare)))
+            if day > now.date() and settings.is_open(day) and day <= monday + timedelta(days=6):
+                parts[n] = replace(parts[n], earliest=day)
+    open_ended = any(p.latest is None and not p.exact for p in parts)
+    any_day = any(not p.exact and not p.weekdays for p in parts)
+    weekdays = {d for p in parts for d in p.weekdays} | {
+        WEEKDAYS[p.earliest.weekday()] for p in parts if p.exact
+    }
+    times = [t for p in parts if p.time_of_day for t in [p.time_of_day]]
+    return Availability(
+        words,
+        min(p.earliest for p in parts),
+        latest=None if open_ended else max(p.latest or p.earliest for p in parts),
+        weekdays=() if any_day else tuple(sorted(weekdays, key=WEEKDAYS.index)),
+        time_of_day=" or ".join(dict.fromkeys(times)) or None,
+        flexible=any(p.flexible for p in parts),
+        alternatives=tuple(parts),
+    )
+
+
+def time_phrases(text: str) -> tuple[list[TimeOfDay], str]:
+    """The times of day named in an answer and what is left of it (for the time question)."""
+    reading = _Reading()
+    rest = _take_time_of_day(_normalise(text), reading)
+    return reading.times, _FILLER.sub(" ", re.sub(r"[^\w'/.-]+", " ", rest)).strip(" .,-")
 
 
 def next_open_days(settings: ClinicSettings, today: date, count: int = 3) -> list[date]:

@@ -52,6 +52,7 @@ def payload(row: dict[str, Any]) -> dict[str, Any]:
         "time_of_day": row["time_of_day"],
         "flexible": bool(row.get("flexible")),
         "availability": row.get("availability") or "",
+        "understood": row.get("understood") or "",  # the days as read back, alternatives included
         "scar": row["scar"],
         "created_at": row["created_at"].isoformat(),
     }

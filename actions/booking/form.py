@@ -74,6 +74,14 @@ def stored_availability(tracker: Tracker) -> Availability | None:
         return None
 
 
+CONTACT_PROMISES = {"phone": "call you", "email": "email you"}
+
+
+def contact_promise(contact: str | None) -> str:
+    """How the team will reach the visitor: "email you" for an email address, else "call you"."""
+    return CONTACT_PROMISES[validators.contact_type(contact or "")]
+
+
 class ActionAskBookingDate(Action):
     """The day question, with the next open days and "I'm flexible" as buttons."""
 
@@ -88,7 +96,11 @@ class ActionAskBookingDate(Action):
         days = next_open_days(load_settings(), now_at_clinic().date(), DAY_BUTTONS)
         buttons = [{"title": readable(day, year=False), "payload": readable(day, year=False)} for day in days]
         buttons.append({"title": FLEXIBLE_ANSWER, "payload": FLEXIBLE_ANSWER})
-        dispatcher.utter_message(response="utter_ask_booking_date", buttons=buttons)
+        dispatcher.utter_message(
+            response="utter_ask_booking_date",
+            buttons=buttons,
+            contact_promise=contact_promise(tracker.get_slot("booking_contact")),
+        )
         return []
 
 
@@ -353,6 +365,7 @@ def confirmed_request(tracker: Tracker) -> BookingRequest:
         weekdays=",".join(availability.weekdays) if availability else "",
         flexible=availability.flexible if availability else False,
         availability=availability.words if availability else "",
+        understood=availability.describe() if availability else readable(day),
     )
 
 
@@ -406,7 +419,11 @@ class ActionSubmitBooking(Action):
             dispatcher.utter_message(response="utter_callback_saved", reference=reference, reply_when=when)
             return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
         schedule_delivery(reference)
-        dispatcher.utter_message(response="utter_booking_saved", reference=reference)
+        dispatcher.utter_message(
+            response="utter_booking_saved",
+            reference=reference,
+            contact_promise=contact_promise(request.contact),
+        )
         return [*clear_booking(), SlotSet(REFERENCE_SLOT, reference)]
 
 

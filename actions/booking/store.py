@@ -47,7 +47,7 @@ booking_requests = sa.Table(
     sa.Column("preferred_date", sa.Date, nullable=False),
     sa.Column("latest_date", sa.Date),
     sa.Column("weekdays", sa.String(80), nullable=False, default=""),
-    sa.Column("time_of_day", sa.String(16), nullable=False),
+    sa.Column("time_of_day", sa.String(80), nullable=False),  # as meant: "after 2pm" (0010_reception)
     sa.Column("flexible", sa.Boolean, nullable=False, default=False),
     sa.Column("availability", sa.Text, nullable=False, default=""),
     sa.Column("scar", sa.Text, nullable=False, default=""),
@@ -67,6 +67,28 @@ booking_requests = sa.Table(
     # the visitor's question (common/migrations/versions/0006_live_chat.py).
     sa.Column("kind", sa.String(16), nullable=False, default="consultation", server_default="consultation"),
     sa.Column("question", sa.Text, nullable=False, default="", server_default=""),
+    # The days as read back to the visitor and confirmed, alternatives and their times included
+    # ("weekdays between ... after 2pm; or Saturday 12 December 2026, morning"; 0010_reception).
+    sa.Column("understood", sa.Text, nullable=False, default="", server_default=""),
+)
+# Staff's follow-up of a request, entry by entry: who, when, a status change and/or a note
+# (common/migrations/versions/0010_reception.py). Erasing or purging a request deletes its entries.
+booking_history = sa.Table(
+    "booking_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "request_id",
+        sa.Integer,
+        sa.ForeignKey("booking_requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("staff_name", sa.String(64), nullable=False),
+    sa.Column("status_from", sa.String(16)),
+    sa.Column("status_to", sa.String(16)),
+    sa.Column("note", sa.Text),
 )
 # What a request asks for: a consultation, or that the team reply to a message left in the chat.
 KINDS = ("consultation", "callback")
@@ -137,10 +159,12 @@ class BookingRequest:
     availability: str = ""
     kind: str = "consultation"
     question: str = ""
+    understood: str = ""  # what was read back: derived from the answers, so not part of the key
 
     def dedupe_key(self, sender_id: str) -> str:
         """Same visitor + same details = same request, however often it is submitted."""
         values = asdict(self)
+        del values["understood"]
         if self.kind == "consultation":  # the key consultation requests had before callbacks existed
             del values["kind"], values["question"]
         parts = [sender_id, *(str(v) for v in values.values())]
@@ -340,6 +364,8 @@ class BookingStore:
                 )
                 for row in rows
             ]
+            doomed = sa.select(booking_requests.c.id).where(booking_requests.c.reference.in_(references))
+            db.execute(booking_history.delete().where(booking_history.c.request_id.in_(doomed)))
             db.execute(booking_requests.delete().where(booking_requests.c.reference.in_(references)))
             for request in erased:
                 if request.tell_booking_system:
@@ -383,6 +409,8 @@ class BookingStore:
         """Delete requests created more than N days ago; return how many."""
         cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
         with self.engine.begin() as db:
+            old = sa.select(booking_requests.c.id).where(booking_requests.c.created_at < cutoff)
+            db.execute(booking_history.delete().where(booking_history.c.request_id.in_(old)))
             return db.execute(
                 booking_requests.delete().where(booking_requests.c.created_at < cutoff)
             ).rowcount

@@ -19,6 +19,7 @@ from actions.booking.availability import (
     NotUnderstood,
     parse_availability,
     readable,
+    time_phrases,
 )
 from common.clinic import ClinicSettings
 
@@ -139,13 +140,26 @@ def contact_type(contact: str) -> str:
 
 
 def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
-    """Morning / afternoon / evening / any time, among the clinic's offered times."""
+    """The time that suits, as the visitor meant it: "morning", "after 2pm", "lunchtime", "any time".
+
+    Any time named must fall in one of the clinic's times of day (clinic.yml times_of_day), or
+    InvalidAnswer("time") asks again; an answer that also names days ("weekdays after 2pm") is
+    refused here so that the form reads it as days and a time.
+    """
     words = normalise_spaces(text).lower().strip(" .!")
+    if words in _TIMES_OF_DAY and _TIMES_OF_DAY[words] in (*settings.times_of_day, "any time"):
+        return _TIMES_OF_DAY[words]
+    refused = InvalidAnswer("time", options=" or ".join(settings.times_of_day))
+    times, rest = time_phrases(words)
+    if times:
+        if rest or any(not set(t.periods()) & set(settings.times_of_day) for t in times):
+            raise refused
+        return " or ".join(t.label for t in times)
     value = _TIMES_OF_DAY.get(words) or next(
         (v for k, v in _TIMES_OF_DAY.items() if re.search(rf"\b{re.escape(k)}\b", words)), None
     )
     if value is None or (value != "any time" and value not in settings.times_of_day):
-        raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
+        raise refused
     return value
 
 
@@ -179,8 +193,6 @@ def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availabili
         raise InvalidAnswer("date") from error
     except NoOpenDay as problem:
         raise InvalidAnswer(problem.reason, **problem.details) from problem
-    if availability.time_of_day and availability.time_of_day not in settings.times_of_day:
-        raise InvalidAnswer("time", options=" or ".join(settings.times_of_day))
     return availability
 
 

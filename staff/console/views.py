@@ -172,22 +172,42 @@ def list_bookings() -> Any:
     state = console()
     criteria = booking_filter()
     rows = booking_service.find(state.store, criteria, state.clinic.zone)
-    return render_template("bookings.html", rows=rows, criteria=criteria, statuses=STATUSES)
+    elsewhere = booking_service.in_other_statuses(state.store, criteria, state.clinic.zone)
+    return render_template(
+        "bookings.html", rows=rows, criteria=criteria, statuses=STATUSES, elsewhere=elsewhere
+    )
 
 
 @bookings.get("/export.csv")
 @requires("bookings")
 def export() -> Response:
-    """The filtered requests as a CSV file for Excel."""
+    """The filtered requests as a CSV file."""
+    return export_as("csv")
+
+
+@bookings.get("/export.xlsx")
+@requires("bookings")
+def export_xlsx() -> Response:
+    """The filtered requests as an Excel workbook (text cells: phone numbers keep their +)."""
+    return export_as("xlsx")
+
+
+def export_as(kind: str) -> Response:
+    """The filtered requests as a download of this kind ("csv" or "xlsx"), audited with the count."""
     state = console()
     zone = state.clinic.zone
     rows = booking_service.find(state.store, booking_filter(), zone, limit=100_000)
-    state.audit("exported bookings", detail=f"{len(rows)} request(s)")
+    rows = booking_service.with_history(state.store, rows, zone)
+    state.audit("exported bookings", detail=f"{len(rows)} request(s), {kind.upper()}")
     stamp = datetime.now(zone).strftime("%Y-%m-%d")
+    if kind == "xlsx":
+        body, mimetype = booking_service.export_xlsx(rows, zone), booking_service.XLSX_MIMETYPE
+    else:
+        body, mimetype = booking_service.export_csv(rows, zone), "text/csv"
     return Response(
-        booking_service.export_csv(rows, zone),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="consultation-requests-{stamp}.csv"'},
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="consultation-requests-{stamp}.{kind}"'},
     )
 
 
@@ -209,6 +229,8 @@ def detail(reference: str) -> Any:
     return render_template(
         "booking.html",
         row=row,
+        history=booking_service.history(state.store, row["reference"], state.clinic.zone),
+        when=booking_service.when(row) if row["kind"] != "callback" else None,
         statuses=STATUSES,
         handles=handles,
         webhook=bool(state.clinic.booking_webhook_url),
@@ -228,10 +250,17 @@ def set_status(reference: str) -> Any:
         flash("Choose new, contacted or done.", "error")
     elif len(note) > MAX_NOTE_CHARS:
         flash(f"The note is too long: keep it under {MAX_NOTE_CHARS} characters.", "error")
+    elif status == row["status"] and not note:
+        flash(f"{row['reference']} is already marked {status}: nothing to save.", "error")
     else:
         booking_service.set_status(state.store, row["reference"], status, note, current_user.name)
-        state.audit("changed booking status", row["reference"], f"{row['status']} -> {status}")
-        flash(f"{row['reference']} is marked {status}.", "success")
+        if status != row["status"]:
+            state.audit("changed booking status", row["reference"], f"{row['status']} -> {status}")
+            added = " Your note is in its history." if note else ""
+            flash(f"{row['reference']} is marked {status}.{added}", "success")
+        else:
+            state.audit("added a booking note", row["reference"])
+            flash(f"Your note is added to {row['reference']}'s history.", "success")
     return redirect(url_for("bookings.detail", reference=row["reference"]))
 
 

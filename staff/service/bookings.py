@@ -18,9 +18,12 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 import sqlalchemy as sa
+from openpyxl import Workbook
+from openpyxl.cell.cell import TYPE_STRING
 
+from actions.booking.availability import readable, weekday_phrase
 from actions.booking.delivery import deliver, deliver_withdrawal
-from actions.booking.store import STATUSES, BookingStore, booking_requests
+from actions.booking.store import STATUSES, BookingStore, booking_history, booking_requests
 from actions.booking.validators import InvalidAnswer, parse_contact
 from common import conversations
 from common.clinic import ClinicSettings
@@ -35,18 +38,25 @@ EXPORT_COLUMNS = {
     "name": "Name",
     "contact": "Contact",
     "contact_type": "Contact type",
-    "preferred_date": "Preferred date",
-    "time_of_day": "Time of day",
+    "availability": "When: the visitor's words",
+    "understood": "Days understood",
+    "preferred_date": "Earliest day",
+    "latest_date": "Latest day",
+    "weekdays": "Weekdays",
+    "time_of_day": "Times understood",
+    "flexible": "Flexible",
     "scar": "Scar",
     "question": "Message",
     "status_note": "Note",
     "status_changed_at": "Status changed",
     "status_changed_by": "Changed by",
+    "history": "Follow-up history",
     "delivered_at": "Delivered to booking system",
 }
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIME_COLUMNS = ("created_at", "consent_at", "delivered_at", "status_changed_at")
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,14 @@ def _conditions(criteria: BookingFilter, zone: ZoneInfo) -> list[Any]:
     conditions: list[Any] = []
     if criteria.status in STATUSES:
         conditions.append(table.status == criteria.status)
+    conditions += _outside_status(criteria, zone)
+    return conditions
+
+
+def _outside_status(criteria: BookingFilter, zone: ZoneInfo) -> list[Any]:
+    """The filter's conditions other than the status: dates and search text."""
+    table = booking_requests.c
+    conditions: list[Any] = []
     if criteria.since:
         conditions.append(
             table.created_at >= datetime.combine(criteria.since, time(), zone).astimezone(timezone.utc)
@@ -112,6 +130,26 @@ def find(
         return [_local(dict(r), zone) for r in db.execute(query).mappings()]
 
 
+def in_other_statuses(store: BookingStore, criteria: BookingFilter, zone: ZoneInfo) -> dict[str, int]:
+    """How many requests a search finds outside the chosen status, by status ("contacted": 2).
+
+    Empty without a search text or a status: a search for a name must not miss the request
+    only because it was marked contacted since.
+    """
+    if not (criteria.search.strip() and criteria.status in STATUSES):
+        return {}
+    criteria = BookingFilter(criteria.status, criteria.since, criteria.until, _like_safe(criteria.search))
+    table = booking_requests.c
+    query = (
+        sa.select(table.status, sa.func.count())
+        .where(table.status != criteria.status, *_outside_status(criteria, zone))
+        .group_by(table.status)
+    )
+    with store.engine.connect() as db:
+        found = dict(db.execute(query).all())
+    return {status: found[status] for status in STATUSES if found.get(status)}
+
+
 def get(store: BookingStore, reference: str, zone: ZoneInfo) -> dict[str, Any] | None:
     """One request by its reference, times in the clinic's zone (None if there is none)."""
     row = store.get(reference.strip().upper())
@@ -133,21 +171,114 @@ def counts(store: BookingStore) -> dict[str, int]:
 
 
 def set_status(store: BookingStore, reference: str, status: str, note: str, staff_name: str) -> bool:
-    """Mark a request new, contacted or done, with a note; False if there is no such request."""
+    """Mark a request new, contacted or done and/or add a note, as one entry of its history.
+
+    Every change and every note is kept (who, when, what) instead of overwriting the last
+    note; the request keeps its latest note for the exports. Nothing is written when neither
+    the status changes nor a note is given. False if there is no such request.
+    """
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    note = note.strip()
     with store.engine.begin() as db:
-        changed = db.execute(
-            booking_requests.update()
-            .where(booking_requests.c.reference == reference)
-            .values(
-                status=status,
-                status_note=note.strip() or None,
-                status_changed_at=now(),
-                status_changed_by=staff_name,
+        row = db.execute(
+            sa.select(booking_requests.c.id, booking_requests.c.status).where(
+                booking_requests.c.reference == reference
             )
-        ).rowcount
-    return bool(changed)
+        ).first()
+        if row is None:
+            return False
+        changed = row.status != status
+        if not changed and not note:
+            return True
+        at = now()
+        values: dict[str, Any] = {"status": status, "status_changed_at": at, "status_changed_by": staff_name}
+        if note:
+            values["status_note"] = note
+        db.execute(booking_requests.update().where(booking_requests.c.id == row.id).values(**values))
+        db.execute(
+            booking_history.insert().values(
+                request_id=row.id,
+                at=at,
+                staff_name=staff_name,
+                status_from=row.status if changed else None,
+                status_to=status if changed else None,
+                note=note or None,
+            )
+        )
+    return True
+
+
+def history(store: BookingStore, reference: str, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """A request's follow-up, oldest first: at (clinic time), staff_name, status_from/to, note."""
+    query = (
+        sa.select(booking_history)
+        .join(booking_requests, booking_requests.c.id == booking_history.c.request_id)
+        .where(booking_requests.c.reference == reference)
+        .order_by(booking_history.c.at, booking_history.c.id)
+    )
+    with store.engine.connect() as db:
+        entries = [dict(r) for r in db.execute(query).mappings()]
+    for entry in entries:
+        entry["at"] = as_utc(entry["at"]).astimezone(zone)
+    return entries
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """One history entry in words: "05 Dec 2026 10:12 rita: new -> contacted. Called back"."""
+    what = f"{entry['status_from'] or 'new'} -> {entry['status_to']}" if entry.get("status_to") else ""
+    if entry.get("note"):
+        what = f"{what}. {entry['note']}" if what else entry["note"]
+    return f"{entry['at']:%d %b %Y %H:%M} {entry['staff_name'] or 'staff'}: {what}"
+
+
+def with_history(store: BookingStore, rows: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """The rows, each with its follow-up history as one text ("history"), for the exports."""
+    ids = [row["id"] for row in rows if row.get("id") is not None]
+    entries: dict[int, list[str]] = {}
+    with store.engine.connect() as db:
+        for start in range(0, len(ids), 500):
+            query = (
+                sa.select(booking_history)
+                .where(booking_history.c.request_id.in_(ids[start : start + 500]))
+                .order_by(booking_history.c.at, booking_history.c.id)
+            )
+            for entry in db.execute(query).mappings():
+                local = {**entry, "at": as_utc(entry["at"]).astimezone(zone)}
+                entries.setdefault(entry["request_id"], []).append(describe_entry(local))
+    return [{**row, "history": "\n".join(entries.get(row.get("id"), []))} for row in rows]
+
+
+def when(row: dict[str, Any]) -> dict[str, str]:
+    """What a consultation request says about when, in words: range, weekdays, times, flexible."""
+    first, last = row["preferred_date"], row.get("latest_date")
+    days = tuple(d for d in (row.get("weekdays") or "").split(",") if d)
+    start = readable(first)
+    if last:
+        span = f"{start} to {readable(last)}"
+    elif row.get("understood") == start or not (row.get("understood") or days or row.get("flexible")):
+        span = f"{start} only"
+    else:
+        span = f"from {start}, no last day given"
+    return {
+        "words": row.get("availability") or "",
+        "understood": row.get("understood") or start,
+        "range": span,
+        "weekdays": weekday_phrase(days) or "any day the clinic is open",
+        "times": row.get("time_of_day") or "-",
+        "flexible": "yes: the sooner the better" if row.get("flexible") else "no",
+    }
+
+
+def _export_value(column: str, row: dict[str, Any]) -> Any:
+    """A row's value for one export column, in words where staff would otherwise read codes."""
+    value = row.get(column)
+    if column == "weekdays":
+        days = tuple(d for d in (value or "").split(",") if d)
+        return weekday_phrase(days) or ("any day" if row.get("kind") == "consultation" else "")
+    if column == "flexible":
+        return "yes" if value else "no"
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -162,21 +293,66 @@ def _cell(value: Any) -> str:
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
+def _headings(zone: ZoneInfo) -> list[str]:
+    zone_name = datetime.now(zone).strftime("%Z")
+    return [
+        f"{title} ({zone_name})" if column in TIME_COLUMNS else title
+        for column, title in EXPORT_COLUMNS.items()
+    ]
+
+
 def export_csv(rows: list[dict[str, Any]], zone: ZoneInfo) -> bytes:
-    """The requests as a CSV file Excel opens correctly: UTF-8 with a BOM, times in the clinic's zone."""
+    """The requests as a CSV file Excel opens correctly: UTF-8 with a BOM, times in the clinic's zone.
+
+    Every cell that starts with = + - or @ (phone numbers included) gets an apostrophe first:
+    a CSV has no cell types, so this is the only way to stop a spreadsheet running it as a
+    formula. The XLSX export (export_xlsx) types its cells instead and needs none.
+    """
     out = io.StringIO()
     writer = csv.writer(out)
-    zone_name = datetime.now(zone).strftime("%Z")
-    writer.writerow(
-        [
-            f"{title} ({zone_name})" if column in TIME_COLUMNS else title
-            for column, title in EXPORT_COLUMNS.items()
-        ]
-    )
+    writer.writerow(_headings(zone))
     for row in rows:
         local = _local(row, zone)
-        writer.writerow([_cell(local.get(column)) for column in EXPORT_COLUMNS])
+        writer.writerow([_cell(_export_value(column, local)) for column in EXPORT_COLUMNS])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def export_xlsx(rows: list[dict[str, Any]], zone: ZoneInfo) -> bytes:
+    """The requests as an Excel workbook (openpyxl): text cells stay text, times are real times.
+
+    Phone numbers and any text starting with = + - @ are typed as text (shown as typed, never
+    run as a formula, no apostrophe); received / changed times are date cells in the clinic's
+    zone, days are date cells.
+    """
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Requests"
+    sheet.append(_headings(zone))
+    for row in rows:
+        local = _local(row, zone)
+        cells = []
+        for column in EXPORT_COLUMNS:
+            value = _export_value(column, local)
+            if isinstance(value, datetime):
+                cells.append(value.replace(tzinfo=None))
+            elif isinstance(value, date) or value is None:
+                cells.append(value)
+            else:
+                cells.append(str(value))
+        sheet.append(cells)
+    for line in sheet.iter_rows(min_row=2):
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.data_type = TYPE_STRING  # never a formula, whatever it starts with
+                cell.number_format = "@"
+            elif isinstance(cell.value, datetime):
+                cell.number_format = "yyyy-mm-dd hh:mm"
+            elif isinstance(cell.value, date):
+                cell.number_format = "yyyy-mm-dd"
+    sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def purge_preview(store: BookingStore, older_than_days: int) -> dict[str, int]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from common.clinic import load_settings
@@ -68,8 +69,12 @@ def day_numbers(page: Page) -> dict[str, int]:
     }
 
 
-def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
-    """A visitor books a consultation in the chat widget on the demo page; returns the reference."""
+def book_in_widget(browser: Browser, site: Site, name: str, email: str, when: str = "") -> str:
+    """A visitor books a consultation in the chat widget on the demo page; returns the reference.
+
+    `when`: their answer to the day question, with a time in it (so no time question follows);
+    by default an open day, then "afternoon".
+    """
     context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -100,8 +105,11 @@ def book_in_widget(browser: Browser, site: Site, name: str, email: str) -> str:
         say("I would like to book a consultation", replies=2)
         say(name)
         say(email)
-        say(f"{day.day} {day:%B}")
-        say("afternoon")
+        if when:
+            say(when)
+        else:
+            say(f"{day.day} {day:%B}")
+            say("afternoon")
         say("skip")
         press("Yes, I agree")
         [saved] = press("Yes, send it")
@@ -229,7 +237,7 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     page.get_by_role("button", name="Save").click()
     assert f"{reference} is marked contacted." in person.flash()
     assert "contacted" in page.locator("dl.details").inner_text()
-    assert "Called back, left a voicemail" in page.locator(".note").inner_text()
+    assert "Called back, left a voicemail" in page.locator("#follow-up-log").inner_text()
 
     # The conversation behind the request, with what each message got.
     page.get_by_role("link", name="Read the conversation").click()
@@ -239,7 +247,7 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     # The CSV for Excel: a BOM, the clinic's local time, the status and the note.
     page = person.open("/bookings/?q=" + reference)
     with page.expect_download() as download:
-        page.get_by_role("link", name="Export these to a spreadsheet (CSV)").click()
+        page.get_by_role("link", name="or as CSV").click()
     raw = Path(download.value.path()).read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -268,6 +276,77 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     log = admin.open("/admin/audit").locator("table").inner_text()
     assert "changed booking status" in log and reference in log and "exported bookings" in log
     assert name not in log and email not in log and "voicemail" not in log
+
+
+def test_reception_reads_everything_the_visitor_said_about_when_and_exports_it_to_excel(
+    staff, browser: Browser, site: Site
+) -> None:
+    """Issue 21: the page and the CSV showed only "Monday 07 December 2026, morning"; phones as '+44..."""
+    typed = "any weekday next week after 2pm, or Saturday morning"
+    name, phone = "Wendy Whenever", "07700 900123"
+    reference = book_in_widget(browser, site, name, phone, when=typed)
+    person = staff()
+    person.sign_in("rita")
+    page = person.open("/bookings/")
+    page.get_by_role("link", name=reference).click()
+    details = squash(page.locator("dl.details").inner_text())
+    assert f"When, in their words “{typed}”" in details, details
+    understood = squash(page.locator("#days-understood").inner_text())
+    assert understood.startswith("weekdays between Monday") and ", after 2pm; or Saturday " in understood
+    assert understood.endswith(", morning")
+    assert squash(page.locator("#times-understood").inner_text()) == "after 2pm or morning"
+    span = squash(page.locator("#range").inner_text())
+    assert re.fullmatch(r"Monday \d+ \w+ \d{4} to Saturday \d+ \w+ \d{4}", span), span
+    assert squash(page.locator("#weekdays").inner_text()) == "Monday to Saturday"
+    assert squash(page.locator("#flexible").inner_text()) == "no"
+
+    # The spreadsheet: the same columns, the phone number as typed text (no apostrophe).
+    page = person.open("/bookings/?q=" + reference)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export these to Excel (XLSX)").click()
+    assert download.value.suggested_filename.endswith(".xlsx")
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    headings = [cell.value for cell in sheet[1]]
+    [cells] = [dict(zip(headings, row, strict=True)) for row in sheet.iter_rows(min_row=2)]
+    assert cells["Reference"].value == reference and cells["Name"].value == name
+    assert (cells["Contact"].value, cells["Contact"].data_type) == ("+447700900123", "s")
+    assert cells["When: the visitor's words"].value == typed
+    assert cells["Days understood"].value == understood
+    assert cells["Times understood"].value == "after 2pm or morning" and cells["Flexible"].value == "no"
+    assert cells["Earliest day"].is_date and cells["Latest day"].is_date
+
+
+def test_reception_keeps_a_contact_log_and_finds_a_request_in_another_status(
+    staff, browser: Browser, site: Site
+) -> None:
+    """Issue 21: one note field was overwritten each time, and a search kept the status filter."""
+    name, email = "Lola Logbook", "lola.logbook@example.com"
+    reference = book_in_widget(browser, site, name, email)
+    person = staff()
+    person.sign_in("rita")
+    page = person.open(f"/bookings/{reference}")
+    page.get_by_label("contacted").check()
+    page.get_by_label("Add a note").fill("Rang, no answer")
+    page.get_by_role("button", name="Save").click()
+    assert f"{reference} is marked contacted." in person.flash()
+    page.get_by_label("Add a note").fill("Rang again: booked Tuesday 10am")
+    page.get_by_role("button", name="Save").click()
+    assert "Your note is added" in person.flash()
+    log = page.locator("#follow-up-log li")
+    assert log.count() == 2
+    first, second = squash(log.nth(0).inner_text()), squash(log.nth(1).inner_text())
+    assert "rita" in first and "marked contacted (was new)" in first and "Rang, no answer" in first
+    assert "rita" in second and "Rang again: booked Tuesday 10am" in second
+
+    # Back on the list of new requests, a search for her still finds where she is.
+    page = person.open("/bookings/?status=new")
+    page.get_by_label("Reference, name or contact").fill("logbook")
+    page.get_by_role("button", name="Show").click()
+    assert page.locator("tbody tr", has_text=reference).count() == 0
+    notice = squash(page.locator("#elsewhere").inner_text())
+    assert "1 more request matches your search in other statuses (1 contacted)" in notice
+    page.get_by_role("link", name="Show all statuses").click()
+    assert page.locator("tbody tr", has_text=reference).count() == 1
 
 
 def stored(site: Site, query: str, **values: str) -> int:

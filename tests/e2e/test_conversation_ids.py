@@ -55,7 +55,7 @@ def test_a_sender_the_server_did_not_issue_starts_a_new_conversation(live: LiveA
     # The victim's form is untouched: it still waits for her preferred day.
     assert live.texts(victim, "what is PIH") == [
         expected("utter_faq/what_is_pih"),
-        expected("utter_ask_booking_date"),
+        expected("utter_ask_booking_date", contact_promise="email you"),
     ]
 
 

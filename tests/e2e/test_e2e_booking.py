@@ -35,7 +35,7 @@ def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected
     intro, question = live.texts(me, "I'd like to book a consultation")
     assert (intro, question) == (expected("utter_booking_intro"), expected("utter_ask_booking_name"))
     assert live.texts(me, NAME) == [expected("utter_ask_booking_contact")]
-    assert live.texts(me, EMAIL) == [expected("utter_ask_booking_date")]
+    assert live.texts(me, EMAIL) == [expected("utter_ask_booking_date", contact_promise="email you")]
     assert live.texts(me, f"{day.day} {day:%B}") == [expected("utter_ask_booking_time")]
     assert live.texts(me, "afternoon") == [expected("utter_ask_booking_scar")]
     assert live.texts(me, SCAR) == [expected("utter_ask_booking_consent")]
@@ -44,7 +44,7 @@ def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected
     assert f"{day.day} {day:%B %Y}" in summary["text"] and summary["buttons"][0]["payload"] == "/affirm"
     [saved] = live.texts(me, "/affirm")
     reference = saved.split("Your reference is ")[1][:11]
-    assert saved == expected("utter_booking_saved").replace("{reference}", reference)
+    assert saved == expected("utter_booking_saved", reference=reference, contact_promise="email you")
     row = stored(live, reference)
     assert (row["name"], row["contact"], row["scar"], row["time_of_day"]) == (NAME, EMAIL, SCAR, "afternoon")
     assert str(row["preferred_date"]) == day.isoformat()
@@ -159,7 +159,7 @@ def test_availability_in_the_visitors_words_is_stored_with_its_structure(
     live.texts(me, "any appointments next week?")
     live.texts(me, "Sam Taylor")
     [question] = live.say(me, "07911 654321")  # possible, not valid: accepted, read back to check
-    assert question["text"] == expected("utter_ask_booking_date")
+    assert question["text"] == expected("utter_ask_booking_date", contact_promise="call you")
     assert [b["title"] for b in question["buttons"]][-1] == "I'm flexible"
     assert live.texts(me, "in a fortnight") == [expected("utter_ask_booking_time")]
     assert live.texts(me, "weekdays after 2pm") == [expected("utter_ask_booking_scar")]  # time read too
@@ -172,7 +172,7 @@ def test_availability_in_the_visitors_words_is_stored_with_its_structure(
     assert (row["availability"], row["weekdays"], row["time_of_day"], row["contact"]) == (
         "in a fortnight, weekdays after 2pm",  # both answers, in the visitor's words
         "monday,tuesday,wednesday,thursday,friday",
-        "afternoon",
+        "after 2pm",  # as meant, not widened to "afternoon"
         "+447911654321",
     )
     fortnight = (datetime.now(load_settings().zone) + timedelta(days=14)).date()
@@ -187,3 +187,49 @@ def test_a_closed_or_past_period_still_gets_its_reason(live: LiveAssistant, expe
     live.texts(me, "sam@example.com")
     assert live.texts(me, "last week")[0] == expected("utter_invalid_date_past")
     assert live.texts(me, "Sundays")[0] == expected("utter_invalid_date_closed").replace("{day}", "Sundays")
+
+
+def test_times_and_alternatives_are_read_back_as_said_and_the_promise_fits_the_contact(
+    live: LiveAssistant, expected
+) -> None:
+    """Issue 21: the answer's time and its alternative were replaced or dropped; a promise to call.
+
+    "any weekday next week after 2pm, or Saturday morning" was read back as "weekdays between
+    Monday 7 and Friday 11 December - Time: morning", and a visitor who gave an email was
+    told "The team will call you".
+    """
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    live.texts(me, "Sam Taylor")
+    [question] = live.texts(me, "sam.taylor@example.com")
+    assert "The team will email you to arrange a time." in question and "call you" not in question
+    typed = "any weekday next week after 2pm, or Saturday morning"
+    assert live.texts(me, typed) == [expected("utter_ask_booking_scar")]  # the times were understood
+    live.texts(me, "skip")
+    [summary] = live.texts(me, "/affirm")
+    days = summary.split("Days that suit: ")[1].split("\n")[0]
+    assert "weekdays between Monday" in days and ", after 2pm; or Saturday " in days, summary
+    assert days.endswith(", morning") and "• Time: after 2pm or morning" in summary
+    [saved] = live.texts(me, "/affirm")
+    assert "They will email you within two working days" in saved
+    row = stored(live, saved.split("Your reference is ")[1][:11])
+    assert (row["availability"], row["time_of_day"], row["understood"]) == (
+        typed,
+        "after 2pm or morning",
+        days,
+    )
+    assert row["weekdays"].endswith("friday,saturday") and row["latest_date"] is not None
+
+    # A phone number is called; a time the clinic does not offer is asked about, not replaced.
+    other = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(other, "book a consultation")
+    live.texts(other, "Sam Taylor")
+    [question] = live.texts(other, "07911 123456")
+    assert question.startswith("The team will call you to arrange a time.")
+    assert live.texts(other, "Tuesday after 5")[0] == expected(
+        "utter_invalid_time", options="morning or afternoon"
+    )
+    assert live.texts(other, "Tuesday lunchtime") == [expected("utter_ask_booking_scar")]
+    live.texts(other, "skip")
+    [summary] = live.texts(other, "/affirm")
+    assert "• Time: lunchtime" in summary

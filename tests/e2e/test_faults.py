@@ -120,7 +120,9 @@ def test_a_dead_action_server_gets_a_polite_reply_and_the_form_waits(
     me, day = fresh("dead"), open_day()
     assistant.texts(me, "book a consultation")
     assistant.texts(me, "Dana Dead")
-    assert assistant.texts(me, "dana.dead@example.com") == [expected("utter_ask_booking_date")]
+    assert assistant.texts(me, "dana.dead@example.com") == [
+        expected("utter_ask_booking_date", contact_promise="email you")
+    ]
     kill_action_server(assistant)
     status, body = wait_for_health(assistant, 503)
     assert status == 503 and body == '{"status":"unavailable"}', "no details for the public"
@@ -215,4 +217,6 @@ def test_a_deleted_database_is_reported_and_no_conversation_is_kept_in_memory(
     finally:
         os.replace(backup, database)
     assert wait_for_health(assistant, 200)[0] == 200
-    assert assistant.texts(me, "del.eted@example.com") == [expected("utter_ask_booking_date")]
+    assert assistant.texts(me, "del.eted@example.com") == [
+        expected("utter_ask_booking_date", contact_promise="email you")
+    ]

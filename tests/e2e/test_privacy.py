@@ -214,6 +214,10 @@ def test_erasing_a_person_after_every_path_that_writes_leaves_none_of_their_word
         version = stories.stories_version(root)
         stories.add_story(root, f"privacy {test}", turns, test, version, "erin")
 
+    # Reception's contact log names them too (booking_history: erased with the request).
+    booking_service.set_status(store_of(servers), reference, "contacted", f"Rang Quentin on {phone}", "rita")
+    assert holding(everything_stored(servers.database_url), ["Rang Quentin"])
+
     erasure = booking_service.erase_person(
         store_of(servers), clinic, [reference], root=root, staff_name="erin"
     )

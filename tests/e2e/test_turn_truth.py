@@ -202,7 +202,14 @@ def booking_steps(expected, name: str, contact: str) -> list[tuple[str, list[str
     return [
         ("book a consultation", [expected("utter_booking_intro"), expected("utter_ask_booking_name")]),
         (name, [expected("utter_ask_booking_contact")]),
-        (contact, [expected("utter_ask_booking_date")]),
+        (
+            contact,
+            [
+                expected(
+                    "utter_ask_booking_date", contact_promise="email you" if "@" in contact else "call you"
+                )
+            ],
+        ),
         (f"{day.day} {day:%B}", [expected("utter_ask_booking_time")]),
         ("morning", [expected("utter_ask_booking_scar")]),
         ("skip", [expected("utter_ask_booking_consent")]),

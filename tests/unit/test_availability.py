@@ -133,3 +133,67 @@ def test_days_and_a_time_said_at_the_time_question_narrow_the_earlier_answer() -
     assert refined.describe().startswith("weekdays from ")
     evening = Availability(words="evenings", earliest=date(2026, 12, 4), time_of_day="evening")
     assert fortnight.refined_by(evening).exact and fortnight.refined_by(evening).time_of_day == "evening"
+
+
+def test_the_issues_answer_keeps_its_time_and_its_alternative() -> None:
+    """Issue 21: read back as "weekdays between Monday 7 and Friday 11 December - Time: morning"."""
+    typed = "any weekday next week after 2pm, or Saturday morning"
+    availability = parse_availability(typed, SETTINGS, NOW)
+    assert availability.describe() == (
+        "weekdays between Monday 7 December and Friday 11 December 2026, after 2pm;"
+        " or Saturday 12 December 2026, morning"
+    )
+    assert availability.time_of_day == "after 2pm or morning"
+    assert (availability.earliest, availability.latest) == (date(2026, 12, 7), date(2026, 12, 12))
+    assert availability.weekdays[-1] == "saturday" and availability.words == typed
+    assert Availability.from_slot(availability.to_slot()) == availability
+
+
+@pytest.mark.parametrize(
+    "typed, time_of_day",
+    [
+        ("Tuesday after 2pm", "after 2pm"),
+        ("Tuesday lunchtime", "lunchtime"),
+        ("Tuesday at lunch", "lunchtime"),
+        ("Tuesday before work", "before work"),
+        ("Tuesday after 3", "after 3pm"),
+        ("Tuesday before 11am", "before 11am"),
+        ("Tuesday between 2 and 4pm", "between 2pm and 4pm"),
+        ("Tuesday 10:30am", "10:30am"),
+        ("Tuesday afternoon", "afternoon"),
+        ("Tuesday mornings or lunchtime", "morning or lunchtime"),
+        ("next week, mornings or after 2pm", "morning or after 2pm"),
+    ],
+)
+def test_a_time_of_day_is_kept_as_the_visitor_meant_it(typed: str, time_of_day: str) -> None:
+    assert parse_availability(typed, SETTINGS, NOW).time_of_day == time_of_day
+
+
+@pytest.mark.parametrize(
+    "typed", ["Tuesday after 5", "weekdays after work", "Monday evening", "Friday at 7pm"]
+)
+def test_a_time_the_clinic_does_not_offer_is_asked_about_not_replaced(typed: str) -> None:
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability(typed, SETTINGS, NOW)
+    assert (problem.value.reason, problem.value.details) == ("time", {"options": "morning or afternoon"})
+
+
+@pytest.mark.parametrize(
+    "typed, read_back",
+    [
+        (
+            "Monday morning or Friday afternoon",
+            "Monday 7 December 2026, morning; or Friday 4 December 2026, afternoon",
+        ),
+        ("mornings or afternoons next week", "between Monday 7 December and Saturday 12 December 2026"),
+        ("Tuesday or Wednesday afternoons", "Tuesdays or Wednesdays from Tuesday 8 December 2026"),
+        ("after 12 December", "any day from Monday 14 December 2026"),
+    ],
+)
+def test_alternatives_are_kept_and_one_preference_stays_one(typed: str, read_back: str) -> None:
+    assert parse_availability(typed, SETTINGS, NOW).describe() == read_back
+
+
+def test_an_alternative_that_cannot_be_read_is_asked_about_not_dropped() -> None:
+    with pytest.raises(NotUnderstood):
+        parse_availability("next week after 2pm, or when the moon is blue", SETTINGS, NOW)

@@ -227,7 +227,7 @@ def test_a_period_fills_the_day_and_the_structured_availability(domain, database
     availability = result["booking_availability"]
     assert availability["words"] == "weekdays after 2pm"
     assert availability["weekdays"] == ["monday", "tuesday", "wednesday", "thursday", "friday"]
-    assert result["booking_time"] == "afternoon" and result["booking_date"] == availability["earliest"]
+    assert result["booking_time"] == "after 2pm" and result["booking_date"] == availability["earliest"]
     slots = {**FILLED, **result}
     [summary], _ = run(ActionBookingSummary(), slots, domain)
     assert summary["day"].startswith("weekdays from ")
@@ -236,7 +236,7 @@ def test_a_period_fills_the_day_and_the_structured_availability(domain, database
     assert (row["availability"], row["weekdays"], row["time_of_day"], row["flexible"]) == (
         "weekdays after 2pm",
         "monday,tuesday,wednesday,thursday,friday",
-        "afternoon",
+        "after 2pm",  # as the visitor meant it, never widened to "afternoon"
         False,
     )
     assert str(row["preferred_date"]) == availability["earliest"] and row["latest_date"] is None
@@ -276,6 +276,19 @@ def test_the_day_question_offers_the_next_open_days_and_flexible(domain) -> None
     assert len(titles) == 4 and titles[-1] == "I'm flexible"
     assert all(b["payload"] == b["title"] for b in message["buttons"])
     assert "Sunday" not in " ".join(titles)  # the example clinic is closed on Sundays
+
+
+def test_the_promise_matches_the_contact_given(domain, database) -> None:
+    """Issue 21: "The team will call you" was said to a visitor who gave an email address."""
+    email = {**FILLED, "booking_contact": "jo@example.com"}
+    for slots, promise in ((email, "email you"), (FILLED, "call you")):
+        [question], _ = run(form.ActionAskBookingDate(), slots, domain)
+        [saved], _ = run(ActionSubmitBooking(), slots, domain)
+        assert question["contact_promise"] == promise and saved["contact_promise"] == promise
+        text = domain["responses"]["utter_booking_saved"][0]["text"].format(
+            **saved, clinic_name="", clinic_phone=""
+        )
+        assert f"They will {promise} within" in text
 
 
 # ---- "leave a message" (actions/live_chat.py): the same form, as a callback request

@@ -16,6 +16,7 @@ from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from actions.booking.store import BookingRequest, BookingStore
 from common import conversations
@@ -173,3 +174,62 @@ def test_erasing_with_a_malformed_email_says_so_and_erases_nothing(store: Bookin
         bookings.erase_person(store, load_settings(), phones=["siobhan@example.com"])
     assert store.get(reference) is not None
     assert not bookings.erase_person(store, load_settings(), emails=["nobody@example.com"]).found_anything
+
+
+def test_the_xlsx_export_types_phones_and_formulas_as_text_and_times_as_times(store: BookingStore) -> None:
+    from openpyxl import load_workbook
+
+    phone = BookingRequest(
+        "=HYPERLINK(evil)",
+        "+447700900123",
+        "phone",
+        date(2027, 1, 5),
+        "after 2pm",
+        "",
+        availability="after 2pm",
+    )
+    reference, _ = store.save(phone, "visitor")
+    rows = bookings.with_history(store, bookings.find(store, bookings.BookingFilter(), ZONE), ZONE)
+    sheet = load_workbook(io.BytesIO(bookings.export_xlsx(rows, ZONE))).active
+    headings = [cell.value for cell in sheet[1]]
+    cells = {heading: cell for heading, cell in zip(headings, sheet[2], strict=True)}
+    assert cells["Reference"].value == reference
+    assert cells["Contact"].value == "+447700900123" and cells["Contact"].data_type == "s"
+    assert cells["Name"].value == "=HYPERLINK(evil)" and cells["Name"].data_type == "s"  # text, not a formula
+    assert cells["Times understood"].value == "after 2pm" and cells["Earliest day"].is_date
+    received = next(h for h in headings if h.startswith("Received ("))
+    assert cells[received].is_date
+    # The CSV has no cell types: a leading + still gets its apostrophe (see export_csv).
+    [row] = list(csv.DictReader(io.StringIO(bookings.export_csv(rows, ZONE).decode("utf-8-sig"))))
+    assert row["Contact"] == "'+447700900123"
+
+
+def test_each_status_change_and_note_is_kept_in_the_history_and_erased_with_the_person(
+    store: BookingStore,
+) -> None:
+    reference, _ = store.save(PERSON, "visitor")
+    assert bookings.set_status(store, reference, "contacted", "Rang, no answer", "rita")
+    assert bookings.set_status(store, reference, "contacted", "Rang again, booked Tuesday", "sam")
+    assert bookings.set_status(store, reference, "done", "", "rita")
+    assert bookings.set_status(store, reference, "done", "", "rita")  # nothing new: nothing kept
+    entries = bookings.history(store, reference, ZONE)
+    assert [(e["staff_name"], e["status_from"], e["status_to"], e["note"]) for e in entries] == [
+        ("rita", "new", "contacted", "Rang, no answer"),
+        ("sam", None, None, "Rang again, booked Tuesday"),
+        ("rita", "contacted", "done", None),
+    ]
+    [row] = bookings.with_history(store, bookings.find(store, bookings.BookingFilter(), ZONE), ZONE)
+    assert "Rang, no answer" in row["history"] and "Rang again" in row["history"]
+    bookings.erase_person(store, load_settings(), [reference])
+    with store.engine.connect() as db:
+        left = db.execute(sa.text("SELECT COUNT(*) FROM booking_history")).scalar_one()
+    assert left == 0
+
+
+def test_a_search_with_a_status_set_says_what_it_finds_in_other_statuses(store: BookingStore) -> None:
+    reference, _ = store.save(PERSON, "visitor")
+    bookings.set_status(store, reference, "contacted", "", "rita")
+    criteria = bookings.BookingFilter(status="new", search="siobhan")
+    assert bookings.find(store, criteria, ZONE) == []
+    assert bookings.in_other_statuses(store, criteria, ZONE) == {"contacted": 1}
+    assert bookings.in_other_statuses(store, bookings.BookingFilter(status="new"), ZONE) == {}

@@ -133,7 +133,7 @@ def test_a_us_clinic_reads_local_numbers_as_us() -> None:
         ("tomorrow afternoon", date(2026, 11, 26), "afternoon"),
         ("Monday morning", date(2026, 11, 30), "morning"),
         ("in two weeks", date(2026, 12, 9), None),
-        ("weekdays after 2pm", date(2026, 11, 26), "afternoon"),
+        ("weekdays after 2pm", date(2026, 11, 26), "after 2pm"),
     ],
 )
 def test_natural_language_dates(typed: str, day: date, time_of_day: str | None) -> None:

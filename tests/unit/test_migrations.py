@@ -9,6 +9,7 @@ import multiprocessing
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 
 from actions.booking.store import BookingStore
 from common import migrations
@@ -114,5 +115,42 @@ def test_the_migrations_make_every_column_the_code_reads_and_writes(tmp_path: Pa
                     if diff[0] in ("add_table", "add_column")
                 ]
                 assert missing == []
+    finally:
+        engine.dispose()
+
+
+def test_each_requests_old_note_becomes_the_first_entry_of_its_history(tmp_path: Path) -> None:
+    """0010_reception: the one note field each request had is kept, as its first history entry."""
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    make_pre_migration_database(url, REFERENCES[:2])
+    migrations.upgrade(url, "0009_two_factor")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                sa.text(
+                    "UPDATE booking_requests SET status = 'contacted',"
+                    " status_note = 'Rang, left a voicemail', status_changed_by = 'rita',"
+                    " status_changed_at = '2026-12-01 10:00:00' WHERE reference = :r"
+                ),
+                {"r": REFERENCES[0]},
+            )
+        migrations.upgrade(url)
+        with engine.connect() as db:
+            entries = db.execute(sa.text("SELECT staff_name, status_to, note FROM booking_history")).all()
+        assert [tuple(e) for e in entries] == [("rita", "contacted", "Rang, left a voicemail")]
+        with engine.begin() as connection:  # and back: the note stays on the request
+            cfg = migrations.config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0009_two_factor")
+        with engine.connect() as db:
+            assert (
+                db.execute(
+                    sa.text("SELECT status_note FROM booking_requests WHERE reference = :r"),
+                    {"r": REFERENCES[0]},
+                ).scalar_one()
+                == "Rang, left a voicemail"
+            )
+        assert "booking_history" not in tables(url)
     finally:
         engine.dispose()

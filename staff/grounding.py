@@ -74,14 +74,31 @@ WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z•])|\s*•\s*|\n+")
 
 
+def banned_words(text: str) -> list[str]:
+    """The numbers, money and percent signs, counts, durations and claim words in a text, in order.
+
+    The one definition of what only the clinic's document may state: an answer's sentence may
+    say them only where the document does (Grounding.figures), and approved wording (framing
+    sentences, everyday words) may never say them.
+    """
+    found = [m.group(0) for m in DIGITS.finditer(text)] + SYMBOLS.findall(text)
+    for match in WORD.finditer(text):
+        word = normalise(match.group(0))
+        if word in NUMBER_WORDS | UNIT_WORDS | CLAIM_WORDS or match.group(0).lower() in CLAIM_WORDS:
+            found.append(match.group(0))
+    return list(dict.fromkeys(found))
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Why one sentence of an answer is not supported (empty lists and True: it is)."""
+    """Why one sentence of an answer is or is not supported (empty lists and True: it is)."""
 
     sentence: str
     figures: list[str] = field(default_factory=list)  # numbers, prices, durations, claims
     words: list[str] = field(default_factory=list)  # meaningful words not in the document
     similar: bool = True  # close in meaning to something the document says
+    framing: bool = False  # one of the approved framing sentences, word for word
+    evidence: str = ""  # the document's closest sentence (or two neighbouring ones)
 
     @property
     def supported(self) -> bool:
@@ -179,12 +196,7 @@ class Grounding:
 
     def figures(self, sentence: str) -> list[str]:
         """The numbers, prices, durations and claims in the sentence that the document lacks."""
-        found = [m.group(0) for m in DIGITS.finditer(sentence)] + SYMBOLS.findall(sentence)
-        for match in WORD.finditer(sentence):
-            word = normalise(match.group(0))
-            if word in NUMBER_WORDS | UNIT_WORDS | CLAIM_WORDS or match.group(0).lower() in CLAIM_WORDS:
-                found.append(match.group(0))
-        return [f for f in dict.fromkeys(found) if not self.in_document(f)]
+        return [f for f in banned_words(sentence) if not self.in_document(f)]
 
     def in_document(self, figure: str) -> bool:
         """Whether the document itself says this number, symbol or word."""
@@ -192,12 +204,19 @@ class Grounding:
             return figure.lower() in self.document_text
         return normalise(figure) in self.document_words
 
-    def check(self, sentences_: Sequence[str], similarities: np.ndarray) -> list[Verdict]:
-        """A verdict per sentence, given each sentence's best similarity to the document."""
+    def check(
+        self, sentences_: Sequence[str], similarities: np.ndarray, evidence: Sequence[str] = ()
+    ) -> list[Verdict]:
+        """A verdict per sentence, given each sentence's best similarity to the document.
+
+        `evidence` is, per sentence, the document's passage closest to it (shown to staff as why
+        a sentence passed).
+        """
         verdicts = []
-        for sentence, similarity in zip(sentences_, similarities):
+        evidence = list(evidence) or [""] * len(sentences_)
+        for sentence, similarity, closest in zip(sentences_, similarities, evidence):
             if normalise_sentence(sentence) in self.framing:
-                verdicts.append(Verdict(sentence))
+                verdicts.append(Verdict(sentence, framing=True))
                 continue
             figures = self.figures(sentence)
             claimed = {normalise(f) for f in figures}
@@ -211,7 +230,8 @@ class Grounding:
                     and not self.is_known(word)
                 )
             )
-            verdicts.append(Verdict(sentence, figures, unknown, bool(similarity >= SIMILARITY_THRESHOLD)))
+            similar = bool(similarity >= SIMILARITY_THRESHOLD)
+            verdicts.append(Verdict(sentence, figures, unknown, similar, evidence=closest if similar else ""))
         return verdicts
 
 
@@ -242,12 +262,19 @@ def read_wording(path: Path = APPROVED_WORDING) -> Wording:
         raise WordingError(f"{relative(path)} must have framing_sentences: and plain_words: lists")
     framing = tuple(str(s) for s in data.get("framing_sentences") or [])
     plain = tuple(str(w).strip().lower() for w in data.get("plain_words") or [])
-    forbidden = [w for w in plain if normalise(w) in NUMBER_WORDS | UNIT_WORDS | CLAIM_WORDS]
+    forbidden = [w for w in plain if banned_words(w)]
     if forbidden:
         raise WordingError(
             f"{relative(path)}: {quoted(forbidden)} cannot be approved as everyday words: they are "
             "figures, prices, times or promises, which only the clinic's document may state"
         )
+    for sentence in framing:
+        said = banned_words(sentence)
+        if said:
+            raise WordingError(
+                f'{relative(path)}: the framing sentence "{sentence}" says {quoted(said)}: figures, prices, '
+                "times and promises can never be approved, only the clinic's document may state them"
+            )
     return Wording(framing, plain)
 
 
@@ -256,7 +283,10 @@ class Checker:
 
     def __init__(self, document: str, wording: Wording) -> None:
         self.encoder = load_encoder()
-        document_sentences = [american(s) for s in sentences(document)]
+        written = sentences(document)
+        # The passages as the document writes them (shown to staff), and as compared (American spelling).
+        self.passage_texts = tuple(written + [f"{a} {b}" for a, b in pairwise(written)])
+        document_sentences = [american(s) for s in written]
         passages = document_sentences + [f"{a} {b}" for a, b in pairwise(document_sentences)]
         self.grounding = Grounding(
             document_words=frozenset(words_of(document)),
@@ -283,7 +313,9 @@ class Checker:
         if not parts:
             return []
         embeddings = self.encoder.encode([american(p) for p in parts])
-        return self.grounding.check(parts, (embeddings @ self.grounding.passages.T).max(axis=1))
+        scores = embeddings @ self.grounding.passages.T
+        closest = [self.passage_texts[int(i)] for i in scores.argmax(axis=1)]
+        return self.grounding.check(parts, scores.max(axis=1), closest)
 
     def problems(self, answer: str) -> list[str]:
         """What the document does not support in an answer, one line per sentence (empty: all)."""

@@ -33,6 +33,7 @@ NAVIGATION = [
     ("bookings.index", "Bookings", "bookings"),
     ("inbox.index", "Unanswered questions", "inbox"),
     ("content.index", "Answers", "content"),
+    ("wording.index", "Approved wording", "content"),
     ("clinic.edit", "Clinic details", "content"),
     ("stories.index", "Stories", "content"),
     ("history.index", "History", "content"),

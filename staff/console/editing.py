@@ -176,8 +176,19 @@ def check() -> Any:
     try:
         result = service.check_answer(console().root, answer)
     except service.Refused as error:
-        return jsonify({"ok": False, "problems": [error.summary], "supporting": []}), 200
-    return jsonify({"ok": result.ok, "problems": result.problems, "supporting": result.supporting})
+        return jsonify({"ok": False, "problems": [error.summary], "supporting": [], "sentences": []}), 200
+    sentences = [
+        {"sentence": r.sentence, "ok": r.ok, "why": r.why, "approvable": r.approvable}
+        for r in result.sentences
+    ]
+    return jsonify(
+        {
+            "ok": result.ok,
+            "problems": result.problems,
+            "supporting": result.supporting,
+            "sentences": sentences,
+        }
+    )
 
 
 # ---- clinic details ----------------------------------------------------------------------

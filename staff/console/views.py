@@ -38,7 +38,7 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing, live, models, stories
+    from staff.console import editing, live, models, stories, wording
 
     for blueprint in (
         auth,
@@ -50,6 +50,7 @@ def register(app: Flask) -> None:
         live.live,
         *account.BLUEPRINTS,
         *editing.BLUEPRINTS,
+        *wording.BLUEPRINTS,
         *stories.BLUEPRINTS,
         *models.BLUEPRINTS,
     ):

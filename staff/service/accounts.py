@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "erase": frozenset({"admin"}),  # erasing a person cannot be undone
     "inbox": frozenset({"editor", "admin"}),
     "content": frozenset({"editor", "admin"}),  # answers, examples, clinic details, history
+    "wording": frozenset({"admin"}),  # add or retire approved framing sentences (editors see them)
     "training": frozenset({"editor", "admin"}),  # check and train, see the comparison
     "publish": frozenset({"admin"}),  # make a model live, roll back
     "conversations": frozenset(ROLES),

@@ -197,6 +197,7 @@ class Check:
 
     problems: list[str]
     supporting: list[int]  # numbers of the document's sentences that support it
+    sentences: list[Any] = field(default_factory=list)  # wording.Reason: why each sentence passed or not
 
     @property
     def ok(self) -> bool:
@@ -208,9 +209,12 @@ def check_answer(root: Path, answer: str) -> Check:
     """Which sentences of an answer the document does not support, and which of its sentences do."""
     if not answer.strip():
         return Check(["Write the answer first."], [])
+    from staff.service import wording  # it builds on this module
+
     check = checker(root)
     with _checks:
-        problems = check.problems(answer)
+        verdicts = check.verdicts(answer)
+        problems = [verdict.explain() for verdict in verdicts if not verdict.supported]
         parts = grounding.sentences(answer)
         supporting: set[int] = set()
         if parts:
@@ -220,7 +224,7 @@ def check_answer(root: Path, answer: str) -> Check:
                 best = int(np.argmax(row))
                 if row[best] >= grounding.SIMILARITY_THRESHOLD:  # a sentence, or two neighbours
                     supporting |= {best} if best < count else {best - count, best - count + 1}
-    return Check(problems, sorted(supporting))
+    return Check(problems, sorted(supporting), wording.reasons(root, verdicts, load_settings().zone))
 
 
 def section_of(root: Path, sentence: str) -> str:

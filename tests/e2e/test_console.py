@@ -497,6 +497,7 @@ PAGES = [
     "/answers/",
     "/answers/topic/what_is",
     "/answers/new",
+    "/wording/",
     "/clinic/",
     "/history/",
     "/live/",
@@ -712,12 +713,135 @@ def test_the_clinic_phone_changes_without_training_and_is_undone_from_the_histor
     assert "already been undone" in editor.flash()
 
 
+# ---------------------------------------------------------------------------- approved wording
+REWORDING = "Ask at your consultation how quickly your own scar is likely to respond."
+RESULTS_FRAMING = "How quickly your own scar responds is something to ask at a consultation."
+INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|framing_sentences|\b[0-9a-f]{7,40}\b")
+
+
+def framing_item(page: Page, sentence: str):
+    """The Approved wording page's entry of one sentence."""
+    return page.locator(".framing li", has_text=sentence)
+
+
+def test_an_admin_approves_a_careful_rewording_and_the_editor_then_saves_it(staff, site: Site) -> None:
+    wording_file = site.root / "content" / "approved-wording.yml"
+    editor = staff()
+    editor.sign_in("eddie")
+    page = editor.open("/answers/topic/results_time")
+    answer = page.get_by_label("Answer", exact=True)
+    reworded = " ".join(answer.input_value().split()).replace(RESULTS_FRAMING, REWORDING)
+    assert REWORDING in reworded
+    # Before: each sentence says why it passes; the framing one says it is approved, and by whom.
+    passed = check_result(page, "approved framing sentence")
+    assert "Passes:" in passed and "found in the document: '" in passed
+    assert f'"{RESULTS_FRAMING}": approved framing sentence, added by a developer on ' in passed
+    # The careful rewording fails, naming the words the document lacks and who can approve it.
+    answer.fill(reworded)
+    failed = check_result(page, "Fails:")
+    assert (
+        f'Fails: "{REWORDING}": "Ask", "consultation", "quickly" and "likely" are not in the document'
+        in failed
+    )
+    assert "an admin can approve it on the Approved wording page" in failed
+    page.get_by_role("button", name="Save").click()
+    assert "The answer was not saved" in page.get_by_role("alert").inner_text()
+    # The editor follows the link: the list is there to read, but only an admin changes it.
+    page.locator("#check-result").get_by_role("link", name="Open Approved wording").click()
+    assert editor.heading() == "Approved wording"
+    assert "Only an admin can add or retire these sentences" in page.locator("main").inner_text()
+    assert page.get_by_role("button", name="Approve this sentence").count() == 0
+    assert page.get_by_role("button", name=re.compile("^Retire")).count() == 0
+    assert "Used by: How long do results take?" in framing_item(page, RESULTS_FRAMING).inner_text()
+    assert not INTERNALS.search(page.locator("body").inner_text())
+    token = (
+        editor.open("/answers/topic/results_time").locator('meta[name="csrf-token"]').get_attribute("content")
+    )
+    refused = editor.context.request.post(
+        site.console + "/wording/add", form={"sentence": REWORDING, "csrf_token": token}
+    )
+    assert refused.status == 403 and REWORDING not in wording_file.read_text(encoding="utf-8")
+
+    # The admin opens the page from the navigation, is refused a figure and a promise, approves the rewording.
+    admin = staff()
+    admin.sign_in("anna")
+    admin.page.get_by_role("navigation", name="Console").get_by_role("link", name="Approved wording").click()
+    page = admin.page
+    before = wording_file.read_bytes()
+    page.get_by_label("A new framing sentence").fill("Most people need 3 sessions, and it is painless.")
+    page.get_by_role("button", name="Approve this sentence").click()
+    alert = squash(page.get_by_role("alert").inner_text())
+    assert "The sentence was not approved" in alert and 'It says "3", "sessions" and "painless"' in alert
+    assert "only the clinic's document may state them" in alert and "Take those words out" in alert
+    assert page.get_by_label("A new framing sentence").input_value().startswith("Most people need 3")
+    assert wording_file.read_bytes() == before
+    page.get_by_label("A new framing sentence").fill(REWORDING)
+    page.get_by_role("button", name="Approve this sentence").click()
+    assert "The sentence is approved" in admin.flash() and "can be undone" in admin.flash()
+    entry = squash(framing_item(page, REWORDING).inner_text())
+    assert "Added by anna on " in entry and "Not used by any answer" in entry
+    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    assert git_log(site.root, "-1", "--format=%an|%s", "--", "content") == (
+        f'anna|Approved wording: added "{REWORDING}"'
+    )
+    assert "approved a framing sentence" in admin.open("/admin/audit").locator("table").inner_text()
+
+    # The editor's rewording now passes, says why, and is saved.
+    page = editor.open("/answers/topic/results_time")
+    page.get_by_label("Answer", exact=True).fill(reworded)
+    passed = check_result(page, f'Passes: "{REWORDING}": approved framing sentence, added by anna on ')
+    assert "Every sentence is supported" in passed and "Fails" not in passed
+    page.get_by_role("button", name="Save").click()
+    assert "Saved" in editor.flash()
+    assert REWORDING in squash((site.root / "domain" / "faq.yml").read_text(encoding="utf-8"))
+
+
+def test_retiring_a_sentence_an_answer_uses_names_the_answer_and_an_unused_one_is_retired_and_undone(
+    staff, site: Site
+) -> None:
+    wording_file = site.root / "content" / "approved-wording.yml"
+    used, spare = (
+        "Things that can push this into overdrive:",
+        "Your own questions are welcome at a consultation.",
+    )
+    admin = staff(bypass_csp=True)  # axe is injected as a script tag
+    admin.sign_in("anna")
+    page = admin.open("/wording/")
+    assert axe_violations(page) == []
+    before = wording_file.read_bytes()
+    assert "Used by: Why do scars darken?" in framing_item(page, used).inner_text()
+    framing_item(page, used).get_by_role("button", name=f"Retire: {used}").click()
+    alert = squash(page.get_by_role("alert").inner_text())
+    assert 'The sentence was not retired: the answer "Why do scars darken?" uses it word for word' in alert
+    assert "Reword it first (on Answers)" in alert and wording_file.read_bytes() == before
+    assert framing_item(page, used).count() == 1
+
+    page.get_by_label("A new framing sentence").fill(spare)
+    page.get_by_role("button", name="Approve this sentence").click()
+    assert "The sentence is approved" in admin.flash()
+    framing_item(page, spare).get_by_role("button", name=f"Retire: {spare}").click()
+    assert "The sentence is retired" in admin.flash()
+    assert framing_item(page, spare).count() == 0 and spare not in wording_file.read_text(encoding="utf-8")
+    # Undone from the History like any staff change: the sentence is back on the list.
+    page = admin.open("/history/")
+    page.locator("tbody tr", has_text="Approved wording: retired").first.get_by_role("link").click()
+    page.get_by_role("button", name="Undo this change").click()
+    assert "The change was undone" in admin.flash()
+    assert framing_item(admin.open("/wording/"), spare).count() == 1
+    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    # On a phone the page fits the screen.
+    phone = staff(PHONE)
+    phone.sign_in("anna")
+    wide = phone.open("/wording/").evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    assert not wide, "the Approved wording page scrolls sideways on a phone"
+
+
 def test_reception_cannot_reach_the_editing_pages(staff, site: Site) -> None:
     reception = staff()
     reception.sign_in("rita")
     links = reception.page.locator("nav a").all_inner_texts()
     assert "Answers" not in links and "History" not in links and "Clinic details" not in links
-    for path in ["/answers/", "/answers/topic/what_is", "/answers/new", "/clinic/", "/history/"]:
+    for path in ["/answers/", "/answers/topic/what_is", "/answers/new", "/clinic/", "/history/", "/wording/"]:
         response = reception.page.goto(site.console + path)
         assert response is not None and response.status == 403, path
         assert reception.heading() == "Your role cannot open this page"

@@ -25,6 +25,31 @@
     });
   }
 
+  // Each sentence with why it passed (the document's sentence, or an approved framing sentence
+  // and who added it) or why it failed (the words the document lacks), as _check.html shows it.
+  function reasons(sentences) {
+    var list = document.createElement("ul");
+    list.className = "reasons";
+    sentences.forEach(function (reason) {
+      var item = document.createElement("li");
+      item.className = reason.ok ? "pass" : "fail";
+      var verdict = document.createElement("span");
+      verdict.className = "verdict";
+      verdict.textContent = reason.ok ? "Passes:" : "Fails:";
+      item.appendChild(verdict);
+      item.appendChild(document.createTextNode(' "' + reason.sentence + '": ' + reason.why));
+      if (reason.approvable && result.getAttribute("data-wording-url")) {
+        var link = document.createElement("a");
+        link.href = result.getAttribute("data-wording-url") + "?sentence=" + encodeURIComponent(reason.sentence);
+        link.textContent = "Open Approved wording";
+        item.appendChild(document.createTextNode(" "));
+        item.appendChild(link);
+      }
+      list.appendChild(item);
+    });
+    return list;
+  }
+
   function show(data) {
     result.replaceChildren();
     if (data.ok) {
@@ -33,6 +58,10 @@
         " highlighted sentence" + (count === 1 ? "" : "s") + ").", "ok"));
     } else {
       result.appendChild(paragraph("Not supported by the clinic's document, so it cannot be saved:", "bad"));
+    }
+    if (data.sentences && data.sentences.length) {
+      result.appendChild(reasons(data.sentences));
+    } else if (!data.ok) {
       var list = document.createElement("ul");
       data.problems.forEach(function (problem) {
         var item = document.createElement("li");

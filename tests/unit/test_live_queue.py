@@ -119,8 +119,8 @@ def test_opening_hours_and_the_reply_time_visitors_are_told() -> None:
         ('opening_hours: {monday: "9-5"}', "is not like"),
         ('opening_hours: {moonday: "09:00-17:00"}', "not a day of the week"),
         ('opening_hours: {monday: "17:00-09:00"}', "is not like"),
-        ("live_chat_wait_minutes: soon", "must be a number"),
-        ("live_chat_wait_minutes: 0", "must be above 0"),
+        ('opening_hours: {monday: "09:00-17:00"}\nlive_chat_wait_minutes: soon', "must be a number"),
+        ('opening_hours: {monday: "09:00-17:00"}\nlive_chat_wait_minutes: 0', "must be above 0"),
     ],
 )
 def test_wrong_opening_hours_are_refused_with_a_clear_message(

@@ -106,6 +106,15 @@ def reach_text(reach: live_chat.Reach) -> str:
     return LEAVE_A_MESSAGE + "nobody is available."
 
 
+def reach_now(moment: datetime) -> str:
+    """reach_text for `moment`; a plain sentence (never a broken page) if it cannot be worked out."""
+    try:
+        return reach_text(live_chat.reach(db(), console().clinic, moment))
+    except Exception as error:  # clinic.yml unreadable, the database down: the page still works
+        logger.error("Could not work out whether visitors can reach a person: %s", type(error).__name__)
+        return "Whether visitors can reach a person cannot be worked out right now: ask a developer."
+
+
 def state(chat_id: int | None) -> dict[str, Any]:
     """What the page shows: availability, the queue, the staff member's chats, the open conversation."""
     moment = live_chat.now()
@@ -138,7 +147,7 @@ def state(chat_id: int | None) -> dict[str, Any]:
         }
     return {
         "available": available,
-        "reach": reach_text(live_chat.reach(db(), console().clinic, moment)),
+        "reach": reach_now(moment),
         "waiting": sum(1 for chat in chats if chat.status == live_chat.WAITING),
         "chats": listed,
         "chat": shown,

@@ -57,7 +57,9 @@ def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
     return f"{day} from {clock(opening)}"
 
 
-def reach_now(clinic: ClinicSettings, moment: datetime, tracker: Tracker) -> live_chat.Reach:
+def reach_now(
+    clinic: ClinicSettings, moment: datetime, tracker: Tracker, queue: bool = True
+) -> live_chat.Reach:
     """Whether someone can chat now: the web widget, and `live_chat.reach` (what the Live page shows).
 
     Only the widget (socket.io) can receive staff messages as they are sent; a REST client
@@ -66,7 +68,7 @@ def reach_now(clinic: ClinicSettings, moment: datetime, tracker: Tracker) -> liv
     if tracker.get_latest_input_channel() != SOCKET_CHANNEL:
         return live_chat.Reach(False)
     try:
-        return live_chat.reach(live_chat.engine(deployment.current().database_url), clinic, moment)
+        return live_chat.reach(live_chat.engine(deployment.current().database_url), clinic, moment, queue)
     except Exception as error:  # the database is down: no live chat, but a message can still be left
         logger.error("Could not read staff availability: %s", type(error).__name__)
         return live_chat.Reach(False)
@@ -131,9 +133,8 @@ class ActionRequestLiveChat(Action):
         """Queue and pause, or (nobody available any more) offer to leave a message."""
         clinic = load_settings()
         moment = live_chat.now()
-        reach = reach_now(clinic, moment, tracker)
-        if reach.why == live_chat.QUEUE_FULL:  # as when the queue fills while asking, below
-            return busy(dispatcher, clinic, moment)
+        # The queue's cap is checked as the request joins it (live_chat.request), in one statement.
+        reach = reach_now(clinic, moment, tracker, queue=False)
         if not reach.offered:
             unavailable(dispatcher, clinic, moment)
             return []

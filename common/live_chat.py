@@ -176,16 +176,18 @@ def waiting_count(db: sa.engine.Engine) -> int:
         )
 
 
-def reach(db: sa.engine.Engine, clinic: ClinicSettings, moment: datetime) -> Reach:
+def reach(db: sa.engine.Engine, clinic: ClinicSettings, moment: datetime, queue: bool = True) -> Reach:
     """Whether a visitor asking at `moment` is offered a person, and if not why.
 
     Within live-chat hours (the clinic's opening hours, less days without live chat), someone
-    available, and the queue not full.
+    available, and (unless `queue` is False: `request` checks it as it queues) the queue not full.
     """
     if not clinic.live_chat_at(moment):
         return Reach(False, OUTSIDE_HOURS, next_opening=clinic.next_live_chat(moment))
     if not available_staff(db):
         return Reach(False, NOBODY_AVAILABLE)
+    if not queue:
+        return Reach(True)
     waiting = waiting_count(db)
     if waiting >= clinic.live_chat_max_waiting:
         return Reach(False, QUEUE_FULL, waiting=waiting)

@@ -205,5 +205,6 @@ def test_reach_says_whether_a_visitor_asking_now_gets_a_person_and_why_not(db: s
     live_chat.request(db, "c-1")
     full = live_chat.reach(db, clinic, thursday_noon)
     assert (full.offered, full.why, full.waiting) == (False, live_chat.QUEUE_FULL, 1)
+    assert live_chat.reach(db, clinic, thursday_noon, queue=False).offered  # request() checks it itself
     no_thursday_chat = replace(clinic, live_chat_off=("thursday",), live_chat_max_waiting=5)
     assert live_chat.reach(db, no_thursday_chat, thursday_noon).why == live_chat.OUTSIDE_HOURS

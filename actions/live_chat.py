@@ -1,9 +1,11 @@
 """A person from the clinic, live: the offer, the request, and "leave a message" when nobody can.
 
 The offer follows "can I talk to someone?", the "Contact the team" button and the last stage of
-the fallback. Live chat is offered only during the clinic's opening hours (clinic.yml,
-`opening_hours`, the clinic's time zone) while at least one staff member is available on the
-console's Live page (common/live_chat.py); otherwise the visitor is offered to leave a message,
+the fallback. Live chat is offered only during the clinic's live-chat hours (clinic.yml's
+`opening_hours`, less days marked without live chat, in the clinic's time zone) while at least
+one staff member is available on the console's Live page and the queue is not full
+(common/live_chat.py `reach`, which the Live page shows staff); otherwise the visitor is offered
+to leave a message,
 and told when to expect a reply. A request pauses the conversation (Rasa's ConversationPaused:
 the assistant stays silent, visitor messages are still stored) until staff hand it back; the
 Rasa server's live chat routes (channels/live.py) do the rest.
@@ -29,7 +31,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from channels.rate_limits import live_chat_limits, rate_limiter
 from common import deadline, live_chat
 from common import settings as deployment
-from common.clinic import ClinicSettings, load_settings
+from common.clinic import ClinicSettings, clock, load_settings
 from common.names import LIVE_CHAT_MISSED, VISITOR_KEY
 
 logger = logging.getLogger(__name__)
@@ -37,13 +39,6 @@ logger = logging.getLogger(__name__)
 KIND_SLOT = "booking_kind"
 CALLBACK = "callback"
 SOCKET_CHANNEL = "socketio"  # Rasa's name of the widget's channel (channels/guarded.py)
-
-
-def clock(moment: datetime) -> str:
-    """A time as visitors read it: 9am, 5:30pm."""
-    hour = moment.hour % 12 or 12
-    minutes = f":{moment.minute:02d}" if moment.minute else ""
-    return f"{hour}{minutes}{'am' if moment.hour < 12 else 'pm'}"
 
 
 def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
@@ -62,19 +57,36 @@ def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
     return f"{day} from {clock(opening)}"
 
 
-def live_chat_possible(clinic: ClinicSettings, moment: datetime, tracker: Tracker) -> bool:
-    """Whether someone can chat now: the web widget, opening hours, and a staff member available.
+def reach_now(
+    clinic: ClinicSettings, moment: datetime, tracker: Tracker, queue: bool = True
+) -> live_chat.Reach:
+    """Whether someone can chat now: the web widget, and `live_chat.reach` (what the Live page shows).
 
     Only the widget (socket.io) can receive staff messages as they are sent; a REST client
-    is offered to leave a message.
+    is offered to leave a message, as is everyone while the database cannot be read.
     """
-    if tracker.get_latest_input_channel() != SOCKET_CHANNEL or not clinic.open_at(moment):
-        return False
+    if tracker.get_latest_input_channel() != SOCKET_CHANNEL:
+        return live_chat.Reach(False)
     try:
-        return bool(live_chat.available_staff(live_chat.engine(deployment.current().database_url)))
+        return live_chat.reach(live_chat.engine(deployment.current().database_url), clinic, moment, queue)
     except Exception as error:  # the database is down: no live chat, but a message can still be left
         logger.error("Could not read staff availability: %s", type(error).__name__)
-        return False
+        return live_chat.Reach(False)
+
+
+def live_chat_possible(clinic: ClinicSettings, moment: datetime, tracker: Tracker) -> bool:
+    """Whether a person is offered now (see reach_now)."""
+    return reach_now(clinic, moment, tracker).offered
+
+
+def unavailable(dispatcher: CollectingDispatcher, clinic: ClinicSettings, moment: datetime) -> None:
+    """Nobody can chat: offer to leave a message, with the hours live chat is offered in brackets."""
+    hours = clinic.hours
+    if clinic.live_chat_hours != hours:
+        hours = f"live chat {clinic.live_chat_hours}" if clinic.live_chat_hours else "no live chat"
+    dispatcher.utter_message(
+        response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment), clinic_hours=hours
+    )
 
 
 def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
@@ -84,8 +96,7 @@ def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     if live_chat_possible(clinic, moment, tracker):
         dispatcher.utter_message(response="utter_live_chat_offer")
     else:
-        when = reply_expected(clinic, moment)
-        dispatcher.utter_message(response="utter_live_chat_unavailable", reply_when=when)
+        unavailable(dispatcher, clinic, moment)
 
 
 def busy(dispatcher: CollectingDispatcher, clinic: ClinicSettings, moment: datetime) -> list[EventType]:
@@ -122,10 +133,10 @@ class ActionRequestLiveChat(Action):
         """Queue and pause, or (nobody available any more) offer to leave a message."""
         clinic = load_settings()
         moment = live_chat.now()
-        if not live_chat_possible(clinic, moment, tracker):
-            dispatcher.utter_message(
-                response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
-            )
+        # The queue's cap is checked as the request joins it (live_chat.request), in one statement.
+        reach = reach_now(clinic, moment, tracker, queue=False)
+        if not reach.offered:
+            unavailable(dispatcher, clinic, moment)
             return []
         deadline.check()  # too late to tell the visitor they are queued: count and queue nothing
         config = deployment.current()
@@ -141,9 +152,7 @@ class ActionRequestLiveChat(Action):
             )
         except Exception as error:
             logger.error("Could not queue a live chat: %s", type(error).__name__)
-            dispatcher.utter_message(
-                response="utter_live_chat_unavailable", reply_when=reply_expected(clinic, moment)
-            )
+            unavailable(dispatcher, clinic, moment)
             return []
         if queued is None:
             logger.warning("Refused a live chat request: the queue is full.")

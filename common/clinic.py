@@ -13,8 +13,54 @@ import yaml
 
 from common import settings as deployment
 
-REQUIRED = ("name", "phone", "email", "hours", "address", "emergency_number")
+REQUIRED = ("name", "phone", "email", "address", "emergency_number")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Worked out from opening_hours when clinic.yml is read, never written in it.
+DERIVED = ("live_chat_off",)
+HOURS_MOVED = (
+    "clinic.yml: the opening hours the assistant states are now worked out from opening_hours "
+    '(e.g. monday: "09:00-17:00"); delete the line "hours: ..."'
+)
+
+
+def clock(moment: time | datetime) -> str:
+    """A time as visitors read it: 9am, 5:30pm."""
+    hour = moment.hour % 12 or 12
+    minutes = f":{moment.minute:02d}" if moment.minute else ""
+    return f"{hour}{minutes}{'am' if moment.hour < 12 else 'pm'}"
+
+
+def day_names(days: list[str]) -> str:
+    """Consecutive days in words: "Monday", "Monday and Tuesday", "Monday to Friday"."""
+    first, last = days[0].capitalize(), days[-1].capitalize()
+    if len(days) == 1:
+        return first
+    return f"{first} and {last}" if len(days) == 2 else f"{first} to {last}"
+
+
+def describe_week(spans: dict[str, str]) -> str:
+    """Hours per day in words, neighbouring days with the same hours together.
+
+    {"monday": "09:00-17:00", ..., "friday": "09:00-17:00", "saturday": "10:00-13:00"} gives
+    "Monday to Friday 9am to 5pm, Saturday 10am to 1pm"; no day at all gives "".
+    """
+    groups: list[tuple[list[str], str]] = []
+    previous = None
+    for day in WEEKDAYS:
+        span = spans.get(day)
+        if span is None:
+            previous = None
+            continue
+        if previous is not None and groups[-1][1] == span:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], span))
+        previous = day
+    parts = []
+    for days, span in groups:
+        opening, closing = parse_span(span)
+        parts.append(f"{day_names(days)} {clock(opening)} to {clock(closing)}")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -24,7 +70,6 @@ class ClinicSettings:
     name: str
     phone: str
     email: str
-    hours: str
     address: str
     emergency_number: str
     booking_link: str = ""
@@ -36,12 +81,26 @@ class ClinicSettings:
     times_of_day: tuple[str, ...] = ("morning", "afternoon")
     booking_webhook_url: str = ""
     retention_days: int = 90
-    # When staff can chat live ("monday": "09:00-17:00"; a day not listed: no live chat), and
-    # how long a visitor waits for someone before being offered to leave a message.
+    # The clinic's hours, the one setting ("monday": "09:00-17:00"; a day not listed: closed):
+    # the hours the assistant states and when live chat is offered both come from it. Live chat
+    # is offered during the opening hours except on the days in live_chat_off (clinic.yml
+    # writes such a day as {hours: "09:00-17:00", live_chat: false}). And how long a visitor
+    # waits for someone before being offered to leave a message.
     opening_hours: tuple[tuple[str, str], ...] = ()
+    live_chat_off: tuple[str, ...] = ()
     live_chat_wait_minutes: float = 3.0
     # How many visitors may wait for someone at once (more are offered to leave a message).
     live_chat_max_waiting: int = 5
+
+    @property
+    def hours(self) -> str:
+        """The opening hours as the assistant states them ("Monday to Friday 9am to 5pm, ...")."""
+        return describe_week(dict(self.opening_hours))
+
+    @property
+    def live_chat_hours(self) -> str:
+        """When live chat is offered, in words ("" on no day at all)."""
+        return describe_week({day: span for day, span in self.opening_hours if day not in self.live_chat_off})
 
     @property
     def zone(self) -> ZoneInfo:
@@ -67,6 +126,28 @@ class ClinicSettings:
         local = moment.astimezone(self.zone)
         hours = self.hours_on(local.date())
         return hours is not None and hours[0] <= local.time() < hours[1]
+
+    def live_chat_on(self, day: date) -> tuple[time, time] | None:
+        """When live chat is offered on `day` (its opening hours, unless live chat is off that day)."""
+        return None if WEEKDAYS[day.weekday()] in self.live_chat_off else self.hours_on(day)
+
+    def live_chat_at(self, moment: datetime) -> bool:
+        """Whether `moment` is within live-chat hours (in the clinic's time zone)."""
+        local = moment.astimezone(self.zone)
+        hours = self.live_chat_on(local.date())
+        return hours is not None and hours[0] <= local.time() < hours[1]
+
+    def next_live_chat(self, moment: datetime) -> datetime | None:
+        """When live chat is next offered after `moment` (later today, or a coming day; None: never)."""
+        local = moment.astimezone(self.zone)
+        for offset in range(15):
+            day = local.date() + timedelta(days=offset)
+            hours = self.live_chat_on(day)
+            if hours is not None:
+                start = datetime.combine(day, hours[0], self.zone)
+                if start > local:
+                    return start
+        return None
 
     def next_opening(self, moment: datetime) -> datetime | None:
         """The next time the clinic opens after `moment` (None if no hours are set)."""
@@ -118,6 +199,42 @@ def _clean(value: Any) -> Any:
     return "" if value is None else str(value).strip()
 
 
+def read_week(week: Any) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """clinic.yml's opening_hours as (day, "09:00-17:00") pairs and the days without live chat.
+
+    Each day is "09:00-17:00" (live chat while open) or {hours: "09:00-17:00", live_chat: false}.
+    ValueError, naming the day, for anything else; at least one day must be open.
+    """
+    example = 'e.g. monday: "09:00-17:00"'
+    if not isinstance(week, dict) or not week:
+        raise ValueError(f"clinic.yml: opening_hours must give the hours of at least one day, {example}")
+    spans, off = [], []
+    for key, value in week.items():
+        day = str(key).strip().lower()
+        if day not in WEEKDAYS:
+            raise ValueError(f"clinic.yml: opening_hours: {key!r} is not a day of the week")
+        live = True
+        if isinstance(value, dict):
+            extra = sorted(set(value) - {"hours", "live_chat"})
+            if extra or not isinstance(value.get("live_chat", True), bool):
+                raise ValueError(
+                    f'clinic.yml: opening_hours: {day}: write {{hours: "09:00-17:00", live_chat: false}}'
+                )
+            live, value = value.get("live_chat", True), value.get("hours")
+        span = "" if value is None else str(value).strip()
+        try:
+            parse_span(span)
+        except ValueError:
+            raise ValueError(
+                f'clinic.yml: opening_hours: {day}: {span!r} is not like "09:00-17:00"'
+            ) from None
+        spans.append((day, span))
+        if not live:
+            off.append(day)
+    order = {day: n for n, day in enumerate(WEEKDAYS)}
+    return tuple(sorted(spans, key=lambda pair: order[pair[0]])), tuple(off)
+
+
 def load_settings(path: Path | None = None) -> ClinicSettings:
     """clinic.yml, checked; read again whenever the file changes (its modification time or size).
 
@@ -138,11 +255,15 @@ def _cached_settings(path: Path, mtime_ns: int, size: int) -> ClinicSettings:
 def read_settings(path: Path) -> ClinicSettings:
     """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    known = {f.name for f in fields(ClinicSettings)}
+    if "hours" in raw:
+        raise ValueError(HOURS_MOVED)
+    known = {f.name for f in fields(ClinicSettings)} - set(DERIVED)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"clinic.yml: unknown setting(s) {unknown}; known: {sorted(known)}")
+    week = raw.pop("opening_hours", None)
     values: dict[str, Any] = {key: _clean(value) for key, value in raw.items()}
+    values["opening_hours"], values["live_chat_off"] = read_week(week)
     if "retention_days" in values:
         try:
             values["retention_days"] = int(values["retention_days"])
@@ -158,8 +279,6 @@ def read_settings(path: Path) -> ClinicSettings:
             values["live_chat_max_waiting"] = int(values["live_chat_max_waiting"])
         except ValueError:
             raise ValueError("clinic.yml: live_chat_max_waiting must be a whole number of visitors") from None
-    if "opening_hours" in values and not isinstance(values["opening_hours"], tuple):
-        raise ValueError('clinic.yml: opening_hours must list days, e.g. monday: "09:00-17:00"')
     settings = ClinicSettings(**values)
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:
@@ -170,15 +289,6 @@ def read_settings(path: Path) -> ClinicSettings:
     wrong_dates = [day for day in settings.closed_dates if not _is_date(day)]
     if wrong_dates:
         raise ValueError(f"clinic.yml: closed_dates {wrong_dates} are not dates written as YYYY-MM-DD")
-    for day, span in settings.opening_hours:
-        if day not in WEEKDAYS:
-            raise ValueError(f"clinic.yml: opening_hours: {day!r} is not a day of the week")
-        try:
-            parse_span(span)
-        except ValueError:
-            raise ValueError(
-                f'clinic.yml: opening_hours: {day}: {span!r} is not like "09:00-17:00"'
-            ) from None
     if settings.live_chat_wait_minutes <= 0:
         raise ValueError("clinic.yml: live_chat_wait_minutes must be above 0")
     if settings.live_chat_max_waiting <= 0:

@@ -10,7 +10,10 @@ process memory, so several Rasa servers, the action server and the staff console
   who press "Take" together exactly one wins, on SQLite and PostgreSQL alike;
 * a staff member is available only while they said so on the Live page and that page was
   seen recently (its polling is the heartbeat): a closed laptop stops offering live chat;
-* at most clinic.yml's `live_chat_max_waiting` requests wait at once (`request`).
+* at most clinic.yml's `live_chat_max_waiting` requests wait at once (`request`);
+* `reach` says whether a visitor asking now is offered a person, and if not why: outside
+  live-chat hours (clinic.yml's opening_hours), nobody available, or the queue is full. The
+  assistant's offer and the staff's Live page both ask it, so they cannot disagree.
 
 Rows hold ids, times and staff names only; what was said stays in Rasa's tracker store.
 """
@@ -24,6 +27,7 @@ from functools import lru_cache
 import sqlalchemy as sa
 
 from common import database, migrations
+from common.clinic import ClinicSettings
 
 # A staff member's Live page polls every few seconds; this long without a poll: away.
 PRESENCE_SECONDS = 30
@@ -37,6 +41,8 @@ ACTIVE = (WAITING, HELD)
 STATUSES = (WAITING, HELD, RETURNED, CLOSED, MISSED)
 # PostgreSQL advisory lock taken while a request joins a capped queue (any fixed number).
 QUEUE_LOCK_KEY = 20_261_204
+# Why a visitor is offered to leave a message instead of a person (`reach`).
+OUTSIDE_HOURS, NOBODY_AVAILABLE, QUEUE_FULL = "outside hours", "nobody available", "queue full"
 
 metadata = sa.MetaData()
 live_chats = sa.Table(
@@ -148,6 +154,44 @@ def available_staff(db: sa.engine.Engine) -> list[str]:
                 .order_by(staff_presence.c.staff_name)
             ).scalars()
         )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whether a visitor asking for a person now is offered one; if not, why (and when next)."""
+
+    offered: bool
+    why: str = ""  # OUTSIDE_HOURS, NOBODY_AVAILABLE or QUEUE_FULL when not offered
+    next_opening: datetime | None = None  # outside hours: when live chat is next offered
+    waiting: int = 0  # the queue is full: how many wait
+
+
+def waiting_count(db: sa.engine.Engine) -> int:
+    """How many requests wait for someone to take them."""
+    with db.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(live_chats).where(live_chats.c.status == WAITING)
+            ).scalar_one()
+        )
+
+
+def reach(db: sa.engine.Engine, clinic: ClinicSettings, moment: datetime, queue: bool = True) -> Reach:
+    """Whether a visitor asking at `moment` is offered a person, and if not why.
+
+    Within live-chat hours (the clinic's opening hours, less days without live chat), someone
+    available, and (unless `queue` is False: `request` checks it as it queues) the queue not full.
+    """
+    if not clinic.live_chat_at(moment):
+        return Reach(False, OUTSIDE_HOURS, next_opening=clinic.next_live_chat(moment))
+    if not available_staff(db):
+        return Reach(False, NOBODY_AVAILABLE)
+    if not queue:
+        return Reach(True)
+    waiting = waiting_count(db)
+    if waiting >= clinic.live_chat_max_waiting:
+        return Reach(False, QUEUE_FULL, waiting=waiting)
+    return Reach(True)
 
 
 def active(db: sa.engine.Engine, conversation_id: str) -> LiveChat | None:

@@ -32,6 +32,7 @@ PLAIN_INTENTS = {
     "deny": "takes it as a no",
     "ask_address": "gives the clinic's address",
     "ask_contact": "gives the clinic's contact details",
+    "ask_for_person": "offers a person from the clinic (or to leave a message)",
     "ask_hours": "gives the opening hours",
     "book_consultation": "starts a consultation request",
     "bot_challenge": "says it is an automated assistant",

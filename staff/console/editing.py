@@ -16,8 +16,8 @@ from common.clinic import WEEKDAYS
 from common.names import RETRIEVAL_INTENT
 from staff import review, validate
 from staff.console.app import console, requires
+from staff.service import clinic_hours, history, inbox
 from staff.service import content as service
-from staff.service import history, inbox
 
 content = Blueprint("content", __name__, url_prefix="/answers")
 clinic = Blueprint("clinic", __name__, url_prefix="/clinic")
@@ -213,7 +213,27 @@ def clinic_form_values(raw: dict[str, Any]) -> dict[str, Any]:
         "values": {name: str(raw.get(name) or "") for name in service.CLINIC_FIELDS},
         "opening_days": [str(d).lower() for d in raw.get("opening_days") or []],
         "closed_dates": "\n".join(str(d) for d in raw.get("closed_dates") or []),
+        "week": clinic_hours.week_rows(raw),
+        "wait_minutes": f"{float(raw.get('live_chat_wait_minutes') or 3):g}",
+        "max_waiting": str(raw.get("live_chat_max_waiting") or 5),
     }
+
+
+def hours_from_form(form: Any) -> clinic_hours.HoursChange:
+    """The hours part of the clinic form: a row per day, the wait, how many may wait."""
+    return clinic_hours.HoursChange(
+        week=[
+            clinic_hours.DayHours(
+                day,
+                form.get(f"opens_{day}") or "",
+                form.get(f"closes_{day}") or "",
+                form.get(f"live_chat_{day}") == "1",
+            )
+            for day in WEEKDAYS
+        ],
+        wait_minutes=form.get("live_chat_wait_minutes") or "",
+        max_waiting=form.get("live_chat_max_waiting") or "",
+    )
 
 
 @clinic.route("/", methods=["GET", "POST"], endpoint="edit")
@@ -227,6 +247,7 @@ def edit_clinic() -> Any:
         "elsewhere": state.settings.clinic_settings.resolve() != (state.root / service.CLINIC).resolve(),
         "reads": state.settings.clinic_settings,
         "may_route": current_user.may("routing"),
+        "timezone": state.clinic.timezone,
     }
     if request.method == "GET":
         return render_template(
@@ -246,6 +267,8 @@ def edit_clinic() -> Any:
         opening_days=form.getlist("opening_days"),
         closed_dates=(form.get("closed_dates") or "").splitlines(),
         version=form.get("version") or "",
+        # A form without the hours (an older page, a script) leaves them as they are.
+        hours=hours_from_form(form) if f"opens_{WEEKDAYS[0]}" in form else None,
     )
     try:
         sha = service.change_clinic(state.root, change, current_user.name, may_route)
@@ -261,6 +284,11 @@ def edit_clinic() -> Any:
             values=change.values,
             opening_days=change.opening_days,
             closed_dates=form.get("closed_dates") or "",
+            week=change.hours.week
+            if change.hours
+            else clinic_hours.week_rows(service.clinic_values(state.root)),
+            wait_minutes=change.hours.wait_minutes if change.hours else "",
+            max_waiting=change.hours.max_waiting if change.hours else "",
             **extra,
         )
     state.audit("changed clinic details", "clinic.yml", f"commit {sha[:10]}")

@@ -81,6 +81,40 @@ def waited(chat: live_chat.LiveChat, moment: datetime) -> str:
     return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
+LEAVE_A_MESSAGE = "Visitors are offered \u201cleave a message\u201d instead, because "
+
+
+def reach_text(reach: live_chat.Reach) -> str:
+    """Whether a visitor asking now is offered a person, and if not why, as staff read it.
+
+    The same answer (common/live_chat.py `reach`) decides what the assistant offers visitors.
+    """
+    if reach.offered:
+        return "Visitors can ask for a person now."
+    if reach.why == live_chat.OUTSIDE_HOURS:
+        if reach.next_opening is None:
+            return LEAVE_A_MESSAGE + "no day has live-chat hours (set them in Clinic details)."
+        at = reach.next_opening
+        return (
+            LEAVE_A_MESSAGE
+            + f"it is outside live-chat hours (next opening: {at:%A} {at.hour}:{at.minute:02d})."
+        )
+    if reach.why == live_chat.QUEUE_FULL:
+        return LEAVE_A_MESSAGE + (
+            f"{reach.waiting} visitors are already waiting, the most allowed at once (set in Clinic details)."
+        )
+    return LEAVE_A_MESSAGE + "nobody is available."
+
+
+def reach_now(moment: datetime) -> str:
+    """reach_text for `moment`; a plain sentence (never a broken page) if it cannot be worked out."""
+    try:
+        return reach_text(live_chat.reach(db(), console().clinic, moment))
+    except Exception as error:  # clinic.yml unreadable, the database down: the page still works
+        logger.error("Could not work out whether visitors can reach a person: %s", type(error).__name__)
+        return "Whether visitors can reach a person cannot be worked out right now: ask a developer."
+
+
 def state(chat_id: int | None) -> dict[str, Any]:
     """What the page shows: availability, the queue, the staff member's chats, the open conversation."""
     moment = live_chat.now()
@@ -113,6 +147,7 @@ def state(chat_id: int | None) -> dict[str, Any]:
         }
     return {
         "available": available,
+        "reach": reach_now(moment),
         "waiting": sum(1 for chat in chats if chat.status == live_chat.WAITING),
         "chats": listed,
         "chat": shown,
@@ -204,7 +239,11 @@ def presence() -> Any:
     console().audit("live chat available" if available else "live chat away")
     if fetch_json():
         return jsonify({"ok": True, "available": available})
-    flash("You are available for live chats." if available else "You are away: no live chats are offered.")
+    flash(
+        "You are available for live chats."
+        if available
+        else "You are away: visitors are not put through to you."
+    )
     return redirect(url_for("live.index"))
 
 

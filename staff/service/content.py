@@ -37,7 +37,7 @@ from common import paths, personal_data
 from common.clinic import WEEKDAYS, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 from staff import grounding, validate
-from staff.service import history
+from staff.service import clinic_hours, history
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -57,7 +57,8 @@ WORDING = paths.relative(paths.APPROVED_WORDING)
 # What validate.load reads, copied to check a change before it is written.
 CHECKED_PARTS = ("clinic.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories")
 # Clinic details staff edit in the form (the rest of clinic.yml stays a developer's job).
-CLINIC_FIELDS = ("phone", "hours", "address", "booking_link", "booking_webhook_url")
+# (The opening hours are per day: staff/service/clinic_hours.py.)
+CLINIC_FIELDS = ("phone", "address", "booking_link", "booking_webhook_url")
 # Where visitors' personal details are sent (every consultation request's name and contact):
 # only an admin changes it, from the form or by undoing a change, and each change is audited.
 # The webhook's token is in the environment (BOOKING_WEBHOOK_TOKEN), never in clinic.yml.
@@ -547,6 +548,7 @@ class ClinicChange:
     opening_days: list[str]
     closed_dates: list[str]
     version: str
+    hours: clinic_hours.HoursChange | None = None  # None: the hours stay as they are
 
 
 def clinic_values(root: Path) -> dict[str, Any]:
@@ -603,6 +605,8 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str, may_route: 
     if not days:
         problems.append("Opening days: tick at least one day the clinic sees patients.")
     dates = [" ".join(d.split()) for d in change.closed_dates if d.strip()]
+    if change.hours is not None:
+        problems.extend(clinic_hours.check(change.hours)[-1])
     if problems:
         raise Refused("The clinic details were not saved:", problems)
     with locked(root):
@@ -627,6 +631,8 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str, may_route: 
         if [str(d) for d in data.get("closed_dates") or []] != dates:
             _replace_list(data, "closed_dates", [quoted(d) for d in dates])
             changed.append("closed dates")
+        if change.hours is not None:
+            changed.extend(clinic_hours.apply(data, change.hours))
         message = "Clinic details: " + (", ".join(changed) or "no change")
         return save(root, {CLINIC: clinic}, change.version, (CLINIC,), message, staff_name)
 

@@ -111,6 +111,7 @@ INTENT_WORDS = {
     "help": "asks what the assistant can do",
     "bot_challenge": "asks whether it is talking to a person",
     "ask_contact": "asks for the contact details",
+    "ask_for_person": "asks for a person from the clinic",
     "ask_hours": "asks the opening hours",
     "ask_address": "asks the address",
     "ask_privacy": "asks about privacy",

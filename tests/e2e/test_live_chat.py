@@ -17,8 +17,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -37,6 +39,7 @@ from tests.helpers import (
     WIDGET_TYPING,
     axe_violations,
     handle_of,
+    project_copy,
     squash,
 )
 from tests.two_factor import next_code, secret_from_page
@@ -47,6 +50,7 @@ PASSWORD = "correct horse battery staple"
 USERS = {"rita": "reception", "anna": "admin", "eddie": "editor"}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ALWAYS_OPEN = {day: "00:00-23:59" for day in DAYS}
+NO_LIVE_CHAT = {day: {"hours": "00:00-23:59", "live_chat": False} for day in DAYS}
 LAPTOP = {"width": 1280, "height": 800}
 APPS: dict[str, str] = {}  # an admin's authenticator app key, from the page that set it up
 
@@ -77,14 +81,17 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("live")
-    clinic_yml = tmp / "clinic.yml"
-    clinic_yml.write_text(CLINIC_YML.read_text(encoding="utf-8"), encoding="utf-8")
+    # A copy of the project (a git repository) that the console's Clinic details page edits; every
+    # server reads its clinic.yml.
+    root = project_copy(tmp / "project")
+    clinic_yml = root / "clinic.yml"
     web_port = free_port()
     config = StackConfig(
         rasa_port=free_port(),
         action_port=free_port(),
         web_port=web_port,
         console_port=free_port(),
+        console_root=root,
         database_url=f"sqlite:///{tmp / 'clinic.db'}",
         cors_origins=[f"http://127.0.0.1:{web_port}"],
         extra_env={
@@ -207,7 +214,7 @@ def people(browser: Browser, site: Site) -> Iterator[callable]:
     made: list[Visitor | StaffMember] = []
 
     def make(kind: type, *args: str, **options: object) -> Visitor | StaffMember:
-        context = browser.new_context(viewport=LAPTOP, **options)
+        context = browser.new_context(**{"viewport": LAPTOP, **options})
         contexts.append(context)
         person = kind(context, site, *args)
         made.append(person)
@@ -246,8 +253,8 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     expect(page.locator("#presence-status")).to_contain_text("You are available")
 
     visitor = people(Visitor)
-    answers = visitor.say("can I talk to someone?", replies=2)
-    assert "Someone from the Example Skin Clinic team can chat with you now" in answers[-1]
+    [offer] = visitor.say("can I talk to someone?")  # the offer at once, nothing before it
+    assert "Someone from the Example Skin Clinic team can chat with you now" in offer
     [waiting] = visitor.press("Yes, chat with someone")
     assert "I'm finding someone from the Example Skin Clinic team for you" in waiting
     expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Waiting for someone from the clinic…")
@@ -351,7 +358,7 @@ def test_two_staff_take_the_same_conversation_and_one_wins(people, site: Site) -
     anna.live()
     rita.live()
     visitor = people(Visitor)
-    visitor.say("I want to speak to a human", replies=2)
+    visitor.say("I want to speak to a human")
     visitor.press("Yes, chat with someone")
     anna.open_waiting()
     rita.open_waiting()
@@ -368,13 +375,17 @@ def test_two_staff_take_the_same_conversation_and_one_wins(people, site: Site) -
 
 
 def test_after_hours_a_visitor_leaves_a_message_that_reception_sees(people, site: Site) -> None:
-    site.clinic({})  # no opening hours: live chat is never offered
+    site.clinic(NO_LIVE_CHAT)  # open every day, but without live chat: it is never offered
     rita = people(StaffMember, "rita")
     rita.live()  # even with someone available
+    expect(rita.page.locator("#live-reach")).to_have_text(
+        "Visitors are offered \u201cleave a message\u201d instead, because no day has live-chat hours "
+        "(set them in Clinic details)."
+    )
     visitor = people(Visitor)
-    answers = visitor.say("can I talk to someone?", replies=2)
-    assert "Nobody from the Example Skin Clinic team can chat live right now" in answers[-1]
-    assert "the team will reply as soon as the clinic is open" in answers[-1]
+    [answer] = visitor.say("can I talk to someone?")
+    assert "Nobody from the Example Skin Clinic team can chat live right now (no live chat)" in answer
+    assert re.search(r"the team will reply (today|tomorrow)", answer), answer
     question = "Can I have it while breastfeeding?"
     saved = leave_a_message(visitor, "Sam O'Neill", "sam.oneill@example.com", question)
     assert "Thank you - your message is with the Example Skin Clinic team" in saved
@@ -396,7 +407,7 @@ def test_nobody_takes_it_in_time_so_the_visitor_leaves_a_message(people, site: S
     rita = people(StaffMember, "rita")
     rita.live()  # available, but busy: never takes it
     visitor = people(Visitor)
-    visitor.say("put me through to the team", replies=2)
+    visitor.say("put me through to the team")
     [waiting] = visitor.press("Yes, chat with someone")
     assert "If nobody is free within a moment" in waiting
     missed = visitor.wait_for("nobody from the team is free right now")
@@ -425,3 +436,147 @@ def test_the_live_page_is_for_reception_and_admins_and_refuses_forged_posts(peop
         headers={"Content-Type": "application/json"},
     )
     assert refused.status == 401
+
+
+# ---- the clinic's hours: one setting, and the Live page tells the truth -------------------
+PHONE = {"width": 390, "height": 844}
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def noon_somewhere(site: Site) -> datetime:
+    """Give the clinic a time zone where it is now about noon; the clinic's time now.
+
+    So a test can set hours that "now" is inside or outside of, whatever the real clock says,
+    the way a clinic abroad would set its time zone (clinic.yml's timezone).
+    """
+    hours_to_noon = 12 - datetime.now(timezone.utc).hour  # -11 .. 12: every one is a real zone
+    zone = f"Etc/GMT{'-' if hours_to_noon > 0 else '+'}{abs(hours_to_noon)}"  # Etc/ signs are reversed
+    text = CLINIC_YML.read_text(encoding="utf-8")
+    site.clinic_yml.write_text(re.sub(r"(?m)^timezone: .*$", f'timezone: "{zone}"', text), encoding="utf-8")
+    return datetime.now(ZoneInfo(zone))
+
+
+def set_day(page: Page, day: str, opens: str, closes: str, live_chat: bool = True) -> None:
+    """On Clinic details: one day's opening and closing time, and whether live chat is offered then."""
+    group = page.get_by_role("group", name=day, exact=True)
+    group.get_by_label("Opens").fill(opens)
+    group.get_by_label("Closes").fill(closes)
+    box = group.get_by_label("Live chat")
+    box.check() if live_chat else box.uncheck()
+
+
+def save_clinic(page: Page) -> None:
+    """Press Save on Clinic details and wait for the page to say it was saved."""
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flash.success")).to_contain_text("Saved")
+
+
+def one_reply(visitor: Visitor, text: str, expected: str) -> str:
+    """Type `text`; the reply, which must be a single message containing `expected` (no detour first)."""
+    before = len(visitor.messages())
+    visitor.say(text)
+    visitor.wait_for(expected)
+    replies = visitor.messages()[before:]
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+def test_the_hours_are_set_once_and_the_assistant_and_the_live_page_agree(people, site: Site) -> None:
+    now = noon_somewhere(site)
+    today, tomorrow = now.strftime("%A"), (now + timedelta(days=1)).strftime("%A")
+    anna = people(StaffMember, "anna", bypass_csp=True)  # axe is injected as a script tag
+    clinic = anna.page
+    clinic.goto(site.console + "/clinic/")
+    set_day(clinic, today, "11:00", "14:00")
+    save_clinic(clinic)
+    assert axe_violations(clinic) == []
+    rita = people(StaffMember, "rita")
+    live = rita.live()
+    reach = live.locator("#live-reach")
+    expect(reach).to_have_text("Visitors can ask for a person now.")
+
+    # What the assistant says the hours are and whether it offers a person come from that one setting.
+    visitor = people(Visitor)
+    assert f"{today} 11am to 2pm" in visitor.say("what are your opening hours?")[0]
+    offer = one_reply(visitor, "can I talk to a human", "can chat with you now")
+    assert "Someone from the Example Skin Clinic team can chat with you now" in offer
+
+    # The admin closes earlier today: the assistant and the Live page both say so at once.
+    set_day(clinic, today, "08:00", "10:00")
+    set_day(clinic, tomorrow, "08:30", "17:00")
+    save_clinic(clinic)
+    expect(reach).to_have_text(
+        "Visitors are offered \u201cleave a message\u201d instead, because it is outside live-chat hours "
+        f"(next opening: {tomorrow} 8:30)."
+    )
+    later = people(Visitor)
+    assert f"{today} 8am to 10am" in later.say("what are your opening hours?")[0]
+    message = one_reply(
+        later, "can I talk to a human", "Nobody from the Example Skin Clinic team can chat live"
+    )
+    assert "tomorrow from 8:30am" in message
+    later.page.locator(WIDGET_REPLY).filter(has_text="Leave a message").wait_for()
+
+    # Open, but no live chat today (a receptionist's day off the Live page): still one setting.
+    set_day(clinic, today, "11:00", "14:00", live_chat=False)
+    save_clinic(clinic)
+    expect(reach).to_contain_text(f"outside live-chat hours (next opening: {tomorrow} 8:30)")
+    third = people(Visitor)
+    assert f"{today} 11am to 2pm" in third.say("what are your opening hours?")[0]
+    one_reply(third, "can I talk to a human", "can chat live right now")
+
+    # Within live-chat hours again, but the receptionist steps away.
+    set_day(clinic, today, "11:00", "14:00", live_chat=True)
+    save_clinic(clinic)
+    expect(reach).to_have_text("Visitors can ask for a person now.")
+    live.get_by_role("button", name="Set me away").click()
+    expect(reach).to_have_text(
+        "Visitors are offered \u201cleave a message\u201d instead, because nobody is available."
+    )
+    fourth = people(Visitor)
+    one_reply(fourth, "can I talk to a human", "can chat live right now")
+    anna.live()  # the admin steps in: someone is available again
+    expect(clinic.locator("#live-reach")).to_have_text("Visitors can ask for a person now.")
+    assert axe_violations(clinic) == []
+
+
+def test_the_clinic_hours_form_refuses_mistakes_in_plain_words(people, site: Site) -> None:
+    site.clinic(ALWAYS_OPEN)
+    before = site.clinic_yml.read_text(encoding="utf-8")
+    anna = people(StaffMember, "anna", bypass_csp=True)
+    page = anna.page
+    page.goto(site.console + "/clinic/")
+    set_day(page, "Monday", "17:00", "09:00")
+    page.get_by_role("group", name="Tuesday", exact=True).get_by_label("Closes").fill("")
+    page.get_by_label("Minutes a visitor waits for someone").fill("0")
+    page.get_by_label("Visitors who may wait at once").fill("many")
+    page.get_by_role("button", name="Save").click()
+    errors = squash(page.locator(".refusal").inner_text())
+    assert "Monday: the closing time must be after the opening time" in errors
+    assert "Tuesday: give both the opening and the closing time, or neither" in errors
+    assert "minutes a visitor waits" in errors.lower() and "visitors who may wait at once" in errors.lower()
+    assert site.clinic_yml.read_text(encoding="utf-8") == before
+    for internal in (".yml", "opening_hours", "live_chat_"):
+        assert internal not in page.locator("main").inner_text()
+    # What was typed is kept, to correct.
+    expect(page.get_by_role("group", name="Monday", exact=True).get_by_label("Opens")).to_have_value("17:00")
+    # The wait and how many may wait are edited here too.
+    set_day(page, "Monday", "09:00", "17:00")
+    set_day(page, "Tuesday", "09:00", "17:00")
+    page.get_by_label("Minutes a visitor waits for someone").fill("4")
+    page.get_by_label("Visitors who may wait at once").fill("3")
+    save_clinic(page)
+    values = yaml.safe_load(site.clinic_yml.read_text(encoding="utf-8"))
+    assert values["live_chat_wait_minutes"] == 4 and values["live_chat_max_waiting"] == 3
+    assert values["opening_hours"]["monday"] == "09:00-17:00"
+    assert axe_violations(page) == []
+    page.set_viewport_size(PHONE)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+
+
+def test_the_waiting_badge_is_hidden_when_nobody_waits(people, site: Site) -> None:
+    rita = people(StaffMember, "rita")
+    for path in ("/bookings/", "/live/", "/conversations/"):
+        rita.page.goto(site.console + path)
+        expect(rita.page.locator("[data-live-badge]")).to_be_hidden()
+        assert "Live 0" not in squash(rita.page.locator("nav").inner_text())

@@ -141,7 +141,7 @@ def test_booking_starts_with_the_chat_form_without_a_booking_link(
 ) -> None:
     monkeypatch.setattr(
         "actions.booking.form.load_settings",
-        lambda: ClinicSettings("Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link=""),
+        lambda: ClinicSettings("Clinic", "1", "e@x.test", "Street", "999", booking_link=""),
     )
     sent, _ = run(ActionOfferBooking(), {}, domain)
     assert [m["response"] for m in sent] == ["utter_booking_intro"]
@@ -153,7 +153,7 @@ def test_booking_also_offers_the_online_scheduler_when_configured(
     monkeypatch.setattr(
         "actions.booking.form.load_settings",
         lambda: ClinicSettings(
-            "Clinic", "1", "e@x.test", "9-5", "Street", "999", booking_link="https://book.example.test"
+            "Clinic", "1", "e@x.test", "Street", "999", booking_link="https://book.example.test"
         ),
     )
     sent, _ = run(ActionOfferBooking(), {}, domain)

@@ -119,8 +119,8 @@ def test_opening_hours_and_the_reply_time_visitors_are_told() -> None:
         ('opening_hours: {monday: "9-5"}', "is not like"),
         ('opening_hours: {moonday: "09:00-17:00"}', "not a day of the week"),
         ('opening_hours: {monday: "17:00-09:00"}', "is not like"),
-        ("live_chat_wait_minutes: soon", "must be a number"),
-        ("live_chat_wait_minutes: 0", "must be above 0"),
+        ('opening_hours: {monday: "09:00-17:00"}\nlive_chat_wait_minutes: soon', "must be a number"),
+        ('opening_hours: {monday: "09:00-17:00"}\nlive_chat_wait_minutes: 0', "must be above 0"),
     ],
 )
 def test_wrong_opening_hours_are_refused_with_a_clear_message(
@@ -188,3 +188,23 @@ def test_a_held_chat_whose_staff_member_is_gone_goes_back_to_the_assistant(db: s
     assert live_chat.abandoned(db) == []  # handed back once
     assert live_chat.get(db, first.id).status == live_chat.RETURNED
     assert live_chat.get(db, second.id).status == live_chat.HELD
+
+
+def test_reach_says_whether_a_visitor_asking_now_gets_a_person_and_why_not(db: sa.engine.Engine) -> None:
+    """The one answer both the assistant's offer and the Live page use."""
+    clinic = replace(read_settings(CLINIC_YML), live_chat_max_waiting=1)  # Mon-Fri 9-5, Sat 10-1
+    thursday_noon = datetime(2026, 12, 3, 12, tzinfo=LONDON)
+    evening = thursday_noon.replace(hour=20)
+    assert live_chat.reach(db, clinic, evening) == live_chat.Reach(
+        False, live_chat.OUTSIDE_HOURS, next_opening=datetime(2026, 12, 4, 9, tzinfo=LONDON)
+    )
+    assert live_chat.reach(db, clinic, thursday_noon).why == live_chat.NOBODY_AVAILABLE
+    live_chat.set_presence(db, 1, "rita", True)
+    assert live_chat.reach(db, clinic, thursday_noon).offered
+    assert not live_chat.reach(db, clinic, evening).offered  # someone available, but after hours
+    live_chat.request(db, "c-1")
+    full = live_chat.reach(db, clinic, thursday_noon)
+    assert (full.offered, full.why, full.waiting) == (False, live_chat.QUEUE_FULL, 1)
+    assert live_chat.reach(db, clinic, thursday_noon, queue=False).offered  # request() checks it itself
+    no_thursday_chat = replace(clinic, live_chat_off=("thursday",), live_chat_max_waiting=5)
+    assert live_chat.reach(db, no_thursday_chat, thursday_noon).why == live_chat.OUTSIDE_HOURS

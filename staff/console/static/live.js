@@ -54,6 +54,8 @@
       list.appendChild(entry);
     });
     document.getElementById("queue-empty").hidden = state.chats.length > 0;
+    var reach = document.getElementById("live-reach");
+    if (reach && reach.textContent !== state.reach) reach.textContent = state.reach;
     var badge = document.querySelector("[data-live-badge]");
     if (badge) {
       badge.hidden = !state.waiting;

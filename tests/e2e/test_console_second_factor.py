@@ -200,10 +200,7 @@ def test_an_editor_cannot_change_where_requests_are_sent(staff, site: Site) -> N
         "Only an admin can change where consultation requests are sent" in page.locator("main").inner_text()
     )
     # A forged form with the field in it is refused, and nothing is saved.
-    form = {
-        name: page.locator(f"[name={name}]").input_value()
-        for name in ("phone", "address", "version")
-    }
+    form = {name: page.locator(f"[name={name}]").input_value() for name in ("phone", "address", "version")}
     form.update(
         csrf_token=page.locator("[name=csrf_token]").first.input_value(),
         opening_days="monday",

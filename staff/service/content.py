@@ -69,7 +69,7 @@ MAX_FIELD_CHARS = 300
 MAX_EXAMPLE_CHARS = 200
 TOPIC_PAYLOAD = re.compile(r'"faq_topic"\s*:\s*"([a-z0-9_]+)"')
 TRAINING_NOTE = (
-    "Visitors get this at the next training (make train, or Check and publish); until then the "
+    "Visitors get this at the next training (on Check and publish); until then the "
     "assistant keeps giving the current version."
 )
 _checks = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
@@ -672,7 +672,7 @@ def undo(root: Path, sha: str, staff_name: str, may_route: bool = False) -> str:
         try:
             for name, text in texts.items():
                 write_atomically(root / name, text)
-            return history.commit(root, sorted(texts), f'Undo "{item.message}"', staff_name)
+            return history.commit(root, sorted(texts), history.undo_message(item.message), staff_name)
         except BaseException:
             for name, text in originals.items():
                 write_atomically(root / name, text)

@@ -17,7 +17,7 @@ from common.names import RETRIEVAL_INTENT
 from staff import review, validate
 from staff.console.app import console, requires
 from staff.service import content as service
-from staff.service import describe, history, inbox
+from staff.service import describe, history, inbox, plain
 
 content = Blueprint("content", __name__, url_prefix="/answers")
 clinic = Blueprint("clinic", __name__, url_prefix="/clinic")
@@ -105,7 +105,9 @@ def edit_topic(key: str) -> Any:
             added=added,
             **values,
         )
-    state.audit("changed a topic", key, change_words(sha))
+    state.audit(
+        "changed a topic", plain.topic_title(state.root, f"{RETRIEVAL_INTENT}/{key}"), change_words(sha)
+    )
     flash(f"Saved: it is listed in the History under your name. {service.TRAINING_NOTE}", "success")
     return redirect(url_for("content.edit_topic", key=key))
 
@@ -162,7 +164,9 @@ def new_topic() -> Any:
             **values,
         )
     inbox.used_for_topic(state.engine, chosen, f"{RETRIEVAL_INTENT}/{key}")
-    state.audit("added a topic", key, change_words(sha))
+    state.audit(
+        "added a topic", plain.topic_title(state.root, f"{RETRIEVAL_INTENT}/{key}"), change_words(sha)
+    )
     flash(f"The topic was added and listed in the History. {service.TRAINING_NOTE}", "success")
     return redirect(url_for("content.edit_topic", key=key))
 

@@ -37,7 +37,7 @@ from common import paths, personal_data
 from common.clinic import WEEKDAYS, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 from staff import grounding, validate
-from staff.service import history
+from staff.service import history, plain
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -281,7 +281,11 @@ def new_problems(root: Path, texts: dict[str, str]) -> list[str]:
     if not after:
         return []
     before = {_problem_key(p) for p in problems_of(root)}
-    return [str(p) for p in after if _problem_key(p) not in before]
+    return [
+        f"{plain.part(p.place.path)}: {plain.in_words(root, p.message)}"
+        for p in after
+        if _problem_key(p) not in before
+    ]
 
 
 def refuse_if_stale(root: Path, watched: tuple[str, ...], started_from: str) -> None:

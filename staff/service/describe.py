@@ -21,10 +21,6 @@ from staff.service import history, plain
 from staff.service.history import Change
 
 CLINIC, WORDING = plain.CLINIC, plain.WORDING
-NAME = re.compile(
-    r"\b(?:utter_)?(?:faq/)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|\b(?:utter_)?faq/[a-z0-9_]+\b|\butter_\w+"
-)
-ALONE = re.compile(r"\b(?:affirm|deny|inform|greet)\b")
 
 
 @dataclass
@@ -34,12 +30,6 @@ class Described:
     what: str
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
-
-
-def in_words(root: Path, text: str) -> str:
-    """`text` with each internal name in it (faq/x, utter_x, out_of_scope...) in staff's words."""
-    text = NAME.sub(lambda m: f"“{plain.topic_title(root, m.group(0))}”", text)
-    return ALONE.sub(lambda m: f"“{plain.topic_title(root, m.group(0))}”", text)
 
 
 TOPIC_CHANGE = re.compile(r'^Topic "(?P<title>.*)": (?P<parts>.*)$')
@@ -84,7 +74,7 @@ def title(root: Path, item: Change) -> str:
     elif match := ADDED_TO.match(inner):
         topic = plain.topic_title(root, match["name"])
         inner = f"{questions(match['count'])} added to “{topic}”{match['rest']}"
-    return prefix + in_words(root, inner or "A change")
+    return prefix + plain.in_words(root, inner or "A change")
 
 
 def parts(item: Change) -> list[str]:
@@ -233,7 +223,7 @@ def _stories(root: Path, before: Any, after: Any) -> list[Described]:
     old, new = named(before), named(after)
     found = []
     for name in list(dict.fromkeys([*old, *new])):
-        shown = in_words(root, name)
+        shown = plain.in_words(root, name)
         if name not in old:
             found.append(Described(f"Story “{shown}” saved"))
         elif name not in new:

@@ -137,3 +137,17 @@ def part(name: str) -> str:
     if name.startswith("tests/stories"):
         return "Stories and tests"
     return "The assistant's settings"
+
+
+# Internal names in a text: utter_x, faq/x, snake_case names, a few one-word intents, file names.
+NAME = re.compile(
+    r"\b(?:utter_)?(?:faq/)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|\b(?:utter_)?faq/[a-z0-9_]+\b|\butter_\w+"
+    r"|\b(?:affirm|deny|inform|greet)\b"
+)
+FILE = re.compile(r"[\w./-]+\.(?:ya?ml|txt|py)\b")
+
+
+def in_words(root: Path, text: str) -> str:
+    """`text` with each internal name in it (faq/x, utter_x, out_of_scope, a file...) in staff's words."""
+    text = FILE.sub(lambda m: part(m.group(0).removeprefix("./")), text)
+    return NAME.sub(lambda m: f"“{topic_title(root, m.group(0))}”", text)

@@ -789,7 +789,7 @@ def test_no_staff_page_shows_internal_names_files_commands_or_hashes(
     editor = staff()
     editor.sign_in("eddie")
     page = editor.open("/answers/topic/results_time")
-    page.get_by_label("Button title").fill("How long do results take?")
+    page.get_by_label("Button title").fill("When will I see results?")
     page.get_by_role("button", name="Save").click()
     assert "Saved" in editor.flash()
     leaks: dict[str, dict[str, list[str]]] = {}

@@ -740,7 +740,7 @@ def pattern_of(path: str) -> str:
     return re.sub(r"/(?:SR-)?[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*|/[0-9a-f]{7,40}", "/ID", path)
 
 
-def crawl(person: Staff, per_kind: int = 3) -> dict[str, list[str]]:
+def crawl(person: Staff, per_kind: int = 2) -> dict[str, list[str]]:
     """What each console page shows of INTERNALS, by its address.
 
     The pages are every one reachable from the navigation and the pages' links (GET, same site),

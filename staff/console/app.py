@@ -19,7 +19,7 @@ from actions.booking.store import BookingStore
 from common import settings as deployment
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT, VAR_DIR
-from staff.service import accounts, db
+from staff.service import accounts, db, plain
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEY_FILE = VAR_DIR / "staff-secret-key"
@@ -223,6 +223,9 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
         if request.endpoint != "static":
             response.headers["Cache-Control"] = "no-store"  # pages hold personal data
         return response
+
+    # {{ name|topic }}: an intent, response or action as staff call it (staff/service/plain.py).
+    app.jinja_env.filters["topic"] = lambda name: plain.topic_title(state.root, name)
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

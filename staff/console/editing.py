@@ -16,7 +16,7 @@ from common.clinic import WEEKDAYS
 from common.names import RETRIEVAL_INTENT
 from staff import review, validate
 from staff.console.app import console, requires
-from staff.service import clinic_hours, history, inbox
+from staff.service import clinic_hours, describe, history, inbox, plain
 from staff.service import content as service
 
 content = Blueprint("content", __name__, url_prefix="/answers")
@@ -105,8 +105,10 @@ def edit_topic(key: str) -> Any:
             added=added,
             **values,
         )
-    state.audit("changed a topic", key, f"commit {sha[:10]}")
-    flash(f"Saved ({sha[:10]} in the History). {service.TRAINING_NOTE}", "success")
+    state.audit(
+        "changed a topic", plain.topic_title(state.root, f"{RETRIEVAL_INTENT}/{key}"), change_words(sha)
+    )
+    flash(f"Saved: it is listed in the History under your name. {service.TRAINING_NOTE}", "success")
     return redirect(url_for("content.edit_topic", key=key))
 
 
@@ -162,8 +164,10 @@ def new_topic() -> Any:
             **values,
         )
     inbox.used_for_topic(state.engine, chosen, f"{RETRIEVAL_INTENT}/{key}")
-    state.audit("added a topic", key, f"commit {sha[:10]}")
-    flash(f"The topic was added ({sha[:10]} in the History). {service.TRAINING_NOTE}", "success")
+    state.audit(
+        "added a topic", plain.topic_title(state.root, f"{RETRIEVAL_INTENT}/{key}"), change_words(sha)
+    )
+    flash(f"The topic was added and listed in the History. {service.TRAINING_NOTE}", "success")
     return redirect(url_for("content.edit_topic", key=key))
 
 
@@ -204,7 +208,7 @@ def audit_routing(before: dict[str, str]) -> None:
     state = console()
     changes = service.routing_changes(before, service.routing(service.clinic_values(state.root)))
     if changes:
-        state.audit("changed where requests are sent", "clinic.yml", changes)
+        state.audit("changed where requests are sent", "clinic details", changes)
 
 
 def clinic_form_values(raw: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +279,7 @@ def edit_clinic() -> Any:
     except (service.Refused, history.HistoryError) as error:
         refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
         if refused.summary == service.ROUTING_REFUSAL:
-            state.audit("refused: change where requests are sent", "clinic.yml")
+            state.audit("refused: change where requests are sent", "clinic details")
         return refusal_page(
             "clinic.html",
             refused,
@@ -291,10 +295,10 @@ def edit_clinic() -> Any:
             max_waiting=change.hours.max_waiting if change.hours else "",
             **extra,
         )
-    state.audit("changed clinic details", "clinic.yml", f"commit {sha[:10]}")
+    state.audit("changed clinic details", "clinic details", change_words(sha))
     audit_routing(before)
     flash(
-        f"Saved ({sha[:10]} in the History). Every new conversation gets the new details at once: "
+        "Saved, and listed in the History. Every new conversation gets the new details at once: "
         "no training and no restart needed.",
         "success",
     )
@@ -310,41 +314,36 @@ def list_changes() -> Any:
     problem = history.problem(state.root)
     page = int(request.args.get("page", "1")) if request.args.get("page", "1").isdigit() else 1
     page = max(page, 1)
-    found = [] if problem else history.changes(state.root, limit=50, skip=(page - 1) * 50)
-    return render_template("history.html", changes=found, problem=problem, page=page, zone=state.clinic.zone)
+    found = [] if problem else history.staff_changes(state.root, limit=50, skip=(page - 1) * 50)
+    rows = [(item, describe.title(state.root, item), describe.parts(item)) for item in found]
+    return render_template(
+        "history.html", rows=rows, more=len(found) == 50, problem=problem, page=page, zone=state.clinic.zone
+    )
 
 
-def diff_rows(text: str) -> list[tuple[str, str]]:
-    """The diff's lines with their kind (file, place, added, removed, same), for the page."""
-    rows = []
-    for line in text.splitlines():
-        if line.startswith(("diff --git", "index ", "--- ", "new file", "deleted file")):
-            continue
-        if line.startswith("+++ "):
-            rows.append(("file", line[4:].removeprefix("b/")))
-        elif line.startswith("@@"):
-            rows.append(("place", line))
-        elif line.startswith("+"):
-            rows.append(("added", line[1:]))
-        elif line.startswith("-"):
-            rows.append(("removed", line[1:]))
-        else:
-            rows.append(("same", line[1:]))
-    return rows
+def change_words(sha: str) -> str:
+    """A saved change's title in words, for the audit log (never its commit id)."""
+    item = history.change(console().root, sha)
+    return describe.title(console().root, item) if item else "a change"
 
 
 @changes.get("/<sha>")
 @requires("content")
 def show(sha: str) -> Any:
-    """One change: who, when, what (the diff), and the button that undoes it."""
+    """One staff change: who, when, what it did in words (before and after), and its undo button."""
     state = console()
     if history.problem(state.root):
         abort(404)
     item = history.change(state.root, sha)
-    if item is None:
+    if item is None or not item.by_staff or item.parents != 1:  # developers' work is not shown
         abort(404)
     return render_template(
-        "change.html", item=item, rows=diff_rows(history.diff(state.root, item.sha)), zone=state.clinic.zone
+        "change.html",
+        item=item,
+        title=describe.title(state.root, item),
+        parts=describe.parts(item),
+        described=describe.describe(state.root, item),
+        zone=state.clinic.zone,
     )
 
 
@@ -362,11 +361,11 @@ def undo(sha: str) -> Any:
         for problem in refused.problems:
             flash(problem, "error")
         return redirect(url_for("history.show", sha=sha))
-    state.audit("undid a change", sha[:10], f"commit {new[:10]}")
+    state.audit("undid a change", change_words(new))
     audit_routing(before)
     flash(
-        f"The change was undone ({new[:10]} in the History). Clinic details take effect at once; answers "
-        "and examples at the next training (make train).",
+        "The change was undone, and the undo is listed in the History under your name. Clinic details "
+        "take effect at once; answers and examples at the next training (Check and publish).",
         "success",
     )
     return redirect(url_for("history.index"))

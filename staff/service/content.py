@@ -37,7 +37,7 @@ from common import paths, personal_data
 from common.clinic import WEEKDAYS, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 from staff import grounding, validate
-from staff.service import clinic_hours, history
+from staff.service import clinic_hours, history, plain
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -70,7 +70,7 @@ MAX_FIELD_CHARS = 300
 MAX_EXAMPLE_CHARS = 200
 TOPIC_PAYLOAD = re.compile(r'"faq_topic"\s*:\s*"([a-z0-9_]+)"')
 TRAINING_NOTE = (
-    "Visitors get this at the next training (make train, or Check and publish); until then the "
+    "Visitors get this at the next training (on Check and publish); until then the "
     "assistant keeps giving the current version."
 )
 _checks = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
@@ -286,7 +286,11 @@ def new_problems(root: Path, texts: dict[str, str]) -> list[str]:
     if not after:
         return []
     before = {_problem_key(p) for p in problems_of(root)}
-    return [str(p) for p in after if _problem_key(p) not in before]
+    return [
+        f"{plain.part(p.place.path)}: {plain.in_words(root, p.message)}"
+        for p in after
+        if _problem_key(p) not in before
+    ]
 
 
 def refuse_if_stale(root: Path, watched: tuple[str, ...], started_from: str) -> None:
@@ -682,7 +686,7 @@ def undo(root: Path, sha: str, staff_name: str, may_route: bool = False) -> str:
         try:
             for name, text in texts.items():
                 write_atomically(root / name, text)
-            return history.commit(root, sorted(texts), f'Undo "{item.message}"', staff_name)
+            return history.commit(root, sorted(texts), history.undo_message(item.message), staff_name)
         except BaseException:
             for name, text in originals.items():
                 write_atomically(root / name, text)

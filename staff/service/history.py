@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from staff.service import plain
+
 # What the console edits (relative to the project root): the history lists changes to these.
 EDITABLE = ("clinic.yml", "domain", "data", "content", "tests/stories")
 COMMITTER_NAME = "Staff console"
@@ -229,8 +231,53 @@ def undone(root: Path, item: Change) -> dict[str, str]:
             if merged.returncode != 0:
                 raise HistoryError(
                     "This change cannot be undone on its own: later changes edited the same lines of "
-                    f"{name}. "
+                    f"{plain.part(name)}. "
                     "Nothing was changed. Edit the text by hand instead, or ask a developer."
                 )
             texts[name] = merged.stdout
     return texts
+
+
+# ---- the history in words ----------------------------------------------------------------
+# An undo's title: "Undone: <what>", and an undo of that "Put back: <what>" (never nested).
+UNDONE, PUT_BACK = "Undone: ", "Put back: "
+_OLD_UNDO = re.compile(r'^Undo "(.*)"$', re.S)
+
+
+def unwrap(message: str) -> tuple[int, str]:
+    """How many undos wrap a change's title, and the title they wrap."""
+    depth = 0
+    while True:
+        old = _OLD_UNDO.match(message)
+        if old:
+            depth, message = depth + 1, old.group(1)
+        elif message.startswith(UNDONE):
+            depth, message = depth + 1, message.removeprefix(UNDONE)
+        elif message.startswith(PUT_BACK):
+            depth, message = depth + 2, message.removeprefix(PUT_BACK)
+        else:
+            return depth, message
+
+
+def undo_message(message: str) -> str:
+    """The title of a change that undoes the change titled `message` (never nested)."""
+    depth, inner = unwrap(message)
+    return (UNDONE if (depth + 1) % 2 else PUT_BACK) + inner
+
+
+def staff_changes(root: Path, limit: int = 50, skip: int = 0) -> list[Change]:
+    """The newest changes staff made in the console (no developer's commits, no merges), newest first."""
+    output = git(
+        root,
+        "log",
+        LOG_FORMAT,
+        "--name-only",
+        "--relative",
+        "--no-merges",
+        f"--author=@{re.escape(STAFF_EMAIL_DOMAIN)}>",
+        f"-n{limit}",
+        f"--skip={skip}",
+        "--",
+        *EDITABLE,
+    ).stdout
+    return [item for item in _changes(output) if item.by_staff]

@@ -30,6 +30,13 @@ LAYOUTS = ((2, 4, 2), (2, 2, 0))
 FOLD_AT = 80  # a folded answer's lines (`text: >-`) are at most this long, as in domain/faq.yml
 
 
+def plain_part(name: str) -> str:
+    """Which part of the assistant a file holds, in staff's words (never the file's name)."""
+    from staff.service.plain import part  # here: plain reads common.names (Rasa), yamlfile need not
+
+    return part(name)
+
+
 class LayoutError(ValueError):
     """A file cannot be changed without re-writing lines staff did not change; says which file."""
 
@@ -74,7 +81,10 @@ def open_yaml(path: Path, name: str) -> YamlFile:
         try:
             data = yaml.load(original)
         except YAMLError as error:
-            raise LayoutError(f"{name} cannot be read as YAML: run make validate to see where") from error
+            raise LayoutError(
+                f"The files behind {plain_part(name)} cannot be read just now (a developer's edit left "
+                "one the console cannot read). Nothing was changed: tell a developer."
+            ) from error
         normal = _dump(yaml, data)
         changes = sum(a != b for a, b in zip(original.splitlines(), normal.splitlines()))
         changes += abs(len(original.splitlines()) - len(normal.splitlines())) * 1000
@@ -83,8 +93,8 @@ def open_yaml(path: Path, name: str) -> YamlFile:
     assert best is not None
     if len(best.original.splitlines()) != len(best.normal.splitlines()):
         raise LayoutError(
-            f"{name} is laid out in a way the console cannot keep (some lines would be re-written): "
-            "ask a developer to make this change"
+            f"The files behind {plain_part(name)} are laid out in a way the console cannot keep (some "
+            "lines would be re-written): ask a developer to make this change"
         )
     return best
 

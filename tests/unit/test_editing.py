@@ -18,7 +18,7 @@ from common.paths import PROJECT_ROOT
 from common.settings import Settings
 from staff import validate
 from staff.console.app import create_app
-from staff.service import accounts, content, db, history, inbox
+from staff.service import accounts, content, db, describe, history, inbox, plain
 from staff.service.yamlfile import answer_text, open_yaml, quoted
 from tests.helpers import project_copy
 
@@ -234,7 +234,8 @@ def test_a_change_the_projects_checks_refuse_is_not_written(root: Path) -> None:
     with pytest.raises(content.Refused) as refused:
         content.change_topic(root, "who_for", topic_change(root, "who_for", moves=moves), "eddie")
     assert "project's checks found a problem" in refused.value.summary
-    assert any("fewer than MIN_EXAMPLES" in p and "faq/who_for" in p for p in refused.value.problems)
+    assert any("fewer than" in p and "“Who is it for?”" in p for p in refused.value.problems)
+    assert not any("faq/" in p or ".yml" in p for p in refused.value.problems)  # staff's words
     assert (root / "data" / "nlu" / "faq.yml").read_bytes() == before
 
 
@@ -302,15 +303,113 @@ def test_the_history_lists_who_changed_what_and_undo_restores_it(root: Path) -> 
     assert '+phone: "020 7946 0999"' in history.diff(root, sha)
     undone = content.undo(root, sha, "anna")
     assert load_settings(root / "clinic.yml").phone == "020 7946 0000"
-    assert git(root, "log", "-1", "--format=%an|%s", undone).strip() == 'anna|Undo "Clinic details: phone"'
+    assert git(root, "log", "-1", "--format=%an|%s", undone).strip() == "anna|Undone: Clinic details: phone"
     with pytest.raises(content.Refused, match="already been undone"):
         content.undo(root, sha, "anna")
+
+
+# Issue 21: the History in words, only staff changes, titles that never nest.
+INTERNAL = re.compile(r"utter_|faq/|\.ya?ml|- text:|: >-|[0-9a-f]{7,}|\b[a-z]+_[a-z_]+\b")
+
+
+def test_an_undo_of_an_undo_reads_put_back_and_titles_never_nest(root: Path) -> None:
+    sha = content.change_clinic(root, clinic_change(root, phone="020 7946 0999"), "eddie")
+    undone = content.undo(root, sha, "anna")
+    put_back = content.undo(root, undone, "eddie")
+    again = content.undo(root, put_back, "anna")
+    titles = [describe.title(root, history.change(root, s)) for s in (undone, put_back, again)]
+    assert titles == [
+        "Undone: Clinic details: phone",
+        "Put back: Clinic details: phone",
+        "Undone: Clinic details: phone",
+    ]
+    assert git(root, "log", "-1", "--format=%s", put_back).strip() == "Put back: Clinic details: phone"
+    assert load_settings(root / "clinic.yml").phone == "020 7946 0000"
+    # A title from before this change (git keeps them) reads the same way.
+    nested = history.Change("0", "anna", "anna@staff.invalid", None, 'Undo "Undo "Clinic details: phone""')
+    assert describe.title(root, nested) == "Put back: Clinic details: phone"
+
+
+def test_the_history_shows_only_staff_changes(root: Path) -> None:
+    sha = content.change_clinic(root, clinic_change(root, phone="020 7946 0999"), "eddie")
+    (root / "clinic.yml").write_text(
+        (root / "clinic.yml").read_text(encoding="utf-8") + "# a developer's note\n", encoding="utf-8"
+    )
+    git(root, "-c", "user.name=Dee Veloper", "-c", "user.email=dee@example.com", "commit", "-qam", "Tidy")
+    git(root, "checkout", "-qb", "side", "HEAD~1")
+    git(root, "checkout", "-q", "-")
+    git(
+        root,
+        "-c",
+        "user.name=Dee Veloper",
+        "-c",
+        "user.email=dee@example.com",
+        "merge",
+        "--no-ff",
+        "-qm",
+        "Merge branch 'side'",
+        "side",
+    )
+    shown = history.staff_changes(root)
+    assert [item.sha for item in shown] == [sha]
+    assert all(item.by_staff and item.parents == 1 for item in shown)
+
+
+def test_a_change_is_described_in_words_before_and_after(root: Path) -> None:
+    current = content.topic(root, "what_is")
+    new_answer = current.answer.replace("and it repairs itself naturally.", "and it repairs itself.")
+    change = topic_change(
+        root, "what_is", answer=new_answer, title="What is it?", added=["describe the treatment"]
+    )
+    sha = content.change_topic(root, "what_is", change, "eddie")
+    item = history.change(root, sha)
+    said = describe.describe(root, item)
+    by_what = {d.what: d for d in said}
+    answer = by_what["Answer “What is it?” reworded"]
+    assert answer.before == [" ".join(current.answer.split())] and answer.after == [
+        " ".join(new_answer.split())
+    ]
+    assert by_what["Topic “What is Scar Relaxation?” renamed"].after == ["What is it?"]
+    assert by_what["1 example question added to “What is it?”"].after == ["describe the treatment"]
+    assert describe.title(root, item) == (
+        "Answer “What is it?” reworded; Topic “What is Scar Relaxation?” renamed “What is it?”; "
+        "1 example question added to “What is it?”"
+    )
+    for text in [
+        describe.title(root, item),
+        *(d.what for d in said),
+        *(x for d in said for x in d.before + d.after),
+    ]:
+        assert not INTERNAL.search(text), text
+    clinic = content.change_clinic(root, clinic_change(root, phone="020 7946 0999"), "eddie")
+    [phone] = describe.describe(root, history.change(root, clinic))
+    assert (phone.what, phone.before, phone.after) == (
+        "Clinic details: phone changed",
+        ["020 7946 0000"],
+        ["020 7946 0999"],
+    )
+
+
+def test_an_inbox_addition_names_the_topic_as_staff_see_it(root: Path) -> None:
+    item = history.Change(
+        "0",
+        "eddie",
+        "eddie@staff.invalid",
+        None,
+        "2 example(s) added to out_of_scope from Unanswered questions",
+    )
+    assert describe.title(root, item) == (
+        f"2 example questions added to “{plain.INTENTS['out_of_scope']}” from Unanswered questions"
+    )
+    assert plain.topic_title(root, "faq/results_time") == content.topic(root, "results_time").title
+    assert plain.topic_title(root, "utter_faq/results_time") == content.topic(root, "results_time").title
+    assert not INTERNAL.search(plain.topic_title(root, "utter_booking_intro"))
 
 
 def test_undo_is_refused_when_later_changes_edited_the_same_lines(root: Path) -> None:
     first = content.change_clinic(root, clinic_change(root, phone="020 7946 0111"), "eddie")
     content.change_clinic(root, clinic_change(root, phone="020 7946 0222"), "anna")
-    with pytest.raises(content.Refused, match="later changes edited the same lines of clinic.yml"):
+    with pytest.raises(content.Refused, match="later changes edited the same lines of Clinic details"):
         content.undo(root, first, "eddie")
     assert load_settings(root / "clinic.yml").phone == "020 7946 0222"
 
@@ -333,7 +432,7 @@ def test_undo_is_refused_when_the_result_would_fail_the_checks(root: Path) -> No
     with pytest.raises(content.Refused) as refused:
         content.undo(root, sha, "eddie")
     assert "would not pass the project's checks" in refused.value.summary
-    assert any("faq/who_for" in p for p in refused.value.problems)
+    assert any("“Who is it for?”" in p for p in refused.value.problems)
     assert content.topic(root, "who_for").examples == keep
 
 

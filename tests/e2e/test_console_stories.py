@@ -356,7 +356,7 @@ def test_the_conversation_list_shows_outcomes_and_first_questions(
         assert not INTERNALS.search(squash(page.locator("main").inner_text()))
         assert axe_violations(page) == []
     # The receptionist looks for the conversations with a thumbs-down.
-    page.get_by_label("Outcome").select_option("thumbs-down")
+    page.get_by_label("Outcome", exact=True).select_option("thumbs-down")
     page.get_by_role("button", name="Show").click()
     page.wait_for_url(re.compile("outcome=thumbs-down"))
     handles = [squash(h) for h in page.locator(".conversation-list .handle").all_inner_texts()]

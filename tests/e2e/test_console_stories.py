@@ -128,7 +128,8 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     # Both listed in plain words, grouped by topic, with the answers the test covers.
     page = editor.open("/stories/")
     assert axe_violations(page) == []
-    group = page.locator("section.story-group").filter(has=page.get_by_role("heading", name=RIGHT_TITLE))
+    group = page.locator("details.story-group").filter(has=page.locator("summary", has_text=RIGHT_TITLE))
+    group.locator("summary").click()  # topics are folded: the editor opens hers
     listed = squash(group.inner_text())
     assert (
         'Visitor: "hello" -> Assistant: says "Hello!' in listed

@@ -157,8 +157,10 @@ def test_an_editor_corrects_a_conversation_into_a_story_and_a_test(
     ]
     assert story["metadata"]["visitor_words"] == ["hello", WRONG]
 
-    # Delete the test.
+    # Delete the test: found by its name in the folded list.
     page = editor.open("/stories/")
+    page.get_by_label("Find by topic or words").fill("old scars test")
+    page.get_by_role("button", name="Find").click()
     page.get_by_role("link", name="old scars test").click()
     submit(page, "Delete this test")
     assert '"old scars test" was deleted' in editor.flash()

@@ -19,8 +19,10 @@ from staff.service import stories as service
 stories = Blueprint("stories", __name__, url_prefix="/stories")
 BLUEPRINTS = (stories,)
 TRAINING_NOTE = (
-    "It takes effect at the next training (make train): until then the assistant keeps behaving as now."
+    "It takes effect at the next training (Check and publish): "
+    "until then the assistant keeps behaving as now."
 )
+KINDS = {True: "conversation test", False: "story"}
 
 
 def _refused(error: Exception) -> service.Refused:
@@ -66,19 +68,34 @@ def to_story(root: Any, path: str, name: str) -> Any:
 
 
 # ---- the list ----------------------------------------------------------------------------
+def matches(query: str, *texts: str) -> bool:
+    """Whether every word of `query` is in one of `texts` (case does not matter)."""
+    haystack = " ".join(texts).lower()
+    return all(word in haystack for word in query.lower().split())
+
+
 @stories.get("/", endpoint="index")
 @requires("content")
 def list_stories() -> Any:
-    """Stories and conversation tests by topic, in plain words, and which tests check which answers."""
+    """Stories and conversation tests by topic, folded, in plain words; `q` finds them by words.
+
+    A story matches when every word of the search is in its topic's title, its name or its
+    plain words; the topics with matches open.
+    """
     root = console().root
     words = service.Words.of(root)
     found = service.read_all(root)
+    query = " ".join((request.args.get("q") or "").split())[:100]
     groups: dict[str, list[tuple[service.Story, str]]] = {}
     for story in found:
-        groups.setdefault(service.topic_of(story, words.titles), []).append((story, words.story(story)))
+        topic, plain = service.topic_of(story, words.titles), words.story(story)
+        if not query or matches(query, topic, story.name, plain):
+            groups.setdefault(topic, []).append((story, plain))
     return render_template(
         "stories.html",
         groups=sorted(groups.items(), key=lambda kv: kv[0].lower()),
+        query=query,
+        matched=sum(len(items) for items in groups.values()),
         coverage=service.coverage(root, found, words),
         history_problem=history.problem(root),
     )
@@ -118,19 +135,19 @@ def edit() -> Any:
     name = form.get("name") or ""
     try:
         if form.get("action") == "delete":
-            sha = service.delete_story(root, story, version, current_user.name)
-            state.audit("deleted a story", story.path, f"commit {sha[:10]}")
-            flash(f'"{story.name}" was deleted ({sha[:10]} in the History). {TRAINING_NOTE}', "success")
+            service.delete_story(root, story, version, current_user.name)
+            state.audit("deleted a story", story.name, KINDS[story.test])
+            flash(f'"{story.name}" was deleted (the History has it). {TRAINING_NOTE}', "success")
             return redirect(url_for("stories.index"))
         turns = service.apply_choices(story.turns, _choices(len(story.turns)), known, story.test)
         turns = _inserted(turns, known, story.test)
-        sha = service.change_story(root, story, name, turns, version, current_user.name)
+        service.change_story(root, story, name, turns, version, current_user.name)
     except (service.Refused, history.HistoryError) as error:
         refused = _refused(error)
         status = 409 if "Someone else" in refused.summary else 400
         return render_template("story.html", refusal=refused, version=version, name=name, **values), status
-    state.audit("changed a story", story.path, f"commit {sha[:10]}")
-    flash(f"Saved ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
+    state.audit("changed a story", name, KINDS[story.test])
+    flash(f"Saved (the History has it). {TRAINING_NOTE}", "success")
     return to_story(root, story.path, name)
 
 
@@ -174,14 +191,14 @@ def from_conversation() -> Any:
     name = form.get("name") or ""
     try:
         corrected = service.apply_choices(turns, choices, known, test)
-        path, sha = service.add_story(root, name, corrected, test, version, current_user.name)
+        path, _ = service.add_story(root, name, corrected, test, version, current_user.name)
     except (service.Refused, history.HistoryError) as error:
         refused = _refused(error)
         status = 409 if "Someone else" in refused.summary else 400
         return render_template(
             "from_conversation.html", refusal=refused, version=version, name=name, choices=choices, **values
         ), status
-    kind = "conversation test" if test else "story"
-    state.audit(f"saved a conversation as a {kind}", path, f"commit {sha[:10]}")
-    flash(f"Saved as a {kind} in {path} ({sha[:10]} in the History). {TRAINING_NOTE}", "success")
+    kind = KINDS[test]
+    state.audit(f"saved a conversation as a {kind}", handle, name)
+    flash(f"Saved as a {kind} (the History has it). {TRAINING_NOTE}", "success")
     return to_story(root, path, name)

@@ -23,7 +23,7 @@ from actions.booking.store import STATUSES
 from common import conversation_ids
 from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
-from staff.service import accounts, inbox, numbers, second_factor, transcripts
+from staff.service import accounts, content, inbox, numbers, second_factor, transcripts
 from staff.service import bookings as booking_service
 from staff.service import models as model_service
 
@@ -427,23 +427,46 @@ def handle_secret() -> str:
 @conversations.get("/", endpoint="index")
 @requires("conversations")
 def find_conversations() -> Any:
-    """Find conversations by booking reference, by handle (C-..., as the Live page shows) or by day."""
+    """Find conversations by booking reference, by handle (C-..., as the Live page shows) or by day.
+
+    Each is listed with its outcomes and, for roles that may read transcripts, the visitor's
+    first question; `outcome` narrows the list to the conversations with that outcome.
+    """
     state = console()
     zone = state.clinic.zone
     reference = (request.args.get("reference") or "").strip()[:20]
     if conversation_ids.is_handle(reference.upper()):
         return redirect(url_for("conversations.show", id=reference.upper()))
     day = day_arg("day", None if reference else clinic_today())
+    outcome = request.args.get("outcome") or ""
+    outcome = outcome if outcome in transcripts.OUTCOMES else ""
+    words = current_user.may("conversations")  # the first words are a transcript's: the same rule
     found: list[transcripts.Summary] = []
     if reference:
         senders = transcripts.by_reference(state.database_url, reference)
-        found = [transcripts.summary(state.database_url, sender, zone, handle_secret()) for sender in senders]
+        found = [
+            transcripts.summary(state.database_url, sender, zone, handle_secret(), words)
+            for sender in senders
+        ]
         if len(found) == 1:
             return redirect(url_for("conversations.show", id=found[0].handle))
     elif day:
         start = datetime.combine(day, time(), zone).timestamp()
-        found = transcripts.between(state.database_url, start, start + 86400, zone, handle_secret())
-    return render_template("conversations.html", found=found, reference=reference, day=day)
+        found = transcripts.between(state.database_url, start, start + 86400, zone, handle_secret(), words)
+    counts = {key: sum(key in c.outcomes for c in found) for key in transcripts.OUTCOMES}
+    shown = [c for c in found if not outcome or outcome in c.outcomes]
+    if words and shown:
+        state.audit("listed conversations", day.isoformat() if day else reference, "first questions shown")
+    return render_template(
+        "conversations.html",
+        found=shown,
+        total=len(found),
+        counts=counts,
+        outcomes=transcripts.OUTCOMES,
+        outcome=outcome,
+        reference=reference,
+        day=day,
+    )
 
 
 @conversations.get("/view")
@@ -456,11 +479,16 @@ def show() -> Any:
     if sender is None:
         abort(404)
     personal = current_user.may("personal_data")
-    transcript = transcripts.read(state.database_url, sender, state.clinic.zone, personal, handle_secret())
+    titles = {topic.key: topic.title for topic in content.topics(state.root)}
+    transcript = transcripts.read(
+        state.database_url, sender, state.clinic.zone, personal, handle_secret(), titles
+    )
     if not transcript.lines:
         abort(404)
     state.audit("read conversation", handle, "personal data shown" if personal else "personal data hidden")
-    return render_template("transcript.html", transcript=transcript, personal=personal)
+    return render_template(
+        "transcript.html", transcript=transcript, personal=personal, outcomes=transcripts.OUTCOMES
+    )
 
 
 # ---- admin -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ INTENTS: dict[str, str] = {
     "deny": "No / disagreeing",
     "unclear": "Unclear message",
     "ask_contact": "Asks for the clinic's phone or email",
+    "ask_for_person": "Asks to talk to a person from the clinic",
     "ask_hours": "Asks for the opening hours",
     "ask_address": "Asks where the clinic is",
     "out_of_scope": "Not in the document (the assistant says it doesn't have that information)",

@@ -94,35 +94,7 @@ SLOT_WORDS = {
     "booking_scar": "asks which scar",
     "booking_consent": "asks for consent to store the details",
 }
-INTENT_WORDS = {
-    RETRIEVAL_INTENT: "asks an FAQ question",
-    FALLBACK_INTENT: "says something the assistant is not sure about",
-    "book_consultation": "asks to book a consultation",
-    "inform": "answers the question",
-    "affirm": "says yes",
-    "deny": "says no",
-    "greet": "says hello",
-    "goodbye": "says goodbye",
-    "thanks": "says thank you",
-    "out_of_scope": "asks something the document does not cover",
-    "medical_advice": "asks for personal medical advice",
-    "urgent_symptoms": "describes urgent symptoms",
-    "unclear": "types something unclear",
-    "help": "asks what the assistant can do",
-    "bot_challenge": "asks whether it is talking to a person",
-    "ask_contact": "asks for the contact details",
-    "ask_for_person": "asks for a person from the clinic",
-    "ask_hours": "asks the opening hours",
-    "ask_address": "asks the address",
-    "ask_privacy": "asks about privacy",
-    "ask_my_data": "asks what the conversation holds",
-    "erase_data": "asks to erase the conversation",
-    "faq_followup": "asks a follow-up about the last answer",
-    "feedback_helpful": "says the answer helped",
-    "feedback_unhelpful": "says the answer did not help",
-    "change_booking_field": "asks to change a booking answer",
-    "cancel": "asks to cancel",
-}
+INTENT_WORDS = transcripts.INTENT_WORDS  # what a visitor meant, in staff's words
 # Clinic details inside answers, e.g. {clinic_phone}: staff read the value from clinic.yml.
 DETAIL = re.compile(r"\{clinic_([a-z_]+)\}")
 CONFLICT = validate.STORY_CONFLICT
@@ -141,6 +113,7 @@ class Turn:
     # The assistant set the message aside (its fallback reverts it): Rasa cannot replay that in a
     # story, so kept as it went, the turn is left out; a reply chosen for it puts it in.
     set_aside: bool = False
+    shown: str = ""  # a pressed button: its label, as the visitor saw it (text keeps the payload)
 
 
 @dataclass
@@ -260,10 +233,7 @@ class Words:
 
     def intent(self, intent: str) -> str:
         """What the visitor meant, e.g. 'asks "What is Scar Relaxation?"'."""
-        base, _, key = intent.partition("/")
-        if base == RETRIEVAL_INTENT and key:
-            return f'asks "{self.titles.get(key, key)}"'
-        return INTENT_WORDS.get(intent, f"({intent.replace('_', ' ')})")
+        return transcripts.intent_words(intent, self.titles)
 
     def step(self, step: dict[str, Any], intent: str = "") -> str | None:
         """What one assistant step does (None: nothing staff need to read)."""
@@ -276,7 +246,7 @@ class Words:
                 return f'says "{shorten(self.responses[name])}"'
             if name.endswith("_form") and name not in ACTION_WORDS:
                 return None  # what the form does shows in its requested slot
-            return ACTION_WORDS.get(name, transcripts.REPLY_LABELS.get(name, f"({name.replace('_', ' ')})"))
+            return ACTION_WORDS.get(name, transcripts.REPLY_LABELS.get(name, "replies"))
         if "slot_was_set" in step:
             for item in validate.sequence(step["slot_was_set"]):
                 slot = validate.mapping(item).get(REQUESTED_SLOT)
@@ -284,13 +254,15 @@ class Words:
                     return SLOT_WORDS.get(str(slot), f"asks for {str(slot).replace('_', ' ')}")
             return None
         if "active_loop" in step:
-            return None if step["active_loop"] else "(the form ends)"
-        return "(" + one_line(str(step))[:60] + ")"
+            return None  # a form starting or ending: its questions (or the next reply) say what happens
+        return "(a step the console does not describe: ask a developer)"
 
     def turn(self, turn: Turn) -> tuple[str, str]:
         """(the visitor's part, the assistant's part) of a turn, in plain words."""
         visitor = ""
-        if turn.intent or turn.text:
+        if turn.text.startswith("/"):  # a button: its label, else what it meant
+            visitor = f'presses "{turn.shown}"' if turn.shown else self.intent(turn.intent)
+        elif turn.intent or turn.text:
             visitor = f'"{turn.text}"' if turn.text else self.intent(turn.intent)
         said = [w for w in (self.step(s, turn.intent) for s in turn.steps) if w]
         return visitor, ", then ".join(dict.fromkeys(said)) or "waits"
@@ -432,25 +404,41 @@ def _placeholder(text: str, asked: str | None, private: personal_data.Screen | N
 
 
 def conversation_turns(url: str, sender: str) -> list[Turn]:
-    """A real conversation as turns (personal data replaced): the visitor's words, intents, the steps."""
+    """A real conversation as turns (personal data replaced): the visitor's words, intents, the steps.
+
+    Rasa's fallback sets a message aside (a rewind event). The two-stage fallback then puts a
+    clarified message back (the same message again): that message stands, with what the
+    assistant did from then on, and the steps the rewind undid are gone.
+    """
     turns: list[Turn] = []
+    by_id: dict[str, Turn] = {}
     asked: str | None = None  # the booking form's question when the visitor spoke
+    offered: dict[str, str] = {}  # the buttons last shown: payload -> label
     private = review.screen(url)
-    seen: set[str] = set()
-    for row in conversations.read_sender(url, sender, ("user", "action", "slot", "active_loop", REWIND)):
+    kinds = ("user", "action", "bot", "slot", "active_loop", REWIND)
+    for row in conversations.read_sender(url, sender, kinds):
         data = _json(row.data)
         if row.type_name == "user":
             message_id = str(data.get("message_id") or row.id)
-            if message_id in seen:  # the two-stage fallback replays the message: its reply joins the turn
+            if message_id in by_id:  # the two-stage fallback replays the message
+                again = by_id[message_id]
+                if again.set_aside and again is turns[-1]:  # put back: its reply comes next
+                    again.set_aside, again.steps = False, []
                 continue
-            seen.add(message_id)
             parse = data.get("parse_data") or {}
             intent = transcripts.understood(parse).rsplit(" (", 1)[0]
             if intent.startswith("not sure"):
                 intent = FALLBACK_INTENT
-            turns.append(
-                Turn(intent or FALLBACK_INTENT, _placeholder(str(data.get("text") or ""), asked, private))
-            )
+            text = str(data.get("text") or "")
+            turn = Turn(intent or FALLBACK_INTENT, _placeholder(text, asked, private))
+            if text.startswith("/"):
+                turn.shown = offered.get(text, "")
+            by_id[message_id] = turn
+            turns.append(turn)
+            offered = {}
+        elif row.type_name == "bot":
+            buttons = [b for b in (data.get("data") or {}).get("buttons") or [] if isinstance(b, dict)]
+            offered = {str(b.get("payload")): str(b.get("title") or "") for b in buttons}
         elif not turns:
             continue
         elif row.type_name == "action":
@@ -581,7 +569,7 @@ def _conflicts(output: str, name: str, turns: list[Turn], words: Words, root: Pa
         if not mine or not theirs:
             continue
         action, other = theirs[0]
-        place = stories[other].path if other in stories else "another file"
+        place = "a conversation test" if other in stories and stories[other].test else "a training story"
         after_words = re.sub(r"^intent '(.+)'$", lambda m: f"the visitor {words.intent(m[1])}", after)
         after_words = re.sub(
             r"^action '(.+)'$", lambda m: f"the assistant {words.step({'action': m[1]}) or m[1]}", after_words
@@ -599,7 +587,7 @@ def _conflicts(output: str, name: str, turns: list[Turn], words: Words, root: Pa
         if said:
             after_words = f'the visitor says "{said}"'
         found.append(
-            f"This story contradicts '{other}' in {place}: after {after_words}, that story says the "
+            f"This story contradicts '{other}' ({place}): after {after_words}, that story says the "
             "assistant "
             f"{words.step({'action': action}) or action}, this one says it "
             f"{words.step({'action': mine[0]}) or mine[0]}. Make them do the same, or make the conversation "

@@ -74,7 +74,7 @@ def test_console_pages_show_a_handle_that_the_chat_does_not_accept(
         assert reference not in said and used != conversation
     assert conversation not in page.content()
     assert handle_of(conversation) in named and all(conversation_ids.is_handle(n) for n in named)
-    assert handle_of(conversation) in squash(page.locator("table.list").inner_text())
+    assert handle_of(conversation) in squash(page.locator(".conversation-list").inner_text())
 
     # Her transcript, opened from the list: named by its handle, and the id is nowhere on it.
     page.locator(f"a[href*='{handle_of(conversation)}']").click()

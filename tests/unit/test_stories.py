@@ -119,7 +119,7 @@ def test_a_conflicting_story_is_refused_in_plain_words_and_nothing_is_written(ro
         )
     [problem] = refused.value.problems
     assert problem.startswith(
-        "This story contradicts 'greeting, two questions, thanks and goodbye' in data/stories/faq.yml: "
+        "This story contradicts 'greeting, two questions, thanks and goodbye' (a training story): "
         'after the visitor says "how much is it?", that story says the assistant answers from the FAQ, '
         "this one says it says \"Sorry, I didn't understand that."
     )

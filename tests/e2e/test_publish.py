@@ -201,7 +201,7 @@ def git(root: Path, *args: str) -> None:
 
 
 VISITOR = f"publish-visitor-{secrets.token_hex(3)}"
-CULPRIT = "does acne cause hyperpigmentation"  # a held-out question of "Why do scars darken?"
+CULPRIT = "does acne cause hyperpigmentation then"  # held out: "does acne cause hyperpigmentation"
 LATER = "is it suitable for someone with old burn scars on the arm"
 RUN: dict[str, str] = {}
 

@@ -257,7 +257,6 @@ def test_an_admin_publishes_and_the_open_conversation_gets_the_new_answer(staff,
     admin = staff()
     admin.sign_in("anna")
     page = admin.open("/models/")
-    sent = user_messages(site.database_url, site.chat, VISITOR)
     page.get_by_role("button", name="Publish training").click()
     # Issue 21: a confirmation first, saying what visitors will read differently and how soon.
     assert admin.heading().startswith("Publish training") and admin.heading().endswith("?")
@@ -267,6 +266,7 @@ def test_an_admin_publishes_and_the_open_conversation_gets_the_new_answer(staff,
     assert f"within {REACH_SECONDS} seconds" in page.inner_text("main")
     assert internals(page) == [] and axe_violations(page) == []
     assert OLD in answer_of(site.chat, VISITOR)  # nothing published until confirmed
+    sent = user_messages(site.database_url, site.chat, VISITOR)
     page.get_by_role("button", name="Yes, publish training").click()
     started = time.monotonic()
     assert f"Every chat server answers with training 1 within {REACH_SECONDS} seconds" in admin.flash()

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from common import model_archive
 from common import settings as deployment
 from staff import evaluate, train, validate
-from staff.service import content, db
+from staff.service import blame, content, db
 from staff.service import models as service
 
 HEARTBEAT_SECONDS = 5.0
@@ -133,8 +133,26 @@ def judged(
     return results
 
 
+def baseline(engine: sa.engine.Engine, root: Path, live: service.Live) -> str | None:
+    """The commit of the data the live model learned from (None: unknown).
+
+    A candidate records the commit it was trained from; for older candidates and the assistant
+    as installed, the commit the project was at when it was trained or built.
+    """
+    if live.run_id is not None:
+        run = service.get_run(engine, live.run_id)
+        if run is not None:
+            return run.report.get("commit") or blame.revision_at(root, run.requested_at)
+    return blame.revision_at(root, live.built_at)
+
+
 def compare(
-    engine: sa.engine.Engine, run_id: int, root: Path, candidate: Path, settings: deployment.Settings
+    engine: sa.engine.Engine,
+    run_id: int,
+    root: Path,
+    candidate: Path,
+    settings: deployment.Settings,
+    commit: str | None = None,
 ) -> dict[str, Any]:
     """The candidate against the live model: held-out questions, conversation tests, the gate.
 
@@ -190,7 +208,19 @@ def compare(
     comparison.tests = ran["tests"]
     comparison.failed_tests = [evaluate.FailedTest(**f) for f in ran["failed"]]
     comparison.live_sha256 = live.sha256 or ""
-    return {"comparison": comparison.as_dict(), "reasons": evaluate.gate(comparison)}
+    wrong = [
+        (text, gold, got)
+        for (text, gold), was, got in zip(questions, before["answers"], after["answers"])
+        if was == gold and got != gold
+    ]
+    titles = {topic.key: topic.title for topic in content.topics(root)}
+    found = blame.suspects(root, baseline(engine, root, live), wrong, titles, evaluate.PLAIN_INTENTS)
+    return {
+        "comparison": comparison.as_dict(),
+        "reasons": evaluate.gate(comparison),
+        "suspects": [s.as_dict() if s else None for s in found],
+        "commit": commit,
+    }
 
 
 def run(run_id: int, root: Path) -> int:
@@ -199,10 +229,9 @@ def run(run_id: int, root: Path) -> int:
     engine = db.engine(settings.database_url)
     stop = threading.Event()
     threading.Thread(target=keep_alive, args=(engine, run_id, stop), daemon=True).start()
+    commit = blame.head(root)  # the data this run learns from (what later blame compares with)
     try:
-        service.report_progress(
-            engine, run_id, "checking", "Checking the answers and data (as make validate)", 3
-        )
+        service.report_progress(engine, run_id, "checking", "Checking the answers and data", 3)
         problems = check(root)
         if problems:
             reasons = [
@@ -227,7 +256,7 @@ def run(run_id: int, root: Path) -> int:
         else:
             archive, seconds = train_candidate(engine, run_id, root, settings.model_store_dir, digest)
         service.record_model(engine, run_id, archive, digest, seconds)
-        report = compare(engine, run_id, root, archive, settings)
+        report = compare(engine, run_id, root, archive, settings, commit)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)
         return 0
@@ -238,7 +267,7 @@ def run(run_id: int, root: Path) -> int:
             run_id,
             service.FAILED,
             "The training could not finish. Try again; if it fails again, tell the developers "
-            f"(details in {log_path(settings.model_store_dir, run_id).name}).",
+            f"(the log of training {run_id} has the details).",
             {},
         )
         return 1

@@ -19,11 +19,13 @@ saved but unpublished changes, does not change what visitors get.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 
 from common import model_archive
 from common import settings as deployment
@@ -431,3 +434,91 @@ def publications(engine: sa.engine.Engine, limit: int = 10) -> list[dict[str, An
             }
             for row in rows
         ]
+
+
+def reach_seconds(pull_seconds: int) -> int:
+    """How long until every Rasa server answers with a newly live model: one pull, then its load."""
+    return pull_seconds + deployment.MODEL_LOAD_SECONDS
+
+
+def after_roll_back(engine: sa.engine.Engine, base_model: Path, store: Path | None = None) -> Live | None:
+    """What visitors would get after a roll back (None: nothing is published, there is none)."""
+    current = live(engine, base_model, store)
+    if current.publication_id is None:
+        return None
+    with engine.connect() as db:
+        row = db.execute(
+            sa.select(published_models)
+            .where(
+                published_models.c.withdrawn_at.is_(None),
+                published_models.c.id != current.publication_id,
+            )
+            .order_by(published_models.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is not None:
+        return Live(row.sha256, Path(row.archive), row.id, row.training_run_id, row.published_by, None)
+    installed = record_installed(engine, base_model, store or deployment.current().model_store_dir)
+    if installed is None:
+        return None
+    return Live(
+        installed["sha256"], Path(installed["archive"]), None, None, None, None, as_utc(installed["built_at"])
+    )
+
+
+@dataclass
+class Wording:
+    """An answer whose wording differs between two models, as staff read it."""
+
+    title: str  # the topic's title on Answers (or the start of the message, for the assistant's others)
+    before: str  # "" when the answer is new
+    after: str  # "" when the answer is gone
+
+
+DOMAIN_MEMBER = "components/domain_provider/domain.yml"  # where a Rasa 3.6 model keeps its answers
+
+
+def answers_of(archive: Path) -> dict[str, tuple[str, str]]:
+    """Every answer a model gives, by response: (title, text); empty if the archive cannot be read."""
+    try:
+        with tarfile.open(archive) as model:
+            for member in model:
+                if member.name.lstrip("/") == DOMAIN_MEMBER:
+                    handle = model.extractfile(member)
+                    domain = yaml.safe_load(handle.read()) if handle else {}
+                    break
+            else:
+                return {}
+    except (OSError, tarfile.TarError, yaml.YAMLError):
+        return {}
+    found = {}
+    for name, variations in ((domain or {}).get("responses") or {}).items():
+        texts = [" ".join(str(v.get("text") or "").split()) for v in variations or [] if isinstance(v, dict)]
+        texts = [text for text in texts if text]
+        if not texts:
+            continue
+        first = variations[0] if isinstance(variations[0], dict) else {}
+        title = str((first.get("metadata") or {}).get("topic") or "")
+        found[name] = (title, "\n\n".join(texts))
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _answers_cached(archive: str, sha256: str) -> dict[str, tuple[str, str]]:
+    return answers_of(Path(archive))
+
+
+def wording_changes(before: Path, before_sha: str, after: Path, after_sha: str) -> list[Wording]:
+    """Every answer whose wording differs from model `before` to model `after`, topics first."""
+    old, new = _answers_cached(str(before), before_sha), _answers_cached(str(after), after_sha)
+    changes = []
+    for name in sorted(set(old) | set(new), key=lambda n: (not (old.get(n) or new.get(n))[0], n)):
+        was, now_is = old.get(name, ("", ""))[1], new.get(name, ("", ""))[1]
+        if was == now_is:
+            continue
+        title = (old.get(name) or new.get(name))[0]
+        if not title:
+            start = (was or now_is).split(".")[0]
+            title = f'The assistant\'s message "{start[:60]}{"..." if len(start) > 60 else ""}"'
+        changes.append(Wording(title, was, now_is))
+    return changes

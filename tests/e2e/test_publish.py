@@ -8,26 +8,39 @@ brings the old wording back. A candidate that fails a conversation test, or buil
 answer the document does not support, is refused publication with the reason shown. Then the
 production profile: two Rasa servers on PostgreSQL and Redis both take a published model.
 
-One training for the whole module (about 70 s alone, several minutes on a busy machine): the
-later runs learn from the same files, so they reuse its model (named by the digest of what it
-learned from) and only run the checks and the comparison. The servers ask for the live model
-every 2 s (MODEL_PULL_SECONDS).
+Issue 21: publish and roll back each ask to confirm on a page that shows every answer whose
+wording changes (before and after, by topic title) and how long until every server has it,
+and the time the open conversation took is held to that promise; the live training is shown
+as live, with no offer to publish it again; times are the clinic's (its time zone here is
+New York, so clinic time and UTC differ). A training refused for a new wrong answer names the
+saved example behind it (who added it where, and when), and "Take this change out" removes
+that one example although later edits touched the same file.
+
+Two trainings for the whole module (about 70 s each alone, several minutes on a busy machine):
+the first, and the one with the example that makes a held-out question go wrong; the later runs
+learn from the same files as the first, so they reuse its model (named by the digest of what
+it learned from) and only run the checks and the comparison. The servers ask for the live
+model every 2 s (MODEL_PULL_SECONDS).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from common.settings import MODEL_LOAD_SECONDS
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db
@@ -38,12 +51,29 @@ pytestmark = pytest.mark.e2e
 
 PULL_SECONDS = 2
 TRAINING_TIMEOUT_MS = 15 * 60 * 1000  # a busy 2-core machine: training ~70 s alone, far more shared
-LIVE_TIMEOUT_S = 180  # pull interval + download + loading the model on a busy machine
+LIVE_TIMEOUT_S = PULL_SECONDS + MODEL_LOAD_SECONDS + 60  # past the promise: a late model fails on it
 ASK_EVERY_S = 2  # the visitor asks again (within MAX_MESSAGES_PER_MINUTE, 30)
 QUESTION = "what is scar relaxation"
 OLD = "and it repairs itself naturally."
 NEW = "and the skin repairs itself naturally."
 USERS = {"anna": "admin", "eddie": "editor"}
+# What the pages promise: one pull, then loading the model (common/settings.py).
+REACH_SECONDS = PULL_SECONDS + MODEL_LOAD_SECONDS
+ZONE = "America/New_York"  # the clinic's time zone in this module: never UTC, so a UTC time shows
+TITLE = "What is Scar Relaxation?"  # the title of the reworded answer's topic
+# Internals no staff page may show (as the crawl of issue 21), and UTC times.
+INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|\b[0-9a-f]{7,}\b|\bUTC\b|^/[a-z_]+$", re.M)
+
+
+def internals(page: Page) -> list[str]:
+    """What the page's main part shows that staff should never see (empty: nothing)."""
+    return INTERNALS.findall(page.inner_text("main"))
+
+
+def clinic_now() -> set[str]:
+    """The last few minutes and the next, in the clinic's time, as the page writes a time of day."""
+    now = datetime.now(ZoneInfo(ZONE))
+    return {(now + timedelta(minutes=k)).strftime("%H:%M") for k in range(-3, 2)}
 
 
 @dataclass
@@ -75,6 +105,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
     tmp = tmp_path_factory.mktemp("publish")
     root = project_copy(tmp / "project")
+    clinic = root / "clinic.yml"
+    clinic.write_text(
+        clinic.read_text(encoding="utf-8").replace('timezone: "Europe/London"', f'timezone: "{ZONE}"'),
+        encoding="utf-8",
+    )
+    git(root, "commit", "-qam", "The clinic is in New York")
     store = tmp / "models"
     config = StackConfig(
         rasa_port=free_port(),
@@ -165,6 +201,8 @@ def git(root: Path, *args: str) -> None:
 
 
 VISITOR = f"publish-visitor-{secrets.token_hex(3)}"
+CULPRIT = "does acne cause hyperpigmentation then"  # held out: "does acne cause hyperpigmentation"
+LATER = "is it suitable for someone with old burn scars on the arm"
 RUN: dict[str, str] = {}
 
 
@@ -182,7 +220,7 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     page = editor.open("/")
     page.get_by_role("link", name="Check and publish").click()
     assert editor.heading() == "Check, train and publish"
-    started = time.monotonic()
+    started, asked_at = time.monotonic(), clinic_now()
     page.get_by_role("button", name="Check and train").click()
     assert "Checking and training started" in editor.flash()
     bar = page.get_by_label("Progress")
@@ -204,6 +242,13 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     assert "All 47 conversation tests pass" in page.locator("#tests-passed").inner_text()
     assert "An admin can publish it" in page.inner_text("main")
     assert page.get_by_role("button", name="Publish").count() == 0  # editors do not publish
+    # Issue 21: what visitors will read differently, in plain words, before anyone publishes.
+    wording = squash(page.locator("#wording").inner_text())
+    assert TITLE in wording and OLD in wording.split("They will read")[0]
+    assert NEW in wording.split("They will read")[1]
+    heading = page.locator("#run-title").inner_text()  # started then, in the clinic's time
+    assert any(f"at {hhmm}," in heading for hhmm in asked_at), heading
+    assert internals(page) == []
     assert axe_violations(page) == []
     assert OLD in answer_of(site.chat, VISITOR)  # trained, not published: visitors get the old answer
 
@@ -212,20 +257,83 @@ def test_an_admin_publishes_and_the_open_conversation_gets_the_new_answer(staff,
     admin = staff()
     admin.sign_in("anna")
     page = admin.open("/models/")
-    sent = user_messages(site.database_url, site.chat, VISITOR)
     page.get_by_role("button", name="Publish training").click()
-    assert f"Every chat server takes the new model within {PULL_SECONDS} seconds" in admin.flash()
+    # Issue 21: a confirmation first, saying what visitors will read differently and how soon.
+    assert admin.heading().startswith("Publish training") and admin.heading().endswith("?")
+    wording = squash(page.locator("#wording").inner_text())
+    assert "1 answer will read differently" in wording and TITLE in wording
+    assert OLD in wording.split("They will read")[0] and NEW in wording.split("They will read")[1]
+    assert f"within {REACH_SECONDS} seconds" in page.inner_text("main")
+    assert internals(page) == [] and axe_violations(page) == []
+    assert OLD in answer_of(site.chat, VISITOR)  # nothing published until confirmed
+    sent = user_messages(site.database_url, site.chat, VISITOR)
+    page.get_by_role("button", name="Yes, publish training").click()
+    started = time.monotonic()
+    assert f"Every chat server answers with training 1 within {REACH_SECONDS} seconds" in admin.flash()
     seconds, replies = wait_for_answer([site.chat], VISITOR, NEW)
+    seconds = time.monotonic() - started
     RUN["publish_seconds"] = f"{seconds:.0f}"
     print(
         f"\npublish -> the open conversation gets the new answer: {seconds:.1f} s "
-        f"(slowest reply meanwhile {SLOWEST_REPLY[0]:.1f} s)"
+        f"(promised {REACH_SECONDS} s; slowest reply meanwhile {SLOWEST_REPLY[0]:.1f} s)"
     )
+    assert seconds <= REACH_SECONDS  # the promise holds
     # The same conversation throughout (Chat refuses a new id): every message kept, none lost.
     assert user_messages(site.database_url, site.chat, VISITOR) == sent + len(replies)
+
+    # The published training is live, not "Ready to publish", and is not offered again.
+    page = admin.open("/models/")
+    outcome = squash(page.locator("#run-outcome").inner_text())
+    assert (
+        outcome.startswith("Live.") and "Ready to publish" not in outcome and "published by anna" in outcome
+    )
+    assert page.get_by_role("button", name="Publish training").count() == 0
+    assert re.search(r"Training 1: eddie, .* - live now", page.inner_text("main"))
+    since = squash(page.locator("#live-title + p").inner_text())  # clinic time (New York), not UTC
+    assert any(f", {hhmm}." in since for hhmm in clinic_now()), since
+    assert internals(page) == []
     today = squash(admin.open("/").locator("#live-model").inner_text())
     assert "published by anna" in today and "live since" in today
+    assert any(hhmm in today for hhmm in clinic_now()) and "UTC" not in today
     assert axe_violations(admin.page) == []
+
+
+def test_a_refused_training_names_the_saved_change_and_takes_just_it_out(staff, site: Site) -> None:
+    """Issue 21: "can you treat acne scars on my back" added to "Who is it for?" blocked publishing."""
+    nlu = site.root / "data" / "nlu" / "faq.yml"
+    original = nlu.read_text(encoding="utf-8")
+    editor = staff()
+    editor.sign_in("eddie")
+    try:
+        page = editor.open("/answers/topic/who_for")
+        page.get_by_label("Add example questions (one per line)").fill(CULPRIT)
+        page.get_by_role("button", name="Save").click()
+        assert "Saved" in editor.flash()
+        page = editor.open("/answers/topic/who_for")  # a later edit, next to it in the same file
+        page.get_by_label("Add example questions (one per line)").fill(LATER)
+        page.get_by_role("button", name="Save").click()
+        assert "Saved" in editor.flash()
+
+        page = check_and_train(editor)
+        assert "Cannot be published" in page.locator("#run-outcome").inner_text()
+        wrong = page.locator("#new-wrong tbody tr").filter(has_text=CULPRIT)
+        assert wrong.count() >= 1
+        cause = squash(wrong.first.locator("td.cause").inner_text())
+        day = datetime.now(ZoneInfo(ZONE)).strftime("%d %b")
+        assert f'The question "{CULPRIT}" added to "Who is it for?" on {day} by eddie' in cause
+        assert internals(page) == [] and axe_violations(page) == []
+        assert page.get_by_role("button", name="Publish training").count() == 0
+
+        wrong.first.get_by_role("button", name="Take this change out").click()
+        assert (
+            f'The question "{CULPRIT}" was taken out of "Who is it for?"; later changes stay.'
+            in editor.flash()
+        )
+        examples = editor.open("/answers/topic/who_for").locator("fieldset.examples").inner_text()
+        assert CULPRIT not in examples and LATER in examples
+    finally:
+        nlu.write_text(original, encoding="utf-8")  # as before: the later trainings reuse the first model
+        git(site.root, "commit", "-qam", "The examples as the first training had them")
 
 
 def test_roll_back_brings_the_old_answer_back(staff, site: Site) -> None:
@@ -233,9 +341,25 @@ def test_roll_back_brings_the_old_answer_back(staff, site: Site) -> None:
     admin.sign_in("anna")
     page = admin.open("/models/")
     page.get_by_role("button", name="Roll back to the previous model").click()
-    assert "Rolled back: the assistant as installed is live again" in admin.flash()
-    seconds, _ = wait_for_answer([site.chat], VISITOR, OLD)
-    print(f"\nroll back -> the old answer: {seconds:.1f} s")
+    assert admin.heading() == "Roll back?"  # issue 21: a confirmation first
+    wording = squash(page.locator("#wording").inner_text())
+    assert (
+        TITLE in wording
+        and NEW in wording.split("They will read")[0]
+        and OLD in wording.split("They will read")[1]
+    )
+    assert f"within {REACH_SECONDS} seconds" in page.inner_text("main")
+    assert internals(page) == [] and axe_violations(page) == []
+    page.get_by_role("button", name="Yes, roll back").click()
+    started = time.monotonic()
+    flash = admin.flash()
+    assert "Rolled back: the assistant as installed is live again" in flash
+    assert f"within {REACH_SECONDS} seconds" in flash
+    wait_for_answer([site.chat], VISITOR, OLD)
+    seconds = time.monotonic() - started
+    print(f"\nroll back -> the old answer: {seconds:.1f} s (promised {REACH_SECONDS} s)")
+    RUN["roll_back_seconds"] = f"{seconds:.0f}"
+    assert seconds <= REACH_SECONDS
     assert "Nothing published since the roll-back" in squash(
         admin.open("/").locator("#live-model").inner_text()
     )
@@ -274,8 +398,13 @@ def test_a_candidate_failing_a_conversation_test_is_refused_with_the_reason(staf
 
         admin = staff()
         admin.sign_in("anna")
-        admin.open("/models/").get_by_role("button", name="Publish training").click()
-        assert "This model cannot be published: It fails 1 conversation test(s)." in admin.flash()
+        page = admin.open("/models/")
+        assert "It fails 1 conversation test(s)." in page.locator("#run-outcome").inner_text()
+        assert page.get_by_role("button", name="Publish training").count() == 0  # not offered
+        run_id = re.search(r"run=(\d+)", editor.page.url).group(1)  # type: ignore[union-attr]
+        page.goto(f"{site.console}/models/run/{run_id}/publish")  # the confirmation, typed in
+        assert "It cannot be published: It fails 1 conversation test(s)." in page.inner_text("main")
+        assert page.get_by_role("button", name="Yes, publish training").count() == 0
         assert OLD in answer_of(site.chat, VISITOR)
     finally:
         stories.write_text(original, encoding="utf-8")
@@ -334,6 +463,7 @@ def test_publishing_on_two_production_servers(staff, site: Site, tmp_path: Path)
         outcome = check_and_train(admin).locator("#run-outcome")
         assert "Ready to publish" in outcome.inner_text()
         admin.page.get_by_role("button", name="Publish training").click()
+        admin.page.get_by_role("button", name="Yes, publish training").click()
         assert "Published" in admin.flash()
         started = time.monotonic()
         for chat in chats:  # each server on its own

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from common import database
-from common.settings import Settings
+from common.settings import MODEL_LOAD_SECONDS, Settings
 from staff import evaluate
 from staff.console.app import create_app
 from staff.service import db
@@ -357,3 +357,21 @@ def test_each_rasa_server_keeps_its_own_last_model(tmp_path: Path) -> None:
     assert one != model_pull.kept_model(settings("sqlite:////tmp/b.db", "5005"))  # another clinic or test
     assert one != model_pull.kept_model(settings("sqlite:////tmp/a.db", "5006"))
     assert one.parent == tmp_path / model_pull.KEPT_DIR
+
+
+def test_the_wording_that_changes_between_two_models_in_plain_words(tmp_path: Path) -> None:
+    """Issue 21: publishing shows each answer whose wording differs, by topic title, before and after."""
+    from common.paths import PROJECT_ROOT
+    from tests.e2e.test_publish_restart import reworded
+
+    installed = PROJECT_ROOT / "models" / "scar-faq.tar.gz"
+    if not installed.is_file():
+        pytest.skip("no trained model (make train)")
+    old, new = "and it repairs itself naturally.", "and the skin repairs itself naturally."
+    changed = tmp_path / "changed.tar.gz"
+    reworded(installed, changed, old, new)
+    changes = service.wording_changes(installed, sha(installed), changed, sha(changed))
+    assert [c.title for c in changes] == ["What is Scar Relaxation?"]
+    assert old in changes[0].before and new in changes[0].after and "utter_" not in str(changes)
+    assert service.wording_changes(installed, sha(installed), installed, sha(installed)) == []
+    assert service.reach_seconds(10) == 10 + MODEL_LOAD_SECONDS

@@ -226,6 +226,8 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
 
     # {{ name|topic }}: an intent, response or action as staff call it (staff/service/plain.py).
     app.jinja_env.filters["topic"] = lambda name: plain.topic_title(state.root, name)
+    # {{ text|words }}: a text naming stories or topics by their file names, in staff's words.
+    app.jinja_env.filters["words"] = lambda text: plain.in_words(state.root, str(text))
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

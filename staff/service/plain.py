@@ -116,6 +116,8 @@ def topic_title(root: Path, name: str) -> str:
     key = faq_key(name)
     if key is not None:
         return topic_titles(root).get(key) or humanised(key)
+    if name in topic_titles(root):  # a story or test named after its topic: who_for (1)
+        return topic_titles(root)[name]
     if name in INTENTS:
         return INTENTS[name]
     if name in ACTIONS:

@@ -376,7 +376,10 @@ def decide() -> Any:
             flash("That is not one of the topics in the list: choose one, then press Add.", "error")
             return redirect(url_for("inbox.index"))
         if request.form.get("anyway") != "yes":
-            nearer = inbox.nearer_elsewhere(state.root, [m.text for m in members], intent)
+            settings = state.settings
+            model = model_service.live(state.engine, settings.model, settings.model_store_dir).archive
+            waiting = [(r["text"], r["intent"]) for r in inbox.pending(state.engine, model) if r["intent"]]
+            nearer = inbox.nearer_elsewhere(state.root, [m.text for m in members], intent, model, waiting)
             if nearer:  # ask before an addition that may pull another topic's questions to this one
                 return render_template(
                     "inbox_confirm.html",

@@ -10,6 +10,12 @@ held-out test question, never a duplicate) into data/nlu under the project root,
 they wait for the next training. Every decision is kept in `review_decisions`, by a hash
 of the masked message, so a decided message leaves the inbox.
 
+Staff see the questions by the titles of the Answers page (`choices`; form-filling and
+conversation mechanics such as affirm or inform are not offered), nothing is chosen for them
+(the assistant's guess is a labelled hint), single messages of a group can be decided apart,
+and an addition whose nearest training examples belong to another question is only made after
+a warning (`nearer_elsewhere`): such an example pulls that question's visitors to this answer.
+
 Personal data (issue 20): answers to a form never reach the inbox (staff/review.py), what
 would be added is screened (common/personal_data.py: emails, phones, dates, names, the words
 of stored requests) and refused with the reason, and each decision records the conversations
@@ -21,7 +27,10 @@ its message).
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
+import tarfile
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -319,6 +328,10 @@ class Nearer:
 
 
 _vectors: dict[str, np.ndarray] = {}  # unit-length MiniLM embeddings by text, kept for the process
+# Where a trained model keeps its classifier's embeddings of the training examples (as
+# components/linear_classifier.py writes them; importing it would load Rasa into the console).
+CLASSIFIER_FOLDER, WEIGHTS_FILE, META_FILE = "LinearIntentClassifier", "weights.npz", "meta.json"
+_trained: dict[tuple[str, float], tuple[np.ndarray, np.ndarray] | None] = {}
 
 
 def _unit_vectors(texts: list[str]) -> np.ndarray:
@@ -329,29 +342,80 @@ def _unit_vectors(texts: list[str]) -> np.ndarray:
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         with _encoder_lock:
             _vectors.update(zip(missing, vectors, strict=True))
-    return np.array([_vectors[t] for t in texts])
+    return np.array([_vectors[t] for t in texts]).reshape(len(texts), -1)
 
 
-def nearer_elsewhere(root: Path, texts: list[str], intent: str) -> list[Nearer]:
-    """The wordings whose nearest training examples (by meaning, MiniLM) belong to another question.
+def _read_trained(archive: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    with tarfile.open(archive) as tar:
+        members = {m.name.lstrip("/"): m for m in tar.getmembers()}
+        weights_names = [n for n in members if CLASSIFIER_FOLDER in n and n.endswith(f"/{WEIGHTS_FILE}")]
+        folder = weights_names[0].rsplit("/", 1)[0] if weights_names else None
+        weights_file = tar.extractfile(members[f"{folder}/{WEIGHTS_FILE}"]) if folder else None
+        meta_file = tar.extractfile(members[f"{folder}/{META_FILE}"]) if folder else None
+        if weights_file is None or meta_file is None:
+            return None
+        classes = np.array(json.loads(meta_file.read())["classes"])
+        with np.load(io.BytesIO(weights_file.read()), allow_pickle=False) as weights:
+            if "examples" not in weights.files:
+                return None
+            return weights["examples"], classes[weights["example_classes"]]
 
-    Each wording is compared with every example of the questions staff may add to; if the
-    closest example of another question is closer than the closest one of `intent`, adding
-    the wording would pull that question's visitors towards `intent`'s answer.
+
+def trained_examples(archive: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The examples a trained model learnt: (unit-length MiniLM embeddings, each one's intent).
+
+    The assistant's classifier keeps them in the model (its nearest-example features), so the
+    inbox need not encode the whole training data again. None if the model has none.
     """
-    project, _ = load(root)
+    try:
+        key = (str(archive), archive.stat().st_mtime)
+    except OSError:
+        return None
+    with _encoder_lock:
+        if key in _trained:
+            return _trained[key]
+    try:
+        found = _read_trained(archive)
+    except (OSError, tarfile.TarError, KeyError, ValueError):
+        logger.warning("The trained model's examples could not be read: the training data is encoded.")
+        found = None
+    with _encoder_lock:
+        _trained[key] = found
+    return found
+
+
+def nearer_elsewhere(
+    root: Path, texts: list[str], intent: str, model: Path | None = None, waiting: list[tuple[str, str]] = ()
+) -> list[Nearer]:
+    """The wordings whose nearest examples (by meaning, MiniLM) belong to another question.
+
+    Each wording is compared with the examples of the questions staff may add to: those the
+    `model` learnt (else the training data's, encoded here) and the `waiting` additions
+    (text, intent) made since. If the closest example of another question is closer than the
+    closest one of `intent`, adding the wording would pull that question's visitors towards
+    `intent`'s answer.
+    """
     offered = {c.intent: c.title for c in choices(root)}
-    examples = [(e.text, e.intent) for e in project.examples if e.intent in offered]
-    if not texts or intent not in offered or not any(i == intent for _, i in examples):
+    if not texts or intent not in offered:
         return []
-    labels = np.array([i for _, i in examples])
-    known = _unit_vectors([t for t, _ in examples])
-    asked = _unit_vectors(texts)
+    trained = trained_examples(model) if model else None
+    if trained is None:
+        project, _ = load(root)
+        known = [(e.text, e.intent) for e in project.examples]
+        vectors, labels = _unit_vectors([t for t, _ in known]), np.array([i for _, i in known])
+    else:
+        vectors, labels = trained
+    if waiting:
+        vectors = np.vstack([vectors, _unit_vectors([t for t, _ in waiting])])
+        labels = np.concatenate([labels, np.array([i for _, i in waiting])])
+    keep = np.isin(labels, list(offered))
+    vectors, labels = vectors[keep], labels[keep]
+    if not (labels == intent).any():
+        return []
     found = []
-    for text, row in zip(texts, asked @ known.T, strict=True):
+    for text, row in zip(texts, _unit_vectors(texts) @ vectors.T, strict=True):
         own = float(row[labels == intent].max())
-        others = row.copy()
-        others[labels == intent] = -1.0
+        others = np.where(labels == intent, -1.0, row)
         best = int(np.argmax(others))
         if float(others[best]) > own + NEARER_MARGIN:
             found.append(Nearer(text, offered[intent], offered[str(labels[best])]))

@@ -379,7 +379,8 @@ def decide() -> Any:
             settings = state.settings
             model = model_service.live(state.engine, settings.model, settings.model_store_dir).archive
             waiting = [(r["text"], r["intent"]) for r in inbox.pending(state.engine, model) if r["intent"]]
-            nearer = inbox.nearer_elsewhere(state.root, [m.text for m in members], intent, model, waiting)
+            texts = inbox.addable(state.engine, state.root, members)  # refused ones are not added anyway
+            nearer = inbox.nearer_elsewhere(state.root, texts, intent, model, waiting)
             if nearer:  # ask before an addition that may pull another topic's questions to this one
                 return render_template(
                     "inbox_confirm.html",

@@ -450,6 +450,15 @@ def _record(engine: sa.engine.Engine, members: list[tuple[Member, str, str | Non
                 )
 
 
+def addable(engine: sa.engine.Engine, root: Path, members: list[Member]) -> list[str]:
+    """The wordings `add_examples` would add (the others are refused: personal data, duplicates...)."""
+    project, _ = load(root)
+    known, heldout = review.known_examples(project)
+    private = personal_data.Screen.of(load_settings().country, request_words(engine))
+    texts = [" ".join(m.text.split()) for m in members]
+    return [text for text in texts if review.refusal(text, known, heldout, private) is None]
+
+
 def add_examples(
     engine: sa.engine.Engine, root: Path, members: list[Member], intent: str, staff_name: str
 ) -> Outcome:

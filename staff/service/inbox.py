@@ -259,7 +259,9 @@ class Choice:
     @property
     def value(self) -> str:
         """What the page's form sends for it: "topic:<key>" for a topic, else the intent."""
-        return TOPIC_VALUE + self.intent.removeprefix(FAQ_INTENT_PREFIX)
+        if self.intent.startswith(FAQ_INTENT_PREFIX):
+            return TOPIC_VALUE + self.intent.removeprefix(FAQ_INTENT_PREFIX)
+        return self.intent
 
 
 def intent_of(value: str) -> str:

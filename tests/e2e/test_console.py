@@ -450,13 +450,15 @@ def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, s
     """Issue 21: "can you treat acne scars on my back" added to who it suits blocked publishing."""
     question = "can you treat acne scars on my back"
     assert site.chat.texts("inbox-nearer", question), "no reply"
-    editor = staff()
+    editor = staff(PHONE, bypass_csp=True)  # on a phone; axe is injected as a script tag
     editor.sign_in("eddie")
     page = editor.open("/inbox/")
     group = page.locator("li.group", has_text=question)
     group.get_by_label("A way of asking about").select_option(label="Who is it for?")
     group.get_by_role("button", name="Add").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Check before adding to 'Who is it for?'"
+    assert axe_violations(page) == []
+    assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
     warning = squash(page.get_by_role("alert").inner_text())
     assert (
         f"“{question}” is closer to the questions the clinic does not answer than to 'Who is it for?'"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, UserUtteranceReverted
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, UserUtteranceReverted, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.faq import LAST_TOPIC_SLOT, answer
@@ -67,6 +67,44 @@ class ActionDefaultAskAffirmation(Action):
         )
         dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)
         return []
+
+
+def typed_out_of_scope(message: dict[str, Any]) -> bool:
+    """Whether the visitor typed a question the document does not answer (not the "Something else" button).
+
+    Rasa's two-stage fallback reads the out_of_scope intent as "none of these"; a price or
+    pain question typed instead of choosing a topic has that intent too, and must get "I don't
+    have that information", not "Sorry, I didn't understand that".
+    """
+    text = str(message.get("text") or "")
+    intent = str((message.get("intent") or {}).get("name") or "")
+    return intent == OUT_OF_SCOPE and bool(text.strip()) and not text.startswith("/")
+
+
+class ActionDefaultAskRephrase(Action):
+    """Second stage of Rasa's two-stage fallback: ask to rephrase after "Something else"."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the stories write it."""
+        return "action_default_ask_rephrase"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Ask to rephrase; a typed out-of-scope question ends the fallback and is answered as one."""
+        message = dict(tracker.latest_message or {})
+        if not typed_out_of_scope(message):
+            dispatcher.utter_message(response="utter_ask_rephrase")
+            return []
+        # As Rasa does when the visitor clarifies: end the loop and replay the message, so
+        # the rules answer it ("I don't have that information") and a "yes" books.
+        parse = {**message, "intent": {**message["intent"], "confidence": 1.0}}
+        return [
+            ActiveLoop(None),
+            UserUtteranceReverted(),
+            ActionExecuted("action_listen"),
+            UserUttered(str(message.get("text")), parse, input_channel=tracker.get_latest_input_channel()),
+        ]
 
 
 class ActionDefaultFallback(Action):

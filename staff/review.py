@@ -584,7 +584,7 @@ def refusal(
     if why is None and normalise(text) in known:
         why = f"it is already an example of {known[normalise(text)]}"
     if why is None and normalise(text) in heldout:
-        why = "it is a test question (tests/heldout/nlu.yml), which training must not see"
+        why = "it is one of the questions the assistant is tested with, which training must not see"
     return why
 
 

@@ -366,12 +366,17 @@ def list_groups() -> Any:
         state.engine,
         model_service.live(state.engine, state.settings.model, state.settings.model_store_dir).archive,
     )
+    choices = inbox.choices(state.root)
+    titles = {choice.intent: choice.title for choice in choices}
     return render_template(
         "inbox.html",
         groups=groups,
-        intents=inbox.intents(state.root),
+        choices=choices,
+        titles=titles,
         pending=pending,
-        pending_by_intent=inbox.by_intent(pending),
+        pending_by_title={
+            titles.get(name, "another question"): texts for name, texts in inbox.by_intent(pending).items()
+        },
         new_topics=inbox.new_topics(state.engine),
     )
 
@@ -385,23 +390,46 @@ def decide() -> Any:
     keys = request.form.getlist("key")
     groups = inbox.inbox(state.engine, state.database_url, state.clinic.zone)
     members = inbox.find_group(groups, keys)
+    if not keys:
+        flash("Tick at least one of the messages, then choose what to do with them.", "error")
+        return redirect(url_for("inbox.index"))
     if not members:
         flash("Those messages are no longer in the inbox (someone may have decided them already).", "info")
         return redirect(url_for("inbox.index"))
     if action in ("add", "not_in_document"):
-        intent = inbox.OUT_OF_SCOPE if action == "not_in_document" else (request.form.get("intent") or "")
+        chosen = inbox.intent_of(request.form.get("intent") or "")
+        intent = inbox.OUT_OF_SCOPE if action == "not_in_document" else chosen
         if not intent:
-            flash("Choose the question these messages ask, then press Add.", "error")
+            flash("Choose the topic these messages ask about from the list, then press Add.", "error")
             return redirect(url_for("inbox.index"))
+        if intent not in inbox.intents(state.root):
+            flash("That is not one of the topics in the list: choose one, then press Add.", "error")
+            return redirect(url_for("inbox.index"))
+        if request.form.get("anyway") != "yes":
+            settings = state.settings
+            model = model_service.live(state.engine, settings.model, settings.model_store_dir).archive
+            waiting = [(r["text"], r["intent"]) for r in inbox.pending(state.engine, model) if r["intent"]]
+            texts = inbox.addable(state.engine, state.root, members)  # refused ones are not added anyway
+            nearer = inbox.nearer_elsewhere(state.root, texts, intent, model, waiting)
+            if nearer:  # ask before an addition that may pull another topic's questions to this one
+                return render_template(
+                    "inbox_confirm.html",
+                    nearer=nearer,
+                    members=members,
+                    value=inbox.Choice(intent, "", "").value,
+                    action=action,
+                    title=inbox.title_of(state.root, intent),
+                )
         outcome = inbox.add_examples(state.engine, state.root, members, intent, current_user.name)
         for problem in outcome.problems:
             flash(problem, "error")
         for text, why in outcome.skipped:
             flash(f'Not added: "{text}": {why}.', "info")
         for added_to, texts in outcome.added.items():
-            state.audit("added training examples", added_to, f"{len(texts)} example(s)")
+            title = inbox.title_of(state.root, added_to)
+            state.audit("added training examples", title, inbox.questions(len(texts)))
             flash(
-                f"Added {len(texts)} example(s) to {added_to}. They wait in the training data "
+                f"Added {inbox.questions(len(texts))} to '{title}'. They wait in the training data "
                 "until the assistant is trained again.",
                 "success",
             )

@@ -10,6 +10,12 @@ held-out test question, never a duplicate) into data/nlu under the project root,
 they wait for the next training. Every decision is kept in `review_decisions`, by a hash
 of the masked message, so a decided message leaves the inbox.
 
+Staff see the questions by the titles of the Answers page (`choices`; form-filling and
+conversation mechanics such as affirm or inform are not offered), nothing is chosen for them
+(the assistant's guess is a labelled hint), single messages of a group can be decided apart,
+and an addition whose nearest training examples belong to another question is only made after
+a warning (`nearer_elsewhere`): such an example pulls that question's visitors to this answer.
+
 Personal data (issue 20): answers to a form never reach the inbox (staff/review.py), what
 would be added is screened (common/personal_data.py: emails, phones, dates, names, the words
 of stored requests) and refused with the reason, and each decision records the conversations
@@ -21,7 +27,10 @@ its message).
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
+import tarfile
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -36,8 +45,9 @@ import sqlalchemy as sa
 from actions.booking.store import request_words
 from common import conversations, personal_data
 from common.clinic import load_settings
+from common.names import RETRIEVAL_INTENT
 from staff import review
-from staff.service import history
+from staff.service import content, history
 from staff.service.content import locked
 from staff.service.db import as_utc, now, review_decisions
 from staff.validate import load, normalise
@@ -60,6 +70,34 @@ REASON_LABELS = {
     review.REJECTED: 'rejected "did you mean"',
     review.THUMBS_DOWN: "thumbs-down",
 }
+
+# The other questions an editor may add ways of asking to, in staff's words. Form-filling and
+# conversation mechanics (inform, affirm, deny, change_booking_field, faq_followup, cancel,
+# unclear, feedback) are left out: an example added there would break the booking form or
+# the "did that help?" step, and no editor means to.
+OTHER_TOPICS = {
+    "ask_contact": "The clinic's phone number and email",
+    "ask_hours": "Opening hours",
+    "ask_address": "The clinic's address",
+    "book_consultation": "Booking a consultation",
+    "live_chat_request": "Talking to a person (live chat)",
+    "leave_message": "Leaving a message for the team",
+    "medical_advice": "Personal medical advice (the assistant says it can't assess their skin)",
+    "urgent_symptoms": "Urgent symptoms (the assistant sends them to medical help)",
+    "greet": "Hello",
+    "goodbye": "Goodbye",
+    "thanks": "Thank you",
+    "help": "What can the assistant do?",
+    "bot_challenge": "Am I talking to a person or a computer?",
+    "ask_privacy": "Privacy: what happens to what they type",
+    "ask_my_data": "What this conversation holds about them",
+    "erase_data": "Erasing their conversation",
+}
+OUT_OF_SCOPE_LABEL = "Not something the clinic answers (the assistant says it doesn't have that information)"
+OUT_OF_SCOPE_TITLE = "Not something the clinic answers"
+# How much nearer (cosine similarity of the nearest examples) another topic must be before the
+# editor is warned that an addition may pull that topic's questions to the chosen one.
+NEARER_MARGIN = 0.0
 
 _encoder_lock = threading.Lock()
 _encoder: Any = None
@@ -210,10 +248,180 @@ class Outcome:
     commit: str = ""  # the change's id in the project's history (empty: not recorded)
 
 
-def intents(root: Path) -> list[str]:
-    """The intents examples can be added to (those the training data has), by name."""
+@dataclass(frozen=True)
+class Choice:
+    """A question staff may add ways of asking to: its intent and the words staff see."""
+
+    intent: str
+    label: str  # in the list next to "Add"
+    title: str  # in confirmations and warnings: the topic's title on the Answers page
+
+    @property
+    def value(self) -> str:
+        """What the page's form sends for it: "topic:<key>" for a topic, else the intent."""
+        if self.intent.startswith(FAQ_INTENT_PREFIX):
+            return TOPIC_VALUE + self.intent.removeprefix(FAQ_INTENT_PREFIX)
+        return self.intent
+
+
+def intent_of(value: str) -> str:
+    """The intent a form's value names (`Choice.value` read back)."""
+    return FAQ_INTENT_PREFIX + value.removeprefix(TOPIC_VALUE) if value.startswith(TOPIC_VALUE) else value
+
+
+TOPIC_VALUE = "topic:"
+FAQ_INTENT_PREFIX = f"{RETRIEVAL_INTENT}/"
+
+
+def choices(root: Path) -> list[Choice]:
+    """What the list next to "Add" offers: the FAQ topics by title, then the other questions.
+
+    Only intents the training data has are offered, so an addition always has a file to go to.
+    """
     project, _ = load(root)
-    return sorted(review.training_files(project))
+    files = review.training_files(project)
+    found = [
+        Choice(topic.intent, topic.title, topic.title)
+        for topic in content.topics(root)
+        if topic.intent in files
+    ]
+    found += [Choice(intent, label, label) for intent, label in OTHER_TOPICS.items() if intent in files]
+    if OUT_OF_SCOPE in files:
+        found.append(Choice(OUT_OF_SCOPE, OUT_OF_SCOPE_LABEL, OUT_OF_SCOPE_TITLE))
+    return found
+
+
+def intents(root: Path) -> list[str]:
+    """The intents examples can be added to, by name (those `choices` offers)."""
+    return [choice.intent for choice in choices(root)]
+
+
+def title_of(root: Path, intent: str) -> str:
+    """What staff call an intent: its topic's title or its label; never its name ("another question")."""
+    return next((c.title for c in choices(root) if c.intent == intent), "another question")
+
+
+def questions(count: int) -> str:
+    """How many questions, in words: 1 question, 2 questions."""
+    return f"{count} question{'' if count == 1 else 's'}"
+
+
+@dataclass
+class Nearer:
+    """An added wording that is nearer another question's examples than the chosen one's."""
+
+    text: str
+    chosen: str  # titles, as staff see them
+    other: str
+
+    @property
+    def warning(self) -> str:
+        """The warning, in staff's words."""
+        if self.other == OUT_OF_SCOPE_TITLE:  # said in words that read well
+            return (
+                f"“{self.text}” is closer to the questions the clinic does not answer than to "
+                f"'{self.chosen}'; adding it may make the assistant answer those questions with "
+                f"'{self.chosen}' instead of saying it doesn't have that information."
+            )
+        return (
+            f"“{self.text}” is closer to '{self.other}' than to '{self.chosen}'; adding it may make the "
+            f"assistant answer '{self.other}' questions with '{self.chosen}'."
+        )
+
+
+_vectors: dict[str, np.ndarray] = {}  # unit-length MiniLM embeddings by text, kept for the process
+# Where a trained model keeps its classifier's embeddings of the training examples (as
+# components/linear_classifier.py writes them; importing it would load Rasa into the console).
+CLASSIFIER_FOLDER, WEIGHTS_FILE, META_FILE = "LinearIntentClassifier", "weights.npz", "meta.json"
+_trained: dict[tuple[str, float], tuple[np.ndarray, np.ndarray] | None] = {}
+
+
+def _unit_vectors(texts: list[str]) -> np.ndarray:
+    """The unit-length embeddings of `texts` (each text encoded once per process)."""
+    missing = sorted({t for t in texts if t not in _vectors})
+    if missing:
+        vectors = encoder().encode(missing)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        with _encoder_lock:
+            _vectors.update(zip(missing, vectors, strict=True))
+    return np.array([_vectors[t] for t in texts]).reshape(len(texts), -1)
+
+
+def _read_trained(archive: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    with tarfile.open(archive) as tar:
+        members = {m.name.lstrip("/"): m for m in tar.getmembers()}
+        weights_names = [n for n in members if CLASSIFIER_FOLDER in n and n.endswith(f"/{WEIGHTS_FILE}")]
+        folder = weights_names[0].rsplit("/", 1)[0] if weights_names else None
+        weights_file = tar.extractfile(members[f"{folder}/{WEIGHTS_FILE}"]) if folder else None
+        meta_file = tar.extractfile(members[f"{folder}/{META_FILE}"]) if folder else None
+        if weights_file is None or meta_file is None:
+            return None
+        classes = np.array(json.loads(meta_file.read())["classes"])
+        with np.load(io.BytesIO(weights_file.read()), allow_pickle=False) as weights:
+            if "examples" not in weights.files:
+                return None
+            return weights["examples"], classes[weights["example_classes"]]
+
+
+def trained_examples(archive: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The examples a trained model learnt: (unit-length MiniLM embeddings, each one's intent).
+
+    The assistant's classifier keeps them in the model (its nearest-example features), so the
+    inbox need not encode the whole training data again. None if the model has none.
+    """
+    try:
+        key = (str(archive), archive.stat().st_mtime)
+    except OSError:
+        return None
+    with _encoder_lock:
+        if key in _trained:
+            return _trained[key]
+    try:
+        found = _read_trained(archive)
+    except (OSError, tarfile.TarError, KeyError, ValueError):
+        logger.warning("The trained model's examples could not be read: the training data is encoded.")
+        found = None
+    with _encoder_lock:
+        _trained[key] = found
+    return found
+
+
+def nearer_elsewhere(
+    root: Path, texts: list[str], intent: str, model: Path | None = None, waiting: list[tuple[str, str]] = ()
+) -> list[Nearer]:
+    """The wordings whose nearest examples (by meaning, MiniLM) belong to another question.
+
+    Each wording is compared with the examples of the questions staff may add to: those the
+    `model` learnt (else the training data's, encoded here) and the `waiting` additions
+    (text, intent) made since. If the closest example of another question is closer than the
+    closest one of `intent`, adding the wording would pull that question's visitors towards
+    `intent`'s answer.
+    """
+    offered = {c.intent: c.title for c in choices(root)}
+    if not texts or intent not in offered:
+        return []
+    trained = trained_examples(model) if model else None
+    if trained is None:
+        project, _ = load(root)
+        known = [(e.text, e.intent) for e in project.examples]
+        vectors, labels = _unit_vectors([t for t, _ in known]), np.array([i for _, i in known])
+    else:
+        vectors, labels = trained
+    if waiting:
+        vectors = np.vstack([vectors, _unit_vectors([t for t, _ in waiting])])
+        labels = np.concatenate([labels, np.array([i for _, i in waiting])])
+    keep = np.isin(labels, list(offered))
+    vectors, labels = vectors[keep], labels[keep]
+    if not (labels == intent).any():
+        return []
+    found = []
+    for text, row in zip(texts, _unit_vectors(texts) @ vectors.T, strict=True):
+        own = float(row[labels == intent].max())
+        others = np.where(labels == intent, -1.0, row)
+        best = int(np.argmax(others))
+        if float(others[best]) > own + NEARER_MARGIN:
+            found.append(Nearer(text, offered[intent], offered[str(labels[best])]))
+    return found
 
 
 def _record(engine: sa.engine.Engine, members: list[tuple[Member, str, str | None]], staff_name: str) -> None:
@@ -244,6 +452,15 @@ def _record(engine: sa.engine.Engine, members: list[tuple[Member, str, str | Non
                 )
 
 
+def addable(engine: sa.engine.Engine, root: Path, members: list[Member]) -> list[str]:
+    """The wordings `add_examples` would add (the others are refused: personal data, duplicates...)."""
+    project, _ = load(root)
+    known, heldout = review.known_examples(project)
+    private = personal_data.Screen.of(load_settings().country, request_words(engine))
+    texts = [" ".join(m.text.split()) for m in members]
+    return [text for text in texts if review.refusal(text, known, heldout, private) is None]
+
+
 def add_examples(
     engine: sa.engine.Engine, root: Path, members: list[Member], intent: str, staff_name: str
 ) -> Outcome:
@@ -252,9 +469,11 @@ def add_examples(
     if problems:
         return Outcome(problems=[str(p) for p in problems])
     files = review.training_files(project)
-    if intent not in files:
-        return Outcome(problems=[f'"{intent}" is not an intent of the assistant: pick one from the list.'])
+    if intent not in files or intent not in intents(root):
+        return Outcome(problems=["That is not one of the questions in the list: choose one, then press Add."])
     known, heldout = review.known_examples(project)
+    titles = {choice.intent: f"'{choice.title}'" for choice in choices(root)}
+    known = {text: titles.get(name, "another question") for text, name in known.items()}  # staff's words
     private = personal_data.Screen.of(load_settings().country, request_words(engine))
     outcome = Outcome()
     texts: list[str] = []
@@ -267,14 +486,15 @@ def add_examples(
             decisions.append((member, SKIPPED, intent))
             continue
         texts.append(text)
-        known[normalise(text)] = intent
+        known[normalise(text)] = titles.get(intent, "another question")
         decisions.append((member, NOT_IN_DOCUMENT if intent == OUT_OF_SCOPE else ADDED, intent))
     if texts:
         with locked(root):
             review.write_additions(root, files, {intent: texts})
             outcome.added[intent] = texts
             if history.problem(root) is None:  # recorded in the History, like every console change
-                message = f"{len(texts)} example(s) added to {intent} from Unanswered questions"
+                title = title_of(root, intent)
+                message = f"{questions(len(texts))} added to '{title}' from Unanswered questions"
                 try:
                     outcome.commit = history.commit(root, [files[intent]], message, staff_name)
                 except history.HistoryError:

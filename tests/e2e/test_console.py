@@ -462,7 +462,7 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     group = page.locator("li.group", has_text=question)
     assert group.count() == 1, page.locator(".groups").inner_text()
     group.get_by_role("button", name="Not in the document").click()
-    assert "Added 1 example(s) to out_of_scope" in editor.flash()
+    assert "Added 1 question to 'Not something the clinic answers'" in editor.flash()
     assert page.locator("#pending").inner_text().startswith("1 addition waiting")
     assert page.locator("li.group", has_text=question).count() == 0
     nlu = (site.root / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
@@ -473,16 +473,89 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     )  # and passes make validate's checks
     assert question not in (PROJECT_ROOT / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
     assert git_log(site.root, "-1", "--format=%an|%s", "--", "data/nlu/out_of_scope.yml") == (
-        "eddie|1 example(s) added to out_of_scope from Unanswered questions"
+        "eddie|1 question added to 'Not something the clinic answers' from Unanswered questions"
     )  # in the History too
 
     # Masked text never becomes a training example (make merge's rule).
     masked = page.locator("li.group", has_text="[email]")
     if masked.count():
-        masked.first.get_by_label("A way of asking").select_option("faq/what_is")
+        masked.first.get_by_label("A way of asking").select_option(label="What is Scar Relaxation?")
         masked.first.get_by_role("button", name="Add").click()
         assert "Not added" in editor.flash() and "[email]" in editor.flash()
         assert "[email]" not in (site.root / "data" / "nlu" / "faq.yml").read_text(encoding="utf-8")
+
+
+NOT_ANSWERED = "Not something the clinic answers (the assistant says it doesn't have that information)"
+# Raw intent names as whole words ("inform", not "information"), a topic's key, any snake_case.
+INTERNAL_NAME = re.compile(r"\b(?:affirm|inform|deny|cancel)\b|faq/|_")
+
+
+def test_an_editor_adds_one_message_of_a_group_to_a_topic_chosen_by_its_title(staff, site: Site) -> None:
+    """Issue 21: raw names in the list, a guess pre-selected next to "Add", a group not to be split."""
+    kept, other = (
+        "what would a course of scar relaxation cost me",
+        "roughly what does scar relaxation cost per course",
+    )
+    for number, question in enumerate([kept, other]):
+        assert site.chat.texts(f"inbox-split-{number}", question), "no reply"
+    editor = staff()
+    editor.sign_in("eddie")
+    page = editor.open("/inbox/")
+    group = page.locator("li.group", has_text=kept)
+    assert group.count() == 1 and other in group.inner_text(), page.locator(".groups").inner_text()
+    topics = group.get_by_label("A way of asking about")
+    offered = [squash(t) for t in topics.locator("option").all_inner_texts()]
+    assert "How long do results take?" in offered and "Who is it for?" in offered and NOT_ANSWERED in offered
+    assert not [o for o in offered if INTERNAL_NAME.search(o)], offered
+    assert topics.input_value() == "" and offered[0] == "Choose a topic…"  # nothing chosen for the editor
+    group.get_by_role("button", name="Add").click()  # without a choice: refused, nothing added
+    assert "Choose the topic these messages ask about from the list" in editor.flash()
+    group = page.locator("li.group", has_text=kept)
+    for index in range(group.get_by_role("checkbox").count()):  # only the one message
+        box = group.get_by_role("checkbox").nth(index)
+        box.set_checked(kept in (page.locator(f"label[for='{box.get_attribute('id')}']").inner_text()))
+    group.get_by_label("A way of asking about").select_option(label=NOT_ANSWERED)
+    group.get_by_role("button", name="Add").click()
+    assert "Added 1 question to 'Not something the clinic answers'" in editor.flash()
+    left = page.locator("li.group", has_text=other)
+    assert left.count() == 1 and page.locator("li.group", has_text=kept).count() == 0
+    nlu = (site.root / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
+    assert f"    - {kept}\n" in nlu and other not in nlu
+    left.get_by_role("button", name="Ignore").click()  # the rest of the group is decided on its own
+    assert "Ignored." in editor.flash() and page.locator("li.group", has_text=other).count() == 0
+
+
+def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, site: Site) -> None:
+    """Issue 21: "can you treat acne scars on my back" added to who it suits blocked publishing."""
+    question = "can you treat acne scars on my back"
+    assert site.chat.texts("inbox-nearer", question), "no reply"
+    editor = staff(PHONE, bypass_csp=True)  # on a phone; axe is injected as a script tag
+    editor.sign_in("eddie")
+    page = editor.open("/inbox/")
+    group = page.locator("li.group", has_text=question)
+    group.get_by_label("A way of asking about").select_option(label="Who is it for?")
+    group.get_by_role("button", name="Add").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Check before adding to 'Who is it for?'"
+    assert axe_violations(page) == []
+    assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    warning = squash(page.get_by_role("alert").inner_text())
+    assert (
+        f"“{question}” is closer to the questions the clinic does not answer than to 'Who is it for?'"
+        in warning
+    )
+    assert "instead of saying it doesn't have that information" in warning
+    faq = site.root / "data" / "nlu" / "faq.yml"
+    assert question not in faq.read_text(encoding="utf-8")  # nothing added yet
+    page.get_by_role("link", name="Cancel").click()
+    assert page.locator("li.group", has_text=question).count() == 1 and question not in faq.read_text()
+    group = page.locator("li.group", has_text=question)
+    group.get_by_label("A way of asking about").select_option(label="Who is it for?")
+    group.get_by_role("button", name="Add").click()
+    page.get_by_role("button", name="Add anyway").click()
+    assert "Added 1 question to 'Who is it for?'" in editor.flash()
+    assert f"    - {question}\n" in faq.read_text(encoding="utf-8")
+    waiting = squash(page.locator(".pending-list").inner_text())
+    assert f"Who is it for?: “{question}”" in waiting and "faq/" not in waiting
 
 
 # ---------------------------------------------------------------------------- screenshots

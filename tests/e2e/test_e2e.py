@@ -115,6 +115,19 @@ def test_low_confidence_offers_topics_then_rephrase_then_the_team(live: Chat, ex
     assert team[0] == expected("utter_default") and "leave a message" in team[1]
 
 
+@pytest.mark.parametrize("question", ["how much is it", "can you treat acne scars on my back"])
+def test_a_question_typed_instead_of_a_suggestion_gets_i_dont_have_that_information(
+    live: Chat, expected, question: str
+) -> None:
+    """Issue 21: typed after "did you mean", a price question got "Sorry, I didn't understand that"."""
+    me = visitor()
+    did_you_mean(live, me, expected)
+    [reply] = live.say(me, question)
+    assert reply["text"] == expected("utter_out_of_scope")
+    assert [b["payload"] for b in reply["buttons"]] == ["/book_consultation", "/ask_contact"]
+    assert live.texts(me, "yes") == [expected("utter_booking_intro"), expected("utter_ask_booking_name")]
+
+
 def test_choosing_a_suggested_topic_answers_it(live: Chat, expected) -> None:
     me = visitor()
     first = did_you_mean(live, me, expected)[1]["buttons"][0]

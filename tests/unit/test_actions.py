@@ -10,7 +10,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.booking.form import ActionOfferBooking
-from actions.fallback import ActionDefaultAskAffirmation, ActionDefaultFallback
+from actions.fallback import ActionDefaultAskAffirmation, ActionDefaultAskRephrase, ActionDefaultFallback
 from actions.faq import ActionAnswerFaq
 from actions.session import ActionSessionStart
 from common.clinic import ClinicSettings, load_settings
@@ -113,6 +113,24 @@ def test_did_you_mean_asks_to_rephrase_when_nothing_is_close(domain: dict[str, A
     }
     sent, _ = run(ActionDefaultAskAffirmation(), message, domain)
     assert [m["response"] for m in sent] == ["utter_ask_rephrase"]
+
+
+def test_something_else_asks_to_rephrase(domain: dict[str, Any]) -> None:
+    message = {"text": "/out_of_scope", "intent": {"name": "out_of_scope", "confidence": 1.0}}
+    sent, events = run(ActionDefaultAskRephrase(), message, domain)
+    assert [m["response"] for m in sent] == ["utter_ask_rephrase"] and events == []
+
+
+def test_a_price_question_typed_instead_of_a_suggestion_is_replayed(
+    domain: dict[str, Any],
+) -> None:
+    """Issue 21: Rasa read the typed out_of_scope question as "none of these" and asked to rephrase."""
+    message = {"text": "how much is it", "intent": {"name": "out_of_scope", "confidence": 0.93}}
+    sent, events = run(ActionDefaultAskRephrase(), message, domain)
+    assert sent == []  # the rules answer the replayed message ("I don't have that information")
+    assert [e["event"] for e in events] == ["active_loop", "rewind", "action", "user"]
+    assert events[0]["name"] is None and events[2]["name"] == "action_listen"
+    assert events[3]["text"] == "how much is it" and events[3]["parse_data"]["intent"]["confidence"] == 1.0
 
 
 def test_last_fallback_offers_the_team(domain: dict[str, Any]) -> None:

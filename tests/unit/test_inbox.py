@@ -16,6 +16,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from common.paths import MODEL, PROJECT_ROOT
 from staff import review
 from staff.service import db, inbox
 
@@ -112,3 +113,26 @@ def test_a_decided_question_leaves_the_inbox(url: str) -> None:
     inbox.mark(engine, [parking], inbox.NEW_TOPIC, "eddie")
     assert "parking" not in " ".join(m.text for m in inbox.candidates(turns(url), inbox.decided_keys(engine)))
     assert [row["text"] for row in inbox.new_topics(engine)] == ["is there parking near the clinic"]
+
+
+def test_the_topics_offered_are_the_answers_titles_and_never_the_form_filling_intents() -> None:
+    """Issue 21: the list next to "Add" showed affirm, inform, faq/results_time..."""
+    offered = inbox.choices(PROJECT_ROOT)
+    labels = [c.label for c in offered]
+    assert "How long do results take?" in labels and "Who is it for?" in labels
+    assert labels[-1] == inbox.OUT_OF_SCOPE_LABEL
+    internal = {"affirm", "deny", "inform", "change_booking_field", "faq_followup", "cancel", "unclear"}
+    assert not internal & {c.intent for c in offered}
+    assert not [label for label in labels if "_" in label or "faq/" in label]
+    for choice in offered:  # what the page sends names the same question, without "faq/"
+        assert "faq/" not in choice.value and inbox.intent_of(choice.value) == choice.intent
+
+
+def test_an_addition_nearer_another_question_is_found_with_the_trained_models_examples() -> None:
+    """The case of the issue: an acne question on the back is no "who is it for?" question."""
+    [nearer] = inbox.nearer_elsewhere(
+        PROJECT_ROOT, ["can you treat acne scars on my back"], "faq/who_for", MODEL
+    )
+    assert nearer.chosen == "Who is it for?" and nearer.other == inbox.OUT_OF_SCOPE_TITLE
+    fine = ["how quickly will i see a difference"]
+    assert inbox.nearer_elsewhere(PROJECT_ROOT, fine, "faq/results_time", MODEL) == []

@@ -492,17 +492,32 @@ INTERNAL_NAME = re.compile(r"\b(?:affirm|inform|deny|cancel)\b|faq/|_")
 
 def test_an_editor_adds_one_message_of_a_group_to_a_topic_chosen_by_its_title(staff, site: Site) -> None:
     """Issue 21: raw names in the list, a guess pre-selected next to "Add", a group not to be split."""
-    kept, other = (
+    questions = (
         "what would a course of scar relaxation cost me",
         "roughly what does scar relaxation cost per course",
     )
-    for number, question in enumerate([kept, other]):
+    for number, question in enumerate(questions):
         assert site.chat.texts(f"inbox-split-{number}", question), "no reply"
     editor = staff()
     editor.sign_in("eddie")
     page = editor.open("/inbox/")
-    group = page.locator("li.group", has_text=kept)
-    assert group.count() == 1 and other in group.inner_text(), page.locator(".groups").inner_text()
+    # The two price questions are grouped by meaning, with each other or with an earlier visitor's
+    # price question: take a group of several messages holding one of them.
+    groups = [page.locator("li.group", has_text=q) for q in questions]
+    group, kept = next(
+        (
+            (g, q)
+            for g, q in zip(groups, questions)
+            if g.count() == 1 and g.get_by_role("checkbox").count() > 1
+        ),
+        (None, ""),
+    )
+    assert group is not None, page.locator(".groups").inner_text()
+    labels = [
+        squash(page.locator(f"label[for='{box.get_attribute('id')}']").inner_text()).split("”")[0].strip("“")
+        for box in group.get_by_role("checkbox").all()
+    ]
+    others = [text for text in labels if text != kept]
     topics = group.get_by_label("A way of asking about")
     offered = [squash(t) for t in topics.locator("option").all_inner_texts()]
     assert "How long do results take?" in offered and "Who is it for?" in offered and NOT_ANSWERED in offered
@@ -517,12 +532,12 @@ def test_an_editor_adds_one_message_of_a_group_to_a_topic_chosen_by_its_title(st
     group.get_by_label("A way of asking about").select_option(label=NOT_ANSWERED)
     group.get_by_role("button", name="Add").click()
     assert "Added 1 question to 'Not something the clinic answers'" in editor.flash()
-    left = page.locator("li.group", has_text=other)
+    left = page.locator("li.group", has_text=others[0])
     assert left.count() == 1 and page.locator("li.group", has_text=kept).count() == 0
     nlu = (site.root / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
-    assert f"    - {kept}\n" in nlu and other not in nlu
+    assert f"    - {kept}\n" in nlu and not [text for text in others if f"- {text}\n" in nlu]
     left.get_by_role("button", name="Ignore").click()  # the rest of the group is decided on its own
-    assert "Ignored." in editor.flash() and page.locator("li.group", has_text=other).count() == 0
+    assert "Ignored." in editor.flash() and page.locator("li.group", has_text=others[0]).count() == 0
 
 
 def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, site: Site) -> None:
@@ -794,7 +809,7 @@ def test_the_history_says_each_staff_change_in_words_and_no_developers_commit(st
 # ---------------------------------------------------------------------------- approved wording
 REWORDING = "Ask at your consultation how quickly your own scar is likely to respond."
 RESULTS_FRAMING = "How quickly your own scar responds is something to ask at a consultation."
-INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|framing_sentences|\b[0-9a-f]{7,40}\b")
+WORDING_INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|framing_sentences|\b[0-9a-f]{7,40}\b")
 
 
 def framing_item(page: Page, sentence: str):
@@ -831,7 +846,7 @@ def test_an_admin_approves_a_careful_rewording_and_the_editor_then_saves_it(staf
     assert page.get_by_role("button", name="Approve this sentence").count() == 0
     assert page.get_by_role("button", name=re.compile("^Retire")).count() == 0
     assert "Used by: How long do results take?" in framing_item(page, RESULTS_FRAMING).inner_text()
-    assert not INTERNALS.search(page.locator("body").inner_text())
+    assert not WORDING_INTERNALS.search(page.locator("body").inner_text())
     token = (
         editor.open("/answers/topic/results_time").locator('meta[name="csrf-token"]').get_attribute("content")
     )

@@ -230,7 +230,12 @@ def test_an_admin_changes_where_requests_are_sent_audited_and_an_editor_cannot_u
     )
     entry = [row for row in audit_rows(site) if row[1] == "changed where requests are sent"]
     assert entry == [
-        ("anna", "changed where requests are sent", "clinic.yml", "(none) -> bookings.example-clinic.test")
+        (
+            "anna",
+            "changed where requests are sent",
+            "clinic details",
+            "(none) -> bookings.example-clinic.test",
+        )
     ]
     page = admin.open("/admin/audit")
     assert "(none) -> bookings.example-clinic.test" in squash(page.locator("main").inner_text())
@@ -252,7 +257,7 @@ def test_an_admin_changes_where_requests_are_sent_audited_and_an_editor_cannot_u
     assert "Saved" in admin.flash()
     assert audit_rows(site)[-1][1:] == (
         "changed where requests are sent",
-        "clinic.yml",
+        "clinic details",
         "bookings.example-clinic.test -> (none)",
     )
     assert re.search(r"booking_webhook_url: \"?\"?", (site.root / "clinic.yml").read_text(encoding="utf-8"))

@@ -242,7 +242,9 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     # The conversation behind the request, with what each message got.
     page.get_by_role("link", name="Read the conversation").click()
     transcript = page.locator(".transcript").inner_text()
-    assert name in transcript and "booking saved" in transcript
+    # The visitor's own answer and the reply they read, with the request's reference.
+    assert name in transcript and f"Your reference is {reference}" in transcript
+    assert "booking" in page.locator("p.small", has_text="Outcome:").inner_text().split("Outcome:")[1]
 
     # The CSV for Excel: a BOM, the clinic's local time, the status and the note.
     page = person.open("/bookings/?q=" + reference)

@@ -382,6 +382,8 @@ def trained_examples(archive: Path) -> tuple[np.ndarray, np.ndarray] | None:
         logger.warning("The trained model's examples could not be read: the training data is encoded.")
         found = None
     with _encoder_lock:
+        if len(_trained) >= 4:  # a few models' examples at most (each publication is a new key)
+            _trained.clear()
         _trained[key] = found
     return found
 

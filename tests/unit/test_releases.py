@@ -9,15 +9,18 @@ lines staff edited) keeps staff's words and waits as a proposal to take or leave
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from common.paths import PROJECT_ROOT
 from common.settings import Settings
+from staff.console import server
 from staff.console.app import create_app
 from staff.service import accounts, content, db, describe, history, releases
 from tests.helpers import PROJECT_PARTS
@@ -242,3 +245,38 @@ def test_the_history_page_offers_the_release_change_in_words_and_takes_it(
     assert "The new release's version was taken" in said
     assert RELEASE_WORDS in content.topic(workspace, "what_is").answer
     assert "A new release would change" not in said
+
+
+def test_clinic_content_prepare_seeds_from_the_environment_and_then_has_nothing_to_do(tmp_path: Path) -> None:
+    """The command the image runs (or a person after an upgrade), with the production variables."""
+    env = {
+        **os.environ,
+        "STAFF_PROJECT_ROOT": str(tmp_path / "content"),
+        "CONTENT_RELEASE_DIR": str(release(tmp_path / "release-a")),
+    }
+    command = [sys.executable, "-m", "staff.workspace"]
+    first = subprocess.run([*command, "prepare"], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert first.returncode == 0, first.stderr
+    assert "set up from this release" in first.stdout
+    again = subprocess.run([*command, "prepare"], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert again.returncode == 0, again.stderr
+    assert "already in the content staff edit" in again.stdout
+    waiting = subprocess.run([*command, "status"], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert waiting.stdout.strip() == "No change of a new release is waiting for staff."
+    missing = subprocess.run(
+        [*command, "prepare", "--release", str(tmp_path / "nowhere")], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "not in" in missing.stderr
+
+
+def test_the_console_start_up_seeds_the_content_and_refuses_a_folder_it_cannot_use(tmp_path: Path) -> None:
+    new = release(tmp_path / "release-a")
+    assert server.bring_in_release(tmp_path / "content", new)
+    assert (tmp_path / "content" / "clinic.yml").read_bytes() == (new / "clinic.yml").read_bytes()
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("someone's notes\n", encoding="utf-8")
+    assert not server.bring_in_release(occupied, new)
+    assert not server.bring_in_release(tmp_path / "empty", tmp_path / "nowhere")
+    # Seeded content with the release's files missing (a mistaken mount) is served as it is.
+    assert server.bring_in_release(tmp_path / "content", tmp_path / "nowhere")

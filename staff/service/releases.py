@@ -20,7 +20,6 @@ The production images hold the release's content read-only (CONTENT_RELEASE_DIR,
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -400,13 +399,3 @@ def release_dir_problem(release: Path) -> str | None:
     if not release.is_dir() or not _parts(release):
         return f"The release's content is not in {release} (CONTENT_RELEASE_DIR)."
     return None
-
-
-def environment_note() -> str:
-    """The variables that say where the content is, for `clinic-content --help`."""
-    return os.linesep.join(
-        [
-            "STAFF_PROJECT_ROOT: the content staff edit (a git repository on a volume in production)",
-            "CONTENT_RELEASE_DIR: the release's own content (the image's /srv/scar-faq)",
-        ]
-    )

@@ -404,7 +404,13 @@ def dismiss(root: Path, proposal_id: str) -> str:
 
 
 def release_dir_problem(release: Path) -> str | None:
-    """Why `release` cannot seed or update the content (None: it can)."""
-    if not release.is_dir() or not _parts(release):
+    """Why `release` cannot seed or update the content (None: it can): missing, or parts missing."""
+    if not release.is_dir():
         return f"The release's content is not in {release} (CONTENT_RELEASE_DIR)."
+    missing = [part for part in RELEASE_PARTS if not (release / part).exists()]
+    if missing:
+        return (
+            f"The release's content in {release} (CONTENT_RELEASE_DIR) lacks {', '.join(missing)}: "
+            "the console image must ship every part staff edit and training reads."
+        )
     return None

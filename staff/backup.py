@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from common import settings
 from common.paths import BACKUP_DIR
 from staff.service import backup as service
@@ -48,6 +50,23 @@ def describe_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[key]} {label}" for key, label in words if key in counts) or "no records"
 
 
+def trouble(error: Exception) -> str:
+    """What went wrong, in words (no data from the archive or the database)."""
+    if isinstance(error, service.BackupError | settings.SettingsError):
+        return str(error)
+    if isinstance(error, sa.exc.SQLAlchemyError):
+        return (
+            "The database could not be reached or read: check DATABASE_URL and that the database is running."
+        )
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        return f"A file could not be read or written{where}: {error.strerror or error}."
+    raise error
+
+
+FAILURES = (service.BackupError, settings.SettingsError, sa.exc.SQLAlchemyError, OSError)
+
+
 def backup_main(argv: Sequence[str] | None = None) -> int:
     """Write one backup file of the database, the model store and the edited content."""
     parser = argparse.ArgumentParser(
@@ -69,8 +88,8 @@ def backup_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         made = service.write_backup(target(), args.output, args.skip_uncommitted)
-    except (service.BackupError, settings.SettingsError) as error:
-        print(f"No backup was made. {error}", file=sys.stderr)
+    except FAILURES as error:
+        print(f"No backup was made. {trouble(error)}", file=sys.stderr)
         return 1
     manifest, parts = made.manifest, service.list_parts(made.manifest)
     print(f"Backup written to {made.path} ({size(made.path.stat().st_size)}, readable by its owner only).")
@@ -101,8 +120,9 @@ def restore_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         restored = service.restore_backup(args.file, target(), args.replace)
-    except (service.BackupError, settings.SettingsError) as error:
-        print(f"Nothing was restored. {error}", file=sys.stderr)
+    except FAILURES as error:
+        first = "" if isinstance(error, service.PartlyRestored) else "Nothing was restored. "
+        print(f"{first}{trouble(error)}", file=sys.stderr)
         return 1
     manifest = restored.manifest
     made = manifest.made.strftime("%d %B %Y at %H:%M UTC")

@@ -69,6 +69,10 @@ class BackupError(Exception):
     """The backup or the restore cannot go ahead; the message says why and what to do."""
 
 
+class PartlyRestored(BackupError):
+    """The database was restored but a later step stopped; the message says which and what to do."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the clinic's data lives: what a backup reads and a restore writes."""
@@ -366,7 +370,12 @@ def store_files(store: Path) -> Iterator[Path]:
         return
     for path in sorted(store.rglob("*")):
         relative = path.relative_to(store)
-        if path.is_file() and relative.parts[0] != SERVED_DIR and not path.name.endswith(".tmp"):
+        if (
+            path.is_file()
+            and relative.parts[0] != SERVED_DIR
+            and not relative.parts[0].startswith(".")  # a restore's own work in progress
+            and not path.name.endswith(".tmp")
+        ):
             yield path
 
 
@@ -615,38 +624,49 @@ def restore_backup(archive: Path, target: Target, replace: bool = False) -> Rest
                 "--replace to put the backup's in its place, or point STAFF_PROJECT_ROOT at an empty folder. "
                 "Nothing was changed."
             )
-    parent = target.model_store.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".clinic-restore-", dir=parent))  # mode 0700
+    # In the store itself: writable by the console's user (a volume), and renames stay on its disk.
+    target.model_store.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".clinic-restore-", dir=target.model_store))  # mode 0700
     try:
-        extract_checked(archive, manifest, work)
+        extract_checked(archive, manifest, work)  # before anything changes
         dump = work / (SQLITE_PART if manifest.database == "sqlite" else POSTGRES_PART)
         load_database(target.database_url, dump, manifest.database)
-        models = 0
-        store_dir = work / MODELS_PART
-        if store_dir.is_dir():
-            for path in sorted(p for p in store_dir.rglob("*") if p.is_file()):
-                kept = target.model_store / path.relative_to(store_dir)
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, kept.with_name(kept.name + ".restore.tmp"))
-                kept.with_name(kept.name + ".restore.tmp").replace(kept)
-                models += path.name.endswith(".tar.gz")
-        repoint_models(target.database_url, manifest.model_store, target.model_store)
-        commits = 0
-        if manifest.content_commit:
-            commits = restore_content(
-                work / CONTENT_PART,
-                target.content_root,
-                manifest.content_head,
-                manifest.content_commit,
-                replace,
-            )
+        try:
+            models = 0
+            store_dir = work / MODELS_PART
+            if store_dir.is_dir():
+                for path in sorted(p for p in store_dir.rglob("*") if p.is_file()):
+                    kept = target.model_store / path.relative_to(store_dir)
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    path.replace(kept)  # the same disk: each file appears whole
+                    models += path.name.endswith(".tar.gz")
+            repoint_models(target.database_url, manifest.model_store, target.model_store)
+            commits = 0
+            if manifest.content_commit:
+                commits = restore_content(
+                    work / CONTENT_PART,
+                    target.content_root,
+                    manifest.content_head,
+                    manifest.content_commit,
+                    replace,
+                )
+            migrated_from = None
+            if manifest.schema_revision is not None and manifest.schema_revision != migrations.head():
+                migrations.upgrade(target.database_url)
+                migrated_from = manifest.schema_revision
+        except (BackupError, OSError, sa.exc.SQLAlchemyError) as error:
+            if isinstance(error, OSError):
+                reason = f"{error.strerror or error} ({error.filename})"
+            elif isinstance(error, BackupError):
+                reason = str(error)
+            else:
+                reason = "the database refused a change"
+            raise PartlyRestored(
+                f"The database was restored, but the rest stopped half way ({reason}). Fix that, "
+                "then restore again with --replace."
+            ) from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    migrated_from = None
-    if manifest.schema_revision is not None and manifest.schema_revision != migrations.head():
-        migrations.upgrade(target.database_url)
-        migrated_from = manifest.schema_revision
     return Restored(manifest, counts(target.database_url), models, commits, migrated_from)
 
 

@@ -224,6 +224,13 @@ def test_the_commands_say_what_they_did_in_words_without_personal_data(
 
     assert command.restore_main([str(tmp_path / "backups" / "nightly.tar")]) == 1
     assert "Nothing was restored" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert command.backup_main(["--output", str(tmp_path / "a-file" / "nightly.tar")]) == 1
+    assert "No backup was made. A file could not be read or written" in capsys.readouterr().err
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://clinic:{'pw' * 8}@127.0.0.1:1/clinic")
+    assert command.backup_main(["--output", str(tmp_path / "backups")]) == 1
+    refused = capsys.readouterr().err
+    assert "No backup was made. pg_dump failed" in refused and "pw" * 8 not in refused
 
     new = fresh(tmp_path / "new")
     monkeypatch.setenv("DATABASE_URL", new.database_url)

@@ -34,11 +34,12 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -135,10 +136,16 @@ class Manifest:
 
 def sha256_of(path: Path) -> str:
     """The SHA-256 (hex) of a file."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _digest(handle)
+
+
+def _digest(handle: BinaryIO) -> str:
+    """The SHA-256 (hex) of an open file, read from its start."""
+    digest = hashlib.sha256()
+    handle.seek(0)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -322,6 +329,16 @@ def load_database(url: str, dump: Path, kind: str) -> None:
             "PostgreSQL database (an empty one, or with --replace)."
         )
     options, env = postgres_arguments(url)
+    _run([postgres_program("pg_restore"), "--list", str(dump)])  # it can read the dump: now clear
+    # Every table there now goes (the target is empty of data, or --replace was given): a
+    # table a newer version made would otherwise stay and stop the migrations after the restore.
+    engine = database.create_engine(url)
+    try:
+        existing = sa.MetaData()
+        existing.reflect(engine)
+        existing.drop_all(engine)
+    finally:
+        engine.dispose()
     _run(
         [
             postgres_program("pg_restore"),
@@ -463,14 +480,21 @@ def write_backup(target: Target, destination: Path, skip_uncommitted: bool = Fal
             counts=counts(target.database_url),
             skipped=skipped,
         )
-        # A model may be replaced while the backup runs (never a published one: they are
-        # written once), so each part's digest is of the bytes actually written.
-        manifest.parts = [Part(name, path.stat().st_size, sha256_of(path)) for name, path in parts]
-        draft = work / "archive.tar"
-        with os.fdopen(_private_file(draft), "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-            _add_bytes(tar, MANIFEST, manifest.as_json(), moment)
-            for name, path in parts:
-                tar.add(path, arcname=name, recursive=False)
+        # Each part is opened once: its digest, size and the bytes archived are of that one
+        # file, even if a file of the same name replaced it meanwhile (the store renames whole
+        # files into place).
+        with ExitStack() as files:
+            opened = [(name, files.enter_context(path.open("rb"))) for name, path in parts]
+            manifest.parts = [Part(name, os.fstat(h.fileno()).st_size, _digest(h)) for name, h in opened]
+            draft = work / "archive.tar"
+            with os.fdopen(_private_file(draft), "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+                _add_bytes(tar, MANIFEST, manifest.as_json(), moment)
+                for (name, handle), part in zip(opened, manifest.parts):
+                    handle.seek(0)
+                    info = tar.gettarinfo(arcname=name, fileobj=handle)
+                    info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
+                    info.size = part.size
+                    tar.addfile(info, handle)
         os.link(draft, out)  # fails rather than overwrite a file that appeared meanwhile
         return Backup(out, manifest)
     finally:

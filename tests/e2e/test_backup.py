@@ -229,6 +229,7 @@ def test_postgresql_everything_is_back_in_a_fresh_database(tmp_path: Path) -> No
         postgres.stop()  # the database server and its files are gone
 
         fresh = running.enter_context(PostgresServer())
+        migrations.upgrade(fresh.url)  # as a fresh stack's first start leaves it: tables, no data
         env = {
             **environment,
             "DATABASE_URL": fresh.url,

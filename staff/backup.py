@@ -125,7 +125,7 @@ def restore_main(argv: Sequence[str] | None = None) -> int:
         print(f"{first}{trouble(error)}", file=sys.stderr)
         return 1
     manifest = restored.manifest
-    made = manifest.made.strftime("%d %B %Y at %H:%M UTC")
+    made = f"{manifest.made.day} {manifest.made:%B %Y at %H:%M} UTC"
     print(f"Restored the backup made on {made}.")
     print(f"  The database: {describe_counts(restored.counts)}.")
     if restored.migrated_from:

@@ -15,7 +15,8 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
-        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user
+        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user \
+        backup restore
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -108,6 +109,13 @@ bookings-deliver: install  ## send requests (and withdrawals of erased ones) the
 staff-user: install  ## add a staff console account: make staff-user NAME=anna ROLE=admin (asks for the password)
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Say who and which role: make staff-user NAME=anna ROLE=admin (roles: reception, editor, admin)"; exit 2; }
 	$(BIN)/clinic-staff-user add "$(NAME)" --role "$(ROLE)"
+
+backup: install  ## back up the database, the models and the edited content into one file (OUTPUT=folder or file.tar; default var/backups)
+	$(BIN)/clinic-backup $(if $(OUTPUT),--output "$(OUTPUT)")
+
+restore: install  ## restore a backup, servers stopped: make restore FILE=var/backups/clinic-backup-....tar [REPLACE=1]
+	@test -n "$(FILE)" || { echo "Say which backup: make restore FILE=var/backups/clinic-backup-....tar"; exit 2; }
+	$(BIN)/clinic-restore "$(FILE)" $(if $(REPLACE),--replace)
 
 # ---- developers ---------------------------------------------------------------------------
 # Two workers, each taking whole test files (each e2e file starts its own servers): the suite

@@ -132,6 +132,7 @@ def configure(service: str, log_format: str, level: int = logging.INFO) -> None:
     """
     chosen = formatter(service, log_format)
     request_ids = RequestIdFilter()
+    logging.captureWarnings(log_format == "json")  # Python's warnings as log lines too
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler())

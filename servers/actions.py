@@ -28,7 +28,7 @@ from common import deadline, logs, metrics, migrations
 from common.settings import Settings, SettingsError, load
 from servers import health, http_framing
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("servers.actions")  # the same name when run as __main__
 SERVICE = "actions"  # the `service` of its JSON log lines (common/logs.py)
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every

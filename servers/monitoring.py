@@ -161,6 +161,8 @@ def install(settings: Settings) -> None:
     """Add /metrics, the log format and the turns' outcomes to the Rasa server built in this process."""
     import rasa.core.run
 
+    import staff.service.transcripts  # noqa: F401 (outcome_of's: imported now, not on the first message)
+
     note_outcomes()
     configure_app = rasa.core.run.configure_app
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.clinic import load_settings
-from tests.helpers import ISSUED_IDS, LiveAssistant, json_log_lines
+from tests.helpers import ISSUED_IDS, LiveAssistant, json_log_lines, read_metrics
 
 pytestmark = pytest.mark.e2e
 NAME, EMAIL, SCAR = "Priya O'Sharma-Test", "priya.test@example.com", "<i>knee</i> scar"
@@ -32,6 +32,8 @@ def stored(live: LiveAssistant, reference: str) -> dict:
 
 def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected) -> None:
     me, day = f"booker-{uuid.uuid4().hex[:6]}", open_day()
+    stored_requests = ("clinic_requests_stored_total", (("kind", "consultation"),))
+    _, before, _ = read_metrics(live.action_server_url)
     intro, question = live.texts(me, "I'd like to book a consultation")
     assert (intro, question) == (expected("utter_booking_intro"), expected("utter_ask_booking_name"))
     assert live.texts(me, NAME) == [expected("utter_ask_booking_contact")]
@@ -48,6 +50,8 @@ def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected
     row = stored(live, reference)
     assert (row["name"], row["contact"], row["scar"], row["time_of_day"]) == (NAME, EMAIL, SCAR, "afternoon")
     assert str(row["preferred_date"]) == day.isoformat()
+    _, after, _ = read_metrics(live.action_server_url)  # the clinic's monitoring counts it (issue 23)
+    assert after[stored_requests] - before.get(stored_requests, 0.0) == 1
     # The details have left the conversation: a new request starts from scratch.
     assert live.texts(me, "book a consultation")[1] == expected("utter_ask_booking_name")
 

@@ -58,10 +58,13 @@ $(VENV)/.browser: | $(VENV)/.installed
 
 # Debian's PostgreSQL and Redis for the production-profile tests and the load test; the
 # tests start their own throw-away servers on free loopback ports (devtools/services.py).
+# Debian's prometheus package brings promtool, which checks deploy/prometheus/ (tests/unit/test_monitoring.py).
 $(VENV)/.services: | $(VENV)/.installed
 	{ ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	  postgresql redis-server >/dev/null; }
+	command -v promtool >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	touch $@
 
 # ---- the assistant ------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE, VISITOR_KEY
 from common.settings import MAX_MESSAGE_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, Settings
+from servers import monitoring
 
 logger = logging.getLogger(__name__)
 
@@ -242,14 +243,20 @@ def client_address(request: Request) -> str:
 
 
 async def serve_turn(on_new_message: OnNewMessage, message: UserMessage) -> bool:
-    """Let Rasa handle the message; whether the turn went through (a failure is logged, privately)."""
-    try:
-        await on_new_message(message)
-        return True
-    except CancelledError:
-        logger.error("A message timed out before it was answered.")
-    except Exception as error:  # the visitor's text is deliberately not logged
-        logger.error("A message could not be handled: %s", type(error).__name__)
+    """Let Rasa handle the message; whether the turn went through (a failure is logged, privately).
+
+    The turn is counted by its outcome, timed and logged with its request id (servers/monitoring.py).
+    """
+    with monitoring.turn(message.input_channel or "unknown") as current:
+        try:
+            await on_new_message(message)
+            return True
+        except CancelledError:
+            logger.error("A message timed out before it was answered.")
+            monitoring.failed(current, None)
+        except Exception as error:  # the visitor's text is deliberately not logged
+            logger.error("A message could not be handled: %s", type(error).__name__)
+            monitoring.failed(current, error)
     return False
 
 
@@ -304,12 +311,14 @@ class GuardedRestInput(RestInput):
             except UnknownIntegration as error:
                 return response.json({"error": str(error)}, status=401)
             except ValueError as error:
+                monitoring.refused(self.name(), monitoring.metrics.REFUSED_INPUT)
                 return response.json({"error": str(error)}, status=400)
             headers = {
                 CONVERSATION_HEADER: conversation,
                 "Access-Control-Expose-Headers": CONVERSATION_HEADER,
             }
             if not await limiter.allow(message_limits(config, conversation, client_address(request))):
+                monitoring.refused(self.name(), monitoring.metrics.TOO_FAST)
                 return response.json(
                     {"error": TOO_FAST}, status=429, headers={**headers, "Retry-After": "10"}
                 )
@@ -452,10 +461,12 @@ class GuardedSocketIOInput(SocketIOInput):
                 )
             except InvalidInput:
                 logger.warning("Refused a socket.io message that is not valid text or has too much metadata.")
+                monitoring.refused(self.name(), monitoring.metrics.REFUSED_INPUT)
                 await SocketIOOutput(sio, self.bot_message_evt).send_text_message(sid, UNREADABLE)
                 return
             output = BufferedSocketIOOutput(sio, self.bot_message_evt)
             if not await limiter.allow(message_limits(config, conversation, address)):
+                monitoring.refused(self.name(), monitoring.metrics.TOO_FAST)
                 await SocketIOOutput(sio, self.bot_message_evt).send_text_message(conversation, TOO_FAST)
                 return
             message = UserMessage(text, output, conversation, input_channel=self.name(), metadata=metadata)

@@ -34,7 +34,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.live_chat import reply_expected
-from common import live_chat
+from common import live_chat, metrics
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import LIVE_CHAT_ENDED, LIVE_CHAT_JOINED, LIVE_CHAT_MISSED
@@ -220,6 +220,7 @@ class LiveChat:
         wait = timedelta(minutes=clinic.live_chat_wait_minutes)
         for chat in await asyncio.to_thread(live_chat.expire, self.db, wait):
             logger.info("A live chat request was not taken in time.")
+            metrics.LIVE_CHAT_MISSED.inc()
             await self.notice(
                 chat.conversation_id,
                 LIVE_CHAT_MISSED,

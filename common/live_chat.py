@@ -176,6 +176,17 @@ def waiting_count(db: sa.engine.Engine) -> int:
         )
 
 
+def queue(db: sa.engine.Engine) -> tuple[int, float]:
+    """How many requests wait for someone to take them, and how long the oldest has waited (seconds)."""
+    with db.connect() as conn:
+        count, oldest = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(live_chats.c.requested_at)).where(
+                live_chats.c.status == WAITING
+            )
+        ).one()
+    return int(count), (now() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
+
+
 def reach(db: sa.engine.Engine, clinic: ClinicSettings, moment: datetime, queue: bool = True) -> Reach:
     """Whether a visitor asking at `moment` is offered a person, and if not why.
 

@@ -70,6 +70,9 @@ MODEL_PULL_SECONDS = 10
 # plus this, and tests/e2e/test_publish.py holds publishing and rolling back to it.
 MODEL_LOAD_SECONDS = 170
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
+# How the servers and the console write their logs: "text" (for a person) or "json" (one JSON
+# object a line, for the clinic's log search; the production profile's default).
+LOG_FORMATS = ("text", "json")
 _DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
@@ -141,6 +144,19 @@ def _secret(env: Mapping[str, str], name: str, problems: list[str]) -> str | Non
             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
         )
     return value
+
+
+def _networks(
+    env: Mapping[str, str], name: str, problems: list[str]
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks (CIDR, e.g. `10.0.0.0/8 ::1`; spaces or commas between) in env[name]."""
+    networks = []
+    for item in (env.get(name) or "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            problems.append(f"{name} must list networks such as 10.0.0.0/8 or 127.0.0.1, not {item!r}.")
+    return tuple(networks)
 
 
 def local_conversation_secret(path: Path = CONVERSATION_SECRET_FILE) -> str:
@@ -228,6 +244,12 @@ class Settings:
     # (LIVE_CHAT_SECRET; unset: derived from the conversation secret, which both then need).
     live_chat_secret: str | None = None
     rasa_url: str = f"http://127.0.0.1:{RASA_PORT}"
+    # Monitoring (README, "Monitoring"): GET /metrics on the Rasa server, the action server and
+    # the console answers a scraper sending `Authorization: Bearer <METRICS_TOKEN>`, or one
+    # connecting straight (through no proxy) from METRICS_ALLOWED_NETWORKS; nobody when neither is set.
+    metrics_token: str | None = None
+    metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -300,6 +322,9 @@ class Settings:
                 "for the console and every Rasa server), and MODEL_SERVER_URL to the console's "
                 "address (e.g. http://console:8081/models/live.tar.gz)."
             )
+        log_format = (env.get("LOG_FORMAT") or ("json" if profile == "production" else "text")).lower()
+        if log_format not in LOG_FORMATS:
+            problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}.")
         settings = cls(
             profile=profile,
             database_url=database_url,
@@ -359,6 +384,9 @@ class Settings:
             rasa_url=(
                 env.get("RASA_URL") or f"http://127.0.0.1:{_port(env, 'RASA_PORT', RASA_PORT, [])}"
             ).rstrip("/"),
+            metrics_token=_secret(env, "METRICS_TOKEN", problems),
+            metrics_networks=_networks(env, "METRICS_ALLOWED_NETWORKS", problems),
+            log_format=log_format if log_format in LOG_FORMATS else "text",
         )
         if problems:
             raise SettingsError(

@@ -7,6 +7,8 @@ server was paused) is refused with 503 before any action runs, and an action tha
 deadline passed before committing fails the same way. GET /health answers 503 while the
 database takes no write (servers/health.py); other methods on a route get 405, and errors
 never echo the request (rasa-sdk's own handler answers everything with 500 and the body).
+GET /metrics gives its figures to a monitoring scraper (common/metrics.py), and each call is
+logged once, with the Rasa server's request id for the message (common/logs.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
+import time
 import traceback
 
 from sanic import Sanic, response
@@ -21,11 +24,12 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common import deadline, migrations
+from common import deadline, logs, metrics, migrations
 from common.settings import Settings, SettingsError, load
 from servers import health, http_framing
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("servers.actions")  # the same name when run as __main__
+SERVICE = "actions"  # the `service` of its JSON log lines (common/logs.py)
 
 # Rasa posts the whole conversation (about 4 KB a turn) plus the domain (17 KB) with every
 # call; the visitors' 64 KB limit (SANIC_REQUEST_MAX_SIZE) must not apply here.
@@ -38,8 +42,8 @@ def require_token(app: Sanic, token: str) -> None:
 
     @app.on_request
     async def check_token(request: Request) -> HTTPResponse | None:
-        if request.path == "/health" or http_framing.unread(request):
-            return None  # an unreadable request keeps its own answer (400 or 413), not 401
+        if request.path in ("/health", metrics.PATH) or http_framing.unread(request):
+            return None  # unreadable: its own answer (400 or 413), not 401; /metrics checks its own
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return response.json({"error": "Missing or wrong action server token."}, status=401)
@@ -78,6 +82,45 @@ def honour_deadlines(app: Sanic) -> None:
         return response.json({"error": "The action failed."}, status=500)
 
 
+def count_and_log(app: Sanic) -> None:
+    """Each action call: the Rasa server's request id taken up, counted by result, timed and logged once."""
+
+    @app.on_request
+    async def begin(request: Request) -> None:
+        logs.start_request(request.headers.get(logs.REQUEST_ID_HEADER))
+        request.ctx.started = time.monotonic()
+
+    @app.on_response
+    async def finish(request: Request, reply: HTTPResponse) -> None:
+        if request.path != "/webhook" or not hasattr(request.ctx, "started"):
+            return
+        seconds = time.monotonic() - request.ctx.started
+        action = action_name(request)
+        result = "ok" if reply.status < 400 else "too_late" if reply.status == 503 else "error"
+        metrics.ACTIONS_RUN.labels(action=action, result=result).inc()
+        metrics.ACTION_SECONDS.observe(seconds)
+        level = logging.INFO if result == "ok" else logging.WARNING
+        logs.log_event(
+            logger,
+            "Action call handled.",
+            level,
+            action=action,
+            outcome=result,
+            status=reply.status,
+            duration_ms=round(seconds * 1000),
+        )
+
+
+def action_name(request: Request) -> str:
+    """The action a call asked for (`next_action`), or "unknown" (never any other part of the body)."""
+    try:
+        body = request.json
+    except Exception:
+        return "unknown"
+    name = body.get("next_action") if isinstance(body, dict) else None
+    return name[:64] if isinstance(name, str) and name.isidentifier() else "unknown"
+
+
 def too_late() -> HTTPResponse:
     """The answer to a call the Rasa server no longer waits for (it counts as a failed action)."""
     return response.json({"error": "Too late: the Rasa server stopped waiting for this action."}, status=503)
@@ -90,11 +133,13 @@ def create_app(token: str | None, settings: Settings | None = None) -> Sanic:
     app = create_sdk_app("actions", cors_origins=None)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     http_framing.install(app)  # ambiguous body length: 400 at once, not held 60 s
+    count_and_log(app)
     if token:
         require_token(app, token)
     honour_deadlines(app)
     if settings is not None:
         health.serve_action_server_health(app, settings)
+        metrics.sanic_route(app, settings, metrics.ACTIONS)
     return app
 
 
@@ -104,11 +149,17 @@ def main() -> None:
         settings = load(lock_store=False)
     except SettingsError as error:
         sys.exit(f'{error}\n(see README, "Configuration")')
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
+    logs.configure(SERVICE, settings.log_format)
     # The database schema first (common/migrations/): a new or old database is upgraded
     # before the first booking; the console does the same, and they wait for each other.
     migrations.upgrade(settings.database_url)
     app = create_app(settings.action_server_token, settings)
+
+    async def log_format(*_: object) -> None:  # Sanic adds its handlers while starting
+        logs.configure(SERVICE, settings.log_format)
+
+    app.register_listener(log_format, "before_server_start")
     app.run(settings.action_server_host, settings.action_server_port, access_log=False, workers=1)
 
 

@@ -4,10 +4,11 @@ Rasa's HTTP API (conversations, model, tracker events) stays off unless RASA_API
 RASA_JWT_SECRET is set, and then requires it; the chat channels are always open. Secrets are
 handed to Rasa's command line inside this process, so they never show in `ps`. Before Rasa
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
-action or database fails the turn, no in-memory fallback) and GET /health is added
-(servers/health.py), and a request with an ambiguous body length is refused at once
-(servers/http_framing.py). The live model comes from the console's model server, starting from
-the last one it gave this server (servers/model_pull.py).
+action or database fails the turn, no in-memory fallback), GET /health is added
+(servers/health.py), so are GET /metrics and LOG_FORMAT's log lines (servers/monitoring.py),
+and a request with an ambiguous body length is refused at once (servers/http_framing.py). The
+live model comes from the console's model server, starting from the last one it gave this
+server (servers/model_pull.py).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
         health,
         http_framing,
         model_pull,
+        monitoring,
         tracker_store,
     )
 
@@ -65,6 +67,7 @@ def main() -> None:
     model_pull.install(settings)
     faults.install(settings.action_server_timeout)
     health.install(settings)
+    monitoring.install(settings)  # GET /metrics, LOG_FORMAT, each turn counted and logged
     http_framing.install_in_rasa()  # ambiguous body length: 400 at once, not held 60 s
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()

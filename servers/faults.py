@@ -31,7 +31,7 @@ from rasa.core.agent import Agent
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import TrackerStore
 
-from common import deadline
+from common import deadline, logs, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ def with_deadline(action: RemoteAction, timeout: float) -> RemoteAction:
     if endpoint is None:
         return action
     endpoint.headers = {**endpoint.headers, **deadline.header(timeout)}
+    request_id = logs.current_request_id()  # the action server's log lines carry the message's id
+    if request_id:
+        endpoint.headers[logs.REQUEST_ID_HEADER] = request_id
     timed = copy.copy(action)
     timed.action_endpoint = endpoint
     return timed
@@ -71,10 +74,12 @@ def with_timeout(run: Any, timeout: float) -> Any:
         except asyncio.TimeoutError as error:
             logger.error("The action server did not answer %s within %s s.", self.name(), timeout)
             _failure.set(error)
+            metrics.ACTION_FAILURES.labels(reason="timeout").inc()
             raise
         except Exception as error:
             logger.error("The action server could not run %s: %s", self.name(), type(error).__name__)
             _failure.set(error)
+            metrics.ACTION_FAILURES.labels(reason="error").inc()
             raise
 
     return run_remote

@@ -30,6 +30,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common import metrics
 from common.database import sqlite_file
 from common.settings import Settings
 
@@ -124,8 +125,18 @@ async def problems(checks: dict[str, Awaitable[Any]]) -> list[str]:
     ]
 
 
-def answer(failed: list[str]) -> HTTPResponse:
-    """200 `{"status": "ok"}`, or 503 `{"status": "unavailable"}` with what failed in the log only."""
+# The checks' names as the figures name the dependencies (common/metrics.py).
+DEPENDENCIES = {"database": metrics.DATABASE, "action server": metrics.ACTION_SERVER, "redis": metrics.REDIS}
+
+
+def answer(failed: list[str], failures: Any = None) -> HTTPResponse:
+    """200 `{"status": "ok"}`, or 503 `{"status": "unavailable"}` with what failed in the log only.
+
+    `failures`: the counter of dependency failures the failed checks are added to.
+    """
+    for problem in failed if failures is not None else []:
+        name = problem.split(":", 1)[0]
+        failures.labels(dependency=DEPENDENCIES.get(name, name)).inc()
     if failed:
         logger.error("Health check failed (%s).", "; ".join(failed))
         return response.json(UNAVAILABLE, status=503)
@@ -150,7 +161,7 @@ def add_health_route(app: Sanic, settings: Settings) -> None:
         }
         if redis_check is not None:
             checks["redis"] = redis_check()
-        return answer(await problems(checks))
+        return answer(await problems(checks), metrics.CHAT_DEPENDENCY_FAILURES)
 
 
 def serve_action_server_health(app: Sanic, settings: Settings) -> None:
@@ -164,7 +175,7 @@ def serve_action_server_health(app: Sanic, settings: Settings) -> None:
     async def health(request: Request) -> HTTPResponse | None:
         if request.path != HEALTH_PATH or request.method != "GET":
             return None  # other methods: the router's 405
-        return answer(await problems({"database": in_thread(database)}))
+        return answer(await problems({"database": in_thread(database)}), metrics.ACTIONS_DEPENDENCY_FAILURES)
 
 
 def install(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from xdist.scheduler import LoadFileScheduling
 
 from common.domain import load_domain
 from servers.launcher import Stack
-from tests.helpers import LiveAssistant, clinic_values, stack_config
+from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_config
 
 # The longest test modules, longest first (`make test` prints the slowest tests). pytest-xdist
 # hands out whole files by their number of tests, so the 6-test module that trains and publishes
@@ -80,5 +80,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]:
     # flood limit per address (120 a minute) is tested on servers of its own (test_security.py,
     # test_rate_limits.py); here it would refuse one test's visitors for another's messages.
     config.extra_env = {"MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": "100000"}
+    # Monitoring as an operator sets it up: /metrics behind a token, one JSON object a log line
+    # (tests/e2e/test_e2e.py reads both; test_e2e_booking.py checks the lines hold no personal data).
+    config.extra_env.update(METRICS_TOKEN=METRICS_TOKEN, LOG_FORMAT="json")
     with log_path.open("w") as log, Stack(config, log) as stack:
         yield LiveAssistant(stack, log_path)

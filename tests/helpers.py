@@ -71,6 +71,38 @@ def open_day(days_ahead: int = 2) -> date:
     return load_settings().next_open_day(date.today() + timedelta(days=days_ahead))
 
 
+# The token the test servers' monitoring scrapers send (METRICS_TOKEN; common/metrics.py).
+METRICS_TOKEN = "test-metrics-token-0123456789abcdefghijklmnop"
+
+
+def read_metrics(base_url: str, token: str | None = METRICS_TOKEN) -> tuple[int, dict[tuple, float], str]:
+    """GET base_url/metrics: the status, each sample by (name, sorted labels), and the raw text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"{base_url}/metrics", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        return error.code, {}, error.read().decode("utf-8", "replace")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return status, samples, text
+
+
+def json_log_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines (LOG_FORMAT=json) in a servers' log, in order; other output is skipped."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))  # a line that starts like JSON must be JSON
+    return lines
+
+
 # Logical sender name -> the conversation id the server issued for it, shared by every Chat, so
 # one visitor can talk to two servers in turn (production) or to a restarted server.
 ISSUED_IDS: dict[str, str] = {}

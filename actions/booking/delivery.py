@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from actions.booking.store import BookingStore
-from common import settings
+from common import metrics, settings
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,12 @@ async def _with_retries(
     label: str,
     attempts: int,
     backoff: float,
+    kind: str = "request",
 ) -> bool:
-    """Try `send` up to `attempts` times with exponential backoff, recording every attempt."""
+    """Try `send` up to `attempts` times with exponential backoff, recording every attempt.
+
+    `kind` ("request" or "withdrawal") names what was delivered in the figures (common/metrics.py).
+    """
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_SECONDS)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for attempt in range(attempts):
@@ -104,7 +108,9 @@ async def _with_retries(
             record(error)
             if error is None:
                 logger.info("%s delivered", label)
+                metrics.REQUESTS_DELIVERED.labels(kind=kind).inc()
                 return True
+            metrics.WEBHOOK_FAILURES.inc()
             logger.warning("%s not delivered (%s), attempt %d", label, error, attempt + 1)
             if attempt + 1 < attempts:
                 await asyncio.sleep(backoff * 2**attempt)
@@ -149,6 +155,7 @@ async def deliver_withdrawal(
         f"Withdrawal of {reference}",
         attempts,
         backoff,
+        kind="withdrawal",
     )
 
 

@@ -19,7 +19,7 @@ from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
 from actions.live_chat import CALLBACK, KIND_SLOT, reply_expected
 from actions.topics import asked_topic, response_name
-from common import deadline
+from common import deadline, metrics
 from common import settings as deployment
 from common.clinic import load_settings
 
@@ -411,9 +411,12 @@ class ActionSubmitBooking(Action):
             return clear_booking()
         except Exception as error:  # the visitor must hear about it; details stay out of logs
             logger.error("Could not store a booking request: %s", type(error).__name__)
+            metrics.ACTIONS_DEPENDENCY_FAILURES.labels(dependency=metrics.DATABASE).inc()
             dispatcher.utter_message(response="utter_booking_failed")
             return clear_booking()
         logger.info("Booking request %s %s", reference, "stored" if created else "already stored")
+        if created:
+            metrics.REQUESTS_STORED.labels(kind=request.kind).inc()
         if request.kind == CALLBACK:
             when = reply_expected(load_settings(), datetime.now(load_settings().zone))
             dispatcher.utter_message(response="utter_callback_saved", reference=reference, reply_when=when)

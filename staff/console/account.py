@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
+from common import metrics
 from staff.console.app import SignedIn, console, safe_next
 from staff.service import accounts, second_factor
 
@@ -108,6 +109,7 @@ def code() -> Any:
                     )
                 return redirect(target)
             message, status = result.message, 429 if result.throttled else 401
+            metrics.SIGN_IN_FAILURES.labels(reason="throttled" if result.throttled else "code").inc()
     return render_template("code.html", message=message, name=user.name), status
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from actions.booking.store import BookingStore
+from common import live_chat, metrics
 from common import settings as deployment
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT, VAR_DIR
@@ -25,7 +26,10 @@ HERE = Path(__file__).resolve().parent
 SECRET_KEY_FILE = VAR_DIR / "staff-secret-key"
 COOKIE_NAME = "clinic_staff_session"
 # Pages open without being signed in (the sign-in steps, the model the Rasa servers fetch).
-PUBLIC = frozenset({"auth.login", "signin.code", "signin.enrol", "static", "health", "models.live_archive"})
+# /metrics checks its own token or address (common/metrics.py).
+PUBLIC = frozenset(
+    {"auth.login", "signin.code", "signin.enrol", "static", "health", "models.live_archive", "metrics"}
+)
 # Areas of the console: (endpoint, label, permission), in the navigation's order.
 NAVIGATION = [
     ("today.home", "Today", "today"),
@@ -289,6 +293,17 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
     @app.get("/health")
     def health() -> tuple[str, int, dict[str, str]]:
         return "ok", 200, {"Content-Type": "text/plain"}
+
+    metrics.watch_live_chat_queue(lambda: live_chat.queue(live_chat.engine(settings.database_url)))
+
+    @app.get(metrics.PATH, endpoint="metrics")
+    def metrics_page() -> Response:
+        # The connecting address, not one a proxy (ProxyFix) passed on in X-Forwarded-For.
+        peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR") or request.environ.get(
+            "REMOTE_ADDR"
+        )
+        status, body, headers = metrics.answer(settings, metrics.CONSOLE, request.headers, peer)
+        return Response(body, status=status, headers=headers)
 
     from staff.console import views
 

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from common import conversation_ids, conversations, live_chat
+from common import conversation_ids, conversations, live_chat, metrics
 from staff.console.app import console, requires
 
 logger = logging.getLogger(__name__)
@@ -263,6 +263,9 @@ def act(chat_id: int, step: str) -> Any:
             return respond(step, chat_id, 400, f"A message can be at most {MAX_REPLY_CHARS} characters.")
         body["text"] = text
     status, problem = call_rasa(step, body)
+    if status == 200 and step == "take":
+        waited = live_chat.now() - live_chat.as_utc(chat.requested_at)
+        metrics.LIVE_CHAT_WAIT_SECONDS.observe(max(0.0, waited.total_seconds()))
     if status == 200 and step not in ("say", "typing"):
         handle = conversation_ids.handle(chat.conversation_id, console().settings.live_chat_key())
         console().audit(f"live chat {step}", handle)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from waitress import serve
 
+from common import logs
 from common import settings as deployment
 
 THREADS = 4
@@ -73,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         print("The staff console cannot start:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
+    logs.configure("console", settings.log_format)  # LOG_FORMAT=json: one JSON object a line
     from staff.console.app import create_app  # after the settings check: it opens the database
 
     root = (args.root or settings.staff_project_root).resolve()

@@ -20,7 +20,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from actions.booking.store import STATUSES
-from common import conversation_ids
+from common import conversation_ids, metrics
 from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
 from staff.service import accounts, content, inbox, numbers, releases, second_factor, transcripts
@@ -100,6 +100,7 @@ def login() -> Any:
                 accounts.audit(state.engine, result.user.name, "signed in")
                 return redirect(safe_next(request.args.get("next")))
             message, status = result.message, 429 if result.throttled else 401
+            metrics.SIGN_IN_FAILURES.labels(reason="throttled" if result.throttled else "password").inc()
     no_accounts = accounts.count_users(state.engine) == 0
     return render_template("login.html", message=message, name=name, no_accounts=no_accounts), status
 

@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
-from tests.helpers import AXE, Chat, project_copy, squash
+from tests.helpers import AXE, METRICS_TOKEN, Chat, project_copy, squash
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.two_factor import next_code, secret_from_page
 
@@ -107,6 +107,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
             # Every server reads the copy's clinic.yml, which the console edits.
             "CLINIC_SETTINGS": str(root / "clinic.yml"),
+            "METRICS_TOKEN": METRICS_TOKEN,  # the console's /metrics (tests/e2e/test_console.py)
         },
     )
     with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:

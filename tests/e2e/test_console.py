@@ -51,6 +51,7 @@ from tests.helpers import (
     WIDGET_REPLY,
     axe_violations,
     open_day,
+    read_metrics,
     squash,
 )
 
@@ -130,11 +131,20 @@ def test_signed_out_every_page_sends_you_to_the_sign_in_page(staff, site: Site) 
         assert person.heading() == "Sign in"
 
 
-def test_a_wrong_password_is_refused_and_the_right_one_signs_in(staff) -> None:
+def test_a_wrong_password_is_refused_and_the_right_one_signs_in(staff, site: Site) -> None:
     person = staff()
+    failures = ("clinic_sign_in_failures_total", (("reason", "password"),))
+    status, before, _ = read_metrics(site.console)
+    assert status == 200
     person.sign_in("rita", "not the password at all")
     assert person.heading() == "Sign in"
     assert "The name or password is not right" in person.page.get_by_role("alert").inner_text()
+    # The clinic's monitoring sees the failure (issue 23), and nobody without the token sees anything.
+    _, after, text = read_metrics(site.console)
+    assert after[failures] - before.get(failures, 0.0) == 1
+    assert after[("clinic_live_chat_waiting", ())] >= 0 and "rita" not in text
+    refused, _, body = read_metrics(site.console, token=None)
+    assert refused == 401 and "clinic_" not in body
     person.sign_in("rita")
     assert person.heading() == "Today"
     assert "rita (reception)" in person.page.locator(".who").inner_text()

@@ -6,15 +6,18 @@ Each test is a visitor: what they type, and exactly which answer they see.
 from __future__ import annotations
 
 import json
+import re
+import urllib.error
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from servers.launcher import Stack
-from tests.helpers import Chat, stack_config
+from tests.helpers import Chat, LiveAssistant, json_log_lines, read_metrics, stack_config
 
 pytestmark = pytest.mark.e2e
 
@@ -255,3 +258,82 @@ def test_privacy_notice_and_what_this_conversation_holds(live: Chat, expected) -
     [known] = live.texts(me, "what do you know about me?")
     assert known.startswith("This conversation holds:\n• the 2 message(s) you have typed")
     assert "90 days" in known
+
+
+# --- monitoring (issue 23): /metrics and the JSON log lines of the same servers -------------------
+
+
+def messages(samples: dict[tuple, float], outcome: str) -> float:
+    """clinic_messages_total for REST messages with this outcome (0 if none yet)."""
+    return samples.get(("clinic_messages_total", (("channel", "rest"), ("outcome", outcome))), 0.0)
+
+
+def replies_timed(samples: dict[tuple, float]) -> float:
+    """How many REST replies the latency histogram holds."""
+    return samples.get(("clinic_reply_seconds_count", (("channel", "rest"),)), 0.0)
+
+
+def test_metrics_count_an_answered_and_a_not_understood_message(live: LiveAssistant, expected) -> None:
+    status, before, _ = read_metrics(live.base_url)
+    assert status == 200
+    me = visitor()
+    assert live.texts(me, TYPED_QUESTIONS["what_is_pih"]) == [expected("utter_faq/what_is_pih")]
+    _, answered, _ = read_metrics(live.base_url)
+    assert messages(answered, "answered") - messages(before, "answered") == 1
+    assert messages(answered, "not-understood") == messages(before, "not-understood")
+    did_you_mean(live, me, expected)
+    _, asked, _ = read_metrics(live.base_url)
+    assert messages(asked, "did-you-mean") - messages(answered, "did-you-mean") == 1
+    assert live.texts(me, "/out_of_scope") == [expected("utter_ask_rephrase")]  # not understood
+    status, after, text = read_metrics(live.base_url)
+    assert status == 200
+    assert messages(after, "not-understood") - messages(asked, "not-understood") == 1
+    assert messages(after, "answered") == messages(asked, "answered")
+    assert replies_timed(after) - replies_timed(before) >= 3
+    assert after[("clinic_model_info", (("model", next(iter_models(after))),))] == 1
+    assert 0 <= after[("clinic_model_age_seconds", ())] < 10 * 365 * 86400
+    assert me not in text and live.conversation_id(me) not in text  # figures name no one
+    # The action server counts the actions it ran for those messages.
+    status, actions, _ = read_metrics(live.action_server_url)
+    assert status == 200 and any(
+        name == "clinic_actions_total" and ("result", "ok") in labels and value >= 1
+        for (name, labels), value in actions.items()
+    )
+
+
+def iter_models(samples: dict[tuple, float]):
+    """The model ids clinic_model_info names."""
+    return (dict(labels)["model"] for name, labels in samples if name == "clinic_model_info")
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-0123456789abcdefghijkl", "Basic eDp4"])
+def test_metrics_are_refused_without_the_token(live: LiveAssistant, authorization: str | None) -> None:
+    for base in (live.base_url, live.action_server_url):
+        request = urllib.request.Request(
+            f"{base}/metrics", headers={"Authorization": authorization} if authorization else {}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        body = refused.value.read().decode("utf-8", "replace")
+        assert refused.value.code == 401 and "clinic_" not in body and "token" in body
+
+
+def test_json_log_lines_carry_the_fields_and_one_request_id_across_both_servers(
+    live: LiveAssistant, expected
+) -> None:
+    seen = len(json_log_lines(live.log()))
+    me = visitor()
+    assert live.texts(me, TYPED_QUESTIONS["what_is"]) == [expected("utter_faq/what_is")]
+    lines = json_log_lines(live.log())
+    assert lines and all({"time", "level", "service", "logger", "message"} <= set(line) for line in lines)
+    handled = [
+        line for line in lines[seen:] if line["service"] == "chat" and line["message"] == "Message handled."
+    ]
+    [turn] = handled
+    assert turn["outcome"] == "answered" and turn["channel"] == "rest"
+    assert isinstance(turn["duration_ms"], int) and 0 <= turn["duration_ms"] < 60_000
+    assert re.fullmatch(r"[0-9a-f]{32}", turn["request_id"])
+    calls = [line for line in lines[seen:] if line["service"] == "actions" and "duration_ms" in line]
+    assert calls and all(call["request_id"] == turn["request_id"] for call in calls), calls
+    assert all(call["outcome"] == "ok" for call in calls)
+    assert datetime.fromisoformat(turn["time"]).tzinfo is not None

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.clinic import load_settings
-from tests.helpers import LiveAssistant
+from tests.helpers import ISSUED_IDS, LiveAssistant, json_log_lines, read_metrics
 
 pytestmark = pytest.mark.e2e
 NAME, EMAIL, SCAR = "Priya O'Sharma-Test", "priya.test@example.com", "<i>knee</i> scar"
@@ -32,6 +32,8 @@ def stored(live: LiveAssistant, reference: str) -> dict:
 
 def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected) -> None:
     me, day = f"booker-{uuid.uuid4().hex[:6]}", open_day()
+    stored_requests = ("clinic_requests_stored_total", (("kind", "consultation"),))
+    _, before, _ = read_metrics(live.action_server_url)
     intro, question = live.texts(me, "I'd like to book a consultation")
     assert (intro, question) == (expected("utter_booking_intro"), expected("utter_ask_booking_name"))
     assert live.texts(me, NAME) == [expected("utter_ask_booking_contact")]
@@ -48,6 +50,8 @@ def test_a_visitor_books_and_the_request_is_stored(live: LiveAssistant, expected
     row = stored(live, reference)
     assert (row["name"], row["contact"], row["scar"], row["time_of_day"]) == (NAME, EMAIL, SCAR, "afternoon")
     assert str(row["preferred_date"]) == day.isoformat()
+    _, after, _ = read_metrics(live.action_server_url)  # the clinic's monitoring counts it (issue 23)
+    assert after[stored_requests] - before.get(stored_requests, 0.0) == 1
     # The details have left the conversation: a new request starts from scratch.
     assert live.texts(me, "book a consultation")[1] == expected("utter_ask_booking_name")
 
@@ -134,22 +138,36 @@ def test_typed_payloads_cannot_set_consent_or_skip_validation(live: LiveAssistan
         )
 
 
+PERSONAL = [
+    NAME,
+    EMAIL,
+    "Priya",
+    "07911",
+    "+44791",
+    "Sam Taylor",
+    "Casey Cancel",
+    "knee",
+    "Mallory",
+    "Jo Bloggs",
+]
+
+
 def test_personal_data_never_reaches_the_server_logs(live: LiveAssistant) -> None:
     """Runs after the bookings above (same servers): none of their details are logged."""
     log = live.log_path.read_text(encoding="utf-8", errors="replace")
-    for secret in [
-        NAME,
-        EMAIL,
-        "Priya",
-        "07911",
-        "+44791",
-        "Sam Taylor",
-        "Casey Cancel",
-        "knee",
-        "Mallory",
-        "Jo Bloggs",
-    ]:
+    for secret in PERSONAL:
         assert secret not in log, f"{secret!r} appears in the server log"
+    # LOG_FORMAT=json (the production default; these servers use it): every field of every line
+    # is free of them too, and no line names a conversation by its id (issue 23).
+    lines = json_log_lines(log)
+    assert any(line.get("request_id") and line.get("outcome") for line in lines)
+    issued = [conversation for conversation in ISSUED_IDS.values() if len(conversation) > 8]
+    assert issued
+    for line in lines:
+        assert {"time", "level", "service", "message"} <= set(line), line
+        for value in map(str, line.values()):
+            assert not [secret for secret in PERSONAL if secret in value], line
+            assert not [conversation for conversation in issued if conversation in value], line
 
 
 def test_availability_in_the_visitors_words_is_stored_with_its_structure(

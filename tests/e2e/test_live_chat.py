@@ -30,8 +30,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from common.paths import CLINIC_YML, PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import (
+    METRICS_TOKEN,
     WIDGET_LAUNCHER,
     WIDGET_MESSAGE_BOX,
     WIDGET_REPLY,
@@ -40,8 +40,10 @@ from tests.helpers import (
     axe_violations,
     handle_of,
     project_copy,
+    read_metrics,
     squash,
 )
+from tests.helpers import WIDGET_BOT as BOT
 from tests.two_factor import next_code, secret_from_page
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +99,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         extra_env={
             "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
             "CLINIC_SETTINGS": str(clinic_yml),
+            "METRICS_TOKEN": METRICS_TOKEN,  # the queue and the missed chats on /metrics (issue 23)
         },
     )
     log_path = tmp / "servers.log"
@@ -262,10 +265,17 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     # Staff: the badge and the queue show the visitor, with the transcript so far; take it.
     expect(page.locator("[data-live-badge]")).to_contain_text("1")
     expect(page).to_have_title(re.compile(r"^\(1 waiting\)"))
+    _, queued, _ = read_metrics(site.console)  # the clinic's monitoring sees the visitor wait
+    assert queued[("clinic_live_chat_waiting", ())] == 1
+    assert queued[("clinic_live_chat_oldest_wait_seconds", ())] > 0
+    taken = ("clinic_live_chat_wait_seconds_count", ())
     rita.open_waiting()
     assert "can I talk to someone?" in rita.transcript()
     page.get_by_role("button", name="Take this conversation").click()
     expect(page.locator("#chat-status")).to_have_text("You are chatting with this visitor.")
+    _, answered, _ = read_metrics(site.console)
+    assert answered[("clinic_live_chat_waiting", ())] == 0
+    assert answered[taken] - queued.get(taken, 0.0) == 1
     assert "Rita from Example Skin Clinic has joined the chat." in visitor.wait_for("has joined")
     expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Chatting with Rita from the clinic")
 
@@ -412,6 +422,8 @@ def test_nobody_takes_it_in_time_so_the_visitor_leaves_a_message(people, site: S
     assert "If nobody is free within a moment" in waiting
     missed = visitor.wait_for("nobody from the team is free right now")
     assert "Would you like to leave a message?" in missed
+    _, figures, _ = read_metrics(site.stack.config.rasa_url)  # for the alert "nobody answering live chat"
+    assert figures[("clinic_live_chat_missed_total", ())] >= 1
     expect(visitor.page.locator(WIDGET_SUBTITLE)).to_have_text("Questions about Scar Relaxation")
     saved = leave_a_message(visitor, "Jo Lee", "jo.lee@example.com", "Do you treat keloid scars?")
     reference = re.search(r"SR-[A-Z0-9]{8}", saved).group(0)

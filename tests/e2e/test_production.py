@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import redis
@@ -33,7 +34,7 @@ from common.clinic import load_settings
 from common.paths import CLINIC_YML
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
-from tests.helpers import Chat, open_day
+from tests.helpers import METRICS_TOKEN, Chat, json_log_lines, open_day, read_metrics
 
 pytestmark = pytest.mark.e2e
 ALL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -51,6 +52,7 @@ class Cluster:
         self.redis = redis
         self.servers = servers
         self.stacks = stacks
+        self.log_path: Path | None = None  # both servers' log (LOG_FORMAT=json: the production default)
 
     def lock_writes(self) -> int:
         """How many SET commands Redis has served: Rasa's lock store writes one per lock taken."""
@@ -76,9 +78,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         (tmp / "clinic.yml").write_text(yaml.safe_dump(clinic), encoding="utf-8")
         stacks = [
             running.enter_context(Stack(config, log))
-            for config in production_configs(postgres, lock_store, 2, CLINIC_SETTINGS=str(tmp / "clinic.yml"))
+            for config in production_configs(
+                postgres, lock_store, 2, CLINIC_SETTINGS=str(tmp / "clinic.yml"), METRICS_TOKEN=METRICS_TOKEN
+            )
         ]
         cluster = Cluster(postgres, lock_store, [Chat(stack.config.rasa_url) for stack in stacks], stacks)
+        cluster.log_path = log_path
         cluster.clinic_hours = load_settings(tmp / "clinic.yml").hours  # what these servers state
         yield cluster
 
@@ -306,6 +311,7 @@ def wait_for_health(cluster: Cluster, status: int, timeout: float = 30.0) -> lis
 def test_a_database_outage_is_reported_and_ends_when_the_database_is_back(cluster: Cluster, expected) -> None:
     me = f"outage-{uuid.uuid4().hex[:6]}"
     assert cluster.servers[0].texts(me, "what is PIH") == [expected("utter_faq/what_is_pih")]
+    _, before, _ = read_metrics(cluster.servers[1].base_url)
     cluster.postgres.halt()
     try:
         assert wait_for_health(cluster, 503) == [503, 503]
@@ -314,6 +320,19 @@ def test_a_database_outage_is_reported_and_ends_when_the_database_is_back(cluste
             503,
             [expected("utter_chat_trouble", clinic_hours=cluster.clinic_hours)],
         )
+        # The clinic's monitoring sees it (issue 23): a failed reply, the database failing,
+        # and a warning line in the JSON log.
+        _, during, _ = read_metrics(cluster.servers[1].base_url)
+        failed = ("clinic_messages_total", (("channel", "rest"), ("outcome", "failed")))
+        database = ("clinic_dependency_failures_total", (("dependency", "database"),))
+        assert during.get(failed, 0.0) - before.get(failed, 0.0) == 1
+        assert during.get(database, 0.0) > before.get(database, 0.0)
+        assert cluster.log_path is not None
+        assert [
+            line
+            for line in json_log_lines(cluster.log_path.read_text(encoding="utf-8", errors="replace"))
+            if line.get("outcome") == "failed" and line["level"] == "warning" and line["service"] == "chat"
+        ]
     finally:
         cluster.postgres.resume()
     assert wait_for_health(cluster, 200) == [200, 200]

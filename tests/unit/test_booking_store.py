@@ -25,6 +25,7 @@ from actions.booking.store import (
     contact_key,
     contact_requests,
 )
+from common import metrics
 
 REQUEST = BookingRequest(
     name="Siobhán O'Neill",
@@ -116,13 +117,25 @@ def clinic_url() -> Iterator[str]:
     server.shutdown()
 
 
+def webhook_figures() -> tuple[float, float]:
+    """The action server's counts of failed webhook posts and delivered requests."""
+    sample = metrics.ACTIONS.get_sample_value
+    return (
+        sample("clinic_webhook_failures_total") or 0.0,
+        sample("clinic_requests_delivered_total", {"kind": "request"}) or 0.0,
+    )
+
+
 def test_delivery_retries_a_failing_endpoint_then_succeeds(
     store: BookingStore, clinic_url: str, monkeypatch
 ) -> None:
     monkeypatch.setenv("BOOKING_WEBHOOK_TOKEN", "s3cret")
     Clinic.failures = 2
     reference, _ = store.save(REQUEST, "visitor-1")
+    failures, delivered = webhook_figures()
     assert asyncio.run(deliver(store, clinic_url, store.get(reference), backoff=0.01))
+    # The action server's /metrics counts each failed attempt and the delivery (issue 23).
+    assert webhook_figures() == (failures + 2, delivered + 1)
     [got] = Clinic.received
     assert got["body"]["reference"] == reference and got["body"]["name"] == REQUEST.name
     assert got["key"] == reference and got["auth"] == "Bearer s3cret"

@@ -1,0 +1,225 @@
+"""Monitoring (issue 23): who may read /metrics, log lines, turn outcomes, the example alerts.
+
+The example Prometheus configuration and alert rules are checked by promtool when it is
+installed (Debian's `prometheus` package ships it).
+
+The servers' own /metrics and log lines are tested on real servers in tests/e2e/test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import subprocess
+
+import pytest
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+
+from common import logs, metrics
+from common.names import ERASE_SLOT
+from common.paths import PROJECT_ROOT
+from common.settings import Settings, SettingsError
+from servers import monitoring
+from tests.unit.test_settings import PRODUCTION
+
+TOKEN = "metrics-token-0123456789abcdefghijklmnopq"
+PROMETHEUS = PROJECT_ROOT / "deploy" / "prometheus"
+PROMTOOL = shutil.which("promtool")
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env(env)
+
+
+def status(config: Settings, headers: dict[str, str], peer: str | None = "127.0.0.1") -> int:
+    return metrics.answer(config, metrics.CHAT, headers, peer)[0]
+
+
+def test_metrics_are_off_until_a_token_or_a_network_is_set() -> None:
+    status_code, body, _ = metrics.answer(settings(), metrics.CHAT, {}, "127.0.0.1")
+    assert status_code == 404 and b"clinic_" not in body
+
+
+def test_the_token_opens_metrics_and_anything_else_is_refused() -> None:
+    config = settings(METRICS_TOKEN=TOKEN)
+    assert status(config, {"Authorization": f"Bearer {TOKEN}"}, "203.0.113.9") == 200
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+    ):
+        refused, body, answer_headers = metrics.answer(config, metrics.CHAT, headers, "127.0.0.1")
+        assert (
+            refused == 401
+            and b"clinic_" not in body
+            and answer_headers["WWW-Authenticate"].startswith("Bearer")
+        )
+
+
+def test_an_allowed_network_opens_metrics_only_when_connecting_straight() -> None:
+    config = settings(METRICS_ALLOWED_NETWORKS="10.0.0.0/8, fd00::/8")
+    assert status(config, {}, "10.2.3.4") == 200 and status(config, {}, "fd00::1") == 200
+    assert status(config, {}, "192.0.2.1") == 401 and status(config, {}, None) == 401
+    # Through a proxy inside the network, the visitor's request looks internal: refused.
+    assert status(config, {"X-Forwarded-For": "198.51.100.7"}, "10.0.0.5") == 401
+    assert status(config, {"Forwarded": "for=198.51.100.7"}, "10.0.0.5") == 401
+
+
+def test_bad_monitoring_settings_are_refused_with_the_fix() -> None:
+    with pytest.raises(SettingsError) as error:
+        settings(METRICS_ALLOWED_NETWORKS="internal", LOG_FORMAT="xml", METRICS_TOKEN="short")
+    message = str(error.value)
+    assert "METRICS_ALLOWED_NETWORKS must list networks" in message
+    assert "LOG_FORMAT must be one of text, json" in message
+    assert "METRICS_TOKEN must be at least 32 characters" in message
+
+
+def test_json_logs_are_the_production_default() -> None:
+    assert Settings.from_env(PRODUCTION).log_format == "json"
+    assert settings().log_format == "text"
+    assert Settings.from_env({**PRODUCTION, "LOG_FORMAT": "text"}).log_format == "text"
+
+
+def formatted(formatter: logging.Formatter, emit) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.addFilter(logs.RequestIdFilter())
+    logger = logging.getLogger("tests.monitoring")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_a_json_line_has_the_fields_and_an_error_without_its_message() -> None:
+    def emit(logger: logging.Logger) -> None:
+        logs.start_request()
+        logs.log_event(logger, "Message handled.", outcome="answered", duration_ms=42, text="my name is Ann")
+        try:
+            raise ValueError("ann@example.com")
+        except ValueError:
+            logger.exception("Could not store it.")
+
+    lines = [json.loads(line) for line in formatted(logs.JsonFormatter("chat"), emit).splitlines()]
+    first, second = lines
+    assert {"time", "level", "service", "logger", "message", "request_id"} <= set(first)
+    assert (first["service"], first["level"], first["outcome"], first["duration_ms"]) == (
+        "chat",
+        "info",
+        "answered",
+        42,
+    )
+    assert "text" not in first  # only the known event fields are written
+    assert second["request_id"] == first["request_id"] and second["error"].startswith("ValueError at ")
+    assert "ann@example.com" not in json.dumps(second)
+
+
+def test_a_request_id_is_random_and_only_a_well_formed_one_is_taken_up() -> None:
+    given = logs.new_request_id()
+    assert logs.start_request(given) == given
+    assert logs.start_request("conversation-1234") != "conversation-1234"
+    assert logs.new_request_id() != logs.new_request_id()
+
+
+def test_text_lines_keep_the_plain_format_with_the_fields_after_it() -> None:
+    def emit(logger: logging.Logger) -> None:
+        logs.start_request("0" * 32)
+        logs.log_event(logger, "Message handled.", outcome="answered", duration_ms=7)
+
+    line = formatted(logs.TextFormatter(), emit)
+    assert "INFO tests.monitoring  Message handled.  (outcome=answered, duration_ms=7, request=" in line
+
+
+def bot(name: str) -> BotUttered:
+    return BotUttered("...", metadata={"utter_action": name})
+
+
+@pytest.mark.parametrize(
+    ("after", "paused", "outcome"),
+    [
+        ([ActionExecuted("action_answer_faq"), bot("utter_faq/what_is")], False, "answered"),
+        ([ActionExecuted("action_two_stage_fallback"), bot("utter_did_you_mean")], False, "did-you-mean"),
+        ([bot("utter_ask_rephrase")], False, "not-understood"),
+        ([bot("utter_out_of_scope")], False, "no-information"),
+        ([bot("utter_urgent")], False, "urgent"),
+        ([SlotSet(ERASE_SLOT, True), bot("utter_erased")], False, "erasure"),
+        ([], True, "live-chat"),
+        ([], False, "no-reply"),
+    ],
+)
+def test_a_turns_outcome_is_read_from_what_the_visitor_was_shown(
+    after: list, paused: bool, outcome: str
+) -> None:
+    earlier = [UserUttered("hello"), bot("utter_urgent"), SlotSet(ERASE_SLOT, True)]  # a previous turn
+    events = [*earlier, UserUttered("now"), *after, ActionExecuted("action_listen")]
+    assert monitoring.outcome_of(events, paused) == outcome
+
+
+def test_a_failed_turn_names_the_dependency_behind_it() -> None:
+    from servers.faults import ActionServerFailed
+
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError as error:
+            raise ActionServerFailed("action failed") from error
+    except ActionServerFailed as failed:
+        assert monitoring.failed_dependency(failed) == metrics.ACTION_SERVER
+    import sqlalchemy.exc
+
+    assert (
+        monitoring.failed_dependency(sqlalchemy.exc.OperationalError("x", {}, Exception()))
+        == metrics.DATABASE
+    )
+    assert monitoring.failed_dependency(RuntimeError()) is None
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check", "config", "--syntax-only", "prometheus.yml"],
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ],
+)
+def test_the_example_prometheus_configuration_and_alerts_pass_promtool(command: list[str]) -> None:
+    result = subprocess.run(
+        [str(PROMTOOL), *command], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alert_rules_name_only_metrics_the_servers_serve() -> None:
+    """A renamed metric would leave its alert silent forever."""
+    import re
+
+    served = {
+        "up",
+        *(name for registry in (metrics.CHAT, metrics.ACTIONS, metrics.CONSOLE) for name in _names(registry)),
+        "clinic_live_chat_waiting",
+        "clinic_live_chat_oldest_wait_seconds",
+        "clinic_model_info",
+        "clinic_model_age_seconds",
+    }
+    rules = (PROMETHEUS / "alerts.yml").read_text(encoding="utf-8")
+    named = set(re.findall(r"\b(clinic_[a-z_]+|up)\b(?=[{\[\s)])", rules))
+    assert named and not named - served, sorted(named - served)
+
+
+def _names(registry) -> set[str]:
+    """Every sample name a registry can produce (counters' _total, histograms' _bucket ...)."""
+    names = set()
+    for family in registry.collect():
+        names.add(family.name)
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+        names |= {family.name + suffix for suffix in suffixes}
+    return names

@@ -6,7 +6,8 @@ The project it edits (answers, examples, clinic.yml, committed to its git histor
 STAFF_PROJECT_ROOT (default: this checkout); --root overrides it.
 
 In production it runs as its own process or container, behind the clinic's HTTPS reverse
-proxy (STAFF_HTTPS=1, STAFF_SECRET_KEY set), on the same database as the assistant.
+proxy (STAFF_HTTPS=1, STAFF_SECRET_KEY set), on the same database as the assistant. It also
+sends the staff's e-mail notifications (staff/service/notifications.py) through SMTP_HOST.
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from staff.console.app import create_app  # after the settings check: it opens the database
+    from staff.service.db import engine
+    from staff.service.notifications import Sender
 
     app = create_app(settings, (args.root or settings.staff_project_root).resolve())
+    # E-mail notifications are sent from here, beside the pages (several console processes
+    # may run: each e-mail is claimed by one of them before it is sent).
+    Sender(engine(settings.database_url), settings).start()
     print(f"Staff console on http://{settings.staff_host}:{settings.staff_port}", flush=True)
     serve(app, host=settings.staff_host, port=settings.staff_port, threads=THREADS, ident="clinic-console")
     return 0

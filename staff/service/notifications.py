@@ -322,6 +322,11 @@ def plain_reason(error: BaseException, config: Settings) -> str:
         return f"{server} refused the staff member's address: check it on this page."
     if isinstance(error, smtplib.SMTPNotSupportedError):
         return f"{server} does not offer STARTTLS: set SMTP_SECURITY=tls (and its port), or ask the provider."
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"{server}'s certificate could not be checked ({error.verify_message}): the mail provider "
+            "must use a certificate this server trusts, for SMTP_HOST's name."
+        )
     if isinstance(error, ssl.SSLError):
         return f"the secure connection to {server} failed (TLS): check SMTP_SECURITY and SMTP_PORT."
     if isinstance(error, socket.gaierror):

@@ -293,6 +293,8 @@ def read_settings(path: Path) -> ClinicSettings:
             values["live_chat_max_waiting"] = int(values["live_chat_max_waiting"])
         except ValueError:
             raise ValueError("clinic.yml: live_chat_max_waiting must be a whole number of visitors") from None
+    if "daily_summary_time" in values:  # 8:00 unquoted is a number to YAML: refused below, in words
+        values["daily_summary_time"] = str(values["daily_summary_time"])
     settings = ClinicSettings(**values)
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:

@@ -32,6 +32,13 @@ KINDS = {
     LIVE_CHAT: "A visitor asks for a person while nobody is available on the Live page",
     SUMMARY: "A daily summary (requests, messages, unanswered questions, thumbs-down)",
 }
+# Who may choose each kind: those whose role opens the page it links to (staff/service/accounts.py).
+KIND_ROLES = {
+    CONSULTATION: ("reception", "admin"),
+    CALLBACK: ("reception", "admin"),
+    LIVE_CHAT: ("reception", "admin"),
+    SUMMARY: ("reception", "editor", "admin"),
+}
 # An outbox row waits (pending: not tried yet, or tried and to be tried again), was sent, or
 # failed for good after MAX_ATTEMPTS tries.
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -46,6 +53,7 @@ staff_users = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("email", sa.String(254)),
 )
@@ -107,13 +115,18 @@ def with_details(db: sa.engine.Connection) -> bool:
 
 
 def recipients(db: sa.engine.Connection, kind: str) -> list[tuple[int, str]]:
-    """(staff id, address) of every active staff member with an address who chose `kind`."""
+    """(staff id, address) of every active staff member with an address who chose `kind`.
+
+    Only roles that may open what it links to (KIND_ROLES): a choice made before a change of
+    role sends nothing the new role may not see.
+    """
     query = (
         sa.select(staff_users.c.id, staff_users.c.email)
         .join(notification_choices, notification_choices.c.staff_id == staff_users.c.id)
         .where(
             notification_choices.c.kind == kind,
             staff_users.c.active.is_(True),
+            staff_users.c.role.in_(KIND_ROLES.get(kind, ())),
             staff_users.c.email.is_not(None),
             staff_users.c.email != "",
         )

@@ -162,7 +162,7 @@ def show() -> Any:
     left = second_factor.unused_recovery_codes(state.engine, user.id) if user.two_factor else 0
     from staff.console import notify
 
-    return render_template("account.html", user=user, left=left, **notify.account_values(user.id))
+    return render_template("account.html", user=user, left=left, **notify.account_values(user.id, user.role))
 
 
 @account.route("/two-factor", methods=["GET", "POST"], endpoint="enrol")

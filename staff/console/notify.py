@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from common.notifications import KINDS
+from common.notifications import KIND_ROLES, KINDS
 from staff.console.app import console, requires
 from staff.service import accounts
 from staff.service import notifications as service
@@ -23,11 +23,16 @@ choose = Blueprint("choose", __name__, url_prefix="/account/notifications")
 BLUEPRINTS = (notify, choose)
 
 
-def account_values(user_id: int) -> dict[str, Any]:
-    """What the account page shows of e-mails: the kinds, those chosen, the address."""
+def kinds_for(role: str) -> dict[str, str]:
+    """The kinds of e-mail a role may choose (about pages it may open), in staff's words."""
+    return {kind: words for kind, words in KINDS.items() if role in KIND_ROLES[kind]}
+
+
+def account_values(user_id: int, role: str) -> dict[str, Any]:
+    """What the account page shows of e-mails: the kinds the role may choose, those chosen, the address."""
     engine = console().engine
     return {
-        "kinds": KINDS,
+        "kinds": kinds_for(role),
         "chosen": service.choices(engine, user_id),
         "address": service.addresses(engine).get(user_id),
     }
@@ -37,7 +42,7 @@ def account_values(user_id: int) -> dict[str, Any]:
 def save_choices() -> Any:
     """Save which e-mails the signed-in staff member wants."""
     state = console()
-    kinds = set(request.form.getlist("kind"))
+    kinds = set(request.form.getlist("kind")) & set(kinds_for(current_user.role))
     service.set_choices(state.engine, current_user.user.id, kinds)
     chosen = [KINDS[kind].lower() for kind in KINDS if kind in kinds]
     state.audit("chose e-mail notifications", current_user.name, ", ".join(chosen)[:200] or "none")

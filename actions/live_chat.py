@@ -29,7 +29,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from channels.rate_limits import live_chat_limits, rate_limiter
-from common import deadline, live_chat
+from common import conversation_ids, deadline, live_chat, notifications
 from common import settings as deployment
 from common.clinic import ClinicSettings, clock, load_settings
 from common.names import LIVE_CHAT_MISSED, VISITOR_KEY
@@ -79,6 +79,32 @@ def live_chat_possible(clinic: ClinicSettings, moment: datetime, tracker: Tracke
     return reach_now(clinic, moment, tracker).offered
 
 
+def tell_staff_nobody_available(reach: live_chat.Reach, conversation_id: str) -> None:
+    """Within live-chat hours with nobody on the Live page: queue the e-mail staff chose for it.
+
+    One per conversation, and at most one per staff member every few minutes
+    (notifications.LIVE_CHAT_QUIET). Queuing is one short insert; a failure is logged and
+    the visitor's turn goes on.
+    """
+    if reach.why != live_chat.NOBODY_AVAILABLE:
+        return
+    try:
+        config = deployment.current()
+        handle = conversation_ids.handle(conversation_id, config.live_chat_key())
+        with live_chat.engine(config.database_url).begin() as db:
+            notifications.enqueue(
+                db,
+                notifications.LIVE_CHAT,
+                handle,
+                f"/conversations/view?id={handle}",
+                quiet=notifications.LIVE_CHAT_QUIET,
+            )
+    except Exception as error:  # e-mail must never fail the visitor's turn
+        logger.error(
+            "Could not queue the e-mail about a visitor asking for a person: %s", type(error).__name__
+        )
+
+
 def unavailable(dispatcher: CollectingDispatcher, clinic: ClinicSettings, moment: datetime) -> None:
     """Nobody can chat: offer to leave a message, with the hours live chat is offered in brackets."""
     hours = clinic.hours
@@ -93,9 +119,11 @@ def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """Offer a live chat if someone can take it now, else offer to leave a message."""
     clinic = load_settings()
     moment = live_chat.now()
-    if live_chat_possible(clinic, moment, tracker):
+    reach = reach_now(clinic, moment, tracker)
+    if reach.offered:
         dispatcher.utter_message(response="utter_live_chat_offer")
     else:
+        tell_staff_nobody_available(reach, tracker.sender_id)
         unavailable(dispatcher, clinic, moment)
 
 
@@ -136,6 +164,7 @@ class ActionRequestLiveChat(Action):
         # The queue's cap is checked as the request joins it (live_chat.request), in one statement.
         reach = reach_now(clinic, moment, tracker, queue=False)
         if not reach.offered:
+            tell_staff_nobody_available(reach, tracker.sender_id)
             unavailable(dispatcher, clinic, moment)
             return []
         deadline.check()  # too late to tell the visitor they are queued: count and queue nothing

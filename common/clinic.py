@@ -91,6 +91,8 @@ class ClinicSettings:
     live_chat_wait_minutes: float = 3.0
     # How many visitors may wait for someone at once (more are offered to leave a message).
     live_chat_max_waiting: int = 5
+    # When staff who chose it get the day's e-mail summary (HH:MM, the clinic's time zone).
+    daily_summary_time: str = "08:00"
 
     @property
     def hours(self) -> str:
@@ -252,6 +254,18 @@ def _cached_settings(path: Path, mtime_ns: int, size: int) -> ClinicSettings:
     return read_settings(path)
 
 
+def is_clock_time(text: str) -> bool:
+    """Whether `text` is a time of day written as HH:MM (24-hour clock)."""
+    hours, _, minutes = text.partition(":")
+    return (
+        len(hours) == 2
+        and len(minutes) == 2
+        and (hours + minutes).isdigit()
+        and int(hours) < 24
+        and int(minutes) < 60
+    )
+
+
 def read_settings(path: Path) -> ClinicSettings:
     """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -279,6 +293,8 @@ def read_settings(path: Path) -> ClinicSettings:
             values["live_chat_max_waiting"] = int(values["live_chat_max_waiting"])
         except ValueError:
             raise ValueError("clinic.yml: live_chat_max_waiting must be a whole number of visitors") from None
+    if "daily_summary_time" in values:  # 8:00 unquoted is a number to YAML: refused below, in words
+        values["daily_summary_time"] = str(values["daily_summary_time"])
     settings = ClinicSettings(**values)
     missing = [name for name in REQUIRED if not getattr(settings, name)]
     if missing:
@@ -293,6 +309,8 @@ def read_settings(path: Path) -> ClinicSettings:
         raise ValueError("clinic.yml: live_chat_wait_minutes must be above 0")
     if settings.live_chat_max_waiting <= 0:
         raise ValueError("clinic.yml: live_chat_max_waiting must be above 0")
+    if not is_clock_time(settings.daily_summary_time):
+        raise ValueError("clinic.yml: daily_summary_time must be a time of day written as HH:MM, e.g. 08:00")
     for name in ("booking_link", "booking_webhook_url"):
         if getattr(settings, name) and not getattr(settings, name).startswith(("https://", "http://")):
             raise ValueError(f"clinic.yml: {name} must be a web address starting with https://")

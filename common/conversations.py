@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from common import database, live_chat
+from common import database, live_chat, notifications
 
 # The columns of Rasa 3.6's SQLTrackerStore table that the project reads.
 events = sa.Table(
@@ -116,6 +116,7 @@ def erase(engine: sa.engine.Engine, conversation_ids: Iterable[str]) -> int:
         return 0
     with engine.begin() as db:
         live_chat.forget(db, ids)  # who held them and when: nothing of the conversation remains
+        notifications.forget(db, ids)  # e-mails about them carrying their details
         forget_decisions(db, ids)
         return db.execute(events.delete().where(events.c.sender_id.in_(ids))).rowcount
 

@@ -153,6 +153,12 @@ EMAIL_FAILURES = Counter(
     "Attempts to send a notification e-mail that failed (each retry counts).",
     registry=CONSOLE,
 )
+EMAILS_SENT = Counter(
+    "clinic_emails_sent",
+    "Notification e-mails the clinic's mail server accepted, by kind.",
+    ["kind"],
+    registry=CONSOLE,
+)
 
 
 class LiveChatQueue:

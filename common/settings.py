@@ -69,6 +69,14 @@ MODEL_PULL_SECONDS = 10
 # 148 s at 15 (tests/e2e/test_publish.py, issue 21). The console promises MODEL_PULL_SECONDS
 # plus this, and tests/e2e/test_publish.py holds publishing and rolling back to it.
 MODEL_LOAD_SECONDS = 170
+# E-mail notifications (common/notifications.py, staff/service/notifications.py): how the console
+# reaches the clinic's mail server (SMTP_SECURITY), the default port of each way, how long one
+# connection may take, how long the first retry waits (doubling, up to an hour) and how often
+# the console's sender looks for e-mails to send.
+SMTP_SECURITY = {"starttls": 587, "tls": 465, "plain": 25}  # plain: a mail server on this machine only
+SMTP_TIMEOUT_SECONDS = 10
+NOTIFY_RETRY_SECONDS = 30
+NOTIFY_POLL_SECONDS = 10
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
 # How the servers and the console write their logs: "text" (for a person) or "json" (one JSON
 # object a line, for the clinic's log search; the production profile's default).
@@ -250,6 +258,19 @@ class Settings:
     metrics_token: str | None = None
     metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     log_format: str = "text"
+    # E-mail notifications: the clinic's mail server (unset SMTP_HOST: nothing is sent, e-mails
+    # wait), the way to reach it, its account (the password only ever from the environment),
+    # the default sending address (an admin may change it in the console), and the console's
+    # address as staff open it (the links in e-mails).
+    smtp_host: str = ""
+    smtp_port: int = SMTP_SECURITY["starttls"]
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    staff_public_url: str = f"http://localhost:{STAFF_PORT}"
+    notify_retry_seconds: int = NOTIFY_RETRY_SECONDS
+    notify_poll_seconds: int = NOTIFY_POLL_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], lock_store: bool = True, serves_chat: bool = True) -> Settings:
@@ -325,6 +346,18 @@ class Settings:
         log_format = (env.get("LOG_FORMAT") or ("json" if profile == "production" else "text")).lower()
         if log_format not in LOG_FORMATS:
             problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}.")
+        smtp_host = env.get("SMTP_HOST") or ""
+        smtp_security = (env.get("SMTP_SECURITY") or "starttls").lower()
+        if smtp_security not in SMTP_SECURITY:
+            problems.append(f"SMTP_SECURITY must be starttls or tls, not {smtp_security!r}.")
+            smtp_security = "starttls"
+        elif smtp_security == "plain" and smtp_host and not is_loopback(smtp_host):
+            problems.append(
+                f"SMTP_SECURITY=plain would send e-mails to {smtp_host} unencrypted: use starttls or tls "
+                "(plain is only for a mail server on this machine)."
+            )
+        if (env.get("SMTP_USER") or "") and not (env.get("SMTP_PASSWORD") or ""):
+            problems.append("SMTP_USER is set without SMTP_PASSWORD: set both, or neither.")
         settings = cls(
             profile=profile,
             database_url=database_url,
@@ -387,6 +420,15 @@ class Settings:
             metrics_token=_secret(env, "METRICS_TOKEN", problems),
             metrics_networks=_networks(env, "METRICS_ALLOWED_NETWORKS", problems),
             log_format=log_format if log_format in LOG_FORMATS else "text",
+            smtp_host=smtp_host,
+            smtp_port=_port(env, "SMTP_PORT", SMTP_SECURITY[smtp_security], problems),
+            smtp_security=smtp_security,
+            smtp_user=env.get("SMTP_USER") or "",
+            smtp_password=env.get("SMTP_PASSWORD") or "",
+            smtp_from=env.get("SMTP_FROM") or "",
+            staff_public_url=(env.get("STAFF_PUBLIC_URL") or f"http://localhost:{staff_port}").rstrip("/"),
+            notify_retry_seconds=_count(env, "NOTIFY_RETRY_SECONDS", NOTIFY_RETRY_SECONDS, problems),
+            notify_poll_seconds=_count(env, "NOTIFY_POLL_SECONDS", NOTIFY_POLL_SECONDS, problems),
         )
         if problems:
             raise SettingsError(

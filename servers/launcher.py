@@ -101,6 +101,7 @@ class StackConfig:
         if self.console_port:
             env.update(STAFF_PORT=str(self.console_port), STAFF_HOST=self.host)
             env.update(MODEL_SERVER_URL=f"{self.console_url}{settings.MODEL_SERVER_PATH}")
+            env.setdefault("STAFF_PUBLIC_URL", self.console_url or "")  # the links in staff's e-mails
             if self.console_root:
                 env.update(STAFF_PROJECT_ROOT=str(self.console_root))
         env.update(self.extra_env)

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import migrations, settings
+from common import migrations, notifications, settings
 from common.database import create_engine
 
 metadata = sa.MetaData()
@@ -186,6 +186,11 @@ def reference_for(dedupe_key: str) -> str:
     return "SR-" + code
 
 
+def request_path(reference: str) -> str:
+    """The console page of a request (where an e-mail about it links to)."""
+    return f"/bookings/{reference}"
+
+
 def default_database_url() -> str:
     """The database of this deployment (DATABASE_URL, or the project's SQLite file)."""
     return settings.current().database_url
@@ -267,6 +272,15 @@ class BookingStore:
                         raise ContactLimitReached(request.contact_type)
                 db.execute(booking_requests.insert().values(**row))
                 db.execute(contact_requests.insert().values(contact_key=keys[0], created_at=now))
+                # The staff who chose to be told, in the same transaction: queued exactly when stored.
+                notifications.enqueue(
+                    db,
+                    notifications.CALLBACK if request.kind == "callback" else notifications.CONSULTATION,
+                    row["reference"],
+                    request_path(row["reference"]),
+                    conversation_id=sender_id,
+                    details=notifications.request_details(row),
+                )
                 if before_commit is not None:
                     before_commit()
             return row["reference"], True
@@ -367,6 +381,9 @@ class BookingStore:
             doomed = sa.select(booking_requests.c.id).where(booking_requests.c.reference.in_(references))
             db.execute(booking_history.delete().where(booking_history.c.request_id.in_(doomed)))
             db.execute(booking_requests.delete().where(booking_requests.c.reference.in_(references)))
+            notifications.forget(
+                db, [r.conversation_id for r in erased if r.conversation_id], [r.reference for r in erased]
+            )
             for request in erased:
                 if request.tell_booking_system:
                     already = db.execute(

@@ -162,7 +162,9 @@ def show() -> Any:
     state = console()
     user = current_user.user
     left = second_factor.unused_recovery_codes(state.engine, user.id) if user.two_factor else 0
-    return render_template("account.html", user=user, left=left)
+    from staff.console import notify
+
+    return render_template("account.html", user=user, left=left, **notify.account_values(user.id, user.role))
 
 
 @account.route("/two-factor", methods=["GET", "POST"], endpoint="enrol")

@@ -44,6 +44,7 @@ NAVIGATION = [
     ("models.index", "Check and publish", "training"),
     ("conversations.index", "Conversations", "conversations"),
     ("admin.users", "Staff", "users"),
+    ("notify.index", "E-mail notifications", "users"),
     ("admin.audit", "Audit log", "audit"),
 ]
 

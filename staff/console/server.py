@@ -8,7 +8,8 @@ STAFF_PROJECT_ROOT (default: this checkout); --root overrides it. With CONTENT_R
 release into staff's edits (staff/service/releases.py; `clinic-content prepare` does the same).
 
 In production it runs as its own process or container, behind the clinic's HTTPS reverse
-proxy (STAFF_HTTPS=1, STAFF_SECRET_KEY set), on the same database as the assistant.
+proxy (STAFF_HTTPS=1, STAFF_SECRET_KEY set), on the same database as the assistant. It also
+sends the staff's e-mail notifications (staff/service/notifications.py) through SMTP_HOST.
 """
 
 from __future__ import annotations
@@ -77,11 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
     logs.configure("console", settings.log_format)  # LOG_FORMAT=json: one JSON object a line
     from staff.console.app import create_app  # after the settings check: it opens the database
+    from staff.service.db import engine
+    from staff.service.notifications import Sender
 
     root = (args.root or settings.staff_project_root).resolve()
     if settings.content_release_dir is not None and not bring_in_release(root, settings.content_release_dir):
         return 2
     app = create_app(settings, root)
+    # E-mail notifications are sent from here, beside the pages (several console processes
+    # may run: each e-mail is claimed by one of them before it is sent).
+    Sender(engine(settings.database_url), settings).start()
     print(f"Staff console on http://{settings.staff_host}:{settings.staff_port}", flush=True)
     serve(app, host=settings.staff_host, port=settings.staff_port, threads=THREADS, ident="clinic-console")
     return 0

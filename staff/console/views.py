@@ -38,7 +38,7 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing, live, models, stories, wording
+    from staff.console import editing, live, models, notify, stories, wording
 
     for blueprint in (
         auth,
@@ -53,6 +53,7 @@ def register(app: Flask) -> None:
         *wording.BLUEPRINTS,
         *stories.BLUEPRINTS,
         *models.BLUEPRINTS,
+        *notify.BLUEPRINTS,
     ):
         app.register_blueprint(blueprint)
 
@@ -139,8 +140,12 @@ def home() -> Any:
             review_rules.read_turns(state.database_url, start, end), inbox.decided_keys(state.engine)
         )
     )
+    from staff.service import notifications
+
     return render_template(
         "today.html",
+        email=notifications.health(state.engine),
+        clinic_zone=zone,
         week=figures,
         last=last,
         counts=counts,

@@ -34,7 +34,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from common import paths, personal_data
-from common.clinic import WEEKDAYS, load_settings
+from common.clinic import WEEKDAYS, is_clock_time, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 from staff import grounding, validate
 from staff.service import clinic_hours, history, plain
@@ -58,7 +58,7 @@ WORDING = paths.relative(paths.APPROVED_WORDING)
 CHECKED_PARTS = ("clinic.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories")
 # Clinic details staff edit in the form (the rest of clinic.yml stays a developer's job).
 # (The opening hours are per day: staff/service/clinic_hours.py.)
-CLINIC_FIELDS = ("phone", "address", "booking_link", "booking_webhook_url")
+CLINIC_FIELDS = ("phone", "address", "booking_link", "booking_webhook_url", "daily_summary_time")
 # Where visitors' personal details are sent (every consultation request's name and contact):
 # only an admin changes it, from the form or by undoing a change, and each change is audited.
 # The webhook's token is in the environment (BOOKING_WEBHOOK_TOKEN), never in clinic.yml.
@@ -605,6 +605,9 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str, may_route: 
     for name, value in change.values.items():
         if len(value) > MAX_FIELD_CHARS:
             problems.append(f"{name.replace('_', ' ')}: keep it under {MAX_FIELD_CHARS} characters.")
+    summary_time = change.values.get("daily_summary_time", "").strip()
+    if summary_time and not is_clock_time(summary_time):
+        problems.append("Daily summary e-mail: write the time as HH:MM, e.g. 08:00.")
     days = [day for day in WEEKDAYS if day in change.opening_days]
     if not days:
         problems.append("Opening days: tick at least one day the clinic sees patients.")
@@ -626,6 +629,8 @@ def change_clinic(root: Path, change: ClinicChange, staff_name: str, may_route: 
         changed = []
         for name in CLINIC_FIELDS:
             value = " ".join(change.values.get(name, "").split())
+            if name == "daily_summary_time" and not value:
+                continue  # a form without it (or emptied) keeps the time set
             if str(data.get(name) or "") != value:
                 data[name] = _scalar_like(data.get(name), value)
                 changed.append(name.replace("_", " "))

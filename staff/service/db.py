@@ -26,6 +26,8 @@ staff_users = sa.Table(
     sa.Column("totp_pending_secret", sa.String(255)),
     sa.Column("totp_enabled_at", sa.DateTime(timezone=True)),
     sa.Column("totp_last_step", sa.BigInteger),
+    # Where e-mail notifications go (migration 0011_notifications; set by an admin).
+    sa.Column("email", sa.String(254)),
 )
 recovery_codes = sa.Table(
     "staff_recovery_codes",

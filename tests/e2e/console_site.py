@@ -86,6 +86,7 @@ class Site:
     root: Path
     database_url: str
     chat: Chat
+    smtp_port: int  # the console sends e-mail here (tests/mail.py listens when a test wants it)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("console")
     root = project_copy(tmp / "project")  # a git repository: the console commits each change there
     web_port = free_port()
+    smtp_port = free_port()
     config = StackConfig(
         rasa_port=free_port(),
         action_port=free_port(),
@@ -108,6 +110,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             # Every server reads the copy's clinic.yml, which the console edits.
             "CLINIC_SETTINGS": str(root / "clinic.yml"),
             "METRICS_TOKEN": METRICS_TOKEN,  # the console's /metrics (tests/e2e/test_console.py)
+            # E-mail notifications go to a mail server on this machine, nobody listening until a
+            # test starts one (tests/mail.py); retried after 1 s, doubling.
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            "SMTP_SECURITY": "plain",
+            "SMTP_FROM": "assistant@clinic.example",
+            "NOTIFY_POLL_SECONDS": "1",
+            "NOTIFY_RETRY_SECONDS": "1",
         },
     )
     with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
@@ -120,6 +130,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             root,
             config.database_url,
             Chat(config.rasa_url),
+            smtp_port,
         )
 
 

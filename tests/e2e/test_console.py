@@ -38,6 +38,7 @@ from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     USERS,
     Site,
     Staff,
+    add_user,
     app_code,
     has_app,
     site,
@@ -54,6 +55,7 @@ from tests.helpers import (
     read_metrics,
     squash,
 )
+from tests.mail import MailServer
 
 pytestmark = pytest.mark.e2e
 
@@ -289,6 +291,83 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     log = admin.open("/admin/audit").locator("table").inner_text()
     assert "changed booking status" in log and reference in log and "exported bookings" in log
     assert name not in log and email not in log and "voicemail" not in log
+
+
+def set_email_address(admin: Staff, name: str, address: str) -> None:
+    """On the admins' E-mail notifications page, set (or, with "", remove) a staff member's address."""
+    page = admin.open("/admin/notifications/")
+    page.get_by_label(f"E-mail address of {name}").fill(address)
+    page.get_by_role("button", name=f"Save the address of {name}").click()
+    assert f"{name}'s e-mail address is saved." in admin.flash()
+
+
+def choose_emails(person: Staff, *kinds: str) -> None:
+    """On their account page, a staff member ticks exactly these kinds of e-mail and saves."""
+    page = person.open("/account/")
+    for box in page.get_by_role("group", name="Send me an e-mail about").get_by_role("checkbox").all():
+        label = box.evaluate("b => b.parentElement.textContent").strip()
+        box.set_checked(label in kinds)
+    page.get_by_role("button", name="Save my e-mail choices").click()
+    assert "Your e-mail choices are saved." in person.flash()
+
+
+def reload_until(person: Staff, path: str, selector: str, text: str) -> str:
+    """Open `path` again until `selector` shows `text` (the sender works in the background)."""
+    deadline = datetime.now(timezone.utc).timestamp() + TIMEOUT_MS / 1000
+    shown = ""
+    while datetime.now(timezone.utc).timestamp() < deadline:
+        page = person.open(path)
+        shown = page.locator(selector).inner_text() if page.locator(selector).count() else ""
+        if text in shown:
+            return shown
+        page.wait_for_timeout(500)
+    raise AssertionError(f"{path} never showed {text!r} in {selector}; it showed {shown!r}")
+
+
+def test_a_booking_is_emailed_once_to_who_chose_it_after_the_mail_server_comes_back(
+    staff, browser: Browser, site: Site
+) -> None:
+    add_user(site.database_url, "una", "reception")  # a receptionist who will unsubscribe
+    admin, rita, una, eddie = staff(), staff(), staff(), staff()
+    admin.sign_in("anna")
+    rita.sign_in("rita")
+    una.sign_in("una")
+    eddie.sign_in("eddie")
+    set_email_address(admin, "rita", "rita@clinic.example")
+    set_email_address(admin, "una", "una@clinic.example")
+    choose_emails(rita, "A new consultation request")
+    choose_emails(una, "A new consultation request")
+    choose_emails(una)  # and then unsubscribed
+    # An editor may choose the summary only: requests and conversations are not theirs to open.
+    offered = eddie.open("/account/").get_by_role("group", name="Send me an e-mail about").inner_text()
+    assert "daily summary" in offered and "consultation request" not in offered
+    account = rita.open("/account/").locator("section", has_text="E-mails").inner_text()
+    assert "rita@clinic.example" in account
+
+    # The mail server is down: the visitor's booking goes through as ever, the e-mail waits.
+    reference = book_in_widget(browser, site, "Mia Mailer", "mia.mailer@example.com")
+    card = reload_until(admin, "/", "#email-card", "E-mail notifications last failed")
+    assert "refused the connection" in card and "1 waiting to be sent" in card
+    state = reload_until(admin, "/admin/notifications/", "#outbox", reference)
+    assert "not sent yet" in state and "rita" in state and "una" not in state
+
+    with MailServer(site.smtp_port) as mail:
+        reload_until(admin, "/admin/notifications/", '#outbox tr:has([data-status="sent"])', reference)
+        received = mail.received  # marked sent once the server took it: nothing more comes
+        assert [r.recipients for r in received] == [["rita@clinic.example"]]
+        [message] = received
+        assert reference in message.message["Subject"]
+        assert f"{site.console}/bookings/{reference}" in message.body
+        assert "Mia Mailer" not in message.body and "mia.mailer@example.com" not in message.body
+        rita.open(f"/bookings/{reference}")  # the link opens the request for a signed-in receptionist
+        assert rita.heading() == f"Request {reference}"
+        card = reload_until(admin, "/", "#email-card", "Sent again since")
+        assert mail.to("una@clinic.example") == [] and len(mail.received) == 1
+    log = admin.open("/admin/audit").locator("table").inner_text()
+    assert "set a staff e-mail address" in log and "chose e-mail notifications" in log
+    for person in ("rita", "una"):  # the module's later bookings e-mail nobody
+        set_email_address(admin, person, "")
+    assert not admin.problems and not rita.problems and not una.problems and not eddie.problems
 
 
 def test_reception_reads_everything_the_visitor_said_about_when_and_exports_it_to_excel(

@@ -36,7 +36,8 @@ SCHEMA = DEPLOY / "schema" / "compose-spec.json"
 HEALTHCHECK = DEPLOY / "healthcheck.py"
 
 # Secrets that may be empty: an empty token switches that feature off.
-OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN", "CHAT_INTEGRATION_TOKEN"}
+# Optional: e-mail goes out without a mail server account when the clinic's relay needs none.
+OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN", "CHAT_INTEGRATION_TOKEN", "SMTP_PASSWORD"}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # ${VAR}, ${VAR:-default}, ${VAR:?error}; $${...} is a literal dollar, not interpolated.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?][^}]*)?\}")

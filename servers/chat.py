@@ -6,9 +6,10 @@ handed to Rasa's command line inside this process, so they never show in `ps`. B
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
 action or database fails the turn, no in-memory fallback), GET /health is added
 (servers/health.py), so are GET /metrics and LOG_FORMAT's log lines (servers/monitoring.py),
-and a request with an ambiguous body length is refused at once (servers/http_framing.py). The
-live model comes from the console's model server, starting from the last one it gave this
-server (servers/model_pull.py).
+and a request with an ambiguous body length is refused at once (servers/http_framing.py); on
+Python 3.11, Sanic 21.12's WebSockets get the fix of servers/sanic_websockets.py. The live model
+comes from the console's model server, starting from the last one it gave this server
+(servers/model_pull.py).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main() -> None:
         http_framing,
         model_pull,
         monitoring,
+        sanic_websockets,
         tracker_store,
     )
 
@@ -69,6 +71,7 @@ def main() -> None:
     health.install(settings)
     monitoring.install(settings)  # GET /metrics, LOG_FORMAT, each turn counted and logged
     http_framing.install_in_rasa()  # ambiguous body length: 400 at once, not held 60 s
+    sanic_websockets.install()  # Python 3.11: socket.io's WebSocket would close after one message
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
 

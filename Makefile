@@ -15,7 +15,8 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
-        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user
+        bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user \
+        images test-deploy
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -124,6 +125,17 @@ bench: train  ## measure accuracy and speed; writes reports/benchmark.md
 
 loadtest: train $(VENV)/.services  ## 50 visitors for 2.5 minutes on the production profile (PostgreSQL, Redis, 2 Rasa servers)
 	$(BIN)/clinic-loadtest
+
+# The production images, built here without a registry: a Debian base from debootstrap (cached in
+# var/images/) imported as debian:bookworm-slim, then buildah (both from Debian, installed when
+# missing). A rebuild reuses buildah's layers and this machine's pip cache (devtools/images.py).
+images: $(VENV)/.installed  ## build the rasa, actions and console images (deploy/Dockerfile) with buildah
+	$(PY) -m devtools.images build
+
+# The stack from those images (processes in their file systems; containers cannot run here),
+# checked as people use it. About 15 minutes: not part of `make test` or .ci/run.
+test-deploy: images $(VENV)/.browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
+	$(PY) -m pytest -m deploy tests/deploy --durations=10
 
 lint: $(VENV)/.installed  ## ruff: lint and formatting
 	$(BIN)/ruff check .

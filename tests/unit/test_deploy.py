@@ -120,13 +120,26 @@ def external_bases() -> list[str]:
     return [stage.base for stage in STAGES.values() if stage.base not in STAGES]
 
 
-def test_base_images_are_pinned_python_310_slim() -> None:
-    bases = external_bases()
-    assert bases, "no FROM found"
-    for image in bases:
-        _, _, tag = image.partition(":")
-        assert tag and tag != "latest", f"{image}: pin a version tag"
-    assert all(re.fullmatch(r"python:3\.10\.\d+-slim(-\w+)?", image) for image in bases), bases
+def test_base_is_debian_bookworm_slim_with_debians_own_python_311() -> None:
+    """Debian's python3.11, so Debian's security updates reach the interpreter (issue 22)."""
+    assert external_bases() == ["debian:bookworm-slim"]
+    installs = " ".join(instructions("rasa", "RUN"))
+    assert "python3.11 python3.11-venv" in installs
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_images_carry_no_compiler(target: str) -> None:
+    """Only the build stage has compilers and headers; the images get its venv, not its tools."""
+    assert "builder" not in [stage.name for stage in chain(target)]
+    runs = " ".join(instructions(target, "RUN"))
+    assert not re.search(r"build-essential|-dev\b|\bgcc\b", runs), runs
+    assert "--from=builder /opt/venv /opt/venv" in " ".join(instructions(target, "COPY"))
+
+
+def test_console_has_git_for_the_history_and_pg_tools_for_backups() -> None:
+    installs = " ".join(instructions("console", "RUN"))
+    assert "git" in installs.split() and "postgresql-client-15" in installs.split()
+    assert instructions("console", "USER")[-1] == "10001:10001"  # back to the app user after apt-get
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -154,7 +167,7 @@ def test_rasa_image_carries_the_model_where_the_server_looks() -> None:
 
 
 def test_install_order_is_the_readmes() -> None:
-    runs = " ".join(instructions("train", "RUN"))
+    runs = " ".join(instructions("builder", "RUN") + instructions("train", "RUN"))
     steps = [
         "-r requirements.txt -c constraints.txt",
         "--no-deps -r requirements-nodeps.txt",
@@ -401,4 +414,4 @@ def test_images_ship_staff_commands_but_no_developer_tooling() -> None:
     assert not [s for s in sources if s.startswith(("devtools", "tests"))], sources
     assert dockerignored("devtools/loadtest.py", dockerignore_patterns())
     installs = " ".join(instructions("rasa", "RUN"))
-    assert "pip install --quiet --no-deps --no-build-isolation -e ." in installs
+    assert "pip install --quiet --no-deps --no-build-isolation --ignore-requires-python -e ." in installs

@@ -210,11 +210,11 @@ def build(target: str, tag: str = "local") -> float:
     return time.monotonic() - started
 
 
-def size_mb(name: str) -> float:
-    """An image's size in MB (its layers, uncompressed, as `buildah images` counts)."""
+def size(name: str) -> str:
+    """An image's size as `buildah images` gives it (its layers, uncompressed: "3.44 GB")."""
     for image in json.loads(output(["buildah", "images", "--json", name])):
-        return float(image.get("size", 0)) / 1e6
-    return 0.0
+        return str(image.get("size", "?"))
+    return "?"
 
 
 def build_all(targets: list[str], tag: str = "local") -> dict[str, float]:
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     for target in TARGETS:
         name = image_name(target)
         if image_exists(name):
-            print(f"{name:40} {size_mb(name):8.0f} MB")
+            print(f"{name:40} {size(name)}")
         else:
             print(f"{name:40}  not built (make images)")
 

@@ -65,7 +65,7 @@ def compose_services() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
 
 
-def test_variables(directory: Path) -> dict[str, str]:
+def dot_env(directory: Path) -> dict[str, str]:
     """A .env for the stack: fresh secrets, and the project's files copied where the console may write."""
     return {
         "POSTGRES_USER": "clinic",

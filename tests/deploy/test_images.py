@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, BrowserContext
 from common.paths import CLINIC_YML, DATA_DIR
 from devtools.images import TARGETS, image_exists, image_name
 from devtools.services import PostgresServer, RedisServer
-from tests.deploy.image_stack import APP_UID, ImageStack, owned_directory, test_variables
+from tests.deploy.image_stack import APP_UID, ImageStack, dot_env, owned_directory
 from tests.e2e.conftest import browser, playwright  # noqa: F401 (the browser fixtures)
 from tests.e2e.console_site import LAPTOP, PASSWORD, Site, Staff
 from tests.e2e.test_publish import NEW, OLD, QUESTION, answer_of, check_and_train, wait_for_answer
@@ -94,12 +94,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     with ExitStack() as running:
         postgres = running.enter_context(PostgresServer())
         redis = running.enter_context(RedisServer())
-        stack = ImageStack(tmp, postgres, redis, test_variables(tmp))
+        stack = ImageStack(tmp, postgres, redis, dot_env(tmp))
         if "STAFF_PROJECT_ROOT" not in stack.environment("console-1"):
             # The project the console edits: a git workspace on a volume of its own.
-            workspace = project_copy(owned_directory(tmp / "volumes" / "content"))
+            workspace = project_copy(tmp / "volumes" / "content")
             for path in workspace.rglob("*"):
-                os.chown(path, APP_UID, APP_UID)
+                os.chown(path, APP_UID, APP_UID, follow_symlinks=False)
+            owned_directory(workspace)
             stack.extra_env["console"] = {"STAFF_PROJECT_ROOT": WORKSPACE}
             stack.services["console"].setdefault("volumes", []).append(f"{workspace}:{WORKSPACE}")
         log = tmp / "servers.log"

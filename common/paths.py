@@ -35,6 +35,8 @@ DEFAULT_DATABASE_FILE = VAR_DIR / "clinic.db"
 # The local profile's key for conversation ids, made once if CONVERSATION_SECRET is not set.
 CONVERSATION_SECRET_FILE = VAR_DIR / "conversation-secret"
 REPORTS_DIR = PROJECT_ROOT / "reports"
+# Where clinic-backup writes its files unless told otherwise (staff/backup.py).
+BACKUP_DIR = VAR_DIR / "backups"
 
 # The demo clinic page with the chat widget.
 WEB_ROOT = PROJECT_ROOT / "web"

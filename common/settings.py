@@ -213,6 +213,10 @@ class Settings:
     # The project whose answers, examples and clinic.yml the console edits and commits (a git
     # checkout); tests point it at a copy.
     staff_project_root: Path = PROJECT_ROOT
+    # Production: the release's own content (the image's read-only /srv/scar-faq). Set, the
+    # console's start-up seeds an empty STAFF_PROJECT_ROOT (a volume) from it and merges each new
+    # release into staff's edits (staff/service/releases.py); unset, nothing is seeded or merged.
+    content_release_dir: Path | None = None
     # Publishing (staff/console/models.py): every Rasa server pulls the live model from
     # MODEL_SERVER_URL (the console's model server) every MODEL_PULL_SECONDS, sending
     # MODEL_SERVER_TOKEN; candidates and published models are kept in MODEL_STORE_DIR.
@@ -345,6 +349,7 @@ class Settings:
             staff_session_minutes=_count(env, "STAFF_SESSION_MINUTES", STAFF_SESSION_MINUTES, problems),
             staff_https=staff_https in ("1", "true", "yes"),
             staff_project_root=Path(env.get("STAFF_PROJECT_ROOT") or PROJECT_ROOT),
+            content_release_dir=Path(env["CONTENT_RELEASE_DIR"]) if env.get("CONTENT_RELEASE_DIR") else None,
             model_server_url=env.get("MODEL_SERVER_URL")
             or f"http://127.0.0.1:{staff_port}{MODEL_SERVER_PATH}",
             model_server_token=model_server_token,

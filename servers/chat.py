@@ -6,7 +6,8 @@ handed to Rasa's command line inside this process, so they never show in `ps`. B
 starts, faults are made visible (servers/faults.py: a short action-server timeout, a failed
 action or database fails the turn, no in-memory fallback) and GET /health is added
 (servers/health.py), and a request with an ambiguous body length is refused at once
-(servers/http_framing.py). The live model comes from the console's model server, starting from
+(servers/http_framing.py); on Python 3.11, Sanic 21.12's WebSockets get the fix of
+servers/sanic_websockets.py. The live model comes from the console's model server, starting from
 the last one it gave this server (servers/model_pull.py).
 """
 
@@ -58,6 +59,7 @@ def main() -> None:
         health,
         http_framing,
         model_pull,
+        sanic_websockets,
         tracker_store,
     )
 
@@ -66,6 +68,7 @@ def main() -> None:
     faults.install(settings.action_server_timeout)
     health.install(settings)
     http_framing.install_in_rasa()  # ambiguous body length: 400 at once, not held 60 s
+    sanic_websockets.install()  # Python 3.11: socket.io's WebSocket would close after one message
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
 

@@ -16,7 +16,7 @@ from common.clinic import WEEKDAYS
 from common.names import RETRIEVAL_INTENT
 from staff import review, validate
 from staff.console.app import console, requires
-from staff.service import clinic_hours, describe, history, inbox, plain
+from staff.service import clinic_hours, describe, history, inbox, plain, releases
 from staff.service import content as service
 
 content = Blueprint("content", __name__, url_prefix="/answers")
@@ -314,10 +314,16 @@ def list_changes() -> Any:
     problem = history.problem(state.root)
     page = int(request.args.get("page", "1")) if request.args.get("page", "1").isdigit() else 1
     page = max(page, 1)
-    found = [] if problem else history.staff_changes(state.root, limit=50, skip=(page - 1) * 50)
+    found = [] if problem else history.shown_changes(state.root, limit=50, skip=(page - 1) * 50)
     rows = [(item, describe.title(state.root, item), describe.parts(item)) for item in found]
     return render_template(
-        "history.html", rows=rows, more=len(found) == 50, problem=problem, page=page, zone=state.clinic.zone
+        "history.html",
+        rows=rows,
+        more=len(found) == 50,
+        problem=problem,
+        page=page,
+        zone=state.clinic.zone,
+        proposals=releases.proposals(state.root),
     )
 
 
@@ -335,7 +341,8 @@ def show(sha: str) -> Any:
     if history.problem(state.root):
         abort(404)
     item = history.change(state.root, sha)
-    if item is None or not item.by_staff or item.parents != 1:  # developers' work is not shown
+    shown = item is not None and ((item.by_staff and item.parents == 1) or item.is_release)
+    if not shown:  # developers' work is not shown
         abort(404)
     return render_template(
         "change.html",
@@ -368,4 +375,44 @@ def undo(sha: str) -> Any:
         "take effect at once; answers and examples at the next training (Check and publish).",
         "success",
     )
+    return redirect(url_for("history.index"))
+
+
+# ---- a new release's change to words staff had changed (staff/service/releases.py) --------
+@changes.post("/release/<proposal>/accept")
+@requires("content")
+def take_release_change(proposal: str) -> Any:
+    """Take the release's version of words staff had changed, as a change under their name."""
+    state = console()
+    before = service.routing(service.clinic_values(state.root))
+    try:
+        sha = releases.accept(state.root, proposal, current_user.name, current_user.may("routing"))
+    except (service.Refused, history.HistoryError) as error:
+        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+        flash(refused.summary, "error")
+        for problem in refused.problems:
+            flash(problem, "error")
+        return redirect(url_for("history.index"))
+    state.audit("took a new release's change", change_words(sha))
+    audit_routing(before)
+    flash(
+        "The new release's version was taken, and is listed in the History under your name. Clinic "
+        "details take effect at once; answers and examples at the next training (Check and publish).",
+        "success",
+    )
+    return redirect(url_for("history.index"))
+
+
+@changes.post("/release/<proposal>/dismiss")
+@requires("content")
+def leave_release_change(proposal: str) -> Any:
+    """Keep staff's words: the release's version of them is no longer offered."""
+    state = console()
+    try:
+        words = releases.dismiss(state.root, proposal)
+    except (service.Refused, history.HistoryError) as error:
+        flash(str(error), "error")
+        return redirect(url_for("history.index"))
+    state.audit("kept staff's words over a new release's change", words)
+    flash("Your words were kept; the new release's version is no longer offered.", "success")
     return redirect(url_for("history.index"))

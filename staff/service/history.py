@@ -23,6 +23,9 @@ from staff.service import plain
 EDITABLE = ("clinic.yml", "domain", "data", "content", "tests/stories")
 COMMITTER_NAME = "Staff console"
 STAFF_EMAIL_DOMAIN = "staff.invalid"
+# The author of what a new release brings (staff/service/releases.py): its merges into staff's
+# content are listed in the History; its own line of history is not.
+RELEASE_NAME, RELEASE_EMAIL = "New release", "release@release.invalid"
 SHA = re.compile(r"[0-9a-f]{7,40}")
 SEPARATOR, FIELD = "\x1e", "\x1f"
 
@@ -129,6 +132,11 @@ class Change:
         """Whether a staff member made it in the console (else a developer)."""
         return self.email.endswith(f"@{STAFF_EMAIL_DOMAIN}")
 
+    @property
+    def is_release(self) -> bool:
+        """Whether this is a new release's content merged into staff's (staff/service/releases.py)."""
+        return self.email == RELEASE_EMAIL and self.parents == 2
+
 
 def _changes(output: str) -> list[Change]:
     found = []
@@ -166,7 +174,11 @@ def change(root: Path, sha: str) -> Change | None:
     """One change by its id (None if there is no such commit)."""
     if not SHA.fullmatch(sha) or git(root, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode:
         return None
-    found = _changes(git(root, "show", LOG_FORMAT, "--name-only", "--relative", sha, "--").stdout)
+    found = _changes(
+        git(
+            root, "show", LOG_FORMAT, "--name-only", "--relative", "--diff-merges=first-parent", sha, "--"
+        ).stdout
+    )
     return found[0] if found else None
 
 
@@ -281,3 +293,34 @@ def staff_changes(root: Path, limit: int = 50, skip: int = 0) -> list[Change]:
         *EDITABLE,
     ).stdout
     return [item for item in _changes(output) if item.by_staff]
+
+
+def release_merges(root: Path, limit: int = 50, skip: int = 0) -> list[Change]:
+    """The new releases merged into staff's content (what each changed, against staff's), newest first."""
+    output = git(
+        root,
+        "log",
+        LOG_FORMAT,
+        "--name-only",
+        "--relative",
+        "--first-parent",
+        "--merges",
+        "--diff-merges=first-parent",
+        f"--author={re.escape(RELEASE_EMAIL)}",
+        f"-n{limit}",
+        f"--skip={skip}",
+        "--",
+        *EDITABLE,
+    ).stdout
+    return [item for item in _changes(output) if item.is_release]
+
+
+def shown_changes(root: Path, limit: int = 50, skip: int = 0) -> list[Change]:
+    """What the History lists: staff's changes and the new releases merged in, newest first."""
+    found = staff_changes(root, limit + skip) + release_merges(root, limit + skip)
+    if not any(item.is_release for item in found):
+        return found[skip : skip + limit]
+    # Newest first as the history runs (commits of the same second keep their order).
+    order = {sha: n for n, sha in enumerate(git(root, "rev-list", "--topo-order", "HEAD").stdout.split())}
+    found.sort(key=lambda item: (-item.when.timestamp(), order.get(item.sha, len(order))))
+    return found[skip : skip + limit]

@@ -35,7 +35,8 @@ from servers.launcher import free_port
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yml"
 APP_UID = 10001  # the images' USER
-REPLICAS = {"actions": 1, "console": 1, "rasa": 2}  # started in this order (rasa asks the console first)
+# Started in this order, as compose's depends_on says: the console fills the content volume first.
+REPLICAS = {"console": 1, "actions": 1, "rasa": 2}
 CONTAINER_PORTS = {"actions": 5055, "console": 8081, "rasa": 5005}
 PORT_VARIABLES = {"actions": "ACTION_SERVER_PORT", "console": "STAFF_PORT", "rasa": "RASA_PORT"}
 HEALTH = {"actions": "/health", "console": "/health", "rasa": "/webhooks/rest/"}
@@ -65,8 +66,8 @@ def compose_services() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
 
 
-def dot_env(directory: Path) -> dict[str, str]:
-    """A .env for the stack: fresh secrets, and the project's files copied where the console may write."""
+def dot_env() -> dict[str, str]:
+    """A .env for the stack: fresh secrets, models published every 2 s."""
     return {
         "POSTGRES_USER": "clinic",
         "POSTGRES_DB": "clinic",
@@ -77,8 +78,6 @@ def dot_env(directory: Path) -> dict[str, str]:
         "MODEL_SERVER_TOKEN": secrets.token_urlsafe(32),
         "CORS_ORIGINS": "https://www.clinic.example",
         "MODEL_PULL_SECONDS": "2",
-        "CLINIC_SETTINGS_FILE": str(directory / "clinic.yml"),
-        "TRAINING_DATA_DIR": str(directory / "data"),
     }
 
 
@@ -160,7 +159,7 @@ class ImageStack:
             if source.startswith((".", "/")):
                 mounts[(DEPLOY / source).resolve()] = target
             else:  # a named volume; each Rasa replica keeps its own copy of the last model
-                volume = f"{source}-{name}" if kind == "rasa" else source
+                volume = f"{source}-{name}" if source.startswith("rasa-") else source
                 mounts[owned_directory(self.directory / "volumes" / volume)] = target
         return mounts
 

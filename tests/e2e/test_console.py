@@ -30,6 +30,7 @@ from playwright.sync_api import Browser, Page
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from staff import validate as check_data
+from staff.service import releases
 from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
     PASSWORD,
@@ -806,6 +807,67 @@ def test_the_history_says_each_staff_change_in_words_and_no_developers_commit(st
     assert axe_violations(page) == []
     for sha in developers:  # a developer's commit has no page in the console
         assert page.goto(site.console + f"/history/{sha}").status == 404
+
+
+# ---------------------------------------------------------------------------- a new release
+SHIPPED_SCAR, STAFF_SCAR, RELEASE_SCAR = (
+    "repair damage to the skin.",
+    "repair the damage to the skin.",
+    "repair any damage to the skin.",
+)
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    """Replace the first `old` in a file with `new`."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_a_new_releases_change_to_words_staff_had_changed_waits_until_staff_take_it(
+    staff, site: Site, tmp_path: Path
+) -> None:
+    """An upgrade (staff/service/releases.py) that changed an answer staff had reworded: on a phone."""
+    root = site.root
+    installed = git_log(root, "--format=%H", "--max-parents=0")
+    subprocess.run(["git", "branch", "-f", "release", installed], cwd=root, check=True)
+    faq = root / "domain" / "faq.yml"
+    replace_in(faq, SHIPPED_SCAR, STAFF_SCAR)
+    author = "--author=eddie <eddie@staff.invalid>"  # the editor's rewording, as the console commits it
+    message = 'Topic "What is a scar?": answer reworded'
+    console = ["-c", "user.name=Staff console", "-c", "user.email=console@staff.invalid"]
+    subprocess.run(["git", *console, "commit", "-qm", message, author, "--", faq], cwd=root, check=True)
+    # The next release: the files as installed, the same words changed its own way.
+    release = tmp_path / "release"
+    release.mkdir()
+    archive = subprocess.run(["git", "archive", installed], cwd=root, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(release)], input=archive, check=True)
+    replace_in(release / "domain" / "faq.yml", SHIPPED_SCAR, RELEASE_SCAR)
+    assert releases.prepare(root, release).outcome == "proposed"
+    assert STAFF_SCAR in faq.read_text(encoding="utf-8")  # never a silent overwrite
+
+    editor = staff(PHONE, bypass_csp=True)
+    editor.sign_in("eddie")
+    page = editor.open("/history/")
+    waiting = page.get_by_role("region", name="A new release would change words you had changed")
+    assert "Answer “What is a scar?” reworded" in waiting.inner_text()
+    assert STAFF_SCAR in squash(waiting.locator(".before").inner_text())
+    assert RELEASE_SCAR in squash(waiting.locator(".after").inner_text())
+    # The release changed nothing else: the History lists no change of it (only the offer above).
+    assert "New release" not in page.locator("tbody").inner_text()
+    shown = page.locator("main").inner_text()
+    assert not re.search(r"utter_|faq/|\.yml|release@|[0-9a-f]{7,}", shown), shown
+    assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    assert axe_violations(page) == []
+    waiting.get_by_role("button", name="Take the release's version").click()
+    assert "The new release's version was taken" in editor.flash()
+    assert page.get_by_role("region", name="A new release would change words you had changed").count() == 0
+    first = page.locator("tbody tr").first.inner_text()
+    assert "Taken from the new release: Answer “What is a scar?” reworded" in first and "eddie" in first
+    assert RELEASE_SCAR in faq.read_text(encoding="utf-8")
+    # The same release at the next start: nothing new, nothing offered again.
+    assert releases.prepare(root, release).outcome == "unchanged"
+    assert releases.proposals(root) == []
 
 
 # ---------------------------------------------------------------------------- approved wording

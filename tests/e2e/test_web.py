@@ -342,6 +342,51 @@ def test_the_widget_talks_only_to_the_server_config_js_names(browser: Browser, s
         context.close()
 
 
+def socketio_events(frames: list[str | bytes], event: str) -> list[dict]:
+    """The data of the socket.io `event` messages among WebSocket frames (`42["event", {...}]`)."""
+    found = []
+    for frame in frames:
+        if isinstance(frame, str) and frame.startswith("42"):
+            name, *data = json.loads(frame[2:])
+            if name == event and data:
+                found.append(data[0])
+    return found
+
+
+def test_the_widget_chats_over_a_websocket(visitor: Visitor, site: Site, expected) -> None:
+    """The widget's greeting and answers travel over a real WebSocket, not long-polling.
+
+    Python 3.11 with an unpatched Sanic 21.12 closed every socket.io WebSocket after the server's
+    first message (servers/sanic_websockets.py); the widget then never got its greeting.
+    """
+    sockets: list = []
+    received: list[str | bytes] = []
+    sent: list[str | bytes] = []
+
+    def watch(socket) -> None:
+        if "/socket.io/" in socket.url:
+            sockets.append(socket)
+            socket.on("framereceived", lambda payload: received.append(payload))  # Playwright tags
+            socket.on("framesent", lambda payload: sent.append(payload))  # a handler: no bound methods
+
+    visitor.page.on("websocket", watch)
+    visitor.visit()
+    assert visitor.open_chat() == [squash(expected("utter_greet"))]
+    server = site.rasa_url.replace("http://", "ws://") + "/socket.io/"
+    assert [s.url.split("?")[0] for s in sockets] == [server], "one WebSocket, to the Rasa server"
+    assert "transport=websocket" in sockets[0].url and not sockets[0].is_closed()
+    greetings = socketio_events(received, "bot_uttered")
+    assert greetings, "the greeting did not come over the WebSocket"
+    assert visitor.say("What is Scar Relaxation?") == [squash(expected("utter_faq/what_is"))]
+    assert [m["message"] for m in socketio_events(sent, "user_uttered")][-1] == "What is Scar Relaxation?"
+    assert len(socketio_events(received, "bot_uttered")) > len(greetings), "the answer came another way"
+    assert not [
+        url for url in visitor.requested if "transport=polling" in url
+    ], "the widget fell back to polling"
+    assert not sockets[0].is_closed()
+    visitor.assert_clean()
+
+
 def test_a_stored_id_the_server_did_not_issue_is_replaced_and_the_new_one_kept(
     browser: Browser, site: Site, expected
 ) -> None:

@@ -302,7 +302,7 @@ def test_postgres_and_redis_are_checked_and_keep_data_in_named_volumes() -> None
 def test_servers_start_after_what_they_need_is_healthy() -> None:
     # The action server counts live chat requests per address in Redis (actions/live_chat.py).
     needs = {
-        "actions": {"postgres", "redis"},
+        "actions": {"postgres", "redis", "console"},  # the console fills the content volume first
         "rasa": {"postgres", "redis", "actions", "console"},
         "console": {"postgres"},
     }
@@ -411,7 +411,25 @@ def test_images_ship_staff_commands_but_no_developer_tooling() -> None:
     """Staff run clinic-bookings in the containers; the benchmark and load test stay out."""
     sources = copy_sources()
     assert "staff" in sources and "common" in sources
-    assert not [s for s in sources if s.startswith(("devtools", "tests"))], sources
+    # The release's conversation tests and held-out questions are content (the console seeds
+    # its workspace with them); no other test, and no developer tool, is in an image.
+    tooling = [s for s in sources if s.startswith(("devtools", "tests"))]
+    assert tooling == ["tests/stories", "tests/heldout"], sources
     assert dockerignored("devtools/loadtest.py", dockerignore_patterns())
     installs = " ".join(instructions("rasa", "RUN"))
     assert "pip install --quiet --no-deps --no-build-isolation --ignore-requires-python -e ." in installs
+    removed = " ".join(instructions("builder", "RUN"))
+    assert "pip uninstall --quiet --yes playwright ruff pytest" in removed  # pinned for developers only
+
+
+def test_content_volume_is_the_consoles_workspace_and_every_servers_clinic_settings() -> None:
+    """Staff edits live on a volume (issue 22): the console writes it, the servers read clinic.yml there."""
+    console = SERVICES["console"]
+    assert console["environment"]["STAFF_PROJECT_ROOT"] == "/var/lib/scar-faq/content"
+    assert console["environment"]["CONTENT_RELEASE_DIR"] == "/srv/scar-faq"  # the image's release
+    assert "staff-content:/var/lib/scar-faq/content" in console["volumes"]
+    for name in ("actions", "rasa"):
+        assert "staff-content:/var/lib/scar-faq/content:ro" in SERVICES[name]["volumes"]
+    for name in ("actions", "rasa", "console"):
+        assert SERVICES[name]["environment"]["CLINIC_SETTINGS"] == "/var/lib/scar-faq/content/clinic.yml"
+    assert {"staff-content", "model-store"} <= set(yaml.safe_load(COMPOSE_TEXT)["volumes"])

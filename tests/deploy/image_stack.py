@@ -208,12 +208,20 @@ class ImageStack:
                 pass
             time.sleep(1)
 
-    def exec(self, kind: str, argv: list[str], stdin: str = "") -> subprocess.CompletedProcess:
-        """Run a command in a new container of the service's image with its environment and volumes."""
+    def exec(
+        self, kind: str, argv: list[str], stdin: str = "", volumes: dict[Path, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a command in a new container of the service's image with its environment and volumes.
+
+        As `docker compose run --rm KIND ...`: a container of its own, the service's settings and
+        volumes (plus `volumes`), removed afterwards.
+        """
         name = f"{kind}-1"
         container = Container.create(image_name(kind), f"scar-faq-test-exec-{kind}-{secrets.token_hex(3)}")
         try:
-            return container.exec(self.environment(name), self.volumes(name), argv, stdin)
+            return container.exec(
+                self.environment(name), {**self.volumes(name), **(volumes or {})}, argv, stdin
+            )
         finally:
             container.remove()
 

@@ -15,7 +15,6 @@ builds the images if needed and runs this module, about 15 minutes on a busy 2-c
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import shutil
@@ -26,22 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext
 
-from common.paths import CLINIC_YML, DATA_DIR
 from devtools.images import TARGETS, image_exists, image_name
 from devtools.services import PostgresServer, RedisServer
-from tests.deploy.image_stack import APP_UID, ImageStack, dot_env, owned_directory
+from tests.deploy.image_stack import ImageStack, dot_env, owned_directory
 from tests.e2e.conftest import browser, playwright  # noqa: F401 (the browser fixtures)
 from tests.e2e.console_site import LAPTOP, PASSWORD, Site, Staff
 from tests.e2e.test_publish import NEW, OLD, QUESTION, answer_of, check_and_train, wait_for_answer
-from tests.helpers import Chat, WidgetSession, open_day, project_copy, squash
+from tests.helpers import Chat, WidgetSession, open_day, squash
 
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e]
 
 USERS = {"anna": "admin", "eddie": "editor", "rita": "reception"}
 WORKSPACE = "/var/lib/scar-faq/content"  # where the console edits the project in production
 BOOKED: dict[str, str] = {}  # channel -> the reference the visitor was given
+REST_VISITOR = f"rest-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -86,31 +86,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     if missing:
         pytest.fail(f"no image for {', '.join(missing)}: build them first (make images)")
     tmp = tmp_path_factory.mktemp("deploy")
-    shutil.copyfile(CLINIC_YML, tmp / "clinic.yml")
-    shutil.copytree(DATA_DIR, tmp / "data")  # the console adds inbox examples there
-    shutil.chown(tmp / "data", APP_UID, APP_UID)
-    for path in (tmp / "data").rglob("*"):
-        shutil.chown(path, APP_UID, APP_UID)
     with ExitStack() as running:
         postgres = running.enter_context(PostgresServer())
         redis = running.enter_context(RedisServer())
-        stack = ImageStack(tmp, postgres, redis, dot_env(tmp))
-        if "STAFF_PROJECT_ROOT" not in stack.environment("console-1"):
-            # The project the console edits: a git workspace on a volume of its own.
-            workspace = project_copy(tmp / "volumes" / "content")
-            for path in workspace.rglob("*"):
-                os.chown(path, APP_UID, APP_UID, follow_symlinks=False)
-            owned_directory(workspace)
-            stack.extra_env["console"] = {"STAFF_PROJECT_ROOT": WORKSPACE}
-            stack.services["console"].setdefault("volumes", []).append(f"{workspace}:{WORKSPACE}")
-        log = tmp / "servers.log"
+        deployment = Deployment(
+            ImageStack(tmp, postgres, redis, dot_env()), postgres, redis, tmp, tmp / "servers.log"
+        )
+        # Whichever stack and servers run at the end (the restore test starts new ones).
+        running.callback(lambda: deployment.redis.stop())
+        running.callback(lambda: deployment.postgres.stop())
+        running.callback(lambda: deployment.stack.stop())
         started = time.monotonic()
-        with log.open("w") as out:
-            running.callback(stack.stop)
-            stack.start(out)
-        deployment = Deployment(stack, postgres, redis, tmp, log, {"start": time.monotonic() - started})
+        with deployment.log.open("w") as out:
+            deployment.stack.start(out)
+        deployment.timings["start"] = time.monotonic() - started
         yield deployment
-        print(f"\nimage stack: {deployment.timings} (each: {stack.started_seconds}); log: {log}")
+        print(
+            f"\nimage stack (s): {deployment.timings}, last start of each: {deployment.stack.started_seconds}"
+            f"; log: {deployment.log}"
+        )
 
 
 @pytest.fixture
@@ -160,7 +154,7 @@ def reference_in(texts: list[str]) -> str:
 def test_a_visitor_books_over_rest_alternating_between_the_two_servers(
     deployment: Deployment, expected
 ) -> None:
-    me, chats = f"rest-{secrets.token_hex(3)}", deployment.chats
+    me, chats = REST_VISITOR, deployment.chats
     for turn, (text, answers) in enumerate(booking_turns(expected)):
         assert chats[turn % 2].texts(me, text) == answers, f"turn {turn + 1}"
     assert "Jordan Imaged" in " ".join(chats[0].texts(me, "/affirm"))
@@ -234,3 +228,68 @@ def test_after_a_restart_bookings_accounts_the_published_model_and_the_edit_are_
     editor.sign_in("eddie")
     page = editor.open("/answers/topic/what_is")
     assert NEW in page.get_by_label("Answer", exact=True).input_value()
+
+
+def visitor_events(deployment: Deployment) -> int:
+    """How many events of the REST visitor's conversation the database holds."""
+    engine = sa.create_engine(deployment.postgres.url)
+    try:
+        with engine.connect() as db:
+            return db.execute(
+                sa.text("SELECT COUNT(*) FROM events WHERE sender_id = :s"),
+                {"s": Chat.conversation_id(REST_VISITOR)},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_a_backup_restored_into_a_fresh_stack_brings_everything_back(deployment: Deployment, staff) -> None:
+    """clinic-backup in the console image, everything deleted, clinic-restore into a new stack."""
+    backups = owned_directory(deployment.directory / "backups")
+    mounted = {backups: "/var/backups/scar-faq"}
+    events = visitor_events(deployment)
+    assert events > 10
+    started = time.monotonic()
+    made = deployment.stack.exec(
+        "console", ["clinic-backup", "--output", "/var/backups/scar-faq"], volumes=mounted
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    deployment.timings["backup"] = time.monotonic() - started
+    [archive] = list(backups.glob("*.tar"))
+    assert archive.stat().st_mode & 0o077 == 0  # patients' data: its owner only
+
+    # Everything goes: the services, the database server with its data, every volume.
+    old = deployment.stack
+    old.stop()
+    deployment.postgres.stop()
+    deployment.redis.stop()
+    shutil.rmtree(deployment.directory / "volumes")
+    started = time.monotonic()
+    deployment.postgres = PostgresServer().start()  # a fresh, empty database
+    deployment.redis = RedisServer().start()
+    fresh = ImageStack(deployment.directory, deployment.postgres, deployment.redis, old.variables)
+    fresh.ports = dict(old.ports)  # the same addresses (the staff's authenticator app is keyed by it)
+    deployment.stack = fresh
+    restored = fresh.exec(
+        "console", ["clinic-restore", f"/var/backups/scar-faq/{archive.name}"], volumes=mounted
+    )
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    deployment.timings["restore"] = time.monotonic() - started
+    with deployment.log.open("a") as log:
+        fresh.start(log)
+    deployment.timings["restored_stack_start"] = time.monotonic() - started
+
+    assert visitor_events(deployment) == events  # the conversation, every event of it
+    for chat in deployment.chats:  # the published model, on both servers
+        assert NEW in answer_of(chat, f"restored-{secrets.token_hex(3)}", QUESTION)
+    reception = staff()
+    reception.sign_in("rita")
+    listed = reception.open("/bookings/").inner_text("main")
+    assert BOOKED["rest"] in listed and BOOKED["socket.io"] in listed
+    admin = staff()
+    admin.sign_in("anna")  # the same second factor
+    assert "published by anna" in squash(admin.open("/").locator("#live-model").inner_text())
+    editor = staff()
+    editor.sign_in("eddie")
+    page = editor.open("/answers/topic/what_is")
+    assert NEW in page.get_by_label("Answer", exact=True).input_value()  # the edit, in the content volume

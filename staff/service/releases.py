@@ -116,9 +116,7 @@ def _seed(root: Path, release: Path) -> Prepared:
     if not _parts(release):
         raise ReleaseError(f"The release has none of the content to edit ({release}); nothing was made.")
     _git(root, "init", "--quiet", f"--initial-branch={MAIN}", cwd=root)
-    exclude = root / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    exclude.write_text("\n".join(IGNORED) + "\n", encoding="utf-8")
+    _exclude(root)
     for part in _parts(release):
         source, target = release / part, root / part
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +128,16 @@ def _seed(root: Path, release: Path) -> Prepared:
     _git(root, "commit", "--quiet", "--no-verify", "-m", SEED_TITLE)
     _git(root, "branch", RELEASE, MAIN)
     return Prepared("seeded", f"The content staff edit was set up from this release in {root}.")
+
+
+def _exclude(root: Path) -> None:
+    """Keep the console's lock, models and caches out of the history (a restored clone has no list)."""
+    exclude = root / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    kept = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+    missing = [pattern for pattern in IGNORED if pattern not in kept]
+    if missing:
+        exclude.write_text("\n".join([*kept, *missing]) + "\n", encoding="utf-8")
 
 
 def _release_tree(root: Path, release: Path) -> str:
@@ -264,6 +272,7 @@ def prepare(root: Path, release: Path) -> Prepared:
         with content.locked(root):
             return _seed(root, release)
     with content.locked(root):
+        _exclude(root)
         if (root / ".git" / "MERGE_HEAD").exists():  # a start that stopped half way through a merge
             _git(root, "merge", "--abort", check=False)
         last = _revision(root, RELEASE)
@@ -395,7 +404,13 @@ def dismiss(root: Path, proposal_id: str) -> str:
 
 
 def release_dir_problem(release: Path) -> str | None:
-    """Why `release` cannot seed or update the content (None: it can)."""
-    if not release.is_dir() or not _parts(release):
+    """Why `release` cannot seed or update the content (None: it can): missing, or parts missing."""
+    if not release.is_dir():
         return f"The release's content is not in {release} (CONTENT_RELEASE_DIR)."
+    missing = [part for part in RELEASE_PARTS if not (release / part).exists()]
+    if missing:
+        return (
+            f"The release's content in {release} (CONTENT_RELEASE_DIR) lacks {', '.join(missing)}: "
+            "the console image must ship every part staff edit and training reads."
+        )
     return None

@@ -266,7 +266,7 @@ def test_clinic_content_prepare_seeds_from_the_environment_and_then_has_nothing_
     missing = subprocess.run(
         [*command, "prepare", "--release", str(tmp_path / "nowhere")], env=env, capture_output=True, text=True
     )
-    assert missing.returncode == 2 and "not in" in missing.stderr
+    assert missing.returncode == 2 and "is not in" in missing.stderr
 
 
 def test_the_console_start_up_seeds_the_content_and_refuses_a_folder_it_cannot_use(tmp_path: Path) -> None:
@@ -278,5 +278,30 @@ def test_the_console_start_up_seeds_the_content_and_refuses_a_folder_it_cannot_u
     (occupied / "notes.txt").write_text("someone's notes\n", encoding="utf-8")
     assert not server.bring_in_release(occupied, new)
     assert not server.bring_in_release(tmp_path / "empty", tmp_path / "nowhere")
+    shutil.rmtree(new / "tests" / "stories")  # an image that left the stories out
+    assert "lacks tests/stories" in releases.release_dir_problem(new)
+    assert not server.bring_in_release(tmp_path / "empty", new)
+    assert not (tmp_path / "empty" / ".git").exists()
     # Seeded content with the release's files missing (a mistaken mount) is served as it is.
     assert server.bring_in_release(tmp_path / "content", tmp_path / "nowhere")
+
+
+def test_content_restored_from_a_bundle_keeps_its_release_line_and_waiting_change(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A backup (git bundle --all) restored into an empty volume, as clinic-restore does it."""
+    conflicting_release(workspace, tmp_path)
+    (waiting,) = releases.proposals(workspace)
+    bundle = tmp_path / "content.bundle"
+    git(workspace, "bundle", "create", "--quiet", str(bundle), "--all")
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    git(restored, "init", "--quiet")
+    git(restored, "fetch", "--quiet", "--update-head-ok", str(bundle), "+refs/*:refs/*")
+    git(restored, "symbolic-ref", "HEAD", "refs/heads/main")
+    git(restored, "reset", "--quiet", "--hard", git(workspace, "rev-parse", "main").strip())
+    assert releases.prepare(restored, tmp_path / "release-c").outcome == "unchanged"
+    assert [p.id for p in releases.proposals(restored)] == [waiting.id]
+    assert STAFF_WORDS in content.topic(restored, "what_is").answer
+    releases.accept(restored, waiting.id, "eddie")
+    assert git(restored, "status", "--porcelain") == ""  # the console's lock file stays out of it

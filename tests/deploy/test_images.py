@@ -6,7 +6,12 @@ volumes (tests/deploy/image_stack.py). Then, as people would: a visitor chats an
 REST and another over socket.io; staff accounts are made with clinic-staff-user inside the
 console's image and staff sign in; an editor rewords an answer, it is checked, trained and
 published, and both Rasa servers answer with it; everything is stopped and started again, and
-the bookings, the accounts, the published model and the edit are all still there.
+the bookings, the accounts, the published model and the edit are all still there. Last, a
+backup is taken with clinic-backup in the console's image, everything is deleted (database,
+volumes), and clinic-restore into a fresh PostgreSQL and a fresh stack brings it all back.
+
+The console's edits live on the content volume compose gives it (STAFF_PROJECT_ROOT), which the
+console seeds from the release in its image on the first start.
 
 Not part of `make test` (the `deploy` marker is deselected by default): `make test-deploy`
 builds the images if needed and runs this module, about 15 minutes on a busy 2-core machine.

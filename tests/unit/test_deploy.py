@@ -422,6 +422,15 @@ def test_images_ship_staff_commands_but_no_developer_tooling() -> None:
     assert "pip uninstall --quiet --yes playwright ruff pytest" in removed  # pinned for developers only
 
 
+def test_console_image_holds_the_whole_release_its_workspace_is_seeded_from() -> None:
+    """Every part the console's content workspace is made of is copied into the console image."""
+    from staff.service.releases import RELEASE_PARTS
+
+    copies = [shlex.split(args) for args in instructions("console", "COPY")]
+    copied = {word.rstrip("/") for words in copies for word in words[:-1] if not word.startswith("--")}
+    assert set(RELEASE_PARTS) <= copied, set(RELEASE_PARTS) - copied
+
+
 def test_content_volume_is_the_consoles_workspace_and_every_servers_clinic_settings() -> None:
     """Staff edits live on a volume (issue 22): the console writes it, the servers read clinic.yml there."""
     console = SERVICES["console"]

@@ -23,7 +23,7 @@ from actions.booking.store import STATUSES
 from common import conversation_ids
 from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
-from staff.service import accounts, content, inbox, numbers, second_factor, transcripts
+from staff.service import accounts, content, inbox, numbers, releases, second_factor, transcripts
 from staff.service import bookings as booking_service
 from staff.service import models as model_service
 
@@ -151,6 +151,7 @@ def home() -> Any:
         previous=last - timedelta(days=7),
         following=min(last + timedelta(days=7), clinic_today()),
         live=live,
+        release_changes=releases.waiting(state.root) if current_user.may("content") else 0,
     )
 
 

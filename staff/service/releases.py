@@ -321,6 +321,14 @@ def proposals(root: Path) -> list[Proposal]:
     return found
 
 
+def waiting(root: Path) -> int:
+    """How many release changes wait for staff (0 where there is no history); cheap, for Today."""
+    if not (root / ".git").exists():
+        return 0
+    listed = history.git(root, "for-each-ref", "--format=%(objectname)", PROPOSALS, check=False)
+    return len(listed.stdout.split())
+
+
 def _proposal(root: Path, proposal_id: str) -> history.Change:
     if (
         not history.SHA.fullmatch(proposal_id)

@@ -848,7 +848,12 @@ def test_a_new_releases_change_to_words_staff_had_changed_waits_until_staff_take
 
     editor = staff(PHONE, bypass_csp=True)
     editor.sign_in("eddie")
-    page = editor.open("/history/")
+    page = editor.open("/")
+    card = page.locator(".card", has_text="from a new release")
+    assert "1 change from a new release to words staff had changed" in squash(card.inner_text())
+    assert axe_violations(page) == []
+    card.get_by_role("link", name="Take or leave it in the History").click()
+    assert editor.heading() == "History"
     waiting = page.get_by_role("region", name="A new release would change words you had changed")
     assert "Answer “What is a scar?” reworded" in waiting.inner_text()
     assert STAFF_SCAR in squash(waiting.locator(".before").inner_text())

@@ -226,6 +226,8 @@ def test_the_history_page_offers_the_release_change_in_words_and_takes_it(
     client = create_app(settings, workspace).test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"name": "eddie", "password": PASSWORD, "csrf_token": token})
+    today = html.unescape(re.sub(r"<[^>]+>", " ", client.get("/").text))
+    assert "change from a new release to words staff had changed, waiting for you" in " ".join(today.split())
     page = client.get("/history/").text
     shown = html.unescape(re.sub(r"<[^>]+>", " ", page))
     assert "A new release would change words you had changed" in shown
@@ -245,6 +247,7 @@ def test_the_history_page_offers_the_release_change_in_words_and_takes_it(
     assert "The new release's version was taken" in said
     assert RELEASE_WORDS in content.topic(workspace, "what_is").answer
     assert "A new release would change" not in said
+    assert "from a new release" not in client.get("/").text
 
 
 def test_clinic_content_prepare_seeds_from_the_environment_and_then_has_nothing_to_do(tmp_path: Path) -> None:

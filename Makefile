@@ -179,7 +179,8 @@ images: $(VENV)/.installed  ## build the rasa, actions and console images (deplo
 	$(PY) -m devtools.images build
 
 # The stack from those images (processes in their file systems; containers cannot run here),
-# checked as people use it. About 15 minutes: not part of `make test` or .ci/run.
+# checked as people use it: 5 min on a quiet 2-core machine, 13 under load (after `make images`:
+# 16 min cold, 1-3 min warm). Not part of `make test`; .ci/run runs it after it.
 test-deploy: images $(VENV)/.browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
 	$(PY) -m pytest -m deploy tests/deploy --durations=10
 

@@ -598,7 +598,11 @@ def restore_content(bundle: Path, root: Path, head: str | None, commit: str, rep
     An empty or missing `root` becomes a new workspace; with `replace`, an existing workspace
     gets the backup's branches (its own files outside git, such as a virtual environment, stay).
     """
-    _run(["git", "bundle", "verify", "--quiet", str(bundle)])
+    # git 2.39 (Debian bookworm's) verifies a bundle only inside a repository: a throw-away one,
+    # since the restore may run where no repository is (the console image's /srv/scar-faq).
+    with tempfile.TemporaryDirectory(prefix="clinic-restore-") as scratch:
+        _run(["git", "init", "--quiet", scratch])
+        _run(["git", "bundle", "verify", "--quiet", str(bundle)], cwd=Path(scratch))
     if content_is_empty(root):
         root.mkdir(parents=True, exist_ok=True)
         _git(root, "init", "--quiet")

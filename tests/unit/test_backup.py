@@ -125,6 +125,24 @@ def test_a_backup_restores_everything_into_empty_places(tmp_path: Path) -> None:
     assert (target.content_root / "answers.yml").read_text() == "answer: version 2\n"
 
 
+def test_a_restore_run_outside_any_git_repository_restores_the_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the console image, whose working directory is no repository (issue 22's image test).
+
+    Before: git 2.39 refused to verify the bundle there ("need a repository to verify a bundle")
+    and the restore stopped half way, after the database.
+    """
+    made = service.write_backup(make_deployment(tmp_path / "old"), tmp_path / "backups")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above it either
+    target = fresh(tmp_path / "new")
+    assert service.restore_backup(made.path, target).content_commits == 2
+    assert (target.content_root / "answers.yml").read_text() == "answer: version 2\n"
+
+
 def test_restore_refuses_data_already_there_unless_replace(tmp_path: Path) -> None:
     source = make_deployment(tmp_path / "old")
     made = service.write_backup(source, tmp_path / "backups")

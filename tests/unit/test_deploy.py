@@ -37,7 +37,7 @@ HEALTHCHECK = DEPLOY / "healthcheck.py"
 
 # Secrets that may be empty: an empty token switches that feature off.
 # Optional: e-mail goes out without a mail server account when the clinic's relay needs none.
-OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN", "CHAT_INTEGRATION_TOKEN", "SMTP_PASSWORD"}
+OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN", "CHAT_INTEGRATION_TOKEN", "SMTP_PASSWORD", "METRICS_TOKEN"}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # ${VAR}, ${VAR:-default}, ${VAR:?error}; $${...} is a literal dollar, not interpolated.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?][^}]*)?\}")
@@ -121,13 +121,26 @@ def external_bases() -> list[str]:
     return [stage.base for stage in STAGES.values() if stage.base not in STAGES]
 
 
-def test_base_images_are_pinned_python_310_slim() -> None:
-    bases = external_bases()
-    assert bases, "no FROM found"
-    for image in bases:
-        _, _, tag = image.partition(":")
-        assert tag and tag != "latest", f"{image}: pin a version tag"
-    assert all(re.fullmatch(r"python:3\.10\.\d+-slim(-\w+)?", image) for image in bases), bases
+def test_base_is_debian_bookworm_slim_with_debians_own_python_311() -> None:
+    """Debian's python3.11, so Debian's security updates reach the interpreter (issue 22)."""
+    assert external_bases() == ["debian:bookworm-slim"]
+    installs = " ".join(instructions("rasa", "RUN"))
+    assert "python3.11 python3.11-venv" in installs
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_images_carry_no_compiler(target: str) -> None:
+    """Only the build stage has compilers and headers; the images get its venv, not its tools."""
+    assert "builder" not in [stage.name for stage in chain(target)]
+    runs = " ".join(instructions(target, "RUN"))
+    assert not re.search(r"build-essential|-dev\b|\bgcc\b", runs), runs
+    assert "--from=builder /opt/venv /opt/venv" in " ".join(instructions(target, "COPY"))
+
+
+def test_console_has_git_for_the_history_and_pg_tools_for_backups() -> None:
+    installs = " ".join(instructions("console", "RUN"))
+    assert "git" in installs.split() and "postgresql-client-15" in installs.split()
+    assert instructions("console", "USER")[-1] == "10001:10001"  # back to the app user after apt-get
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -155,7 +168,7 @@ def test_rasa_image_carries_the_model_where_the_server_looks() -> None:
 
 
 def test_install_order_is_the_readmes() -> None:
-    runs = " ".join(instructions("train", "RUN"))
+    runs = " ".join(instructions("builder", "RUN") + instructions("train", "RUN"))
     steps = [
         "-r requirements.txt -c constraints.txt",
         "--no-deps -r requirements-nodeps.txt",
@@ -290,7 +303,7 @@ def test_postgres_and_redis_are_checked_and_keep_data_in_named_volumes() -> None
 def test_servers_start_after_what_they_need_is_healthy() -> None:
     # The action server counts live chat requests per address in Redis (actions/live_chat.py).
     needs = {
-        "actions": {"postgres", "redis"},
+        "actions": {"postgres", "redis", "console"},  # the console fills the content volume first
         "rasa": {"postgres", "redis", "actions", "console"},
         "console": {"postgres"},
     }
@@ -399,7 +412,34 @@ def test_images_ship_staff_commands_but_no_developer_tooling() -> None:
     """Staff run clinic-bookings in the containers; the benchmark and load test stay out."""
     sources = copy_sources()
     assert "staff" in sources and "common" in sources
-    assert not [s for s in sources if s.startswith(("devtools", "tests"))], sources
+    # The release's conversation tests and held-out questions are content (the console seeds
+    # its workspace with them); no other test, and no developer tool, is in an image.
+    tooling = [s for s in sources if s.startswith(("devtools", "tests"))]
+    assert tooling == ["tests/stories", "tests/heldout"], sources
     assert dockerignored("devtools/loadtest.py", dockerignore_patterns())
     installs = " ".join(instructions("rasa", "RUN"))
-    assert "pip install --quiet --no-deps --no-build-isolation -e ." in installs
+    assert "pip install --quiet --no-deps --no-build-isolation --ignore-requires-python -e ." in installs
+    removed = " ".join(instructions("builder", "RUN"))
+    assert "pip uninstall --quiet --yes playwright ruff pytest" in removed  # pinned for developers only
+
+
+def test_console_image_holds_the_whole_release_its_workspace_is_seeded_from() -> None:
+    """Every part the console's content workspace is made of is copied into the console image."""
+    from staff.service.releases import RELEASE_PARTS
+
+    copies = [shlex.split(args) for args in instructions("console", "COPY")]
+    copied = {word.rstrip("/") for words in copies for word in words[:-1] if not word.startswith("--")}
+    assert set(RELEASE_PARTS) <= copied, set(RELEASE_PARTS) - copied
+
+
+def test_content_volume_is_the_consoles_workspace_and_every_servers_clinic_settings() -> None:
+    """Staff edits live on a volume (issue 22): the console writes it, the servers read clinic.yml there."""
+    console = SERVICES["console"]
+    assert console["environment"]["STAFF_PROJECT_ROOT"] == "/var/lib/scar-faq/content"
+    assert console["environment"]["CONTENT_RELEASE_DIR"] == "/srv/scar-faq"  # the image's release
+    assert "staff-content:/var/lib/scar-faq/content" in console["volumes"]
+    for name in ("actions", "rasa"):
+        assert "staff-content:/var/lib/scar-faq/content:ro" in SERVICES[name]["volumes"]
+    for name in ("actions", "rasa", "console"):
+        assert SERVICES[name]["environment"]["CLINIC_SETTINGS"] == "/var/lib/scar-faq/content/clinic.yml"
+    assert {"staff-content", "model-store"} <= set(yaml.safe_load(COMPOSE_TEXT)["volumes"])

@@ -37,7 +37,13 @@ HEALTHCHECK = DEPLOY / "healthcheck.py"
 
 # Secrets that may be empty: an empty token switches that feature off.
 # Optional: e-mail goes out without a mail server account when the clinic's relay needs none.
-OPTIONAL_SECRETS = {"RASA_API_TOKEN", "BOOKING_WEBHOOK_TOKEN", "CHAT_INTEGRATION_TOKEN", "SMTP_PASSWORD", "METRICS_TOKEN"}
+OPTIONAL_SECRETS = {
+    "RASA_API_TOKEN",
+    "BOOKING_WEBHOOK_TOKEN",
+    "CHAT_INTEGRATION_TOKEN",
+    "SMTP_PASSWORD",
+    "METRICS_TOKEN",
+}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # ${VAR}, ${VAR:-default}, ${VAR:?error}; $${...} is a literal dollar, not interpolated.
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?][^}]*)?\}")

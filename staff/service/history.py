@@ -67,13 +67,13 @@ def problem(root: Path) -> str | None:
     if result.returncode != 0 or result.stdout.strip() != "true":
         return (
             "The project folder is not a git checkout, so changes cannot be recorded with their author: "
-            "tell a developer (the console edits STAFF_PROJECT_ROOT)."
+            "tell the clinic's IT (the console's content folder must be a history of its own)."
         )
     top = git(root, "rev-parse", "--show-toplevel", check=False).stdout.strip()
     if not top or Path(top).resolve() != root.resolve():  # never commit to a checkout around it
         return (
             f"The project folder is inside another git checkout ({top}), not one of its own, so changes "
-            "cannot be recorded: tell a developer (the console edits STAFF_PROJECT_ROOT)."
+            "cannot be recorded: tell the clinic's IT (the content folder needs a history of its own)."
         )
     return None
 

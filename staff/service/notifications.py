@@ -317,31 +317,31 @@ def plain_reason(error: BaseException, config: Settings) -> str:
     """Why an e-mail could not be sent, in words an admin can act on (no personal data)."""
     server = f"the mail server ({config.smtp_host}:{config.smtp_port})"
     if isinstance(error, smtplib.SMTPAuthenticationError):
-        return f"{server} refused the user name or password (SMTP_USER, SMTP_PASSWORD)."
+        return f"{server} refused the user name or password it was given: ask the clinic's IT to check them."
     if isinstance(error, smtplib.SMTPSenderRefused):
-        return f"{server} refused the sending address: check it on this page or SMTP_FROM."
+        return f"{server} refused the sending address: check it on this page."
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return f"{server} refused the staff member's address: check it on this page."
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        return f"{server} does not offer STARTTLS: set SMTP_SECURITY=tls (and its port), or ask the provider."
+        return f"{server} does not offer the secure connection asked for: ask the clinic's IT to check it."
     if isinstance(error, ssl.SSLCertVerificationError):
         return (
             f"{server}'s certificate could not be checked ({error.verify_message}): the mail provider "
-            "must use a certificate this server trusts, for SMTP_HOST's name."
+            "must use a certificate this server trusts, for the name it is reached by (ask the clinic's IT)."
         )
     if isinstance(error, ssl.SSLError):
-        return f"the secure connection to {server} failed (TLS): check SMTP_SECURITY and SMTP_PORT."
+        return f"the secure connection to {server} failed: ask the clinic's IT to check how it is reached."
     if isinstance(error, socket.gaierror):
-        return f"the mail server's name {config.smtp_host!r} could not be found (SMTP_HOST)."
+        return f"the mail server's name {config.smtp_host!r} could not be found: ask the clinic's IT."
     if isinstance(error, ConnectionRefusedError):
-        return f"{server} refused the connection: is it running, and are SMTP_HOST and SMTP_PORT right?"
+        return f"{server} refused the connection: is it running at this address? (ask the clinic's IT)"
     if isinstance(error, socket.timeout | TimeoutError):
         return f"{server} did not answer within {SMTP_TIMEOUT_SECONDS} seconds."
     if isinstance(error, smtplib.SMTPResponseException):
         return f"{server} answered with an error ({error.smtp_code}); it will be tried again."
     if isinstance(error, smtplib.SMTPException | OSError):
-        return f"the connection to {server} failed ({type(error).__name__}); it will be tried again."
-    return f"the e-mail could not be made or sent ({type(error).__name__})."
+        return f"the connection to {server} failed; it will be tried again."
+    return "the e-mail could not be made or sent; it will be tried again."
 
 
 def sender_address(engine: sa.engine.Engine, config: Settings) -> str:
@@ -470,9 +470,9 @@ def send_due(engine: sa.engine.Engine, config: Settings, clinic: ClinicSettings)
         error: str | None = None
         sender = sender_address(engine, config)
         if not config.smtp_host:
-            error = "no mail server is set up: the developers set SMTP_HOST (and its port, user, password)."
+            error = "no mail server is set up yet: the clinic's IT sets it up where the console runs."
         elif not sender:
-            error = "no sending address is set: set one on this page, or SMTP_FROM."
+            error = "no sending address is set: set one on this page."
         else:
             try:
                 if row["kind"] == SUMMARY and row["reference"] not in figures:

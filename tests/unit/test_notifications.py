@@ -7,6 +7,10 @@ mailbox would get.
 
 from __future__ import annotations
 
+import re
+import smtplib
+import socket
+import ssl
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -262,3 +266,23 @@ def test_the_live_chat_action_queues_only_when_nobody_is_available(store, monkey
     [row] = outbox(store)
     assert row["kind"] == "live_chat" and row["path"] == f"/conversations/view?id={row['reference']}"
     assert row["reference"].startswith("C-") and "conversation-11" not in row["reference"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        smtplib.SMTPAuthenticationError(535, b"no"),
+        smtplib.SMTPSenderRefused(550, b"no", "a@b"),
+        smtplib.SMTPNotSupportedError("starttls"),
+        ssl.SSLError("handshake"),
+        socket.gaierror("unknown host"),
+        ConnectionRefusedError(),
+        TimeoutError(),
+        OSError("reset"),
+        ValueError("x"),
+    ],
+)
+def test_why_an_email_failed_is_said_without_setting_or_program_names(error: BaseException) -> None:
+    """Admins read these on Today and E-mail notifications: no SMTP_ names, no exception class."""
+    reason = service.plain_reason(error, config(25))
+    assert reason and not re.search(r"SMTP_|[A-Z][a-z]+(Error|Exception)|gaierror", reason), reason

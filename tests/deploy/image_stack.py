@@ -115,6 +115,7 @@ class ImageStack:
         self.containers: dict[str, Container] = {}
         self.processes: dict[str, subprocess.Popen] = {}
         self.extra_env: dict[str, dict[str, str]] = {}  # per compose service, what the test adds
+        self.images: dict[str, str] = {}  # per compose service, another image (an upgrade)
         self.log: IO[str] | None = None
         self.started_seconds: dict[str, float] = {}
 
@@ -163,10 +164,33 @@ class ImageStack:
                 mounts[owned_directory(self.directory / "volumes" / volume)] = target
         return mounts
 
+    def image(self, kind: str) -> str:
+        """The service's image: compose's scar-faq-KIND:local, or the upgrade a test put in `images`."""
+        return self.images.get(kind, image_name(kind))
+
     def container(self, name: str) -> Container:
-        """A new container for the service from its image (compose's image: scar-faq-KIND:local)."""
+        """A new container for the service from its image."""
         kind = name.rsplit("-", 1)[0]
-        return Container.create(image_name(kind), f"scar-faq-test-{name}-{self.ports[name]}")
+        return Container.create(self.image(kind), f"scar-faq-test-{name}-{self.ports[name]}")
+
+    def restart(self, name: str, log: IO[str], timeout: float = 600.0) -> None:
+        """Stop one service and start it again from a new container of its (perhaps upgraded) image."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.containers.pop(name).remove()
+        self.containers[name] = self.container(name)
+        log.write(f"\n==== {name} again ({self.containers[name].image}) ====\n")
+        log.flush()
+        self.processes[name] = self.containers[name].start(
+            self.environment(name), self.volumes(name), log=log
+        )
+        self.wait_until_healthy([name], time.monotonic() + timeout)
 
     def start(self, log: IO[str], timeout: float = 600.0) -> ImageStack:
         """Start every service and wait until each answers its health check (the console before Rasa)."""
@@ -217,7 +241,7 @@ class ImageStack:
         volumes (plus `volumes`), removed afterwards.
         """
         name = f"{kind}-1"
-        container = Container.create(image_name(kind), f"scar-faq-test-exec-{kind}-{secrets.token_hex(3)}")
+        container = Container.create(self.image(kind), f"scar-faq-test-exec-{kind}-{secrets.token_hex(3)}")
         try:
             return container.exec(
                 self.environment(name), {**self.volumes(name), **(volumes or {})}, argv, stdin

@@ -24,6 +24,7 @@ import asyncio
 import re
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -39,6 +40,7 @@ from devtools.services import PostgresServer, RedisServer
 from tests.deploy.image_stack import ImageStack, dot_env, owned_directory
 from tests.e2e.conftest import browser, playwright  # noqa: F401 (the browser fixtures)
 from tests.e2e.console_site import LAPTOP, PASSWORD, Site, Staff
+from tests.e2e.test_console import RELEASE_SCAR, SHIPPED_SCAR
 from tests.e2e.test_publish import NEW, OLD, QUESTION, answer_of, check_and_train, wait_for_answer
 from tests.helpers import Chat, WidgetSession, open_day, squash
 
@@ -48,6 +50,7 @@ USERS = {"anna": "admin", "eddie": "editor", "rita": "reception"}
 WORKSPACE = "/var/lib/scar-faq/content"  # where the console edits the project in production
 BOOKED: dict[str, str] = {}  # channel -> the reference the visitor was given
 REST_VISITOR = f"rest-{secrets.token_hex(3)}"
+RELEASE_OLD = "and it mends itself naturally."  # the next release's rewording of test_publish's OLD
 
 
 @dataclass
@@ -236,6 +239,62 @@ def test_after_a_restart_bookings_accounts_the_published_model_and_the_edit_are_
     assert NEW in page.get_by_label("Answer", exact=True).input_value()
 
 
+def upgraded_console_image(old: str, changes: list[tuple[str, str, str]]) -> str:
+    """A next release of the console's image: `old` with its release files changed (file, from, to)."""
+    name = f"scar-faq-test-upgrade-{secrets.token_hex(3)}"
+    subprocess.run(["buildah", "from", "--quiet", "--name", name, old], check=True, stdout=subprocess.DEVNULL)
+    try:
+        root = Path(
+            subprocess.run(
+                ["buildah", "mount", name], check=True, capture_output=True, text=True
+            ).stdout.strip()
+        )
+        for file, before, after in changes:
+            path = root / "srv" / "scar-faq" / file
+            text = path.read_text(encoding="utf-8")
+            assert before in text, (file, before)
+            path.write_text(text.replace(before, after, 1), encoding="utf-8")
+        image = old.rsplit(":", 1)[0] + ":next-release"
+        subprocess.run(["buildah", "commit", "--quiet", name, image], check=True, stdout=subprocess.DEVNULL)
+        return image
+    finally:
+        subprocess.run(["buildah", "umount", name], capture_output=True)
+        subprocess.run(["buildah", "rm", name], capture_output=True)
+
+
+def test_a_new_console_image_merges_its_release_into_staffs_edits_and_never_overwrites_them(
+    deployment: Deployment, staff
+) -> None:
+    """An upgrade: the next image changed an answer staff left alone and the words staff had changed."""
+    upgrade = upgraded_console_image(
+        deployment.stack.image("console"),
+        [("domain/faq.yml", SHIPPED_SCAR, RELEASE_SCAR), ("domain/faq.yml", OLD, RELEASE_OLD)],
+    )
+    deployment.stack.images["console"] = upgrade
+    with deployment.log.open("a") as log:
+        deployment.stack.restart("console-1", log)
+    editor = staff()
+    editor.sign_in("eddie")
+    card = editor.open("/").locator(".card", has_text="from a new release")
+    assert "1 change from a new release to words staff had changed" in squash(card.inner_text())
+    page = editor.open("/history/")
+    assert "New release" in page.locator("tbody").inner_text()  # the answer staff left alone
+    waiting = page.get_by_role("region", name="A new release would change words you had changed")
+    assert NEW in squash(waiting.locator(".before").inner_text())
+    assert RELEASE_OLD in squash(waiting.locator(".after").inner_text())
+    answer = editor.open("/answers/topic/what_is").get_by_label("Answer", exact=True).input_value()
+    assert NEW in answer and RELEASE_OLD not in answer  # staff's words kept, never overwritten
+    assert all(NEW in answer_of(chat, f"upgraded-{secrets.token_hex(3)}") for chat in deployment.chats)
+
+    # Starting the same image again changes nothing and offers nothing twice.
+    listed = page.locator("tbody tr").count()
+    with deployment.log.open("a") as log:
+        deployment.stack.restart("console-1", log)
+    page = editor.open("/history/")
+    assert page.locator("tbody tr").count() == listed
+    assert page.get_by_role("region", name="A new release would change words you had changed").count() == 1
+
+
 def visitor_events(deployment: Deployment) -> int:
     """How many events of the REST visitor's conversation the database holds."""
     engine = sa.create_engine(deployment.postgres.url)
@@ -275,6 +334,7 @@ def test_a_backup_restored_into_a_fresh_stack_brings_everything_back(deployment:
     deployment.redis = RedisServer().start()
     fresh = ImageStack(deployment.directory, deployment.postgres, deployment.redis, old.variables)
     fresh.ports = dict(old.ports)  # the same addresses (the staff's authenticator app is keyed by it)
+    fresh.images = dict(old.images)  # the same images (the upgraded console)
     deployment.stack = fresh
     restored = fresh.exec(
         "console", ["clinic-restore", f"/var/backups/scar-faq/{archive.name}"], volumes=mounted

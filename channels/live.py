@@ -37,7 +37,7 @@ from actions.live_chat import reply_expected
 from common import live_chat, metrics
 from common.clinic import load_settings
 from common.domain import load_domain
-from common.names import LIVE_CHAT_ENDED, LIVE_CHAT_JOINED, LIVE_CHAT_MISSED
+from common.names import LIVE_CHAT_ENDED, LIVE_CHAT_JOINED, LIVE_CHAT_MISSED, URGENT_REPLY
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -270,8 +270,8 @@ class LiveChat:
         if latest is None or (latest.intent or {}).get("name") != URGENT_INTENT:
             return
         logger.info("Urgent symptoms during a live chat were answered at once.")
-        text, _ = response_text("utter_urgent")
-        urgent = BotUttered(text, data={}, metadata={"utter_action": "utter_urgent"})
+        text, _ = response_text(URGENT_REPLY)
+        urgent = BotUttered(text, data={}, metadata={"utter_action": URGENT_REPLY})
         await self.append(conversation_id, [urgent])
         await self.send(conversation_id, {"text": text})
 

@@ -7,8 +7,9 @@ one worker (SANIC_WORKERS=1, the console's threads share one process), so no mul
 is needed; a deployment that raises SANIC_WORKERS would need PROMETHEUS_MULTIPROC_DIR.
 
 /metrics is never public (`allowed`): the scraper sends `Authorization: Bearer <METRICS_TOKEN>`,
-or connects straight from METRICS_ALLOWED_NETWORKS (a request that came through a proxy,
-with X-Forwarded-For or Forwarded, never counts as coming from the proxy's own address).
+or connects straight from METRICS_ALLOWED_NETWORKS (a request carrying any header a proxy adds,
+PROXY_HEADERS, never counts as coming from the proxy's own address; a proxy that adds none, a
+TCP proxy, cannot be told apart: behind one use the token only, docs/deployment.md).
 Anyone else gets 404 when monitoring is off and 401 when it is on; the figures name no
 visitor, conversation or message.
 """
@@ -29,8 +30,26 @@ from common.settings import Settings
 
 PATH = "/metrics"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# A request carrying one of these came through a proxy: its address is the proxy's, not the scraper's.
-PROXY_HEADERS = ("x-forwarded-for", "X-Forwarded-For", "forwarded", "Forwarded", "x-real-ip", "X-Real-Ip")
+# A request carrying one of these (compared in lower case) came through a proxy: its address is
+# the proxy's, not the scraper's. The headers HTTP proxies and CDNs add to say who the caller is.
+PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-real-ip",
+        "x-client-ip",
+        "x-original-forwarded-for",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "via",
+    }
+)
 REFUSED = "Metrics need the metrics token (Authorization: Bearer ...)."
 
 disable_created_metrics()  # no `_created` series beside each counter: half the lines, nothing lost
@@ -61,6 +80,22 @@ OUTCOMES = (
     TOO_FAST,
     REFUSED_INPUT,
 )
+# The chat channels a message can arrive by (channels/guarded.py: RestInput's and SocketIOInput's
+# names); a label value outside a fixed set is counted as OTHER, so no caller can add series.
+CHANNELS = ("rest", "socketio")
+OTHER = "other"
+
+
+def channel_label(channel: str) -> str:
+    """The `channel` label of a message: one of CHANNELS, else OTHER."""
+    return channel if channel in CHANNELS else OTHER
+
+
+def outcome_label(outcome: str) -> str:
+    """The `outcome` label of a message: one of OUTCOMES, else SILENT (it got no known reply)."""
+    return outcome if outcome in OUTCOMES else SILENT
+
+
 # The replies are promised within 10 s (README); the buckets resolve the p95 around it.
 REPLY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 30.0)
 WAIT_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -239,16 +274,20 @@ def allowed(settings: Settings, headers: Mapping[str, str], peer: str | None) ->
         given = (headers.get("authorization") or headers.get("Authorization") or "").encode()
         if hmac.compare_digest(given, f"Bearer {settings.metrics_token}".encode()):
             return True
-    proxied = any(
-        headers.get(name) for name in ("x-forwarded-for", "X-Forwarded-For", "forwarded", "Forwarded")
-    )
-    if not settings.metrics_networks or proxied or not peer:
+    if not settings.metrics_networks or proxied(headers) or not peer:
         return False
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 (a dual-stack socket) is 127.0.0.1
     return any(address in network for network in settings.metrics_networks)
+
+
+def proxied(headers: Mapping[str, str]) -> bool:
+    """Whether a request carries any header a proxy adds (PROXY_HEADERS), in any letter case."""
+    return any(str(name).lower() in PROXY_HEADERS for name in headers.keys())
 
 
 def answer(

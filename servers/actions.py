@@ -8,7 +8,9 @@ deadline passed before committing fails the same way. GET /health answers 503 wh
 database takes no write (servers/health.py); other methods on a route get 405, and errors
 never echo the request (rasa-sdk's own handler answers everything with 500 and the body).
 GET /metrics gives its figures to a monitoring scraper (common/metrics.py), and each call is
-logged once, with the Rasa server's request id for the message (common/logs.py).
+logged once, with the Rasa server's request id for the message (common/logs.py). Only calls
+that carried the token are counted, under one of the domain's action names (or "other"), so
+nobody without the token can add to the figures or make up label values.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import sys
 import time
 import traceback
+from functools import lru_cache
 
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
@@ -25,6 +28,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from common import deadline, logs, metrics, migrations
+from common.domain import load_domain
 from common.settings import Settings, SettingsError, load
 from servers import health, http_framing
 
@@ -37,16 +41,22 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 def require_token(app: Sanic, token: str) -> None:
-    """Answer 401 to any request but GET /health without `Authorization: Bearer <token>`."""
+    """Answer 401 to any request but GET /health without `Authorization: Bearer <token>`.
+
+    A request that carried the token is marked `request.ctx.authorised` (count_and_log counts
+    only those).
+    """
     expected = f"Bearer {token}".encode()
 
     @app.on_request
     async def check_token(request: Request) -> HTTPResponse | None:
+        request.ctx.authorised = False
         if request.path in ("/health", metrics.PATH) or http_framing.unread(request):
             return None  # unreadable: its own answer (400 or 413), not 401; /metrics checks its own
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return response.json({"error": "Missing or wrong action server token."}, status=401)
+        request.ctx.authorised = True
         return None
 
 
@@ -89,13 +99,23 @@ def count_and_log(app: Sanic) -> None:
     async def begin(request: Request) -> None:
         logs.start_request(request.headers.get(logs.REQUEST_ID_HEADER))
         request.ctx.started = time.monotonic()
+        request.ctx.authorised = True  # require_token (when a token is set) runs next and decides
 
     @app.on_response
     async def finish(request: Request, reply: HTTPResponse) -> None:
         if request.path != "/webhook" or not hasattr(request.ctx, "started"):
             return
+        if not getattr(request.ctx, "authorised", False):
+            # refused (401): not counted, and nothing of what the caller sent is logged
+            logs.log_event(
+                logger,
+                "An action call was refused before any action ran.",
+                logging.WARNING,
+                status=reply.status,
+            )
+            return
         seconds = time.monotonic() - request.ctx.started
-        action = action_name(request)
+        action = action_label(action_name(request))
         result = "ok" if reply.status < 400 else "too_late" if reply.status == 503 else "error"
         metrics.ACTIONS_RUN.labels(action=action, result=result).inc()
         metrics.ACTION_SECONDS.observe(seconds)
@@ -121,6 +141,17 @@ def action_name(request: Request) -> str:
     return name[:64] if isinstance(name, str) and name.isidentifier() else "unknown"
 
 
+@lru_cache(maxsize=1)
+def domain_actions() -> frozenset[str]:
+    """The custom actions the domain names (read once): the only `action` label values but "other"."""
+    return frozenset(str(name) for name in load_domain().get("actions") or [])
+
+
+def action_label(name: str) -> str:
+    """The `action` label of a call: the domain's action of that name, else metrics.OTHER."""
+    return name if name in domain_actions() else metrics.OTHER
+
+
 def too_late() -> HTTPResponse:
     """The answer to a call the Rasa server no longer waits for (it counts as a failed action)."""
     return response.json({"error": "Too late: the Rasa server stopped waiting for this action."}, status=503)
@@ -133,6 +164,7 @@ def create_app(token: str | None, settings: Settings | None = None) -> Sanic:
     app = create_sdk_app("actions", cors_origins=None)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     http_framing.install(app)  # ambiguous body length: 400 at once, not held 60 s
+    domain_actions()  # read now: a domain that cannot be read stops the server at start
     count_and_log(app)
     if token:
         require_token(app, token)

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import logs, metrics
-from common.names import ERASE_SLOT
+from common.names import ERASE_SLOT, URGENT_REPLY
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
 SERVICE = "chat"
-URGENT_REPLY = "utter_urgent"  # staff/review.py URGENT_REPLY: the reply to urgent symptoms
 
 
 @dataclass
@@ -51,16 +50,17 @@ def turn(channel: str) -> Iterator[Turn]:
     finally:
         _turn.reset(token)
         seconds = time.monotonic() - current.started
-        outcome = current.outcome or metrics.SILENT
-        metrics.MESSAGES.labels(channel=channel, outcome=outcome).inc()
+        outcome = metrics.outcome_label(current.outcome)
+        label = metrics.channel_label(channel)
+        metrics.MESSAGES.labels(channel=label, outcome=outcome).inc()
         if outcome not in (metrics.TOO_FAST, metrics.REFUSED_INPUT):
-            metrics.REPLY_SECONDS.labels(channel=channel).observe(seconds)
+            metrics.REPLY_SECONDS.labels(channel=label).observe(seconds)
         level = logging.WARNING if outcome == metrics.FAILED else logging.INFO
         logs.log_event(
             logger,
             "Message handled.",
             level,
-            channel=channel,
+            channel=label,
             outcome=outcome,
             duration_ms=round(seconds * 1000),
         )
@@ -68,7 +68,9 @@ def turn(channel: str) -> Iterator[Turn]:
 
 def refused(channel: str, outcome: str) -> None:
     """Count a message refused before Rasa saw it (too fast, or not valid input)."""
-    metrics.MESSAGES.labels(channel=channel, outcome=outcome).inc()
+    metrics.MESSAGES.labels(
+        channel=metrics.channel_label(channel), outcome=metrics.outcome_label(outcome)
+    ).inc()
 
 
 def failed(current: Turn, error: BaseException | None) -> None:

@@ -34,7 +34,7 @@ from matplotlib.ticker import MaxNLocator
 
 from common import conversations, database, personal_data, settings
 from common.clinic import load_settings
-from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
+from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT, URGENT_REPLY
 from common.paths import PROJECT_ROOT, relative
 from staff.validate import Project, load, normalise
 
@@ -64,7 +64,6 @@ SILENT = frozenset({"action_listen", "action_session_start"})
 BOOKING_STARTED = "action_offer_booking"
 BOOKING_SAVED = "utter_booking_saved"
 REJECTING_INTENT = "out_of_scope"  # the "Something else" button under "did you mean"
-URGENT_REPLY = "utter_urgent"
 # Visitor feedback after an answer (issue 17): a thumbs-down, then "what was missing?".
 FEEDBACK_UNHELPFUL = "feedback_unhelpful"
 FEEDBACK_HELPFUL = "feedback_helpful"

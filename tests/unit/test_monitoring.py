@@ -223,3 +223,117 @@ def _names(registry) -> set[str]:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
         names |= {family.name + suffix for suffix in suffixes}
     return names
+
+
+def test_a_proxy_that_adds_any_forwarding_header_never_counts_as_an_allowed_network() -> None:
+    """A proxy inside the network that says who the caller is (X-Real-IP, ...) is not the scraper."""
+    config = settings(METRICS_ALLOWED_NETWORKS="127.0.0.0/8")
+    assert status(config, {}, "127.0.0.1") == 200
+    for header in ("X-Real-IP", "x-real-ip", "True-Client-IP", "CF-Connecting-IP", "X-Forwarded-Host"):
+        assert status(config, {header: "8.8.8.8"}, "127.0.0.1") == 401, header
+
+
+def test_an_ipv4_mapped_ipv6_peer_is_compared_by_its_ipv4_address() -> None:
+    config = settings(METRICS_ALLOWED_NETWORKS="127.0.0.0/8")
+    assert status(config, {}, "::ffff:127.0.0.1") == 200
+    assert status(config, {}, "::ffff:8.8.8.8") == 401
+
+
+def test_the_urgent_reply_has_one_definition() -> None:
+    from common import names
+    from staff import review
+
+    assert monitoring.URGENT_REPLY is names.URGENT_REPLY and review.URGENT_REPLY is names.URGENT_REPLY
+
+
+def test_a_turn_is_counted_only_under_a_known_channel_and_outcome() -> None:
+    def count(channel: str, outcome: str) -> float:
+        return (
+            metrics.CHAT.get_sample_value("clinic_messages_total", {"channel": channel, "outcome": outcome})
+            or 0.0
+        )
+
+    before = count("other", "no-reply")
+    with monitoring.turn("made-up-channel") as current:
+        current.outcome = "made-up-outcome"
+    monitoring.refused("another-made-up-channel", metrics.TOO_FAST)
+    assert count("made-up-channel", "made-up-outcome") == 0 and count("other", "no-reply") == before + 1
+    assert count("another-made-up-channel", metrics.TOO_FAST) == 0
+
+
+ACTION_TOKEN = "action-token-0123456789abcdefghijklmnop"
+
+
+def post_to_action_server(calls: list[tuple[dict[str, str], dict]]) -> list[int]:
+    """POST each (headers, body) to /webhook of a real action server on loopback; the statuses."""
+    import asyncio
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from sanic import Sanic
+
+    from servers import actions
+
+    Sanic.test_mode = True  # several apps named "actions" in one test process
+    app = actions.create_app(ACTION_TOKEN, settings(METRICS_TOKEN=TOKEN))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def post(headers: dict[str, str], body: dict) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhook",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **headers},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    async def run() -> list[int]:
+        server = await app.create_server(
+            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+        )
+        await server.startup()
+        loop = asyncio.get_running_loop()
+        try:
+            return [await loop.run_in_executor(None, post, headers, body) for headers, body in calls]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(run())
+
+
+def test_unauthorised_action_calls_add_no_metric_and_action_names_are_the_domains() -> None:
+    def runs(action: str) -> float:
+        return sum(
+            metrics.ACTIONS.get_sample_value("clinic_actions_total", {"action": action, "result": result})
+            or 0.0
+            for result in ("ok", "error", "too_late")
+        )
+
+    before = {name: runs(name) for name in ("invented_action_name", "other", "action_answer_faq")}
+    statuses = post_to_action_server(
+        [
+            ({}, {"next_action": "invented_action_name"}),  # no token: refused, not counted
+            ({"Authorization": "Bearer wrong"}, {"next_action": "action_answer_faq"}),
+            ({"Authorization": f"Bearer {ACTION_TOKEN}"}, {"next_action": "invented_action_name"}),
+        ]
+    )
+    assert statuses[:2] == [401, 401] and statuses[2] != 401
+    assert runs("invented_action_name") == before["invented_action_name"] == 0
+    assert runs("action_answer_faq") == before["action_answer_faq"]  # the refused call
+    assert runs("other") == before["other"] + 1  # the authorised call, under a fixed name
+
+
+def test_the_action_label_is_one_of_the_domains_actions_or_other() -> None:
+    from servers import actions
+
+    assert actions.action_label("action_answer_faq") == "action_answer_faq"
+    assert actions.action_label("validate_booking_form") == "validate_booking_form"
+    assert actions.action_label("a" * 60) == actions.action_label("unknown") == "other"

@@ -243,12 +243,17 @@ def section_of(root: Path, sentence: str) -> str:
 
 
 # ---- writing -----------------------------------------------------------------------------
+def lock_file(root: Path) -> Path:
+    """The file whose lock the console holds while it changes the project under `root`."""
+    return root / "var" / "console-edit.lock"
+
+
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
     """One change at a time to this project, across threads and console processes."""
-    lock_file = root / "var" / "console-edit.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with _writes, lock_file.open("a") as handle:
+    path = lock_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writes, path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -1,13 +1,15 @@
 """Back up and restore the clinic's data: the database, the model store and the edited content.
 
     clinic-backup [--output FOLDER_OR_FILE.tar] [--skip-uncommitted]
-    clinic-restore FILE.tar [--replace]
+    clinic-restore FILE.tar [--replace] [--force]
 
 `clinic-backup` writes one file (default: a dated clinic-backup-....tar in var/backups/),
 readable only by its owner: it holds personal data. `clinic-restore` checks the file, then
 restores it into the database (DATABASE_URL), the model store (MODEL_STORE_DIR) and the
 edited content (STAFF_PROJECT_ROOT) the settings name; stop the servers first. It refuses a
-target that already holds data unless --replace. Exit status 0 when done, 1 when refused
+target that already holds data unless --replace, and a running console (its lock on the content;
+on PostgreSQL, other connections to the database, unless --force). On PostgreSQL the database is
+replaced in one transaction: a failed restore leaves it as it was. Exit status 0 when done, 1 when refused
 (the message says why; nothing was changed), 2 for a wrong command line. Secrets (.env,
 STAFF_SECRET_KEY, tokens) are not in a backup. docs/deployment.md, "Backups".
 """
@@ -117,9 +119,14 @@ def restore_main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="put the backup's data in place of what the database and content folder hold now",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even though other connections use the PostgreSQL database (only if they are your own)",
+    )
     args = parser.parse_args(argv)
     try:
-        restored = service.restore_backup(args.file, target(), args.replace)
+        restored = service.restore_backup(args.file, target(), args.replace, args.force)
     except FAILURES as error:
         first = "" if isinstance(error, service.PartlyRestored) else "Nothing was restored. "
         print(f"{first}{trouble(error)}", file=sys.stderr)

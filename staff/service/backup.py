@@ -24,6 +24,7 @@ schema forward with Alembic. Secrets (STAFF_SECRET_KEY, tokens, passwords) are n
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from common import database, migrations
+from staff.service import content as content_service
 
 FORMAT = 1  # the archive layout this code writes and reads
 MANIFEST = "manifest.json"
@@ -179,7 +181,8 @@ def is_git_workspace(root: Path) -> bool:
 def uncommitted(root: Path) -> list[str]:
     """The files of the content workspace changed or added outside its history (git status)."""
     lines = _git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
-    return [line[3:] for line in lines if line.strip()]
+    lock = content_service.lock_file(root).relative_to(root).as_posix()  # the console's, not content
+    return [line[3:] for line in lines if line.strip() and line[3:] != lock]
 
 
 def schema_revision(url: str) -> str | None:
@@ -329,16 +332,12 @@ def load_database(url: str, dump: Path, kind: str) -> None:
             "PostgreSQL database (an empty one, or with --replace)."
         )
     options, env = postgres_arguments(url)
-    _run([postgres_program("pg_restore"), "--list", str(dump)])  # it can read the dump: now clear
-    # Every table there now goes (the target is empty of data, or --replace was given): a
-    # table a newer version made would otherwise stay and stop the migrations after the restore.
-    engine = database.create_engine(url)
-    try:
-        existing = sa.MetaData()
-        existing.reflect(engine)
-        existing.drop_all(engine)
-    finally:
-        engine.dispose()
+    # One transaction: every table there now is dropped (the target is empty of data, or
+    # --replace was given; a table a newer version made would otherwise stay and stop the
+    # migrations after the restore) and the dump loaded, or, if anything fails, nothing at all
+    # changes. pg_restore only turns the dump into SQL here (it cannot put a drop of its own in
+    # its transaction); psql runs that SQL with ON_ERROR_STOP in a single transaction.
+    script = dump.with_suffix(".sql")
     _run(
         [
             postgres_program("pg_restore"),
@@ -346,13 +345,55 @@ def load_database(url: str, dump: Path, kind: str) -> None:
             "--if-exists",
             "--no-owner",
             "--no-privileges",
-            "--single-transaction",
-            "--exit-on-error",
-            *options,
+            "--file",
+            str(script),
             str(dump),
+        ]
+    )
+    engine = database.create_engine(url)
+    try:
+        tables = sa.inspect(engine).get_table_names()
+        quote = engine.dialect.identifier_preparer.quote
+    finally:
+        engine.dispose()
+    drops = dump.with_name("drop-first.sql")
+    drops.write_text("".join(f"DROP TABLE IF EXISTS {quote(name)} CASCADE;\n" for name in tables))
+    _run(
+        [
+            postgres_program("psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "--single-transaction",
+            "--set",
+            "ON_ERROR_STOP=1",
+            *options,
+            "--file",
+            str(drops),
+            "--file",
+            str(script),
         ],
         env=env,
     )
+
+
+def other_sessions(url: str) -> int:
+    """How many other sessions are connected to the PostgreSQL database (0 for SQLite)."""
+    if database.sqlite_file(url) is not None or not database.exists(url):
+        return 0
+    engine = database.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    sa.text(
+                        "SELECT COUNT(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar()
+                or 0
+            )
+    finally:
+        engine.dispose()
 
 
 def repoint_models(url: str, old_store: str, new_store: Path) -> None:
@@ -624,12 +665,36 @@ def restore_content(bundle: Path, root: Path, head: str | None, commit: str, rep
     return int(_git(root, "rev-list", "--count", commit).strip())
 
 
-def restore_backup(archive: Path, target: Target, replace: bool = False) -> Restored:
+RUNNING = "The console is running (it is changing the edited content now): stop the servers first."
+
+
+def _hold_content_lock(root: Path, stack: ExitStack) -> None:
+    """Hold the console's own lock on the content workspace until `stack` closes; BackupError if held."""
+    path = content_service.lock_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = stack.enter_context(path.open("a"))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BackupError(f"{RUNNING} Nothing was changed.") from None
+    stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+
+
+def restore_backup(archive: Path, target: Target, replace: bool = False, force: bool = False) -> Restored:
     """Restore an archive into `target`: checked first, then database, model store, content, migration.
 
-    Nothing is changed when the archive is damaged, its schema is newer than this code's, or the
-    target's database or content workspace already holds data and `replace` is False.
+    Nothing is changed when the archive is damaged, its schema is newer than this code's, the
+    target's database or content workspace already holds data and `replace` is False, the
+    console holds the content's lock, or (PostgreSQL) other sessions use the database and `force`
+    is False. SQLite: a server with the file open is not detected (stop the servers first).
     """
+    with ExitStack() as stack:
+        if is_git_workspace(target.content_root):
+            _hold_content_lock(target.content_root, stack)
+        return _restore(archive, target, replace, force)
+
+
+def _restore(archive: Path, target: Target, replace: bool, force: bool) -> Restored:
     manifest = read_manifest(archive)
     check_schema(manifest)
     content = target.content_root
@@ -652,6 +717,12 @@ def restore_backup(archive: Path, target: Target, replace: bool = False) -> Rest
                 "--replace to put the backup's in its place, or point STAFF_PROJECT_ROOT at an empty folder. "
                 "Nothing was changed."
             )
+    others = 0 if force else other_sessions(target.database_url)
+    if others:
+        raise BackupError(
+            f"The database is in use ({others} other connection(s): the servers are running?): stop the "
+            "servers first, or restore with --force if those connections are your own. Nothing was changed."
+        )
     # In the store itself: writable by the console's user (a volume), and renames stay on its disk.
     target.model_store.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".clinic-restore-", dir=target.model_store))  # mode 0700

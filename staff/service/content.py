@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import re
 import shutil
 import tempfile
@@ -30,7 +31,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import yaml
+from ruamel.yaml import YAML as RoundTrip
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from common import paths, personal_data
@@ -75,6 +78,7 @@ TRAINING_NOTE = (
 )
 _checks = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
 _writes = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -243,12 +247,17 @@ def section_of(root: Path, sentence: str) -> str:
 
 
 # ---- writing -----------------------------------------------------------------------------
+def lock_file(root: Path) -> Path:
+    """The file whose lock the console holds while it changes the project under `root`."""
+    return root / "var" / "console-edit.lock"
+
+
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
     """One change at a time to this project, across threads and console processes."""
-    lock_file = root / "var" / "console-edit.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with _writes, lock_file.open("a") as handle:
+    path = lock_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writes, path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -268,7 +277,24 @@ def problems_of(root: Path) -> list[validate.Problem]:
 
 
 def new_problems(root: Path, texts: dict[str, str]) -> list[str]:
-    """The problems the checks find with `texts` written, that the project does not have now."""
+    """The problems the checks find with `texts` written, that the project does not have now.
+
+    First every YAML text must read as the console reads it (a key twice, as a line merge can
+    leave it, stops the console's editor); the detail goes to the log for IT.
+    """
+    unreadable = []
+    for name, text in texts.items():
+        if name.endswith((".yml", ".yaml")):
+            try:
+                RoundTrip(typ="rt").load(text)
+            except RoundTripError as error:
+                log.warning("%s cannot be read: %s", name, " ".join(str(error).split()))
+                unreadable.append(
+                    f"{plain.part(name)}: the text cannot be read (a name is given twice, or its layout "
+                    "is broken)"
+                )
+    if unreadable:
+        return unreadable
     with tempfile.TemporaryDirectory(prefix="clinic-change-") as folder:
         copy = Path(folder)
         for part in CHECKED_PARTS:

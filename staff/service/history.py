@@ -9,6 +9,7 @@ files as they are now, and refuses if later changes touched the same lines.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -28,6 +29,16 @@ STAFF_EMAIL_DOMAIN = "staff.invalid"
 RELEASE_NAME, RELEASE_EMAIL = "New release", "release@release.invalid"
 SHA = re.compile(r"[0-9a-f]{7,40}")
 SEPARATOR, FIELD = "\x1e", "\x1f"
+# Staff read these (History page, flash messages): plain words; the technical detail goes to the log.
+NO_HISTORY = (
+    "The history of changes cannot be kept here, so changes cannot be recorded with their author: "
+    "ask the clinic's IT."
+)
+NOT_RECORDED = (
+    "The change could not be recorded in the history of changes. Nothing was changed: ask the clinic's "
+    "IT (the console's log says why)."
+)
+log = logging.getLogger(__name__)
 
 
 class HistoryError(Exception):
@@ -51,10 +62,8 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     )
     if check and result.returncode != 0:
         said = (result.stderr or result.stdout).strip().splitlines()
-        raise HistoryError(
-            "The change could not be recorded in the project's history (git said: "
-            f"{said[-1] if said else 'nothing'}). Nothing was changed; tell a developer."
-        )
+        log.warning("git %s failed in %s: %s", args[0] if args else "", root, said[-1] if said else "nothing")
+        raise HistoryError(NOT_RECORDED)
     return result
 
 
@@ -62,19 +71,18 @@ def problem(root: Path) -> str | None:
     """Why the project's history cannot be kept here (None: it can)."""
     try:
         result = git(root, "rev-parse", "--is-inside-work-tree", check=False)
-    except (OSError, subprocess.SubprocessError):
-        return "git is not installed where the console runs, so changes cannot be recorded: tell a developer."
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("The content's history cannot be kept in %s: git cannot run (%s)", root, error)
+        return NO_HISTORY
     if result.returncode != 0 or result.stdout.strip() != "true":
-        return (
-            "The project folder is not a git checkout, so changes cannot be recorded with their author: "
-            "tell the clinic's IT (the console's content folder must be a history of its own)."
-        )
+        log.warning("The content's history cannot be kept in %s: it is not a git checkout", root)
+        return NO_HISTORY
     top = git(root, "rev-parse", "--show-toplevel", check=False).stdout.strip()
     if not top or Path(top).resolve() != root.resolve():  # never commit to a checkout around it
-        return (
-            f"The project folder is inside another git checkout ({top}), not one of its own, so changes "
-            "cannot be recorded: tell the clinic's IT (the content folder needs a history of its own)."
+        log.warning(
+            "The content's history cannot be kept in %s: it is inside another git checkout (%s)", root, top
         )
+        return NO_HISTORY
     return None
 
 
@@ -210,10 +218,10 @@ def undone(root: Path, item: Change) -> dict[str, str]:
         if not any(name.startswith(f"{part}/") or name == part for part in EDITABLE)
     ]
     if outside:
+        log.info("Undo refused: %s also changed %s", item.sha, ", ".join(outside[:3]))
         raise HistoryError(
-            "This change also changed the assistant's program files ("
-            + ", ".join(outside[:3])
-            + "), which the console does not edit: ask a developer to undo it."
+            "This change also changed the assistant's program, which the console does not edit: "
+            "ask the clinic's IT to undo it."
         )
     texts: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="clinic-undo-") as folder:
@@ -222,7 +230,8 @@ def undone(root: Path, item: Change) -> dict[str, str]:
             path = root / name
             if before is None or after is None or not path.exists():
                 raise HistoryError(
-                    f"This change added or removed the file {name}; undoing it is a developer's job."
+                    f"This change added or removed a whole part ({plain.part(name)}); "
+                    "the clinic's IT can undo it."
                 )
             parts = []
             for label, text in (

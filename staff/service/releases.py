@@ -20,6 +20,7 @@ The production images hold the release's content read-only (CONTENT_RELEASE_DIR,
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +51,7 @@ IGNORED = ("var/", "models/", ".rasa/", "__pycache__/", "*.pyc", "results/")
 SEED_TITLE = "The clinic's content as installed"
 # Folders a fresh volume may already hold (ext4's own).
 HARMLESS = {"lost+found"}
+log = logging.getLogger(__name__)
 
 
 class ReleaseError(Exception):
@@ -223,6 +225,9 @@ def _merge(root: Path, title: str) -> Prepared:
         else:
             write_atomically(root / name, kept)
             _git(root, "add", "--", name)
+    problems = _merge_problems(root, proposed)
+    if problems:
+        return _propose_whole(root, title, proposed, problems)
     _git(root, "commit", "--quiet", "--no-verify", "-m", title)
     merged = _git(root, "rev-parse", "HEAD").stdout.strip()
     proposed = {name: text for name, text in proposed.items() if text != _file(root, merged, name)}
@@ -234,6 +239,55 @@ def _merge(root: Path, title: str) -> Prepared:
         f"{title}: merged; where staff had changed the same words, theirs were kept and the release's "
         "version waits in the History for staff to take or leave.",
         len(proposed),
+    )
+
+
+def _staged(root: Path) -> dict[str, str | None]:
+    """The files the merge in progress changes on `main`: their merged text (None: removed)."""
+    names = _git(root, "diff", "--cached", "--name-only", "--no-renames", "HEAD").stdout.splitlines()
+    return {name: _stage(root, 0, name) for name in names}
+
+
+def _merge_problems(root: Path, proposed: dict[str, str | None]) -> list[str]:
+    """What the checks an edit passes find in the merge in progress (the work tree holds it).
+
+    The checks of a staff edit (content.new_problems: every YAML file must read as the console
+    reads it, since a line merge can put a key in twice) must pass, judged against `main` as it
+    is. The release's own version of conflicting lines counts too: the
+    result of taking them later must pass as well.
+    """
+    changed = _staged(root)
+    texts = {name: text for name, text in changed.items() if text is not None}
+    texts |= {name: text for name, text in proposed.items() if text is not None}
+    with tempfile.TemporaryDirectory(prefix="clinic-main-") as folder:  # main as it is, beside
+        main, index = Path(folder) / "main", {"GIT_INDEX_FILE": str(Path(folder) / "index")}
+        main.mkdir()
+        for part in RELEASE_PARTS:  # its own index: the merge's stays as it is
+            _git(root, "checkout", MAIN, "--", part, env=index, cwd=main, check=False)
+        return content.new_problems(main, texts)
+
+
+def _propose_whole(root: Path, title: str, proposed: dict[str, str | None], problems: list[str]) -> Prepared:
+    """Keep `main` as it is and offer the whole release as one proposal (its merge failed the checks)."""
+    texts = _staged(root) | {name: text for name, text in proposed.items()}
+    _git(root, "merge", "--abort")
+    log.warning(
+        "%s: not merged into staff's content, because the result fails the checks; it waits as a "
+        "proposal staff cannot take until the release is fixed. For the clinic's IT: %s",
+        title,
+        "; ".join(problems),
+    )
+    # `main` records the release as come (so a restart does not try again), with its own files.
+    _git(root, "merge", "--quiet", "--no-ff", "--strategy=ours", "-m", title, RELEASE)
+    merged = _git(root, "rev-parse", "HEAD").stdout.strip()
+    texts = {name: text for name, text in texts.items() if text != _file(root, merged, name)}
+    if texts:
+        _propose(root, merged, texts, title)
+    return Prepared(
+        "proposed",
+        f"{title}: not merged, because the result would not pass the checks; staff's content is "
+        "unchanged, and the release's version waits in the History for staff to take or leave.",
+        1 if texts else 0,
     )
 
 

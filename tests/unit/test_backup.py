@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import sqlalchemy as sa
 
 from actions.booking.store import BookingRequest, BookingStore
 from common import migrations
+from devtools.services import PostgresServer
 from staff import backup as command
-from staff.service import accounts, db
+from staff.service import accounts, content, db
 from staff.service import backup as service
 from staff.service import models as model_service
 
@@ -259,3 +261,109 @@ def test_the_commands_say_what_they_did_in_words_without_personal_data(
     assert "Restored the backup made on" in said and "2 saved change(s)" in said
     assert "erased after" in said
     assert NAME not in said and "siobhan" not in said.lower()
+
+
+def test_a_restore_refuses_while_the_console_changes_the_content(tmp_path: Path) -> None:
+    source = make_deployment(tmp_path / "old")
+    made = service.write_backup(source, tmp_path / "backups")
+    (source.content_root / "answers.yml").write_text("answer: version 3\n")
+    git(source.content_root, "commit", "-qam", "Edit 3")
+
+    with content.locked(source.content_root):  # what the running console holds while it edits
+        with pytest.raises(service.BackupError, match="console is running.*stop the servers first"):
+            service.restore_backup(made.path, source, replace=True)
+    assert git(source.content_root, "log", "-1", "--format=%s") == "Edit 3\n"
+    assert (source.content_root / "answers.yml").read_text() == "answer: version 3\n"
+
+    service.restore_backup(made.path, source, replace=True)  # the console stopped: it goes ahead
+    assert git(source.content_root, "log", "-1", "--format=%s") == "Edit 2\n"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL server (the production profile's database)."""
+    with PostgresServer() as server:
+        yield server
+
+
+def postgres_deployment(url: str, where: Path) -> service.Target:
+    """The PostgreSQL database emptied, then migrated with one staff account; no content."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    migrations.upgrade(url)
+    accounts.create_user(db.engine(url), "anna", "admin", PASSWORD)
+    db.engine(url).dispose()
+    return service.Target(url, where / "models", where / "content")
+
+
+def use(monkeypatch: pytest.MonkeyPatch, target: service.Target) -> None:
+    for key, value in (
+        ("DATABASE_URL", target.database_url),
+        ("MODEL_STORE_DIR", str(target.model_store)),
+        ("STAFF_PROJECT_ROOT", str(target.content_root)),
+    ):
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("failing", ["pg_restore", "psql"])
+def test_a_failed_postgres_restore_leaves_the_database_as_it_was(
+    failing: str,
+    postgres: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = postgres_deployment(postgres.url, tmp_path)
+    made = service.write_backup(target, tmp_path / "backups")
+    accounts.create_user(db.engine(postgres.url), "later", "editor", PASSWORD)  # after the backup
+    db.engine(postgres.url).dispose()
+    # The program fails half way (a full disk, a dump it refuses): pg_restore as soon as it
+    # restores (reading the dump's list works), psql after running every statement it was given.
+    real = service.postgres_program(failing)
+    wrapper = tmp_path / "bin" / failing
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        '#!/bin/sh\ncase "$*" in *--list*) exec '
+        + real
+        + ' "$@";; esac\n'
+        + (
+            'echo "pg_restore: error: could not execute query" >&2; exit 1\n'
+            if failing == "pg_restore"
+            else f'exec {real} "$@" --command "SELECT 1/0"\n'
+        )
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    use(monkeypatch, target)
+
+    assert command.restore_main([str(made.path), "--replace"]) == 1
+    said = capsys.readouterr().err
+    assert "Nothing was restored" in said
+    assert rows(postgres.url, "SELECT name FROM staff_users ORDER BY name") == [("anna",), ("later",)]
+
+
+def test_a_postgres_restore_replaces_everything_and_refuses_while_others_are_connected(
+    postgres: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = postgres_deployment(postgres.url, tmp_path)
+    made = service.write_backup(target, tmp_path / "backups")
+    engine = sa.create_engine(postgres.url)
+    with engine.begin() as connection:  # what a newer version made after the backup
+        connection.execute(sa.text("CREATE TABLE newer_table (id INTEGER PRIMARY KEY)"))
+        connection.execute(sa.text("DELETE FROM staff_users"))
+    use(monkeypatch, target)
+
+    with engine.connect():  # a server still connected
+        assert command.restore_main([str(made.path), "--replace"]) == 1
+        said = capsys.readouterr().err
+        assert "Nothing was restored" in said and "stop the servers first" in said
+        assert rows(postgres.url, "SELECT COUNT(*) FROM staff_users") == [(0,)]
+        assert command.restore_main([str(made.path), "--replace", "--force"]) == 0
+    engine.dispose()
+    assert rows(postgres.url, "SELECT name FROM staff_users") == [("anna",)]
+    assert "newer_table" not in sa.inspect(sa.create_engine(postgres.url)).get_table_names()

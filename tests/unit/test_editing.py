@@ -487,9 +487,15 @@ def test_a_project_inside_another_checkout_is_not_committed_to(tmp_path: Path) -
     outer = project_copy(tmp_path / "outer")
     inner = outer / "copy"
     inner.mkdir()
-    assert "inside another git checkout" in (history.problem(inner) or "")
-    assert "not a git checkout" in (history.problem(tmp_path) or "")
+    for folder in (inner, tmp_path):  # staff read these: plain words, no git, no server path
+        said = history.problem(folder) or ""
+        assert "cannot be kept here" in said and "IT" in said, said
+        assert not re.search(r"\bgit\b|checkout|commit|branch|/", said), said
     assert history.problem(outer) is None
+    with pytest.raises(history.HistoryError) as refused:
+        history.git(outer, "cat-file", "-p", "0" * 40)
+    assert not re.search(r"\bgit\b|commit|fatal|tell a developer", str(refused.value)), refused.value
+    assert "IT" in str(refused.value)
 
 
 def test_a_new_topic_takes_examples_from_the_new_topic_list(root: Path, tmp_path: Path) -> None:

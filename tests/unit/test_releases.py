@@ -308,3 +308,37 @@ def test_content_restored_from_a_bundle_keeps_its_release_line_and_waiting_chang
     assert STAFF_WORDS in content.topic(restored, "what_is").answer
     releases.accept(restored, waiting.id, "eddie")
     assert git(restored, "status", "--porcelain") == ""  # the console's lock file stays out of it
+
+
+def test_a_release_whose_clean_merge_fails_the_checks_keeps_main_and_is_proposed_whole(
+    workspace: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    staff_phone(workspace, "020 7946 0999")
+    head = git(workspace, "rev-parse", "HEAD")
+    clinic_before = (workspace / content.CLINIC).read_text(encoding="utf-8")
+    # The release adds a second phone line a few lines below the one staff changed: git merges
+    # the lines cleanly, but the result has the key twice, which the console cannot read.
+    new = release(
+        tmp_path / "release-b",
+        {
+            "clinic.yml": ('emergency_number: "999"', 'emergency_number: "999"\nphone: "020 7946 0111"'),
+            "domain/faq.yml": (SHIPPED, RELEASE_WORDS),
+        },
+    )
+    with caplog.at_level("WARNING"):
+        done = releases.prepare(workspace, new)
+    assert done.outcome == "proposed", done.said
+    assert "would not pass the checks" in done.said
+    assert (workspace / content.CLINIC).read_text(encoding="utf-8") == clinic_before  # main as it was
+    assert git(workspace, "diff", head.strip(), "HEAD") == ""
+    assert git(workspace, "status", "--porcelain", "--untracked-files=no") == ""
+    assert phone_of(workspace) == "020 7946 0999"
+    assert SHIPPED in content.topic(workspace, "what_is").answer
+    [waiting] = releases.proposals(workspace)  # the whole release, offered to staff
+    assert RELEASE_WORDS in history.file_at(workspace, waiting.id, "domain/faq.yml")
+    assert "IT" in caplog.text and "clinic.yml" in caplog.text  # the detail is logged for IT
+    with pytest.raises(content.Refused, match="would not pass the checks"):
+        releases.accept(workspace, waiting.id, "eddie")
+    # The same image started again: nothing new, nothing proposed twice.
+    assert releases.prepare(workspace, new).outcome == "unchanged"
+    assert len(releases.proposals(workspace)) == 1

@@ -333,7 +333,9 @@ def test_a_sender_whose_claim_ran_out_records_nothing_over_the_one_that_took_the
     [row] = outbox(store)
     mine = service._claim(store.engine, row["id"])
     with store.engine.begin() as db:  # the claim runs out (a console stalled)
-        db.execute(notification_outbox.update().values(claimed_until=datetime.now(timezone.utc) - timedelta(1)))
+        db.execute(
+            notification_outbox.update().values(claimed_until=datetime.now(timezone.utc) - timedelta(1))
+        )
     theirs = service._claim(store.engine, row["id"])
     assert mine and theirs
     service._record(store.engine, row, "late", config(25), mine)  # the stalled console comes back
@@ -379,7 +381,11 @@ def test_emails_are_given_up_on_age_not_on_a_count_of_tries(store) -> None:
     # a row that waited three days for a mail server to be set up is given up too, in words
     unset = Settings.from_env({"STAFF_PUBLIC_URL": PUBLIC}, lock_store=False, serves_chat=False)
     with store.engine.begin() as db:
-        db.execute(notification_outbox.update().values(status="pending", created_at=datetime.now(timezone.utc) - timedelta(days=4)))
+        db.execute(
+            notification_outbox.update().values(
+                status="pending", created_at=datetime.now(timezone.utc) - timedelta(days=4)
+            )
+        )
     _due_now(store)
     service.send_due(store.engine, unset, load_settings())
     assert {row["status"] for row in outbox(store)} == {"failed"}

@@ -455,21 +455,17 @@ def _claim(engine: sa.engine.Engine, row_id: int) -> datetime | None:
     return until if taken == 1 else None
 
 
-def _release(engine: sa.engine.Engine, row_id: int, token: datetime) -> None:
-    """Give a claimed row back untried (nothing can be sent yet): it waits, its tries unchanged."""
-    with engine.begin() as db:
-        db.execute(
-            notification_outbox.update()
-            .where(notification_outbox.c.id == row_id, notification_outbox.c.claimed_until == token)
-            .values(claimed_until=None)
-        )
-
-
 def _drop(engine: sa.engine.Engine, row_id: int, token: datetime | None, reason: str) -> None:
     """Mark a row not sent, without an attempt (no longer wanted, or waited too long to be set up)."""
-    condition = (
-        notification_outbox.c.claimed_until == token if token else notification_outbox.c.status == PENDING
-    )
+    if token is not None:
+        condition = notification_outbox.c.claimed_until == token
+    else:  # a row nobody is sending
+        condition = sa.and_(
+            notification_outbox.c.status == PENDING,
+            sa.or_(
+                notification_outbox.c.claimed_until.is_(None), notification_outbox.c.claimed_until < now()
+            ),
+        )
     with engine.begin() as db:
         db.execute(
             notification_outbox.update()
@@ -487,7 +483,12 @@ def _record(
     """
     moment = now()
     attempts = row["attempts"] + 1
-    values: dict[str, Any] = {"attempts": attempts, "last_attempt_at": moment, "claimed_until": None}
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_attempt_at": moment,
+        "claimed_until": None,
+        "address": row["address"],  # the staff member's address at this try (the page shows it)
+    }
     if error is None:
         values.update(status=SENT, sent_at=moment)
     else:

@@ -410,6 +410,7 @@ def test_emails_queued_for_staff_who_no_longer_want_them_are_not_sent(store, mai
     assert service.send_due(store.engine, config(mail.port), load_settings()) == (2, 0)
     assert sorted(r.recipients[0] for r in mail.received) == ["mo.new@clinic.example", "rita@clinic.example"]
     rows = {row["staff_id"]: row for row in outbox(store)}
+    assert rows[moves]["address"] == "mo.new@clinic.example"
     for staff_id in (gone, moved, quit_, blank):
         assert rows[staff_id]["status"] == "failed" and rows[staff_id]["attempts"] == 0
         assert "no longer" in rows[staff_id]["last_error"]

@@ -12,7 +12,8 @@ records the outcome, so a visitor's turn never waits for e-mail.
 
 By default a row holds the kind, the reference and the console page only; the visitor's name,
 contact and words are added only when the clinic turned details on (notification_settings).
-Erasing a person erases their rows with details (`forget`).
+Erasing a person erases their rows with details and unlinks the others from their conversation
+(`forget`); the retention purge deletes rows as old as the requests it deletes (`purge`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ KIND_ROLES = {
     SUMMARY: ("reception", "editor", "admin"),
 }
 # An outbox row waits (pending: not tried yet, or tried and to be tried again), was sent, or
-# failed for good after MAX_ATTEMPTS tries.
+# failed for good: not sent NOTIFY_GIVE_UP_DAYS after it was queued, or no longer wanted by the
+# staff member it was queued for (left, changed role, unsubscribed or lost their address).
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 # At most one e-mail about visitors asking for a person per staff member in this long: a busy
 # afternoon with nobody on the Live page must not fill an inbox.
@@ -207,7 +209,7 @@ def forget(db: sa.engine.Connection, conversation_ids: Sequence[str], references
     """Erase the e-mails with details about these conversations or requests (sent or not).
 
     An e-mail without details names a reference only: it stays in the record (and is still
-    sent), as the audit log keeps references.
+    sent), as the audit log keeps references, but no longer names the conversation.
     """
     conditions = []
     if conversation_ids:
@@ -217,6 +219,18 @@ def forget(db: sa.engine.Connection, conversation_ids: Sequence[str], references
         conditions.append(notification_outbox.c.reference.in_(references))
     if not conditions:
         return 0
-    return db.execute(
+    erased = db.execute(
         notification_outbox.delete().where(sa.or_(*conditions), notification_outbox.c.details.is_not(None))
     ).rowcount
+    if conversation_ids:
+        db.execute(
+            notification_outbox.update()
+            .where(notification_outbox.c.conversation_id.in_(list(conversation_ids)))
+            .values(conversation_id=None)
+        )
+    return erased
+
+
+def purge(db: sa.engine.Connection, cutoff: datetime) -> int:
+    """Delete the e-mails (sent or not) queued before `cutoff`, as retention deletes requests."""
+    return db.execute(notification_outbox.delete().where(notification_outbox.c.created_at < cutoff)).rowcount

@@ -77,6 +77,9 @@ SMTP_SECURITY = {"starttls": 587, "tls": 465, "plain": 25}  # plain: a mail serv
 SMTP_TIMEOUT_SECONDS = 10
 NOTIFY_RETRY_SECONDS = 30
 NOTIFY_POLL_SECONDS = 10
+# A queued e-mail not sent this long after it was queued is given up (it would be stale news);
+# until then it is tried again, at most an hour apart, however many tries that takes.
+NOTIFY_GIVE_UP_DAYS = 3
 MIN_SECRET_CHARS = 32  # HS256 keys shorter than 32 bytes are below RFC 7518
 # How the servers and the console write their logs: "text" (for a person) or "json" (one JSON
 # object a line, for the clinic's log search; the production profile's default).
@@ -358,6 +361,15 @@ class Settings:
             )
         if (env.get("SMTP_USER") or "") and not (env.get("SMTP_PASSWORD") or ""):
             problems.append("SMTP_USER is set without SMTP_PASSWORD: set both, or neither.")
+        if (
+            profile == "production"
+            and smtp_host
+            and not (env.get("STAFF_PUBLIC_URL") or "").lower().startswith("https://")
+        ):
+            problems.append(
+                "E-mails to staff link to the console: set STAFF_PUBLIC_URL to its https:// address "
+                "as staff open it (like https://console.clinic.example)."
+            )
         settings = cls(
             profile=profile,
             database_url=database_url,

@@ -2,11 +2,13 @@
 
 `MailServer` keeps every message it accepted; it can be stopped and started again on the same
 port (a mail server that is down, then back). With `tls` it offers STARTTLS with a certificate
-made for 127.0.0.1 (`certificate`), and with `login` it asks for that user name and password.
+made for 127.0.0.1 (`certificate`), with `login` it asks for that user name and password, and
+with `delay` it takes that long to accept each message (a slow mail server).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -40,8 +42,11 @@ class Received:
 class _Handler:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    delay: float = 0.0  # seconds before answering each message (a slow mail server)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
@@ -86,10 +91,14 @@ class MailServer:
     """aiosmtpd on 127.0.0.1:`port`; `received` holds what it accepted (kept across restarts)."""
 
     def __init__(
-        self, port: int, tls: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None
+        self,
+        port: int,
+        tls: tuple[Path, Path] | None = None,
+        login: tuple[str, str] | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.port = port
-        self.handler = _Handler()
+        self.handler = _Handler(delay=delay)
         self.tls = tls
         self.login = login
         self.controller: Controller | None = None

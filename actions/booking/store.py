@@ -423,9 +423,10 @@ class BookingStore:
             )
 
     def purge(self, older_than_days: int) -> int:
-        """Delete requests created more than N days ago; return how many."""
+        """Delete requests (and e-mails to staff) created more than N days ago; return how many requests."""
         cutoff = datetime.now(timezone.utc) - timedelta(days=older_than_days)
         with self.engine.begin() as db:
+            notifications.purge(db, cutoff)
             old = sa.select(booking_requests.c.id).where(booking_requests.c.created_at < cutoff)
             db.execute(booking_history.delete().where(booking_history.c.request_id.in_(old)))
             return db.execute(

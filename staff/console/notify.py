@@ -70,7 +70,13 @@ def index() -> Any:
                 )
                 flash("E-mail settings saved.", "success")
             elif action == "address":
-                user = accounts.get(state.engine, int(request.form.get("id") or 0))
+                staff_id = request.form.get("id") or ""
+                # a hand-changed form (not a number, or beyond any id) names nobody: said plainly
+                user = (
+                    accounts.get(state.engine, int(staff_id))
+                    if staff_id.isascii() and staff_id.isdigit() and len(staff_id) < 10
+                    else None
+                )
                 if user is None:
                     flash("There is no such staff account.", "error")
                 else:
@@ -93,7 +99,7 @@ def index() -> Any:
         chosen=service.all_choices(state.engine),
         kinds=KINDS,
         rows=service.recent(state.engine),
-        health=service.health(state.engine),
+        health=service.health(state.engine, state.settings),
         warning=service.DETAILS_WARNING,
         zone=state.clinic.zone,
     )

@@ -144,7 +144,7 @@ def home() -> Any:
 
     return render_template(
         "today.html",
-        email=notifications.health(state.engine),
+        email=notifications.health(state.engine, state.settings),
         clinic_zone=zone,
         week=figures,
         last=last,

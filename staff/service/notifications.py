@@ -3,13 +3,19 @@
 The console runs `Sender` (a thread beside its pages; staff/console/server.py): every
 NOTIFY_POLL_SECONDS it queues the daily summary when its time (Clinic details) has come, then
 sends whatever waits in the outbox (common/notifications.py) with the standard library's
-smtplib, over STARTTLS or TLS. Each row is claimed with one conditional UPDATE before it is
-sent, so two console processes never send the same e-mail; the row is marked sent as soon as
-the mail server accepted it, and every e-mail carries a Message-ID made from its row, so a mail
-program shows a rare resend (the console stopped between the two) as one e-mail. A failure is
+smtplib, over STARTTLS or TLS. Each row is claimed with one conditional UPDATE just before it
+is sent (still pending, due, and not claimed by another sender), for CLAIM from that moment;
+the outcome is recorded only while the row is still this sender's claim, so two console
+processes never send the same e-mail. The row is marked sent as soon as the mail server
+accepted it, and every e-mail carries a Message-ID made from its row, so a mail program shows a
+rare resend (the console stopped between the two) as one e-mail. At send time the staff member
+must still be active, in a role that may open the page, have chosen the kind and have an
+address (their current one is used); otherwise the row is dropped, in words. A failure is
 recorded in plain words and retried with exponential backoff (NOTIFY_RETRY_SECONDS, doubling,
-at most an hour apart) up to MAX_ATTEMPTS times, then marked failed. Admins see all of it on
-the E-mail notifications page; the Today page says when sending last failed.
+at most an hour apart); a row still not sent NOTIFY_GIVE_UP_DAYS after it was queued is given
+up. While no mail server or sending address is set up nothing is tried: e-mails wait (up to
+NOTIFY_GIVE_UP_DAYS) and the pages say it is not set up. Admins see all of it on the E-mail
+notifications page; the Today page says when sending last failed or is not set up.
 
 Nothing a visitor does waits for this: their turn only queued a row.
 """
@@ -35,6 +41,7 @@ from common import metrics, notifications
 from common.clinic import ClinicSettings, load_settings
 from common.notifications import (
     FAILED,
+    KIND_ROLES,
     KINDS,
     PENDING,
     SENT,
@@ -43,12 +50,12 @@ from common.notifications import (
     notification_outbox,
     notification_settings,
 )
-from common.settings import SMTP_TIMEOUT_SECONDS, Settings
+from common.settings import NOTIFY_GIVE_UP_DAYS, SMTP_TIMEOUT_SECONDS, Settings
 from staff.service.db import as_utc, now, staff_users
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 12  # with 30 s doubling (at most an hour apart): about 7 hours of tries
+GIVE_UP = timedelta(days=NOTIFY_GIVE_UP_DAYS)  # not sent this long after queued: given up
 MAX_BACKOFF = timedelta(hours=1)
 CLAIM = timedelta(minutes=2)  # a claimed row another sender may take after this (a crash)
 BATCH = 20
@@ -215,10 +222,23 @@ class Health:
     last_sent_at: datetime | None
     waiting: int
     given_up: int
+    not_set_up: str | None = None
 
 
-def health(engine: sa.engine.Engine) -> Health:
-    """The last failed attempt (and why), the last e-mail sent, how many wait or were given up."""
+def not_set_up(engine: sa.engine.Engine, config: Settings) -> str | None:
+    """Why nothing can be sent yet (no mail server, no sending address), in words; None if set up."""
+    if not config.smtp_host:
+        return "no mail server is set up yet: the clinic's IT sets it up where the console runs."
+    if not sender_address(engine, config):
+        return "no sending address is set: set one on the E-mail notifications page."
+    return None
+
+
+def health(engine: sa.engine.Engine, config: Settings | None = None) -> Health:
+    """The last failed attempt (and why), the last e-mail sent, how many wait or were given up.
+
+    With the console's `config`, also why nothing can be sent yet (`not_set_up`).
+    """
     with engine.connect() as db:
         failed = db.execute(
             sa.select(notification_outbox.c.last_failed_at, notification_outbox.c.last_error)
@@ -240,6 +260,7 @@ def health(engine: sa.engine.Engine) -> Health:
         as_utc(sent),
         int(counts.get(PENDING, 0)),
         int(counts.get(FAILED, 0)),
+        not_set_up(engine, config) if config is not None else None,
     )
 
 
@@ -408,47 +429,122 @@ def deliver(config: Settings, message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
-def _claim(engine: sa.engine.Engine, row_id: int, moment: datetime) -> bool:
-    """Take one due row for this sender (one conditional UPDATE: exactly one sender wins)."""
+def _claim(engine: sa.engine.Engine, row_id: int) -> datetime | None:
+    """Take one row for this sender if it is still pending, due and unclaimed; the claim's token.
+
+    One conditional UPDATE (exactly one sender wins), checked against the time of the claim, not
+    of the sender's list: a row another sender just recorded as failed is not due any more. The
+    token (the claim's end, unique to this claim) is what `_record` checks. None: not taken.
+    """
+    moment = now()
+    until = moment + CLAIM
     with engine.begin() as db:
-        return (
-            db.execute(
-                notification_outbox.update()
-                .where(
-                    notification_outbox.c.id == row_id,
-                    notification_outbox.c.status == PENDING,
-                    sa.or_(
-                        notification_outbox.c.claimed_until.is_(None),
-                        notification_outbox.c.claimed_until < moment,
-                    ),
-                )
-                .values(claimed_until=moment + CLAIM)
-            ).rowcount
-            == 1
+        taken = db.execute(
+            notification_outbox.update()
+            .where(
+                notification_outbox.c.id == row_id,
+                notification_outbox.c.status == PENDING,
+                notification_outbox.c.next_attempt_at <= moment,
+                sa.or_(
+                    notification_outbox.c.claimed_until.is_(None),
+                    notification_outbox.c.claimed_until < moment,
+                ),
+            )
+            .values(claimed_until=until)
+        ).rowcount
+    return until if taken == 1 else None
+
+
+def _drop(engine: sa.engine.Engine, row_id: int, token: datetime | None, reason: str) -> None:
+    """Mark a row not sent, without an attempt (no longer wanted, or waited too long to be set up)."""
+    if token is not None:
+        condition = notification_outbox.c.claimed_until == token
+    else:  # a row nobody is sending
+        condition = sa.and_(
+            notification_outbox.c.status == PENDING,
+            sa.or_(
+                notification_outbox.c.claimed_until.is_(None), notification_outbox.c.claimed_until < now()
+            ),
+        )
+    with engine.begin() as db:
+        db.execute(
+            notification_outbox.update()
+            .where(notification_outbox.c.id == row_id, condition)
+            .values(status=FAILED, claimed_until=None, last_error=reason[:300])
         )
 
 
-def _record(engine: sa.engine.Engine, row: dict[str, Any], error: str | None, config: Settings) -> None:
-    """Record one attempt: sent, to be retried later (backoff), or given up."""
+def _record(
+    engine: sa.engine.Engine, row: dict[str, Any], error: str | None, config: Settings, token: datetime
+) -> bool:
+    """Record one attempt: sent, to be retried later (backoff), or given up (queued too long ago).
+
+    Only while the row is still this sender's claim (`token`); False if another took it since.
+    """
     moment = now()
     attempts = row["attempts"] + 1
-    values: dict[str, Any] = {"attempts": attempts, "last_attempt_at": moment, "claimed_until": None}
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_attempt_at": moment,
+        "claimed_until": None,
+        "address": row["address"],  # the staff member's address at this try (the page shows it)
+    }
     if error is None:
         values.update(status=SENT, sent_at=moment)
     else:
-        wait = min(timedelta(seconds=config.notify_retry_seconds * 2 ** (attempts - 1)), MAX_BACKOFF)
+        wait = min(timedelta(seconds=config.notify_retry_seconds * 2 ** min(attempts - 1, 20)), MAX_BACKOFF)
+        too_old = as_utc(row["created_at"]) + GIVE_UP <= moment + wait
         values.update(
-            status=FAILED if attempts >= MAX_ATTEMPTS else PENDING,
+            status=FAILED if too_old else PENDING,
             next_attempt_at=moment + wait,
             last_error=error[:300],
             last_failed_at=moment,
         )
     with engine.begin() as db:
-        db.execute(notification_outbox.update().where(notification_outbox.c.id == row["id"]).values(**values))
+        return (
+            db.execute(
+                notification_outbox.update()
+                .where(notification_outbox.c.id == row["id"], notification_outbox.c.claimed_until == token)
+                .values(**values)
+            ).rowcount
+            == 1
+        )
+
+
+def current_address(engine: sa.engine.Engine, row: dict[str, Any]) -> str | None:
+    """Where this row's e-mail goes now: None if its staff member no longer wants or may get it.
+
+    They must still be active, in a role that may open what it links to, have chosen its kind
+    and have an address (the current one: an address changed since it was queued is followed).
+    """
+    with engine.connect() as db:
+        user = db.execute(
+            sa.select(staff_users.c.active, staff_users.c.role, staff_users.c.email).where(
+                staff_users.c.id == row["staff_id"]
+            )
+        ).first()
+        chosen = db.execute(
+            sa.select(notification_choices.c.kind).where(
+                notification_choices.c.staff_id == row["staff_id"], notification_choices.c.kind == row["kind"]
+            )
+        ).first()
+    if user is None or not user.active or user.role not in KIND_ROLES.get(row["kind"], ()):
+        return None
+    return (user.email or None) if chosen else None
+
+
+NO_LONGER = (
+    "not sent: the staff member no longer gets these e-mails (account, role, choice or address changed)."
+)
+NEVER_SET_UP = f"not sent: no mail server or sending address was set up within {NOTIFY_GIVE_UP_DAYS} days."
 
 
 def send_due(engine: sa.engine.Engine, config: Settings, clinic: ClinicSettings) -> tuple[int, int]:
-    """Send every e-mail whose time has come; return (sent, failed attempts)."""
+    """Send every e-mail whose time has come; return (sent, failed attempts).
+
+    While nothing can be sent (no mail server or sending address) nothing is tried or counted:
+    the e-mails wait, and only those queued more than NOTIFY_GIVE_UP_DAYS ago are given up.
+    """
     figures: dict[str, Summary] = {}
     moment = now()
     with engine.connect() as db:
@@ -463,25 +559,32 @@ def send_due(engine: sa.engine.Engine, config: Settings, clinic: ClinicSettings)
                 .limit(BATCH)
             ).mappings()
         ]
+    if not_set_up(engine, config):
+        for row in due:
+            if as_utc(row["created_at"]) + GIVE_UP <= moment:
+                _drop(engine, row["id"], None, NEVER_SET_UP)
+        return 0, 0
+    sender = sender_address(engine, config)
     sent = failed = 0
     for row in due:
-        if not _claim(engine, row["id"], moment):
-            continue  # another console process has it
+        token = _claim(engine, row["id"])
+        if token is None:
+            continue  # another console process has it, or has just tried it
+        address = current_address(engine, row)
+        if address is None:
+            _drop(engine, row["id"], token, NO_LONGER)
+            continue
+        row = {**row, "address": address}
         error: str | None = None
-        sender = sender_address(engine, config)
-        if not config.smtp_host:
-            error = "no mail server is set up yet: the clinic's IT sets it up where the console runs."
-        elif not sender:
-            error = "no sending address is set: set one on this page."
-        else:
-            try:
-                if row["kind"] == SUMMARY and row["reference"] not in figures:
-                    start, end = summary_window(clinic, row["reference"])
-                    figures[row["reference"]] = summary_figures(engine, config.database_url, start, end)
-                deliver(config, message_for(row, config, sender, clinic.name, figures.get(row["reference"])))
-            except Exception as problem:  # recorded in words; the row waits for its next try
-                error = plain_reason(problem, config)
-        _record(engine, row, error, config)
+        try:
+            if row["kind"] == SUMMARY and row["reference"] not in figures:
+                start, end = summary_window(clinic, row["reference"])
+                figures[row["reference"]] = summary_figures(engine, config.database_url, start, end)
+            deliver(config, message_for(row, config, sender, clinic.name, figures.get(row["reference"])))
+        except Exception as problem:  # recorded in words; the row waits for its next try
+            error = plain_reason(problem, config)
+        if not _record(engine, row, error, config, token):
+            logger.warning("E-mail notification %d: its claim ran out before it was recorded", row["id"])
         if error is None:
             sent += 1
             on_sent(row["kind"])

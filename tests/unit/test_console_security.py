@@ -155,3 +155,43 @@ def test_the_console_refuses_to_start_in_production_without_its_key() -> None:
     assert any("STAFF_SECRET_KEY" in problem for problem in settings.console_problems())
     exposed = Settings.from_env({"STAFF_HOST": "0.0.0.0"}, lock_store=False)
     assert any("HTTPS" in problem for problem in exposed.console_problems())
+
+
+def test_a_tampered_staff_id_on_the_email_page_is_answered_politely(url: str) -> None:
+    """The address form's hidden id, changed by hand: a plain message, not a server error."""
+    client = make_app(url).test_client()
+    sign_in(client)
+    page = "/admin/notifications/"
+    for tampered in ("abc", "1.5", "99999999999999999999999"):
+        response = client.post(
+            page,
+            data={
+                "action": "address",
+                "id": tampered,
+                "address": "x@clinic.example",
+                "csrf_token": token(client, page),
+            },
+            follow_redirects=True,
+        )
+        assert response.status_code in (200, 400), response.status_code
+        assert "no such staff account" in response.text
+
+
+def test_today_says_emails_wait_while_no_mail_server_is_set_up(url: str) -> None:
+    """No SMTP_HOST: queued e-mails wait (no failed tries), and Today says why, in words."""
+    from common import notifications
+    from staff.service import notifications as service
+
+    engine = db.engine(url)
+    anna = accounts.get_by_name(engine, "anna")
+    service.set_address(engine, anna.id, "anna@clinic.example")
+    service.set_choices(engine, anna.id, {notifications.SUMMARY})
+    with engine.begin() as connection:
+        assert notifications.enqueue(connection, notifications.SUMMARY, "2026-12-05", "/") == 1
+    client = make_app(url).test_client()
+    sign_in(client)
+    today = client.get("/").text
+    assert "E-mail notifications are not sent yet: no mail server is set up yet" in today
+    assert "1 waiting to be sent" in today and "SMTP_" not in today
+    page = client.get("/admin/notifications/").text
+    assert "Not sent yet because" in page and "waiting to be sent" in page

@@ -11,6 +11,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -143,8 +144,7 @@ def test_an_email_is_claimed_by_one_sender_only(store, mail) -> None:
     store.save(request(), "conversation-3")
     settings = config(mail.port)
     [row] = outbox(store)
-    moment = datetime.now(timezone.utc)
-    assert service._claim(store.engine, row["id"], moment)  # another console process took it
+    assert service._claim(store.engine, row["id"])  # another console process took it
     assert service.send_due(store.engine, settings, load_settings()) == (0, 0)
     assert mail.received == []
 
@@ -286,3 +286,164 @@ def test_why_an_email_failed_is_said_without_setting_or_program_names(error: Bas
     """Admins read these on Today and E-mail notifications: no SMTP_ names, no exception class."""
     reason = service.plain_reason(error, config(25))
     assert reason and not re.search(r"SMTP_|[A-Z][a-z]+(Error|Exception)|gaierror", reason), reason
+
+
+def _due_now(store: BookingStore, **values) -> None:
+    with store.engine.begin() as db:
+        db.execute(notification_outbox.update().values(next_attempt_at=datetime.now(timezone.utc), **values))
+
+
+def test_a_slow_mail_server_does_not_let_a_second_console_send_an_email_again(store, monkeypatch) -> None:
+    """Each row's claim runs from when it was claimed, not from when the round began."""
+    monkeypatch.setattr(service, "CLAIM", timedelta(seconds=2))
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    first, _ = store.save(request(), "conversation-20")
+    second, _ = store.save(request("Ann Two", "ann@example.com"), "conversation-21")
+    with MailServer(free_port(), delay=2.5) as mail:
+        settings = config(mail.port)
+        console_a = threading.Thread(target=service.send_due, args=(store.engine, settings, load_settings()))
+        console_a.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # console A has taken the second e-mail (after the first)
+            rows = {row["reference"]: row for row in outbox(store)}
+            if rows[second]["claimed_until"] is not None:
+                break
+            time.sleep(0.05)
+        service.send_due(store.engine, settings, load_settings())  # console B's round
+        console_a.join(30)
+        subjects = [r.message["Subject"] for r in mail.received]
+    assert sorted(subjects) == sorted(s for s in subjects if first in s or second in s)
+    assert len([s for s in subjects if second in s]) == 1, subjects
+    assert len([s for s in subjects if first in s]) == 1, subjects
+
+
+def test_a_row_another_console_just_recorded_as_failed_is_not_retried_at_once(store) -> None:
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    store.save(request(), "conversation-22")
+    [row] = outbox(store)  # console B's list of what is due
+    assert service.send_due(store.engine, config(free_port()), load_settings()) == (0, 1)  # A: refused
+    assert not service._claim(store.engine, row["id"])  # B: its next try is later
+    [after] = outbox(store)
+    assert after["attempts"] == 1 and after["claimed_until"] is None
+
+
+def test_a_sender_whose_claim_ran_out_records_nothing_over_the_one_that_took_the_row(store) -> None:
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    store.save(request(), "conversation-23")
+    [row] = outbox(store)
+    mine = service._claim(store.engine, row["id"])
+    with store.engine.begin() as db:  # the claim runs out (a console stalled)
+        db.execute(
+            notification_outbox.update().values(claimed_until=datetime.now(timezone.utc) - timedelta(1))
+        )
+    theirs = service._claim(store.engine, row["id"])
+    assert mine and theirs
+    service._record(store.engine, row, "late", config(25), mine)  # the stalled console comes back
+    [after] = outbox(store)
+    assert after["attempts"] == 0 and after["last_error"] is None and after["claimed_until"] is not None
+
+
+def test_without_a_mail_server_or_sending_address_emails_wait_and_no_try_is_counted(store) -> None:
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    store.save(request(), "conversation-24")
+    failures = metrics.EMAIL_FAILURES._value.get()
+    unset = Settings.from_env({"STAFF_PUBLIC_URL": PUBLIC}, lock_store=False, serves_chat=False)
+    no_sender = config(25, SMTP_FROM="")
+    for _ in range(15):
+        for settings in (unset, no_sender):
+            assert service.send_due(store.engine, settings, load_settings()) == (0, 0)
+        _due_now(store)
+    [row] = outbox(store)
+    assert row["status"] == "pending" and row["attempts"] == 0 and row["last_failed_at"] is None
+    assert metrics.EMAIL_FAILURES._value.get() == failures
+    health = service.health(store.engine, unset)
+    assert health.waiting == 1 and health.not_set_up and "mail server" in health.not_set_up
+    assert "sending address" in service.health(store.engine, no_sender).not_set_up
+    assert service.health(store.engine, config(25)).not_set_up is None
+
+
+def test_emails_are_given_up_on_age_not_on_a_count_of_tries(store) -> None:
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    young, _ = store.save(request(), "conversation-25")
+    old, _ = store.save(request("Ann Two", "ann@example.com"), "conversation-26")
+    with store.engine.begin() as db:
+        db.execute(notification_outbox.update().values(attempts=30))
+        db.execute(
+            notification_outbox.update()
+            .where(notification_outbox.c.reference == old)
+            .values(created_at=datetime.now(timezone.utc) - timedelta(days=3, minutes=1))
+        )
+    service.send_due(store.engine, config(free_port()), load_settings())
+    rows = {row["reference"]: row for row in outbox(store)}
+    assert rows[young]["status"] == "pending"  # 31 tries, but queued just now: tried again
+    assert rows[young]["next_attempt_at"] - rows[young]["last_attempt_at"] <= timedelta(hours=1)
+    assert rows[old]["status"] == "failed"
+    # a row that waited three days for a mail server to be set up is given up too, in words
+    unset = Settings.from_env({"STAFF_PUBLIC_URL": PUBLIC}, lock_store=False, serves_chat=False)
+    with store.engine.begin() as db:
+        db.execute(
+            notification_outbox.update().values(
+                status="pending", created_at=datetime.now(timezone.utc) - timedelta(days=4)
+            )
+        )
+    _due_now(store)
+    service.send_due(store.engine, unset, load_settings())
+    assert {row["status"] for row in outbox(store)} == {"failed"}
+    assert all("3 days" in row["last_error"] for row in outbox(store))
+
+
+def test_emails_queued_for_staff_who_no_longer_want_them_are_not_sent(store, mail) -> None:
+    accounts.create_user(store.engine, "anna", "admin", PASSWORD)
+    keep = staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    gone = staff_member(store, "otto", "otto@clinic.example", {notifications.CONSULTATION})
+    moved = staff_member(store, "ed", "ed@clinic.example", {notifications.CONSULTATION})
+    quit_ = staff_member(store, "una", "una@clinic.example", {notifications.CONSULTATION})
+    moves = staff_member(store, "mo", "mo@clinic.example", {notifications.CONSULTATION})
+    blank = staff_member(store, "bo", "bo@clinic.example", {notifications.CONSULTATION})
+    store.save(request(), "conversation-27")
+    accounts.set_role_and_active(store.engine, gone, "reception", False)
+    accounts.set_role_and_active(store.engine, moved, "editor", True)
+    service.set_choices(store.engine, quit_, set())
+    service.set_address(store.engine, moves, "mo.new@clinic.example")
+    service.set_address(store.engine, blank, "")
+    assert keep
+    assert service.send_due(store.engine, config(mail.port), load_settings()) == (2, 0)
+    assert sorted(r.recipients[0] for r in mail.received) == ["mo.new@clinic.example", "rita@clinic.example"]
+    rows = {row["staff_id"]: row for row in outbox(store)}
+    assert rows[moves]["address"] == "mo.new@clinic.example"
+    for staff_id in (gone, moved, quit_, blank):
+        assert rows[staff_id]["status"] == "failed" and rows[staff_id]["attempts"] == 0
+        assert "no longer" in rows[staff_id]["last_error"]
+    assert service.health(store.engine).last_failed_at is None  # not a failure of the mail server
+
+
+def test_purge_and_erasure_reach_the_outbox(store) -> None:
+    staff_member(store, "rita", "rita@clinic.example", {notifications.CONSULTATION})
+    old, _ = store.save(request(), "conversation-28")
+    new, _ = store.save(request("Ann Two", "ann@example.com"), "conversation-29")
+    with store.engine.begin() as db:
+        db.execute(
+            notification_outbox.update()
+            .where(notification_outbox.c.reference == old)
+            .values(created_at=datetime.now(timezone.utc) - timedelta(days=40))
+        )
+    store.purge(30)
+    assert [row["reference"] for row in outbox(store)] == [new]
+    with store.engine.begin() as db:
+        notifications.forget(db, ["conversation-29"])
+    [row] = outbox(store)
+    assert row["conversation_id"] is None and row["reference"] == new
+
+
+def test_production_with_a_mail_server_needs_an_https_console_address() -> None:
+    env = {
+        "CLINIC_PROFILE": "production",
+        "DATABASE_URL": "postgresql://clinic@db/clinic",
+        "SMTP_HOST": "mail.clinic.example",
+    }
+    for public in ("", "http://console.clinic.example"):
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_env({**env, "STAFF_PUBLIC_URL": public}, lock_store=False, serves_chat=False)
+        assert "STAFF_PUBLIC_URL" in str(refused.value) and "https://" in str(refused.value)
+    settings = Settings.from_env({**env, "STAFF_PUBLIC_URL": PUBLIC}, lock_store=False, serves_chat=False)
+    assert settings.staff_public_url == PUBLIC

@@ -86,7 +86,7 @@ class Site:
     root: Path
     database_url: str
     chat: Chat
-    smtp_port: int  # the console sends e-mail here (tests/mail.py listens when a test wants it)
+    smtp_port: int = 0  # the console sends e-mail here (tests/mail.py listens when a test wants it); 0: none
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """clinic-backup and clinic-restore on real SQLite files, a real model store and a real git workspace.
 
-The end-to-end test with running servers (and PostgreSQL) is tests/e2e/test_backup.py.
+The end-to-end test with running servers (and PostgreSQL) is tests/e2e/test_backups_restored.py.
 """
 
 from __future__ import annotations

@@ -354,6 +354,14 @@ def show(sha: str) -> Any:
     )
 
 
+def flash_refusal(error: service.Refused | history.HistoryError) -> None:
+    """Show staff why a change was refused: the summary, then each problem."""
+    refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
+    flash(refused.summary, "error")
+    for problem in refused.problems:
+        flash(problem, "error")
+
+
 @changes.post("/<sha>/undo")
 @requires("content")
 def undo(sha: str) -> Any:
@@ -363,10 +371,7 @@ def undo(sha: str) -> Any:
     try:
         new = service.undo(state.root, sha, current_user.name, current_user.may("routing"))
     except (service.Refused, history.HistoryError) as error:
-        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
-        flash(refused.summary, "error")
-        for problem in refused.problems:
-            flash(problem, "error")
+        flash_refusal(error)
         return redirect(url_for("history.show", sha=sha))
     state.audit("undid a change", change_words(new))
     audit_routing(before)
@@ -388,10 +393,7 @@ def take_release_change(proposal: str) -> Any:
     try:
         sha = releases.accept(state.root, proposal, current_user.name, current_user.may("routing"))
     except (service.Refused, history.HistoryError) as error:
-        refused = error if isinstance(error, service.Refused) else service.Refused(str(error))
-        flash(refused.summary, "error")
-        for problem in refused.problems:
-            flash(problem, "error")
+        flash_refusal(error)
         return redirect(url_for("history.index"))
     state.audit("took a new release's change", change_words(sha))
     audit_routing(before)

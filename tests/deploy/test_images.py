@@ -15,7 +15,8 @@ console seeds from the release in its image on the first start.
 
 Not part of `make test` (the `deploy` marker is deselected in pyproject's addopts): `make
 test-deploy` builds the images if needed and runs this module with `-m deploy` (measured: 4 min
-48 s on a quiet 2-core machine, 12 min 50 s while other test suites ran; run it before a release).
+48 s on a quiet 2-core machine, 12 min 50 s while other test suites ran); .ci/run runs it after
+`make test`.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from common import model_archive
 from common import settings as deployment
+from common.records import tables
 from staff import evaluate, train, validate
 from staff.service import blame, content, db
 from staff.service import models as service
@@ -48,7 +49,9 @@ def keep_alive(engine: sa.engine.Engine, run_id: int, stop: threading.Event) -> 
     while not stop.wait(HEARTBEAT_SECONDS):
         with engine.begin() as connection:
             connection.execute(
-                db.training_runs.update().where(db.training_runs.c.id == run_id).values(heartbeat_at=db.now())
+                tables.training_runs.update()
+                .where(tables.training_runs.c.id == run_id)
+                .values(heartbeat_at=db.now())
             )
 
 

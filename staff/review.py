@@ -32,10 +32,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from common import conversations, database, personal_data, settings
+from common import database, personal_data, settings
 from common.clinic import load_settings
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT, URGENT_REPLY
 from common.paths import PROJECT_ROOT, relative
+from common.records import conversations
 from staff.validate import Project, load, normalise
 
 DAYS = 7
@@ -557,7 +558,7 @@ def screen(url: str | None = None) -> personal_data.Screen:
     url = url or settings.current().database_url
     requests: list[dict[str, Any]] = []
     if database.exists(url):
-        from actions.booking.store import request_words
+        from common.records.bookings import request_words
 
         engine = database.create_engine(url)
         try:

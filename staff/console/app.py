@@ -15,11 +15,12 @@ from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_use
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from actions.booking.store import BookingStore
-from common import live_chat, metrics
+from common import metrics
 from common import settings as deployment
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT, VAR_DIR
+from common.records import live_chat
+from common.records.bookings import BookingStore
 from staff.service import accounts, db, plain
 
 HERE = Path(__file__).resolve().parent

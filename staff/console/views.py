@@ -19,8 +19,8 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from actions.booking.store import STATUSES
 from common import conversation_ids, metrics
+from common.records.bookings import STATUSES
 from staff.console import account, chart
 from staff.console.app import SignedIn, console, requires, safe_next
 from staff.service import accounts, content, inbox, numbers, releases, second_factor, transcripts

@@ -42,14 +42,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import sqlalchemy as sa
 
-from actions.booking.store import request_words
-from common import conversations, personal_data
+from common import personal_data
 from common.clinic import load_settings
 from common.names import RETRIEVAL_INTENT
+from common.records import conversations
+from common.records.bookings import request_words
+from common.records.tables import review_decisions
 from staff import review
 from staff.service import content, history
 from staff.service.content import locked
-from staff.service.db import as_utc, now, review_decisions
+from staff.service.db import as_utc, now
 from staff.validate import load, normalise
 
 # Two messages are grouped when the cosine similarity of their MiniLM embeddings is at least

@@ -37,8 +37,9 @@ import yaml
 
 from common import model_archive
 from common import settings as deployment
+from common.records.tables import installed_model, published_models, training_runs
 from staff import evaluate
-from staff.service.db import as_utc, installed_model, now, published_models, training_runs
+from staff.service.db import as_utc, now
 
 # Statuses of a training run. Queued/checking/training/evaluating are active.
 ACTIVE = ("queued", "checking", "training", "evaluating")

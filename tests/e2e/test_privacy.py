@@ -232,6 +232,6 @@ def test_erasing_a_person_after_every_path_that_writes_leaves_none_of_their_word
 
 
 def store_of(assistant: LiveAssistant) -> booking_service.BookingStore:
-    from actions.booking.store import get_store
+    from common.records.bookings import get_store
 
     return get_store(assistant.database_url)

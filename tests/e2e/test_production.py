@@ -29,9 +29,10 @@ import socketio
 import sqlalchemy as sa
 import yaml
 
-from common import live_chat, settings
+from common import settings
 from common.clinic import load_settings
 from common.paths import CLINIC_YML
+from common.records import live_chat
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
 from tests.helpers import METRICS_TOKEN, Chat, json_log_lines, open_day, read_metrics

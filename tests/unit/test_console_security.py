@@ -179,7 +179,7 @@ def test_a_tampered_staff_id_on_the_email_page_is_answered_politely(url: str) ->
 
 def test_today_says_emails_wait_while_no_mail_server_is_set_up(url: str) -> None:
     """No SMTP_HOST: queued e-mails wait (no failed tries), and Today says why, in words."""
-    from common import notifications
+    from common.records import notifications
     from staff.service import notifications as service
 
     engine = db.engine(url)

@@ -27,10 +27,10 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from actions.booking.store import BookingRequest, BookingStore
-from common import conversations
 from common.names import FALLBACK_INTENT
 from common.personal_data import Screen
+from common.records import conversations, tables
+from common.records.bookings import BookingRequest, BookingStore
 from staff import review
 from staff.service import content, db, inbox, numbers, stories
 from tests.helpers import project_copy
@@ -201,7 +201,7 @@ def test_erasing_a_conversation_takes_its_decisions_and_added_examples(url: str,
 
     conversations.erase(engine, ["booker"])
     with engine.connect() as conn:
-        left = [tuple(r) for r in conn.execute(db.review_decisions.select())]
+        left = [tuple(r) for r in conn.execute(tables.review_decisions.select())]
     assert [(r[2], r[3]) for r in left] == [("", conversations.ERASED_DECISION)]
     assert inbox.remove_erased_examples(engine, root, "erin") == 1
     assert added not in (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")

@@ -23,7 +23,7 @@ from flask_login import current_user
 
 from common import conversation_ids, metrics
 from common.records import conversations, live_chat
-from staff.console.app import console, requires
+from staff.console.base import console, requires
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from flask_login import current_user
 
 from common import model_archive
 from staff import candidate
-from staff.console.app import console, csrf, requires
+from staff.console.base import console, csrf, requires
 from staff.service import blame, content, inbox
 from staff.service import models as service
 

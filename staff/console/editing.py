@@ -14,9 +14,8 @@ from flask_login import current_user
 
 from common.clinic import WEEKDAYS
 from common.names import RETRIEVAL_INTENT
-from staff import review, validate
 from staff.console.base import console, requires
-from staff.service import clinic_hours, describe, history, inbox, plain, releases, wording
+from staff.service import clinic_hours, describe, history, inbox, plain, releases, review, validate, wording
 from staff.service import content as service
 
 content = Blueprint("content", __name__, url_prefix="/answers")

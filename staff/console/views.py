@@ -128,7 +128,7 @@ def home() -> Any:
     figures = numbers.week(state.database_url, last, zone)
     counts = booking_service.counts(state.store)
     start, end = inbox.period(7, zone)
-    from staff import review as review_rules
+    from staff.service import review as review_rules
 
     live = model_service.live(
         state.engine, state.settings.model, state.settings.model_store_dir

@@ -288,8 +288,7 @@ class Summary:
 
 def summary_figures(engine: sa.engine.Engine, database_url: str, start: datetime, end: datetime) -> Summary:
     """Requests, messages left, unanswered questions (undecided) and thumbs-down from start to end."""
-    from staff import review
-    from staff.service import inbox
+    from staff.service import inbox, review
 
     with engine.connect() as db:
         kinds = dict(

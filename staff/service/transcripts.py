@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from common import conversation_ids
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from common.records import conversations
-from staff import review
+from staff.service import review
 
 # After one of these the visitor's next message is a booking detail (name, contact, scar...).
 ASKS_FOR_DETAILS = ("utter_ask_booking_", "utter_invalid_", "utter_format_booking_", "utter_change_booking_")

@@ -21,10 +21,9 @@ import sqlalchemy as sa
 
 from common.clinic import load_settings
 from servers.launcher import Stack
-from staff import review
 from staff.service import bookings as booking_service
-from staff.service import db, inbox, numbers, stories
-from staff.validate import normalise
+from staff.service import db, inbox, numbers, review, stories
+from staff.service.validate import normalise
 from tests.helpers import LiveAssistant, open_day, project_copy, stack_config
 
 pytestmark = pytest.mark.e2e

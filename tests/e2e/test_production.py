@@ -176,7 +176,7 @@ def book(cluster: Cluster, me: str, name: str, contact: str) -> str:
 def test_erasure_in_postgresql_by_the_visitor_and_by_staff(
     cluster: Cluster, expected, monkeypatch, capsys
 ) -> None:
-    from staff import bookings
+    from staff.commands import bookings
 
     me, other = f"forget-{uuid.uuid4().hex[:6]}", f"staff-{uuid.uuid4().hex[:6]}"
     reference = book(cluster, me, "Petra Postgres", "petra.pg@example.com")

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from common.clinic import load_settings
-from staff import grounding, validate
-from staff.service import content, history, wording
+from staff.commands import validate as validate_command
+from staff.service import content, grounding, history, wording
 from tests.helpers import project_copy
 
 REWORDING = "Ask at your consultation how quickly your own scar is likely to respond."
@@ -130,7 +130,7 @@ def test_an_admin_approves_the_rewording_and_the_answer_passes(root: Path) -> No
         git(root, "log", "-1", "--format=%an|%s", sha).strip()
         == f'anna|Approved wording: added "{REWORDING}"'
     )
-    assert validate.main(["--root", str(root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(root), "--without-rasa"]) == 0
     check = wording.check_answer(root, reworded_results_answer(root))
     assert check.ok, check.problems
     [reason] = [r for r in check.sentences if r.sentence == REWORDING]

@@ -171,7 +171,7 @@ def test_the_table_uses_parameterised_sql(store: BookingStore) -> None:
 
 
 def test_staff_can_list_export_and_purge(store: BookingStore, tmp_path: Path, monkeypatch, capsys) -> None:
-    from staff import bookings
+    from staff.commands import bookings
 
     monkeypatch.setenv("DATABASE_URL", str(store.engine.url))
     reference, _ = store.save(REQUEST, "visitor-1")

@@ -19,9 +19,8 @@ import sqlalchemy as sa
 from common import database
 from common.records import tables
 from common.settings import MODEL_LOAD_SECONDS, Settings
-from staff import evaluate
 from staff.console.app import create_app
-from staff.service import db
+from staff.service import db, evaluate
 from staff.service import models as service
 
 TOKEN = "model-server-token-for-unit-tests-" + "z" * 10

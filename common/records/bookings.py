@@ -1,7 +1,8 @@
 """Consultation requests in a real SQL database (SQLite by default, any SQLAlchemy URL).
 
-The table's schema is made and upgraded by the migrations in common/migrations/; the Table
-below mirrors their newest revision for queries.
+Used alike by the action server (the booking form saves here), the staff console and the
+clinic-bookings command. The tables' schema is made and upgraded by the migrations in
+common/migrations/; common/records/tables.py mirrors their newest revision for queries.
 
 Saving is idempotent: the same request submitted twice (a retried action, a double
 click) returns the first row's reference instead of creating a duplicate. The same

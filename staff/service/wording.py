@@ -24,8 +24,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from ruamel.yaml.comments import CommentedSeq
 
+from common import grounding
 from common.clinic import load_settings
-from staff.service import content, grounding, history
+from staff.service import content, history
 from staff.service.yamlfile import LayoutError, open_yaml, quoted
 
 FRAMING_KEY = "framing_sentences"

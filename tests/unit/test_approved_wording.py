@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import grounding
 from common.clinic import load_settings
 from staff.commands import validate as validate_command
-from staff.service import content, grounding, history, wording
+from staff.service import content, history, wording
 from tests.helpers import project_copy
 
 REWORDING = "Ask at your consultation how quickly your own scar is likely to respond."

@@ -23,11 +23,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.booking.delivery import deliver_withdrawal
 from actions.booking.form import clear_booking
-from actions.booking.store import BookingStore, get_store
 from common.clinic import load_settings
 from common.names import ERASE_SLOT
+from common.records.bookings import BookingStore, get_store
+from common.records.delivery import deliver_withdrawal
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, UserUtterance
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.faq import LAST_TOPIC_SLOT, answer
-from actions.followup import OUT_OF_SCOPE, refers_back, resolve
 from actions.live_chat import offer
 from actions.topics import closest_topics, response_text, topic_payload, topic_title
+from common.followup import OUT_OF_SCOPE, refers_back, resolve
 
 # Rasa's two-stage fallback treats this intent as "none of these" (then asks to rephrase).
 NONE_OF_THESE_PAYLOAD = "/out_of_scope"

@@ -15,8 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.followup import OUT_OF_SCOPE, resolve
 from actions.topics import asked_topic, response_name, response_text
+from common.followup import OUT_OF_SCOPE, resolve
 
 LAST_TOPIC_SLOT = "last_topic"
 ANSWERS_SLOT = "faq_answers"

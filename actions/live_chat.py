@@ -4,7 +4,7 @@ The offer follows "can I talk to someone?", the "Contact the team" button and th
 the fallback. Live chat is offered only during the clinic's live-chat hours (clinic.yml's
 `opening_hours`, less days marked without live chat, in the clinic's time zone) while at least
 one staff member is available on the console's Live page and the queue is not full
-(common/live_chat.py `reach`, which the Live page shows staff); otherwise the visitor is offered
+(common/records/live_chat.py `reach`, which the Live page shows staff); otherwise the visitor is offered
 to leave a message,
 and told when to expect a reply. A request pauses the conversation (Rasa's ConversationPaused:
 the assistant stays silent, visitor messages are still stored) until staff hand it back; the
@@ -29,32 +29,18 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from channels.rate_limits import live_chat_limits, rate_limiter
-from common import conversation_ids, deadline, live_chat, notifications
+from common import conversation_ids, deadline
 from common import settings as deployment
-from common.clinic import ClinicSettings, clock, load_settings
+from common.clinic import ClinicSettings, load_settings
 from common.names import LIVE_CHAT_MISSED, VISITOR_KEY
+from common.records import live_chat, notifications
+from common.records.live_chat import reply_expected
 
 logger = logging.getLogger(__name__)
 
 KIND_SLOT = "booking_kind"
 CALLBACK = "callback"
 SOCKET_CHANNEL = "socketio"  # Rasa's name of the widget's channel (channels/guarded.py)
-
-
-def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
-    """When the team will reply to a message left at `moment`, in words ("today before 5pm")."""
-    local = moment.astimezone(clinic.zone)
-    hours = clinic.hours_on(local.date())
-    if hours is not None and local.time() < hours[1]:
-        if local.time() >= hours[0]:
-            closing = datetime.combine(local.date(), hours[1])
-            return f"today, before {clock(closing)}"
-        return f"today, from {clock(datetime.combine(local.date(), hours[0]))}"
-    opening = clinic.next_opening(moment)
-    if opening is None:
-        return "as soon as the clinic is open"
-    day = "tomorrow" if (opening.date() - local.date()).days == 1 else f"on {opening:%A}"
-    return f"{day} from {clock(opening)}"
 
 
 def reach_now(

@@ -61,10 +61,11 @@ from sanic.response import HTTPResponse
 
 from channels.live import LiveChat, redis_manager
 from channels.rate_limits import message_limits, rate_limiter
-from common import conversation_ids, live_chat, settings
+from common import conversation_ids, settings
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import CONVERSATION_HEADER, TROUBLE_RESPONSE, VISITOR_KEY
+from common.records import live_chat
 from common.settings import MAX_MESSAGE_CHARS, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, Settings
 from servers import monitoring
 

@@ -2,7 +2,7 @@
 
 Staff never talk to the visitor's socket themselves: the console (staff/console/live.py) posts
 each step, with the live chat secret, to POST /webhooks/socketio/live/<step> on any Rasa
-server. The step is decided in the shared database (common/live_chat.py: one conditional
+server. The step is decided in the shared database (common/records/live_chat.py: one conditional
 UPDATE, so of two staff members taking a conversation exactly one wins), then, under Rasa's
 lock for the conversation, the message is appended to its tracker (a BotUttered whose metadata
 names the staff member, so the transcript keeps who said what) and emitted to the
@@ -33,11 +33,12 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.live_chat import reply_expected
-from common import live_chat, metrics
+from common import metrics
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import LIVE_CHAT_ENDED, LIVE_CHAT_JOINED, LIVE_CHAT_MISSED, URGENT_REPLY
+from common.records import live_chat
+from common.records.live_chat import reply_expected
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)

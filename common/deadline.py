@@ -10,7 +10,7 @@ DEADLINE_HEADER of each call, and the action server
 
 * refuses a call that arrives too late to answer in time (servers/actions.py), and
 * commits a request only if, inside the transaction, the deadline is still
-  COMMIT_MARGIN_SECONDS away (`check`, called by actions/booking/store.py), so the reply
+  COMMIT_MARGIN_SECONDS away (`check`, called by common/records/bookings.py), so the reply
   has time to reach the Rasa server before it gives up.
 
 A call that is too late fails with DeadlinePassed (HTTP 503 to the Rasa server), which the

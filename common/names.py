@@ -25,7 +25,7 @@ RASA_ACTIONS = frozenset(DEFAULT_ACTION_NAMES)
 TWO_STAGE_FALLBACK = ACTION_TWO_STAGE_FALLBACK_NAME
 # Responses Rasa's two-stage fallback and default fallback send by themselves.
 RASA_RESPONSES = frozenset({"utter_ask_rephrase", "utter_default"})
-# The reply to urgent symptoms: staff's review counts it (staff/review.py), the Rasa server's
+# The reply to urgent symptoms: staff's review counts it (staff/service/review.py), the Rasa server's
 # figures count the turn as urgent (servers/monitoring.py).
 URGENT_REPLY = "utter_urgent"
 # Set by the erase action; the tracker store then deletes the conversation (servers/tracker_store.py).

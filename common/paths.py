@@ -17,7 +17,7 @@ CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 DOMAIN_DIR = PROJECT_ROOT / "domain"
 DATA_DIR = PROJECT_ROOT / "data"
 DOCUMENT = PROJECT_ROOT / "content" / "scar-relaxation.txt"
-# Sentences and everyday words answers may use beyond the document (staff/grounding.py).
+# Sentences and everyday words answers may use beyond the document (common/grounding.py).
 APPROVED_WORDING = PROJECT_ROOT / "content" / "approved-wording.yml"
 SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
 
@@ -35,7 +35,7 @@ DEFAULT_DATABASE_FILE = VAR_DIR / "clinic.db"
 # The local profile's key for conversation ids, made once if CONVERSATION_SECRET is not set.
 CONVERSATION_SECRET_FILE = VAR_DIR / "conversation-secret"
 REPORTS_DIR = PROJECT_ROOT / "reports"
-# Where clinic-backup writes its files unless told otherwise (staff/backup.py).
+# Where clinic-backup writes its files unless told otherwise (staff/commands/backup.py).
 BACKUP_DIR = VAR_DIR / "backups"
 
 # The demo clinic page with the chat widget.

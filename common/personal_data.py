@@ -1,6 +1,6 @@
 """Personal data in a visitor's words: found before anything becomes training data or history.
 
-The inbox (staff/service/inbox.py), `clinic-review merge` (staff/review.py) and the stories
+The inbox (staff/service/inbox.py), `clinic-review merge` (staff/service/review.py) and the stories
 made from conversations (staff/service/stories.py) screen a visitor's message with `Screen`:
 emails, phone numbers (libphonenumber, for the clinic's country), dates (a date of birth is
 one), self-introductions ("my name is Anna", "I'm Anna") and the words of any stored request

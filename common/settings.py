@@ -69,7 +69,7 @@ MODEL_PULL_SECONDS = 10
 # 148 s at 15 (tests/e2e/test_publish.py, issue 21). The console promises MODEL_PULL_SECONDS
 # plus this, and tests/e2e/test_publish.py holds publishing and rolling back to it.
 MODEL_LOAD_SECONDS = 170
-# E-mail notifications (common/notifications.py, staff/service/notifications.py): how the console
+# E-mail notifications (common/records/notifications.py, staff/service/notifications.py): how the console
 # reaches the clinic's mail server (SMTP_SECURITY), the default port of each way, how long one
 # connection may take, how long the first retry waits (doubling, up to an hour) and how often
 # the console's sender looks for e-mails to send.

@@ -26,11 +26,11 @@ from datetime import date, datetime, timedelta
 
 import aiohttp
 
-from actions.booking.store import BookingStore
-from common import conversations
 from common.clinic import load_settings
 from common.names import CONVERSATION_HEADER
 from common.paths import REPORTS_DIR
+from common.records import conversations
+from common.records.bookings import BookingStore
 from devtools.measure import percentile
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from common import conversations
 from common.names import ERASE_SLOT
+from common.records import conversations
 
 # libpq's wait for a connection (its default is for ever: SYNs to an unreachable host are
 # retried for about 2 minutes), so the visitor hears back within 10 s.

@@ -26,9 +26,9 @@ from typing import Any
 from dateparser.search import search_dates
 
 from common.clinic import WEEKDAYS, ClinicSettings
+from common.days import WORKING_WEEK, readable, weekday_phrase
 
 MAX_DAYS_AHEAD = 180
-WORKING_WEEK = WEEKDAYS[:5]
 
 _SHORT_DAYS = {
     "mon": "monday",
@@ -192,26 +192,6 @@ class NoOpenDay(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.details = details
-
-
-def readable(day: date, year: bool = True) -> str:
-    """A day as visitors read it: "Monday 14 December 2026" (or without the year)."""
-    return f"{day:%A} {day.day} {day:%B}" + (f" {day.year}" if year else "")
-
-
-def weekday_phrase(weekdays: tuple[str, ...]) -> str:
-    """Weekdays in words: "weekdays", "Tuesdays or Wednesdays", or "" for any day."""
-    if not weekdays:
-        return ""
-    if tuple(weekdays) == WORKING_WEEK:
-        return "weekdays"
-    if tuple(weekdays) == ("saturday", "sunday"):
-        return "weekends"
-    indexes = [WEEKDAYS.index(d) for d in weekdays]
-    if len(indexes) > 2 and indexes == list(range(indexes[0], indexes[0] + len(indexes))):
-        return f"{weekdays[0].capitalize()} to {weekdays[-1].capitalize()}"  # "Monday to Saturday"
-    names = [f"{d.capitalize()}s" for d in weekdays]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def next_weekday(after: date, weekday: str) -> date:

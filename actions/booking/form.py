@@ -14,14 +14,15 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.booking import validators
 from actions.booking.availability import Availability, next_open_days, readable
-from actions.booking.delivery import deliver
-from actions.booking.store import BookingRequest, ContactLimitReached, get_store
 from actions.booking.validators import InvalidAnswer
-from actions.live_chat import CALLBACK, KIND_SLOT, reply_expected
+from actions.live_chat import CALLBACK, KIND_SLOT
 from actions.topics import asked_topic, response_name
 from common import deadline, metrics
 from common import settings as deployment
 from common.clinic import load_settings
+from common.records.bookings import BookingRequest, ContactLimitReached, get_store
+from common.records.delivery import deliver
+from common.records.live_chat import reply_expected
 
 logger = logging.getLogger(__name__)
 

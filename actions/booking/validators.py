@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-import phonenumbers
-
 from actions.booking.availability import (
     MAX_DAYS_AHEAD,
     Availability,
@@ -22,11 +20,18 @@ from actions.booking.availability import (
     time_phrases,
 )
 from common.clinic import ClinicSettings
+from common.contacts import (  # noqa: F401 - the form's checks, one place to import them from
+    InvalidAnswer,
+    contact_type,
+    normalise_spaces,
+    parse_contact,
+    phone_needs_checking,
+    readable_phone,
+)
 
 MAX_NAME_CHARS = 80
 MAX_SCAR_CHARS = 200
 SKIP_WORDS = {"skip", "no", "none", "nothing", "n/a", "na", "no thanks", "rather not say", "-"}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 # What no name contains: a typed payload ("/inform", '{"booking_name": ...}'), markup or
 # code characters, or a web address ("https://...", "www.", "evil.example/win").
 _NOT_A_NAME = re.compile(r"^/|[{}\[\]<>|\\=`]|://|\bwww\.|(?<![\w.])[\w-]+\.[a-z]{2,}(?=$|[/\s?#])")
@@ -55,20 +60,6 @@ _TIMES_OF_DAY: dict[str, str] = {
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
-class InvalidAnswer(ValueError):
-    """An answer the form cannot accept; `reason` names the response that explains why."""
-
-    def __init__(self, reason: str, **details: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
-
-
-def normalise_spaces(text: str) -> str:
-    """Text with each run of whitespace made one space."""
-    return " ".join(str(text).split())
-
-
 def parse_name(text: str) -> str:
     """A person's name as typed (any script, apostrophes and hyphens kept).
 
@@ -83,60 +74,6 @@ def parse_name(text: str) -> str:
     if _NOT_A_NAME.search(name):
         raise InvalidAnswer("name")
     return name
-
-
-def parse_contact(text: str, settings: ClinicSettings) -> str:
-    """An email (domain lowercased) or a phone number (E.164) for the clinic's country.
-
-    A number libphonenumber calls possible but not valid (the right length, an unusual prefix,
-    e.g. "07911 654321") is accepted: the summary reads it back for the visitor to check
-    (`phone_needs_checking`), rather than refusing a number the visitor knows is theirs.
-    """
-    contact = normalise_spaces(text)
-    if "@" in contact:
-        local, _, domain = contact.replace(" ", "").rpartition("@")
-        email = f"{local}@{domain.lower()}"
-        if len(email) > 254 or not _EMAIL.match(email):
-            raise InvalidAnswer("email")
-        return email
-    try:
-        number = phonenumbers.parse(contact, settings.country)
-    except phonenumbers.NumberParseException as error:
-        raise InvalidAnswer("phone") from error
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # too short, too long, local-only
-        raise InvalidAnswer("phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def phone_needs_checking(contact: str, settings: ClinicSettings) -> bool:
-    """Whether a stored phone number is possible but not a valid one (the visitor should check it)."""
-    if contact_type(contact) != "phone":
-        return False
-    try:
-        return not phonenumbers.is_valid_number(phonenumbers.parse(contact, settings.country))
-    except phonenumbers.NumberParseException:
-        return True
-
-
-def readable_phone(contact: str, settings: ClinicSettings) -> str:
-    """A stored number as the visitor would write it: national format at home, else international."""
-    try:
-        number = phonenumbers.parse(contact, settings.country)
-    except phonenumbers.NumberParseException:
-        return contact
-    home = number.country_code == phonenumbers.country_code_for_region(settings.country)
-    style = phonenumbers.PhoneNumberFormat.NATIONAL if home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    formatted = phonenumbers.format_number(number, style)
-    if not phonenumbers.is_valid_number(number):  # no known layout: the digits as they are
-        national = str(number.national_number)
-        formatted = f"0{national}" if home else f"+{number.country_code} {national}"
-    return formatted
-
-
-def contact_type(contact: str) -> str:
-    """Whether the contact is an "email" or a "phone" number."""
-    return "email" if "@" in contact else "phone"
 
 
 def parse_time_of_day(text: str, settings: ClinicSettings) -> str:

@@ -62,7 +62,7 @@ from devtools.bench.nlu_eval import (
 )
 from devtools.measure import percentile
 from servers.launcher import Stack, StackConfig, free_port
-from staff.evaluate import effective_label, load_heldout
+from staff.service.evaluate import effective_label, load_heldout
 
 REPORTS = REPORTS_DIR
 CONFUSION_PNG = "confusion-heldout.png"

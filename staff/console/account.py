@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, login_user
 
 from common import metrics
-from staff.console.app import SignedIn, console, safe_next
+from staff.console.base import SignedIn, console, safe_next
 from staff.service import accounts, second_factor
 
 signin = Blueprint("signin", __name__, url_prefix="/login")

@@ -1,26 +1,27 @@
-"""The console's Flask application: configuration, sign-in, roles, security headers, errors."""
+"""The console's Flask application: configuration, sign-in, security headers, errors, the pages.
+
+What the pages share (the signed-in person, role checks, the running console) is in base.py.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, flash, g, redirect, render_template, request, url_for
-from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask import Flask, Response, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from actions.booking.store import BookingStore
-from common import live_chat, metrics
+from common import metrics
 from common import settings as deployment
-from common.clinic import load_settings
 from common.paths import PROJECT_ROOT, VAR_DIR
-from staff.service import accounts, db, plain
+from common.records import live_chat
+from staff.console import views
+from staff.console.base import Console, SignedIn, SignedOut, csrf, login_manager
+from staff.service import accounts, plain
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEY_FILE = VAR_DIR / "staff-secret-key"
@@ -49,42 +50,6 @@ NAVIGATION = [
 ]
 
 
-class SignedIn(UserMixin):
-    """The signed-in staff member, as Flask-Login needs them."""
-
-    def __init__(self, user: accounts.StaffUser) -> None:
-        self.user = user
-
-    def get_id(self) -> str:
-        """The session's id: the user and their session version (raised by sign-out everywhere)."""
-        return f"{self.user.id}:{self.user.session_version}"
-
-    @property
-    def name(self) -> str:
-        """The staff member's name."""
-        return self.user.name
-
-    @property
-    def role(self) -> str:
-        """The staff member's role."""
-        return self.user.role
-
-    def may(self, area: str) -> bool:
-        """Whether their role may use this area of the console."""
-        return self.user.may(area)
-
-
-class SignedOut(AnonymousUserMixin):
-    """Nobody signed in: may do nothing."""
-
-    name = ""
-    role = ""
-
-    def may(self, area: str) -> bool:
-        """Nothing is allowed."""
-        return False
-
-
 # What an admin without a second factor may open: setting it up, signing out, and what needs no page.
 ENROL_ONLY = frozenset({"account.enrol", "auth.logout", "static", "health"})
 
@@ -96,63 +61,6 @@ def local_secret_key() -> str:
         SECRET_KEY_FILE.touch(mode=0o600)
         SECRET_KEY_FILE.write_text(secrets.token_urlsafe(48), encoding="utf-8")
     return SECRET_KEY_FILE.read_text(encoding="utf-8").strip()
-
-
-def requires(area: str) -> Callable:
-    """A view decorator: the signed-in person's role must allow `area` (else 403)."""
-
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            if not current_user.may(area):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def safe_next(target: str | None) -> str:
-    """A post-sign-in destination on this site only (never another host)."""
-    if not target:
-        return url_for("today.home")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("today.home")
-    return target
-
-
-login_manager = LoginManager()
-csrf = CSRFProtect()
-
-
-class Console:
-    """What the views need: the database, the stores, the clinic's settings, the project root."""
-
-    def __init__(self, settings: deployment.Settings, root: Path) -> None:
-        self.settings = settings
-        self.root = root
-        self.database_url = settings.database_url
-        self.engine = db.engine(settings.database_url)  # runs the migrations
-        self.store = BookingStore(settings.database_url)
-        self.secret = b""
-
-    @property
-    def clinic(self) -> Any:
-        """clinic.yml (read at each request: a change needs no restart)."""
-        return load_settings()
-
-    def audit(self, action: str, target: str = "", detail: str = "") -> None:
-        """Record what the signed-in person did."""
-        accounts.audit(self.engine, current_user.name or "(nobody)", action, target, detail)
-
-
-def console() -> Console:
-    """The running console (for views)."""
-    return g.console  # type: ignore[no-any-return]
 
 
 def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT_ROOT) -> Flask:
@@ -305,8 +213,6 @@ def create_app(settings: deployment.Settings | None = None, root: Path = PROJECT
         )
         status, body, headers = metrics.answer(settings, metrics.CONSOLE, request.headers, peer)
         return Response(body, status=status, headers=headers)
-
-    from staff.console import views
 
     views.register(app)
     return app

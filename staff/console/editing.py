@@ -14,9 +14,8 @@ from flask_login import current_user
 
 from common.clinic import WEEKDAYS
 from common.names import RETRIEVAL_INTENT
-from staff import review, validate
-from staff.console.app import console, requires
-from staff.service import clinic_hours, describe, history, inbox, plain, releases
+from staff.console.base import console, requires
+from staff.service import clinic_hours, describe, history, inbox, plain, releases, review, validate, wording
 from staff.service import content as service
 
 content = Blueprint("content", __name__, url_prefix="/answers")
@@ -68,7 +67,7 @@ def edit_topic(key: str) -> Any:
             answer=current.answer,
             title=current.title,
             version=service.version(state.root, service.topic_files(state.root)),
-            check=service.check_answer(state.root, current.answer),
+            check=wording.check_answer(state.root, current.answer),
             moves={},
             added="",
             **values,
@@ -100,7 +99,7 @@ def edit_topic(key: str) -> Any:
             answer=answer,
             title=change.title,
             version=change.version,
-            check=service.check_answer(state.root, answer),
+            check=wording.check_answer(state.root, answer),
             moves={str(i): moves.get(e, "") for i, e in enumerate(current.examples)},
             added=added,
             **values,
@@ -160,7 +159,7 @@ def new_topic() -> Any:
             examples="\n".join(e for e in examples if e.strip()),
             suggestions=[s for s in suggestions if s not in examples],
             version=new.version,
-            check=service.check_answer(state.root, answer) if answer.strip() else None,
+            check=wording.check_answer(state.root, answer) if answer.strip() else None,
             **values,
         )
     inbox.used_for_topic(state.engine, chosen, f"{RETRIEVAL_INTENT}/{key}")
@@ -178,7 +177,7 @@ def check() -> Any:
     data = request.get_json(silent=True) or {}
     answer = str(data.get("answer") or "")[:MAX_ANSWER_FORM_CHARS]
     try:
-        result = service.check_answer(console().root, answer)
+        result = wording.check_answer(console().root, answer)
     except service.Refused as error:
         return jsonify({"ok": False, "problems": [error.summary], "supporting": [], "sentences": []}), 200
     sentences = [

@@ -4,7 +4,7 @@ The page works without JavaScript (each form posts and comes back); static/live.
 /live/state.json every few seconds to refresh the queue, the open conversation and the
 visitor's typing, rings and shows a badge when a visitor starts waiting, and sends the forms
 without reloading. Each poll is also the staff member's heartbeat: available only while the
-page is open (common/live_chat.py). Taking, replying, handing back and closing are done by
+page is open (common/records/live_chat.py). Taking, replying, handing back and closing are done by
 the Rasa server (channels/live.py), which the console calls with the live chat secret and the
 live chat's number: the conversation's id never reaches the page (it shows the handle).
 """
@@ -21,8 +21,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from common import conversation_ids, conversations, live_chat, metrics
-from staff.console.app import console, requires
+from common import conversation_ids, metrics
+from common.records import conversations, live_chat
+from staff.console.base import console, requires
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ LEAVE_A_MESSAGE = "Visitors are offered \u201cleave a message\u201d instead, bec
 def reach_text(reach: live_chat.Reach) -> str:
     """Whether a visitor asking now is offered a person, and if not why, as staff read it.
 
-    The same answer (common/live_chat.py `reach`) decides what the assistant offers visitors.
+    The same answer (common/records/live_chat.py `reach`) decides what the assistant offers visitors.
     """
     if reach.offered:
         return "Visitors can ask for a person now."

@@ -32,9 +32,8 @@ from flask import (
 from flask_login import current_user
 
 from common import model_archive
-from staff import candidate
-from staff.console.app import console, csrf, requires
-from staff.service import blame, content, inbox
+from staff.console.base import console, csrf, requires
+from staff.service import blame, candidate, content, inbox
 from staff.service import models as service
 
 models = Blueprint("models", __name__, url_prefix="/models")

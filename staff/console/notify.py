@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from common.notifications import KIND_ROLES, KINDS
-from staff.console.app import console, requires
+from common.records.notifications import KIND_ROLES, KINDS
+from staff.console.base import console, requires
 from staff.service import accounts
 from staff.service import notifications as service
 

@@ -19,10 +19,10 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from actions.booking.store import STATUSES
 from common import conversation_ids, metrics
-from staff.console import account, chart
-from staff.console.app import SignedIn, console, requires, safe_next
+from common.records.bookings import STATUSES
+from staff.console import account, chart, editing, live, models, notify, stories, wording
+from staff.console.base import SignedIn, console, requires, safe_next
 from staff.service import accounts, content, inbox, numbers, releases, second_factor, transcripts
 from staff.service import bookings as booking_service
 from staff.service import models as model_service
@@ -38,8 +38,6 @@ MAX_NOTE_CHARS = 1000
 
 def register(app: Flask) -> None:
     """Add every area's pages to the app."""
-    from staff.console import editing, live, models, notify, stories, wording
-
     for blueprint in (
         auth,
         today,
@@ -130,7 +128,7 @@ def home() -> Any:
     figures = numbers.week(state.database_url, last, zone)
     counts = booking_service.counts(state.store)
     start, end = inbox.period(7, zone)
-    from staff import review as review_rules
+    from staff.service import review as review_rules
 
     live = model_service.live(
         state.engine, state.settings.model, state.settings.model_store_dir

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from staff.console.app import console, requires
+from staff.console.base import console, requires
 from staff.service import content as content_service
 from staff.service import history
 from staff.service import wording as service

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from staff.service.db import as_utc, audit_log, login_attempts, now, staff_users
+from common.records.tables import audit_log, login_attempts, staff_users
+from staff.service.db import as_utc, now
 
 ROLES = ("reception", "editor", "admin")
 ROLE_DESCRIPTIONS = {

@@ -21,8 +21,7 @@ import yaml
 
 from common import paths
 from common.names import RETRIEVAL_INTENT
-from staff import validate
-from staff.service import content, history
+from staff.service import content, history, validate
 from staff.service.yamlfile import LayoutError, examples_block, open_yaml
 
 NLU = paths.relative(paths.DATA_DIR / "nlu")

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from openpyxl import Workbook
 from openpyxl.cell.cell import TYPE_STRING
 
-from actions.booking.availability import readable, weekday_phrase
-from actions.booking.delivery import deliver, deliver_withdrawal
-from actions.booking.store import STATUSES, BookingStore, booking_history, booking_requests
-from actions.booking.validators import InvalidAnswer, parse_contact
-from common import conversations
 from common.clinic import ClinicSettings
+from common.contacts import InvalidAnswer, parse_contact
+from common.days import readable, weekday_phrase
+from common.records import conversations
+from common.records.bookings import STATUSES, BookingStore, booking_history, booking_requests
+from common.records.delivery import deliver, deliver_withdrawal
 from staff.service.db import as_utc, now
 
 # The columns of an export, in order, with the heading staff see.

@@ -3,9 +3,9 @@
 Every change goes the same way, under one lock per project:
 1. the version the staff member started from is still the current one (else: refused, nothing
    written: someone else saved first);
-2. an FAQ answer passes the grounding check (staff/grounding.py) sentence by sentence;
+2. an FAQ answer passes the grounding check (common/grounding.py) sentence by sentence;
 3. the changed files are written to a copy of the project and `make validate`'s own checks
-   (staff/validate.py) run on it: a change that adds a problem is refused, nothing written;
+   (staff/service/validate.py) run on it: a change that adds a problem is refused, nothing written;
 4. the files are written (ruamel.yaml round trip: only the changed lines differ, see
    yamlfile.py) and committed with the staff member as author (history.py).
 
@@ -29,18 +29,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import yaml
 from ruamel.yaml import YAML as RoundTrip
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from common import paths, personal_data
+from common import grounding, paths, personal_data
 from common.clinic import WEEKDAYS, is_clock_time, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
-from staff import grounding, validate
-from staff.service import clinic_hours, history, plain
+from staff.service import clinic_hours, history, plain, validate
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -76,7 +74,7 @@ TRAINING_NOTE = (
     "Visitors get this at the next training (on Check and publish); until then the "
     "assistant keeps giving the current version."
 )
-_checks = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
+CHECK_LOCK = threading.Lock()  # one grounding check at a time (one MiniLM encoder per process)
 _writes = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -210,26 +208,16 @@ class Check:
         return not self.problems
 
 
-def check_answer(root: Path, answer: str) -> Check:
-    """Which sentences of an answer the document does not support, and which of its sentences do."""
-    if not answer.strip():
-        return Check(["Write the answer first."], [])
-    from staff.service import wording  # it builds on this module
+def answer_problems(root: Path, answer: str) -> list[str]:
+    """What the document does not support in an answer, sentence by sentence (empty: all of it).
 
+    What saving checks; the console shows why each sentence passed or not (wording.check_answer).
+    """
+    if not answer.strip():
+        return ["Write the answer first."]
     check = checker(root)
-    with _checks:
-        verdicts = check.verdicts(answer)
-        problems = [verdict.explain() for verdict in verdicts if not verdict.supported]
-        parts = grounding.sentences(answer)
-        supporting: set[int] = set()
-        if parts:
-            count = len(grounding.sentences((root / DOCUMENT).read_text(encoding="utf-8")))
-            vectors = check.encoder.encode([grounding.american(p) for p in parts])
-            for row in vectors @ check.grounding.passages.T:
-                best = int(np.argmax(row))
-                if row[best] >= grounding.SIMILARITY_THRESHOLD:  # a sentence, or two neighbours
-                    supporting |= {best} if best < count else {best - count, best - count + 1}
-    return Check(problems, sorted(supporting), wording.reasons(root, verdicts, load_settings().zone))
+    with CHECK_LOCK:
+        return [verdict.explain() for verdict in check.verdicts(answer) if not verdict.supported]
 
 
 def section_of(root: Path, sentence: str) -> str:
@@ -271,7 +259,7 @@ def _problem_key(problem: validate.Problem) -> str:
 
 def problems_of(root: Path) -> list[validate.Problem]:
     """What `make validate`'s checks (without Rasa's) find in the project under `root`."""
-    with _checks:
+    with CHECK_LOCK:
         project, problems = validate.load(root)
         return problems or validate.run_checks(project)
 
@@ -423,12 +411,12 @@ def _clean_examples(lines: list[str]) -> list[str]:
 
 
 def _check_answer_or_refuse(root: Path, answer: str) -> None:
-    check = check_answer(root, answer)
-    if not check.ok:
+    problems = answer_problems(root, answer)
+    if problems:
         raise Refused(
             "The answer was not saved: the clinic's document does not support all of it. Say only what "
             "the document says (the highlighted sentences show what it does say).",
-            check.problems,
+            problems,
         )
 
 

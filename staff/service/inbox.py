@@ -1,11 +1,11 @@
 """Unanswered questions: the review inbox that replaces the CSV round trip of `make review`.
 
 Messages that ended in a fallback, "I don't have that information", a rejected "did you
-mean" or a thumbs-down (staff/review.py decides which) are grouped by meaning with the
+mean" or a thumbs-down (staff/service/review.py decides which) are grouped by meaning with the
 MiniLM encoder the assistant uses (components/sentence_embeddings.py). For each group staff
 add it as a way of asking an existing question, mark it "not in the document" (an
 out_of_scope example), "new topic needed" (a list for the editor) or ignore it. Additions
-go through the same rules as `make merge` (staff/review.py: never masked text, never a
+go through the same rules as `make merge` (staff/service/review.py: never masked text, never a
 held-out test question, never a duplicate) into data/nlu under the project root, where
 they wait for the next training. Every decision is kept in `review_decisions`, by a hash
 of the masked message, so a decided message leaves the inbox.
@@ -16,7 +16,7 @@ conversation mechanics such as affirm or inform are not offered), nothing is cho
 and an addition whose nearest training examples belong to another question is only made after
 a warning (`nearer_elsewhere`): such an example pulls that question's visitors to this answer.
 
-Personal data (issue 20): answers to a form never reach the inbox (staff/review.py), what
+Personal data (issue 20): answers to a form never reach the inbox (staff/service/review.py), what
 would be added is screened (common/personal_data.py: emails, phones, dates, names, the words
 of stored requests) and refused with the reason, and each decision records the conversations
 it came from (`review_sources`): erasing one deletes the decision, and an example added from
@@ -42,15 +42,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import sqlalchemy as sa
 
-from actions.booking.store import request_words
-from common import conversations, personal_data
+from common import personal_data
 from common.clinic import load_settings
 from common.names import RETRIEVAL_INTENT
-from staff import review
-from staff.service import content, history
+from common.records import conversations
+from common.records.bookings import request_words
+from common.records.tables import review_decisions
+from staff.service import content, history, review
 from staff.service.content import locked
-from staff.service.db import as_utc, now, review_decisions
-from staff.validate import load, normalise
+from staff.service.db import as_utc, now
+from staff.service.validate import load, normalise
 
 # Two messages are grouped when the cosine similarity of their MiniLM embeddings is at least
 # this. Measured on pairs (2026-12-03): same question in other words 0.50-0.68 ("how much

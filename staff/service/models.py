@@ -1,6 +1,6 @@
 """Check and train, compare, publish and roll back: the records, one training at a time.
 
-A training run is a row of `training_runs`, worked by its own process (staff/candidate.py)
+A training run is a row of `training_runs`, worked by its own process (staff/service/candidate.py)
 that writes its stage, progress and report there. At most one run is queued or running,
 across every console process: its `active` column is 1 and unique, so the database refuses a
 second.
@@ -37,8 +37,9 @@ import yaml
 
 from common import model_archive
 from common import settings as deployment
-from staff import evaluate
-from staff.service.db import as_utc, installed_model, now, published_models, training_runs
+from common.records.tables import installed_model, published_models, training_runs
+from staff.service import evaluate
+from staff.service.db import as_utc, now
 
 # Statuses of a training run. Queued/checking/training/evaluating are active.
 ACTIVE = ("queued", "checking", "training", "evaluating")
@@ -196,11 +197,11 @@ def start_run(engine: sa.engine.Engine, staff_name: str) -> int:
 
 
 def launch(run_id: int, root: Path, log: Path) -> subprocess.Popen:
-    """Start the run's own process (staff/candidate.py); it outlives the request that asked."""
+    """Start the run's own process (staff/service/candidate.py); it outlives the request that asked."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "staff.candidate", str(run_id), "--root", str(root)],
+            [sys.executable, "-m", "staff.commands.candidate", str(run_id), "--root", str(root)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
 The console runs `Sender` (a thread beside its pages; staff/console/server.py): every
 NOTIFY_POLL_SECONDS it queues the daily summary when its time (Clinic details) has come, then
-sends whatever waits in the outbox (common/notifications.py) with the standard library's
+sends whatever waits in the outbox (common/records/notifications.py) with the standard library's
 smtplib, over STARTTLS or TLS. Each row is claimed with one conditional UPDATE just before it
 is sent (still pending, due, and not claimed by another sender), for CLAIM from that moment;
 the outcome is recorded only while the row is still this sender's claim, so two console
@@ -36,10 +36,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from actions.booking.store import booking_requests
-from common import metrics, notifications
+from common import metrics
 from common.clinic import ClinicSettings, load_settings
-from common.notifications import (
+from common.records import notifications
+from common.records.bookings import booking_requests
+from common.records.notifications import (
     FAILED,
     KIND_ROLES,
     KINDS,
@@ -50,8 +51,9 @@ from common.notifications import (
     notification_outbox,
     notification_settings,
 )
+from common.records.tables import staff_users
 from common.settings import NOTIFY_GIVE_UP_DAYS, SMTP_TIMEOUT_SECONDS, Settings
-from staff.service.db import as_utc, now, staff_users
+from staff.service.db import as_utc, now
 
 logger = logging.getLogger(__name__)
 
@@ -286,8 +288,7 @@ class Summary:
 
 def summary_figures(engine: sa.engine.Engine, database_url: str, start: datetime, end: datetime) -> Summary:
     """Requests, messages left, unanswered questions (undecided) and thumbs-down from start to end."""
-    from staff import review
-    from staff.service import inbox
+    from staff.service import inbox, review
 
     with engine.connect() as db:
         kinds = dict(

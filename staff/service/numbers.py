@@ -1,6 +1,6 @@
 """The week's numbers for the Today page: what visitors' messages got, per day.
 
-Computed from the same turns as `make review` (staff/review.py), so the console and the
+Computed from the same turns as `make review` (staff/service/review.py), so the console and the
 report count alike.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from staff import review
+from staff.service import review
 
 # What each visitor message got, in the order the chart stacks them, with staff's words.
 CATEGORIES = {

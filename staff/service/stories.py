@@ -34,10 +34,10 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from common import conversations, paths, personal_data
+from common import paths, personal_data
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
-from staff import review, validate
-from staff.service import content, transcripts
+from common.records import conversations
+from staff.service import content, review, transcripts, validate
 from staff.service.yamlfile import LayoutError, YamlFile, one_line, open_yaml, quoted
 
 STORIES = paths.relative(paths.DATA_DIR / "stories")

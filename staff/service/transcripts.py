@@ -1,6 +1,6 @@
 """Conversations as staff read them: who said what, when, and which answer each message got.
 
-Rasa's events are read only through common/conversations.py. Emails and phone numbers are
+Rasa's events are read only through common/records/conversations.py. Emails and phone numbers are
 always masked; for roles that may not see personal data (editors), the visitor's answers to
 the booking form's questions and the assistant's summary of them are hidden too.
 
@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common import conversation_ids, conversations
+from common import conversation_ids
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
-from staff import review
+from common.records import conversations
+from staff.service import review
 
 # After one of these the visitor's next message is a booking detail (name, contact, scar...).
 ASKS_FOR_DETAILS = ("utter_ask_booking_", "utter_invalid_", "utter_format_booking_", "utter_change_booking_")

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from ruamel.yaml.comments import CommentedSeq
 
-from staff import grounding
+from common import grounding
+from common.clinic import load_settings
 from staff.service import content, history
 from staff.service.yamlfile import LayoutError, open_yaml, quoted
 
@@ -172,6 +174,26 @@ def failure(verdict: grounding.Verdict) -> str:
         "the document says nothing close to this. Say what the document says; or, if the sentence only "
         "points the visitor to the clinic, an admin can approve it on the Approved wording page."
     )
+
+
+def check_answer(root: Path, answer: str) -> content.Check:
+    """Which sentences of an answer the document does not support, which of its sentences do, and why."""
+    if not answer.strip():
+        return content.Check(["Write the answer first."], [])
+    check = content.checker(root)
+    with content.CHECK_LOCK:
+        verdicts = check.verdicts(answer)
+        problems = [verdict.explain() for verdict in verdicts if not verdict.supported]
+        parts = grounding.sentences(answer)
+        supporting: set[int] = set()
+        if parts:
+            count = len(grounding.sentences((root / content.DOCUMENT).read_text(encoding="utf-8")))
+            vectors = check.encoder.encode([grounding.american(p) for p in parts])
+            for row in vectors @ check.grounding.passages.T:
+                best = int(np.argmax(row))
+                if row[best] >= grounding.SIMILARITY_THRESHOLD:  # a sentence, or two neighbours
+                    supporting |= {best} if best < count else {best - count, best - count + 1}
+    return content.Check(problems, sorted(supporting), reasons(root, verdicts, load_settings().zone))
 
 
 # ---- changing the list ---------------------------------------------------------------------

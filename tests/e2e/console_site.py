@@ -64,7 +64,7 @@ def app_code(console: str, name: str) -> str:
 def add_user(database_url: str, name: str, role: str) -> None:
     """Add a staff account with the staff command, as a clinic would (the password on stdin)."""
     added = subprocess.run(
-        [sys.executable, "-m", "staff.users", "add", name, "--role", role, "--password-stdin"],
+        [sys.executable, "-m", "staff.commands.users", "add", name, "--role", role, "--password-stdin"],
         input=PASSWORD + "\n",
         text=True,
         capture_output=True,

@@ -30,8 +30,7 @@ from common.paths import MODEL, PROJECT_ROOT
 from common.settings import MODEL_SERVER_PATH
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
-from staff import evaluate
-from staff.service import accounts, db
+from staff.service import accounts, db, evaluate
 from staff.service import models as model_service
 from tests.e2e.console_site import APPS, LAPTOP, LAST_STEPS, PASSWORD, Site, Staff, add_user
 from tests.helpers import Chat, project_copy
@@ -43,7 +42,7 @@ SECRET_KEY = "test-only-console-key-" + "b" * 20  # not in a backup: the clinic 
 
 def command(name: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run clinic-backup or clinic-restore (this checkout's) as an operator would."""
-    code = f"import sys; from staff.backup import {name}; sys.exit({name}())"
+    code = f"import sys; from staff.commands.backup import {name}; sys.exit({name}())"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         env=env,

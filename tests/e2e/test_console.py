@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page
 
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
-from staff import validate as check_data
+from staff.commands import validate as validate_command
 from staff.service import releases
 from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
@@ -561,7 +561,7 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     assert f"    - {question}\n" in nlu
     assert yaml.safe_load(nlu)  # still valid YAML
     assert (
-        check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+        validate_command.main(["--root", str(site.root), "--without-rasa"]) == 0
     )  # and passes make validate's checks
     assert question not in (PROJECT_ROOT / "data" / "nlu" / "out_of_scope.yml").read_text(encoding="utf-8")
     assert git_log(site.root, "-1", "--format=%an|%s", "--", "data/nlu/out_of_scope.yml") == (
@@ -784,7 +784,7 @@ def test_an_editor_adds_a_topic_with_examples(staff, site: Site) -> None:
     assert page.locator("table tbody tr").count() == len(MELANIN_EXAMPLES)
     nlu = (site.root / "data" / "nlu" / "faq.yml").read_text(encoding="utf-8")
     assert "- intent: faq/what_is_melanin\n  examples: |\n    - what does melanin do\n" in nlu
-    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(site.root), "--without-rasa"]) == 0
     assert "What is melanin?" in editor.open("/answers/").locator("table").inner_text()
 
 
@@ -1031,7 +1031,7 @@ def test_an_admin_approves_a_careful_rewording_and_the_editor_then_saves_it(staf
     assert "The sentence is approved" in admin.flash() and "can be undone" in admin.flash()
     entry = squash(framing_item(page, REWORDING).inner_text())
     assert "Added by anna on " in entry and "Not used by any answer" in entry
-    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(site.root), "--without-rasa"]) == 0
     assert git_log(site.root, "-1", "--format=%an|%s", "--", "content") == (
         f'anna|Approved wording: added "{REWORDING}"'
     )
@@ -1079,7 +1079,7 @@ def test_retiring_a_sentence_an_answer_uses_names_the_answer_and_an_unused_one_i
     page.get_by_role("button", name="Undo this change").click()
     assert "The change was undone" in admin.flash()
     assert framing_item(admin.open("/wording/"), spare).count() == 1
-    assert check_data.main(["--root", str(site.root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(site.root), "--without-rasa"]) == 0
     # On a phone the page fits the screen.
     phone = staff(PHONE)
     phone.sign_in("anna")

@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from staff import validate
+from staff.service import validate
 from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
     PHONE,

@@ -175,7 +175,7 @@ def test_cancel_my_booking_by_reference_withdraws_only_this_chats_request(
 def test_staff_erase_one_persons_requests_and_conversations(
     servers: LiveAssistant, booking_system: list, monkeypatch, capsys
 ) -> None:
-    from staff import bookings
+    from staff.commands import bookings
 
     monkeypatch.setenv("DATABASE_URL", servers.database_url)
     monkeypatch.setenv("CLINIC_SETTINGS", servers.stack.environment["CLINIC_SETTINGS"])

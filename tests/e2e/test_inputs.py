@@ -23,8 +23,8 @@ import sqlalchemy as sa
 import yaml
 
 from channels.guarded import UNREADABLE, trouble_text
-from common import live_chat
 from common.paths import CLINIC_YML
+from common.records import live_chat
 from common.settings import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from servers.launcher import Stack, free_port
 from tests.helpers import LiveAssistant, WidgetSession, stack_config, wait_until

@@ -108,7 +108,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             added = subprocess.run(
                 [
                     sys.executable,
-                    *("-m", "staff.users"),  # this checkout's command (clinic-staff-user)
+                    *("-m", "staff.commands.users"),  # this checkout's command (clinic-staff-user)
                     *("add", name, "--role", role, "--password-stdin"),
                 ],
                 input=PASSWORD + "\n",

@@ -1,6 +1,6 @@
 """The live chat queue's cap holds when many servers add requests at the same moment.
 
-Each request is one conditional INSERT (common/live_chat.py `request`); on PostgreSQL it also
+Each request is one conditional INSERT (common/records/live_chat.py `request`); on PostgreSQL it also
 takes an advisory lock, since two transactions there can each count the queue before either
 inserts. Many threads, each with its own connection (as several action servers would), ask
 at once, on SQLite and on a real PostgreSQL server (devtools/services.py).
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from common import live_chat
+from common.records import live_chat
 from devtools.services import PostgresServer
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.store import BookingStore
 from common import migrations
+from common.records.bookings import BookingStore
 from devtools.services import PostgresServer
 from tests.helpers import make_pre_migration_database
 
@@ -70,7 +70,7 @@ def test_postgres_the_daily_limit_per_contact_survives_erasing_a_request(postgre
     from dataclasses import replace
     from datetime import date
 
-    from actions.booking.store import BookingRequest, ContactLimitReached
+    from common.records.bookings import BookingRequest, ContactLimitReached
 
     store = BookingStore(postgres.url, secret=b"postgres test secret")
     request = BookingRequest("Pat", "pat.pg@example.com", "email", date(2026, 12, 9), "morning", "acne")

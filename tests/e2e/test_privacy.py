@@ -21,10 +21,9 @@ import sqlalchemy as sa
 
 from common.clinic import load_settings
 from servers.launcher import Stack
-from staff import review
 from staff.service import bookings as booking_service
-from staff.service import db, inbox, numbers, stories
-from staff.validate import normalise
+from staff.service import db, inbox, numbers, review, stories
+from staff.service.validate import normalise
 from tests.helpers import LiveAssistant, open_day, project_copy, stack_config
 
 pytestmark = pytest.mark.e2e
@@ -232,6 +231,6 @@ def test_erasing_a_person_after_every_path_that_writes_leaves_none_of_their_word
 
 
 def store_of(assistant: LiveAssistant) -> booking_service.BookingStore:
-    from actions.booking.store import get_store
+    from common.records.bookings import get_store
 
     return get_store(assistant.database_url)

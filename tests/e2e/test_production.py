@@ -29,9 +29,10 @@ import socketio
 import sqlalchemy as sa
 import yaml
 
-from common import live_chat, settings
+from common import settings
 from common.clinic import load_settings
 from common.paths import CLINIC_YML
+from common.records import live_chat
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack
 from tests.helpers import METRICS_TOKEN, Chat, json_log_lines, open_day, read_metrics
@@ -175,7 +176,7 @@ def book(cluster: Cluster, me: str, name: str, contact: str) -> str:
 def test_erasure_in_postgresql_by_the_visitor_and_by_staff(
     cluster: Cluster, expected, monkeypatch, capsys
 ) -> None:
-    from staff import bookings
+    from staff.commands import bookings
 
     me, other = f"forget-{uuid.uuid4().hex[:6]}", f"staff-{uuid.uuid4().hex[:6]}"
     reference = book(cluster, me, "Petra Postgres", "petra.pg@example.com")

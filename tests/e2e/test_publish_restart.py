@@ -4,7 +4,7 @@ Before: restarting with `make run` after a roll back retrained from the saved, u
 changes and served them, while the console said nothing was published; the model roll back
 returned to had been overwritten. Here the whole stack (console, action and Rasa servers, on
 one SQLite database and one model store) is restarted as `make run` does it, its training step
-first (`clinic-train`, staff/train.py), after an unpublished save, after publishing, with the
+first (`clinic-train`, staff/service/train.py), after an unpublished save, after publishing, with the
 console down, and after rolling back; each time a new visitor asks over REST and gets the
 wording of the model the console's Today page names.
 
@@ -34,8 +34,7 @@ import requests
 import sqlalchemy as sa
 
 from servers.launcher import Stack, StackConfig, free_port
-from staff import evaluate, train
-from staff.service import accounts, db
+from staff.service import accounts, db, evaluate, train
 from staff.service import models as service
 from tests.helpers import Chat, project_copy, squash
 
@@ -84,7 +83,7 @@ class World:
         """Stop everything, then what `make run` does: `clinic-train`, then the servers."""
         self.stop()
         trained = subprocess.run(
-            [sys.executable, "-m", "staff.train", "--root", str(self.root)],
+            [sys.executable, "-m", "staff.commands.train", "--root", str(self.root)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -1,4 +1,4 @@
-"""staff/review.py on a tracker store filled by real conversations with the trained assistant.
+"""staff/service/review.py on a tracker store filled by real conversations with the trained assistant.
 
 The servers run once for the module; visitors ask in-scope and off-topic questions, leave
 an email and a phone number, and reject a "did you mean". Then the review is run as staff
@@ -21,8 +21,9 @@ import yaml
 
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
-from staff import review
-from staff import validate as check_data
+from staff.commands import review as review_command
+from staff.commands import validate as validate_command
+from staff.service import review
 from tests.helpers import Chat
 
 pytestmark = pytest.mark.e2e
@@ -118,7 +119,7 @@ def visits_and_review(
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(printed):
         env.setenv("DATABASE_URL", config.database_url)
-        assert review.main(["report", "--root", str(tmp)]) == 0
+        assert review_command.main(["report", "--root", str(tmp)]) == 0
     [csv_path] = (tmp / "reports").glob("review-*.csv")
     with csv_path.open(newline="", encoding="utf-8-sig") as file:
         rows = list(csv.DictReader(file))
@@ -212,7 +213,9 @@ def test_an_empty_store_gives_an_empty_review(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
     assert (
-        review.main(["report", "--root", str(tmp_path), "--since", "2026-01-01", "--until", "2026-01-07"])
+        review_command.main(
+            ["report", "--root", str(tmp_path), "--since", "2026-01-01", "--until", "2026-01-07"]
+        )
         == 0
     )
     assert "Visitor messages: 0" in capsys.readouterr().out
@@ -270,15 +273,15 @@ def test_merge_adds_annotated_examples_and_the_data_still_passes_the_checks(
     )
     before = examples_of(root / "data/nlu/faq.yml", "faq/benefits")
 
-    assert review.main(["merge", str(annotated), "--root", str(root)]) == 0
+    assert review_command.main(["merge", str(annotated), "--root", str(root)]) == 0
     out = capsys.readouterr().out
     assert examples_of(root / "data/nlu/faq.yml", "faq/benefits") == [*before, visits.vague]
     assert f'{annotated}:{spreadsheet_row(report, personal["example"])}: skipped' in out
     assert "[phone]" not in (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
     assert "make validate" in out and "make train" in out
-    assert check_data.main(["--root", str(root)]) == 0, capsys.readouterr().out
+    assert validate_command.main(["--root", str(root)]) == 0, capsys.readouterr().out
 
-    assert review.main(["merge", str(annotated), "--root", str(root)]) == 0  # again: no copies
+    assert review_command.main(["merge", str(annotated), "--root", str(root)]) == 0  # again: no copies
     assert "Nothing new to add" in capsys.readouterr().out
     assert examples_of(root / "data/nlu/faq.yml", "faq/benefits").count(visits.vague) == 1
 
@@ -292,7 +295,7 @@ def test_merge_refuses_an_unknown_intent_and_changes_nothing(
         report, tmp_path / "review.csv", {visits.vague: "faq/benefits", COST_QUESTIONS[0]: "faq/prices"}
     )
 
-    assert review.main(["merge", str(annotated), "--root", str(root)]) == 1
+    assert review_command.main(["merge", str(annotated), "--root", str(root)]) == 1
     out = capsys.readouterr().out
     row = spreadsheet_row(report, COST_QUESTIONS[0])
     assert f'{annotated}:{row}: "faq/prices" is not an intent of the assistant' in out

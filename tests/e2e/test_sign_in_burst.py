@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.paths import PROJECT_ROOT
+from common.records import tables
 from devtools.services import PostgresServer
 from servers.launcher import free_port
 from staff.service import accounts, db, second_factor
@@ -166,8 +167,8 @@ def counted_failures(url: str) -> int:
     with db.engine(url).connect() as connection:
         return connection.execute(
             sa.select(sa.func.count())
-            .select_from(db.login_attempts)
-            .where(db.login_attempts.c.succeeded.is_(False))
+            .select_from(tables.login_attempts)
+            .where(tables.login_attempts.c.succeeded.is_(False))
         ).scalar_one()
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import grounding
 from common.clinic import load_settings
-from staff import grounding, validate
+from staff.commands import validate as validate_command
 from staff.service import content, history, wording
 from tests.helpers import project_copy
 
@@ -97,7 +98,7 @@ def test_a_sentence_that_cannot_be_approved_is_refused_with_the_reason(typed: st
 
 
 def test_a_careful_rewording_is_approvable_but_not_passed_without_approval(root: Path) -> None:
-    check = content.check_answer(root, reworded_results_answer(root))
+    check = wording.check_answer(root, reworded_results_answer(root))
     assert not check.ok
     [failing] = [r for r in check.sentences if not r.ok]
     assert failing.sentence == REWORDING and failing.approvable
@@ -107,7 +108,7 @@ def test_a_careful_rewording_is_approvable_but_not_passed_without_approval(root:
 
 
 def test_each_sentence_says_why_it_passed(root: Path) -> None:
-    check = content.check_answer(root, content.topic(root, "results_time").answer)
+    check = wording.check_answer(root, content.topic(root, "results_time").answer)
     assert check.ok
     document = (root / "content" / "scar-relaxation.txt").read_text(encoding="utf-8")
     found, framing = check.sentences[1], check.sentences[2]
@@ -130,8 +131,8 @@ def test_an_admin_approves_the_rewording_and_the_answer_passes(root: Path) -> No
         git(root, "log", "-1", "--format=%an|%s", sha).strip()
         == f'anna|Approved wording: added "{REWORDING}"'
     )
-    assert validate.main(["--root", str(root), "--without-rasa"]) == 0
-    check = content.check_answer(root, reworded_results_answer(root))
+    assert validate_command.main(["--root", str(root), "--without-rasa"]) == 0
+    check = wording.check_answer(root, reworded_results_answer(root))
     assert check.ok, check.problems
     [reason] = [r for r in check.sentences if r.sentence == REWORDING]
     today = f"{history.change(root, sha).when.astimezone(load_settings().zone):%-d %b %Y}"

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.store import BookingRequest, BookingStore
 from common import migrations
+from common.records.bookings import BookingRequest, BookingStore
 from devtools.services import PostgresServer
-from staff import backup as command
+from staff.commands import backup as command
 from staff.service import accounts, content, db
 from staff.service import backup as service
 from staff.service import models as model_service

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from staff import evaluate
-from staff.service import blame, content
+from staff.service import blame, content, evaluate
 from tests.helpers import project_copy
 
 WRONG = "can you treat acne scars on my back"

@@ -20,8 +20,8 @@ from actions.booking.form import (
     ActionSubmitBooking,
     ValidateBookingForm,
 )
-from actions.booking.store import get_store
 from common.clinic import load_settings
+from common.records.bookings import get_store
 
 TOMORROW = date.today() + timedelta(days=1)
 while TOMORROW.weekday() == 6:  # the example clinic is closed on Sundays

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.store import BookingRequest, BookingStore
-from common import conversations
 from common.clinic import load_settings
+from common.records import conversations
+from common.records.bookings import BookingRequest, BookingStore
 from staff.service import bookings
 
 ZONE = ZoneInfo("Europe/London")
@@ -106,7 +106,7 @@ def test_purge_preview_counts_what_purge_deletes(store: BookingStore) -> None:
 
 
 def add_conversation(store: BookingStore, sender: str, *texts: str) -> None:
-    """Events in the table Rasa's SQL tracker store writes (common/conversations.py's mirror of it).
+    """Events in the table Rasa's SQL tracker store writes (common/records/conversations.py's mirror of it).
 
     A stand-in for Rasa here only: tests/e2e/test_erasure.py and test_production.py erase
     conversations the real Rasa server stored, on SQLite and PostgreSQL.

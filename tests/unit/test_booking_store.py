@@ -16,8 +16,8 @@ from typing import ClassVar
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.delivery import deliver, deliver_pending, deliver_withdrawal
-from actions.booking.store import (
+from common import metrics
+from common.records.bookings import (
     BookingRequest,
     BookingStore,
     ContactLimitReached,
@@ -25,7 +25,7 @@ from actions.booking.store import (
     contact_key,
     contact_requests,
 )
-from common import metrics
+from common.records.delivery import deliver, deliver_pending, deliver_withdrawal
 
 REQUEST = BookingRequest(
     name="Siobhán O'Neill",
@@ -171,7 +171,7 @@ def test_the_table_uses_parameterised_sql(store: BookingStore) -> None:
 
 
 def test_staff_can_list_export_and_purge(store: BookingStore, tmp_path: Path, monkeypatch, capsys) -> None:
-    from staff import bookings
+    from staff.commands import bookings
 
     monkeypatch.setenv("DATABASE_URL", str(store.engine.url))
     reference, _ = store.save(REQUEST, "visitor-1")

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.settings import Settings
-from staff import users
+from staff.commands import users
 from staff.console.app import COOKIE_NAME, create_app
 from staff.service import accounts, db, second_factor
 from tests.two_factor import next_code
@@ -179,7 +179,7 @@ def test_a_tampered_staff_id_on_the_email_page_is_answered_politely(url: str) ->
 
 def test_today_says_emails_wait_while_no_mail_server_is_set_up(url: str) -> None:
     """No SMTP_HOST: queued e-mails wait (no failed tries), and Today says why, in words."""
-    from common import notifications
+    from common.records import notifications
     from staff.service import notifications as service
 
     engine = db.engine(url)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from actions.booking.store import BookingRequest, BookingStore
 from common import deadline
+from common.records.bookings import BookingRequest, BookingStore
 from common.settings import COMMIT_MARGIN_SECONDS
 
 REQUEST = BookingRequest(

@@ -16,9 +16,9 @@ import pytest
 from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from common.settings import Settings
-from staff import validate
+from staff.commands import validate as validate_command
 from staff.console.app import create_app
-from staff.service import accounts, content, db, describe, history, inbox, plain
+from staff.service import accounts, content, db, describe, history, inbox, plain, validate
 from staff.service.yamlfile import answer_text, open_yaml, quoted
 from tests.helpers import project_copy
 
@@ -158,7 +158,7 @@ def test_a_reworded_answer_is_committed_with_the_staff_member_as_author(root: Pa
     assert git(root, "show", "--name-only", "--format=", sha).split() == ["domain/faq.yml"]
     assert content.topic(root, "what_is").answer == new_answer
     assert git(root, "status", "--porcelain", "--", "domain", "data") == ""  # everything is committed
-    assert validate.main(["--root", str(root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(root), "--without-rasa"]) == 0
 
 
 def test_a_title_and_examples_change_together_as_one_commit(root: Path) -> None:
@@ -254,7 +254,7 @@ def test_a_new_topic_passes_make_validates_checks(root: Path) -> None:
     added = content.topic(root, key)
     assert added.title == "What is melanin?" and added.examples == MELANIN_EXAMPLES
     assert added.quote == quote and added.source.startswith("What causes post inflammatory")
-    assert validate.main(["--root", str(root), "--without-rasa"]) == 0
+    assert validate_command.main(["--root", str(root), "--without-rasa"]) == 0
     assert git(root, "log", "-1", "--format=%an|%s", sha).strip() == (
         'eddie|New topic "What is melanin?" with 15 example questions'
     )

@@ -12,9 +12,9 @@ import pytest
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.booking.store import BookingRequest, get_store
 from actions.erasure import FORGET_SIGNAL, ActionEraseConversation, ActionExplainErasure, listed
 from common.names import ERASE_SLOT
+from common.records.bookings import BookingRequest, get_store
 
 REQUEST = BookingRequest(
     name="Erin Erase",

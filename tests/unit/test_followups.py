@@ -12,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionDefaultAskAffirmation
 from actions.faq import ActionAnswerFaq, ActionAnswerFollowup, ActionFeedbackReceived
-from actions.followup import OUT_OF_SCOPE, refers_back, resolve
 from actions.privacy import ActionWhatYouKnow, mask_contact, mask_name
+from common.followup import OUT_OF_SCOPE, refers_back, resolve
 from common.paths import HELDOUT_CONVERSATIONS
 
 

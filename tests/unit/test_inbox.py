@@ -17,8 +17,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from common.paths import MODEL, PROJECT_ROOT
-from staff import review
-from staff.service import db, inbox
+from staff.service import db, inbox, review
 
 ANSWER = "Scar relaxation is a non-surgical treatment."
 MISSING = "it did not say how many sessions I need"

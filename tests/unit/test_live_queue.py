@@ -1,4 +1,4 @@
-"""Live chat's shared state (common/live_chat.py) on a real SQLite database, and opening hours.
+"""Live chat's shared state (common/records/live_chat.py) on a real SQLite database, and opening hours.
 
 Two staff members taking one conversation at the same moment (threads, separate connections):
 exactly one wins. A request nobody took is marked missed by exactly one of several sweeps.
@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from actions.live_chat import reply_expected
-from common import conversations, live_chat
 from common.clinic import read_settings
 from common.paths import CLINIC_YML
+from common.records import conversations, live_chat
+from common.records.live_chat import reply_expected
 from common.settings import Settings
 from servers.launcher import free_port
 from staff.console.app import create_app

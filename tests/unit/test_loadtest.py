@@ -6,10 +6,10 @@ import random
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from actions.booking.store import BookingRequest, BookingStore
 from actions.booking.validators import parse_contact, parse_date, parse_name
-from common import conversations
 from common.clinic import load_settings
+from common.records import conversations
+from common.records.bookings import BookingRequest, BookingStore
 from devtools.loadtest import Results, booking_script, missing_from_stores
 
 

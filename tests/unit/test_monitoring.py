@@ -241,7 +241,7 @@ def test_an_ipv4_mapped_ipv6_peer_is_compared_by_its_ipv4_address() -> None:
 
 def test_the_urgent_reply_has_one_definition() -> None:
     from common import names
-    from staff import review
+    from staff.service import review
 
     assert monitoring.URGENT_REPLY is names.URGENT_REPLY and review.URGENT_REPLY is names.URGENT_REPLY
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.store import BookingRequest, BookingStore
-from common import live_chat, metrics, notifications
+from common import metrics
 from common.clinic import load_settings
-from common.notifications import notification_outbox
+from common.records import live_chat, notifications
+from common.records.bookings import BookingRequest, BookingStore
+from common.records.notifications import notification_outbox
 from common.settings import Settings, SettingsError
 from servers.launcher import free_port
 from staff.service import accounts

@@ -27,12 +27,12 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from actions.booking.store import BookingRequest, BookingStore
-from common import conversations
 from common.names import FALLBACK_INTENT
 from common.personal_data import Screen
-from staff import review
-from staff.service import content, db, inbox, numbers, stories
+from common.records import conversations, tables
+from common.records.bookings import BookingRequest, BookingStore
+from staff.commands import review as review_command
+from staff.service import content, db, inbox, numbers, review, stories
 from tests.helpers import project_copy
 
 SCAR = "acne scar on my left cheek, about 2 years old"
@@ -201,7 +201,7 @@ def test_erasing_a_conversation_takes_its_decisions_and_added_examples(url: str,
 
     conversations.erase(engine, ["booker"])
     with engine.connect() as conn:
-        left = [tuple(r) for r in conn.execute(db.review_decisions.select())]
+        left = [tuple(r) for r in conn.execute(tables.review_decisions.select())]
     assert [(r[2], r[3]) for r in left] == [("", conversations.ERASED_DECISION)]
     assert inbox.remove_erased_examples(engine, root, "erin") == 1
     assert added not in (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
@@ -239,7 +239,7 @@ def test_clinic_review_merge_refuses_personal_data_and_the_words_of_stored_reque
         writer.writeheader()
         for example in ("I'm Anna, is it painful", "can Biscuit come too", "do you sell gift vouchers"):
             writer.writerow({"count": 1, "example": example, "correct_intent": "out_of_scope"})
-    assert review.main(["merge", str(sheet), "--root", str(root)]) == 0
+    assert review_command.main(["merge", str(sheet), "--root", str(root)]) == 0
     printed = capsys.readouterr().out
     kept = (root / "data/nlu/out_of_scope.yml").read_text(encoding="utf-8")
     assert "do you sell gift vouchers" in kept and "Anna" not in kept and "Biscuit" not in kept

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from common import database
+from common.records import tables
 from common.settings import MODEL_LOAD_SECONDS, Settings
-from staff import evaluate
 from staff.console.app import create_app
-from staff.service import db
+from staff.service import db, evaluate
 from staff.service import models as service
 
 TOKEN = "model-server-token-for-unit-tests-" + "z" * 10
@@ -83,7 +83,7 @@ def test_a_run_whose_process_stopped_frees_the_slot_and_says_so(url: str) -> Non
     run_id = service.start_run(engine, "eddie")
     with engine.begin() as connection:
         connection.execute(
-            db.training_runs.update().values(
+            tables.training_runs.update().values(
                 heartbeat_at=db.now() - service.STALE_AFTER - timedelta(seconds=1)
             )
         )
@@ -167,7 +167,7 @@ def test_publish_then_roll_back_in_order(url: str, tmp_path: Path, base_model: P
     with pytest.raises(service.ModelError, match="Nothing has been published"):
         service.roll_back(engine, "anna", base_model, store)
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(db.published_models.c.withdrawn_by)).scalars().all()
+        rows = connection.execute(sa.select(tables.published_models.c.withdrawn_by)).scalars().all()
     assert rows == ["anna", "anna"]
 
 
@@ -237,7 +237,7 @@ def test_reception_may_not_train_and_editors_may_not_publish_or_roll_back(
     assert editor.post("/models/rollback", data={"csrf_token": token}).status_code == 403
     assert editor.post("/models/train", data={}).status_code == 400  # no CSRF token: refused
     with db.engine(url).connect() as connection:
-        assert connection.execute(sa.select(sa.func.count()).select_from(db.training_runs)).scalar() == 0
+        assert connection.execute(sa.select(sa.func.count()).select_from(tables.training_runs)).scalar() == 0
 
 
 def test_make_train_after_a_publication_and_its_roll_back_changes_nothing_visitors_get(

@@ -257,7 +257,7 @@ def test_clinic_content_prepare_seeds_from_the_environment_and_then_has_nothing_
         "STAFF_PROJECT_ROOT": str(tmp_path / "content"),
         "CONTENT_RELEASE_DIR": str(release(tmp_path / "release-a")),
     }
-    command = [sys.executable, "-m", "staff.workspace"]
+    command = [sys.executable, "-m", "staff.commands.workspace"]
     first = subprocess.run([*command, "prepare"], env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert first.returncode == 0, first.stderr
     assert "set up from this release" in first.stdout

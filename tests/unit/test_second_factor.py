@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.settings import Settings
-from staff import users
+from staff.commands import users
 from staff.console.app import create_app
 from staff.service import accounts, db, second_factor
 from tests.two_factor import next_code, secret_from_page

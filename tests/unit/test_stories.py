@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from staff import validate
-from staff.service import content
+from staff.service import content, validate
 from staff.service import stories as service
 from tests.helpers import project_copy
 

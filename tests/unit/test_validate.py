@@ -1,4 +1,4 @@
-"""staff/validate.py: the real project passes, and each check catches what it is for.
+"""staff/service/validate.py: the real project passes, and each check catches what it is for.
 
 Each test copies the project's data into tmp_path, breaks it in one way and runs the
 tool there, so nothing is trained and the project's own files are never touched.
@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from common.paths import PROJECT_ROOT
-from staff import validate as check_data
+from staff.commands import validate as validate_command
+from staff.service import validate as check_data
 
 PARTS = ["clinic.yml", "domain", "data", "tests/heldout", "tests/stories", "content", "actions"]
 FAQ_NLU = "data/nlu/faq.yml"
@@ -41,7 +42,7 @@ def project(tmp_path: Path) -> Path:
 
 def run(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     """Run the tool on `root`; return its exit code and printed lines."""
-    code = check_data.main(["--root", str(root), "--without-rasa"])
+    code = validate_command.main(["--root", str(root), "--without-rasa"])
     return code, capsys.readouterr().out.splitlines()
 
 
@@ -247,7 +248,7 @@ BREAKS = [
         ["utter_faq/what_is is 600 characters", "MAX_ANSWER_CHARS = 480", "shorten"],
         id="answer-too-long",
     ),
-    # 6b. Every sentence of an answer is supported by the document (staff/grounding.py).
+    # 6b. Every sentence of an answer is supported by the document (common/grounding.py).
     pytest.param(
         lambda r: add_to_answer(
             r, "results_time", "Most patients need 3 to 6 sessions, and the treatment is painless."

@@ -19,7 +19,7 @@ def upgrade() -> None:
     """Add each staff member's e-mail address, their choices, the settings row and the outbox.
 
     Nobody has an address yet, so nothing is sent until an admin sets addresses and staff
-    choose what they want (common/notifications.py).
+    choose what they want (common/records/notifications.py).
     """
     with op.batch_alter_table("staff_users") as batch:
         batch.add_column(sa.Column("email", sa.String(254)))  # set by an admin (audited)

@@ -13,31 +13,10 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from common import database, live_chat, notifications
+from common import database
+from common.records import live_chat, notifications
+from common.records.tables import events, review_decisions, review_sources
 
-# The columns of Rasa 3.6's SQLTrackerStore table that the project reads.
-events = sa.Table(
-    "events",
-    sa.MetaData(),
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sender_id", sa.String(255)),
-    sa.Column("type_name", sa.String(255)),
-    sa.Column("timestamp", sa.Float),
-    sa.Column("intent_name", sa.String(255)),
-    sa.Column("action_name", sa.String(255)),
-    sa.Column("data", sa.Text),
-)
-# Which conversations each decision of the Unanswered questions inbox was made on (migration
-# 0008_privacy), and the decisions themselves (staff/service/db.py defines all their columns):
-# erasing a conversation takes its decisions with it.
-review_sources = sa.Table(
-    "review_sources",
-    sa.MetaData(),
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("text_key", sa.String(64), nullable=False),
-    sa.Column("conversation_id", sa.String(255), nullable=False),
-)
-_decisions = sa.table("review_decisions", sa.column("text_key"), sa.column("text"), sa.column("decision"))
 # Decisions whose wording went into the training data, and what they become when their
 # conversation is erased: a row without the text, for the console to take the example out of
 # data/nlu (staff/service/inbox.py: remove_erased_examples) and then delete.
@@ -143,12 +122,14 @@ def forget_decisions(db: sa.engine.Connection, conversation_ids: Sequence[str]) 
         return 0
     db.execute(review_sources.delete().where(review_sources.c.text_key.in_(keys)))
     db.execute(
-        _decisions.update()
-        .where(_decisions.c.text_key.in_(keys), _decisions.c.decision.in_(IN_TRAINING_DATA))
+        review_decisions.update()
+        .where(review_decisions.c.text_key.in_(keys), review_decisions.c.decision.in_(IN_TRAINING_DATA))
         .values(text="", decision=ERASED_DECISION)
     )
     db.execute(
-        _decisions.delete().where(_decisions.c.text_key.in_(keys), _decisions.c.decision != ERASED_DECISION)
+        review_decisions.delete().where(
+            review_decisions.c.text_key.in_(keys), review_decisions.c.decision != ERASED_DECISION
+        )
     )
     return len(keys)
 

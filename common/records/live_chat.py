@@ -27,7 +27,8 @@ from functools import lru_cache
 import sqlalchemy as sa
 
 from common import database, migrations
-from common.clinic import ClinicSettings
+from common.clinic import ClinicSettings, clock
+from common.records.tables import live_chats, staff_presence
 
 # A staff member's Live page polls every few seconds; this long without a poll: away.
 PRESENCE_SECONDS = 30
@@ -43,30 +44,6 @@ STATUSES = (WAITING, HELD, RETURNED, CLOSED, MISSED)
 QUEUE_LOCK_KEY = 20_261_204
 # Why a visitor is offered to leave a message instead of a person (`reach`).
 OUTSIDE_HOURS, NOBODY_AVAILABLE, QUEUE_FULL = "outside hours", "nobody available", "queue full"
-
-metadata = sa.MetaData()
-live_chats = sa.Table(
-    "live_chats",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("staff_id", sa.Integer),
-    sa.Column("staff_name", sa.String(64)),
-    sa.Column("taken_at", sa.DateTime(timezone=True)),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
-    sa.Column("visitor_typing_at", sa.DateTime(timezone=True)),
-    sa.Column("visitor_left_at", sa.DateTime(timezone=True)),
-)
-staff_presence = sa.Table(
-    "staff_presence",
-    metadata,
-    sa.Column("staff_id", sa.Integer, primary_key=True),
-    sa.Column("staff_name", sa.String(64), nullable=False),
-    sa.Column("available", sa.Boolean, nullable=False, default=False),
-    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -378,3 +355,19 @@ def open_chats(db: sa.engine.Engine) -> list[LiveChat]:
             sa.select(live_chats).where(live_chats.c.status.in_(ACTIVE)).order_by(live_chats.c.requested_at)
         ).all()
     return [LiveChat.from_row(row) for row in rows]
+
+
+def reply_expected(clinic: ClinicSettings, moment: datetime) -> str:
+    """When the team will reply to a message left at `moment`, in words ("today before 5pm")."""
+    local = moment.astimezone(clinic.zone)
+    hours = clinic.hours_on(local.date())
+    if hours is not None and local.time() < hours[1]:
+        if local.time() >= hours[0]:
+            closing = datetime.combine(local.date(), hours[1])
+            return f"today, before {clock(closing)}"
+        return f"today, from {clock(datetime.combine(local.date(), hours[0]))}"
+    opening = clinic.next_opening(moment)
+    if opening is None:
+        return "as soon as the clinic is open"
+    day = "tomorrow" if (opening.date() - local.date()).days == 1 else f"on {opening:%A}"
+    return f"{day} from {clock(opening)}"

@@ -1,18 +1,15 @@
-"""Check the assistant's questions, answers and tests before training.
+"""The checks of the assistant's questions, answers and tests before training.
 
-    make validate   (Rasa's own checks, then clinic-validate [--root DIR])
-
-Prints each problem as `file:line: what is wrong - what to do`, in words clinic staff
-can act on, and exits 1; with no problems it prints a one-line summary and exits 0.
+Each problem reads `file:line: what is wrong - what to do`, in words clinic staff can act on.
+The command (`make validate`, clinic-validate) is staff/commands/validate.py; the console runs
+the same checks before it saves a change or trains.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from common import paths
+from common import grounding, paths
 from common.clinic import read_settings
 from common.domain import merge as merge_domain
 from common.names import (
@@ -33,8 +30,7 @@ from common.names import (
     RETRIEVAL_INTENT,
     TWO_STAGE_FALLBACK,
 )
-from common.paths import PROJECT_ROOT
-from staff import grounding, yaml_errors
+from staff.service import yaml_errors
 
 # The project's files, as staff see them from the project folder (any --root has the same layout).
 DOMAIN = paths.relative(paths.DOMAIN_DIR)
@@ -485,7 +481,7 @@ def check_grounding(project: Project) -> list[Problem]:
 
 
 def check_answers_supported(project: Project) -> list[Problem]:
-    """Every sentence of every FAQ answer is supported by the document (staff/grounding.py)."""
+    """Every sentence of every FAQ answer is supported by the document (common/grounding.py)."""
     try:
         checker = grounding.Checker.cached(project.document, grounding.read_wording(project.wording_file))
     except grounding.WordingError as error:
@@ -657,31 +653,3 @@ def summary(project: Project) -> str:
         f"All {len(CHECKS)} checks passed: {len(domain_intents(project))} intents, "
         f"{len(project.examples)} examples, {len(responses(project))} answers"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Check the project, print the problems (or a summary); 1 if there are problems."""
-    parser = argparse.ArgumentParser(prog="clinic-validate", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the project folder")
-    parser.add_argument(
-        "--without-rasa",
-        action="store_true",
-        help="skip Rasa's own checks (about 15 s; make validate runs them)",
-    )
-    args = parser.parse_args(argv)
-    root = args.root.resolve()
-    project, problems = load(root)
-    # Invalid files would make every other check report nonsense: fix them first.
-    problems = problems or run_checks(project)
-    if not problems and not args.without_rasa:
-        problems = rasa_problems(project, root)
-    for problem in problems:
-        print(problem)
-    if problems:
-        return 1
-    print(summary(project) + ("" if args.without_rasa else ", and Rasa's own checks"))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

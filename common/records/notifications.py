@@ -4,7 +4,7 @@ Whatever happens to a visitor that staff may want to hear about (a new consultat
 message left for the team, a visitor asking for a person while nobody is available on the Live
 page) is *enqueued* here: one outbox row per staff member who chose that kind on their account
 page and has an e-mail address (set by an admin). A request's rows are written in the same
-transaction as the request itself (actions/booking/store.py), so an e-mail is never lost nor
+transaction as the request itself (common/records/bookings.py), so an e-mail is never lost nor
 queued for a request that was not stored. Each row has a unique key (kind, subject, staff
 member), so enqueuing the same thing again adds nothing. Nothing here talks to a mail server:
 the console's sender (staff/service/notifications.py) sends what waits, with retries, and
@@ -24,6 +24,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+
+from common.records.tables import (
+    notification_choices,
+    notification_outbox,
+    notification_settings,
+    staff_users,
+)
 
 # What staff can choose to be told by e-mail, in the account page's order, in their words.
 CONSULTATION, CALLBACK, LIVE_CHAT, SUMMARY = "consultation", "callback", "live_chat", "summary"
@@ -47,55 +54,6 @@ PENDING, SENT, FAILED = "pending", "sent", "failed"
 # At most one e-mail about visitors asking for a person per staff member in this long: a busy
 # afternoon with nobody on the Live page must not fill an inbox.
 LIVE_CHAT_QUIET = timedelta(minutes=10)
-
-metadata = sa.MetaData()
-# The parts of the console's staff_users table (staff/service/db.py) enqueuing reads.
-staff_users = sa.Table(
-    "staff_users",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("email", sa.String(254)),
-)
-notification_choices = sa.Table(
-    "notification_choices",
-    metadata,
-    sa.Column("staff_id", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-)
-notification_settings = sa.Table(
-    "notification_settings",
-    metadata,
-    sa.Column("slot", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("sender", sa.String(254)),
-    sa.Column("with_details", sa.Boolean, nullable=False, default=False),
-    sa.Column("changed_at", sa.DateTime(timezone=True)),
-    sa.Column("changed_by", sa.String(64)),
-)
-notification_outbox = sa.Table(
-    "notification_outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("reference", sa.String(40), nullable=False),
-    sa.Column("path", sa.String(200), nullable=False),
-    sa.Column("details", sa.Text),
-    sa.Column("conversation_id", sa.String(255), index=True),
-    sa.Column("staff_id", sa.Integer, nullable=False),
-    sa.Column("address", sa.String(254), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("claimed_until", sa.DateTime(timezone=True)),
-    sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
-    sa.Column("last_failed_at", sa.DateTime(timezone=True)),
-    sa.Column("last_error", sa.String(300)),
-    sa.Column("sent_at", sa.DateTime(timezone=True)),
-)
 
 
 def now() -> datetime:

@@ -1,7 +1,8 @@
 """Consultation requests in a real SQL database (SQLite by default, any SQLAlchemy URL).
 
-The table's schema is made and upgraded by the migrations in common/migrations/; the Table
-below mirrors their newest revision for queries.
+Used alike by the action server (the booking form saves here), the staff console and the
+clinic-bookings command. The tables' schema is made and upgraded by the migrations in
+common/migrations/; common/records/tables.py mirrors their newest revision for queries.
 
 Saving is idempotent: the same request submitted twice (a retried action, a double
 click) returns the first row's reference instead of creating a duplicate. The same
@@ -27,96 +28,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import migrations, notifications, settings
+from common import migrations, settings
 from common.database import create_engine
+from common.records import notifications
+from common.records.tables import booking_history, booking_requests, booking_withdrawals, contact_requests
 
-metadata = sa.MetaData()
-booking_requests = sa.Table(
-    "booking_requests",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("reference", sa.String(16), nullable=False, unique=True),
-    sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("contact", sa.Text, nullable=False),
-    sa.Column("contact_type", sa.String(8), nullable=False),
-    # When the visitor is free for the call back (actions/booking/availability.py): the earliest
-    # day that suits, the last day of a range (empty: open-ended), the weekdays that suit
-    # (comma-separated; empty: any open day), the time of day, "flexible", and their own words.
-    sa.Column("preferred_date", sa.Date, nullable=False),
-    sa.Column("latest_date", sa.Date),
-    sa.Column("weekdays", sa.String(80), nullable=False, default=""),
-    sa.Column("time_of_day", sa.String(80), nullable=False),  # as meant: "after 2pm" (0010_reception)
-    sa.Column("flexible", sa.Boolean, nullable=False, default=False),
-    sa.Column("availability", sa.Text, nullable=False, default=""),
-    sa.Column("scar", sa.Text, nullable=False, default=""),
-    sa.Column("consent_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("delivered_at", sa.DateTime(timezone=True)),
-    sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_delivery_error", sa.String(200)),  # status or error type only, never data
-    # Staff's follow-up in the console (common/migrations/versions/0002_staff_console.py).
-    sa.Column("status", sa.String(16), nullable=False, default="new", server_default="new"),
-    sa.Column("status_note", sa.Text),
-    sa.Column("status_changed_at", sa.DateTime(timezone=True)),
-    sa.Column("status_changed_by", sa.String(64)),
-    # The conversation (Rasa's sender_id) that made the request: erasing it erases this too
-    # (common/migrations/versions/0004_erasure.py).
-    sa.Column("conversation_id", sa.String(255), index=True),
-    # A consultation request, or a callback ("leave a message" when nobody could chat live) with
-    # the visitor's question (common/migrations/versions/0006_live_chat.py).
-    sa.Column("kind", sa.String(16), nullable=False, default="consultation", server_default="consultation"),
-    sa.Column("question", sa.Text, nullable=False, default="", server_default=""),
-    # The days as read back to the visitor and confirmed, alternatives and their times included
-    # ("weekdays between ... after 2pm; or Saturday 12 December 2026, morning"; 0010_reception).
-    sa.Column("understood", sa.Text, nullable=False, default="", server_default=""),
-)
-# Staff's follow-up of a request, entry by entry: who, when, a status change and/or a note
-# (common/migrations/versions/0010_reception.py). Erasing or purging a request deletes its entries.
-booking_history = sa.Table(
-    "booking_history",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "request_id",
-        sa.Integer,
-        sa.ForeignKey("booking_requests.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("staff_name", sa.String(64), nullable=False),
-    sa.Column("status_from", sa.String(16)),
-    sa.Column("status_to", sa.String(16)),
-    sa.Column("note", sa.Text),
-)
 # What a request asks for: a consultation, or that the team reply to a message left in the chat.
 KINDS = ("consultation", "callback")
 # What staff mark a request as: new (not yet handled), contacted, done.
 STATUSES = ("new", "contacted", "done")
-# Erased requests the booking system may hold: it is told to delete them (reference only).
-booking_withdrawals = sa.Table(
-    "booking_withdrawals",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("reference", sa.String(16), nullable=False, unique=True),
-    sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("delivered_at", sa.DateTime(timezone=True)),
-    sa.Column("delivery_attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("last_delivery_error", sa.String(200)),
-)
-
-
-# One row per request made, by a keyed hash of its contact and day (never the contact itself):
-# the daily limit per contact counts these, so erasing a request does not reset it
-# (common/migrations/versions/0008_privacy.py). Rows older than CONTACT_COUNT_DAYS go.
-contact_requests = sa.Table(
-    "contact_requests",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("contact_key", sa.String(64), nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
 CONTACT_COUNT_DAYS = 2
 
 

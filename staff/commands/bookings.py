@@ -23,10 +23,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from actions.booking.delivery import deliver_pending
-from actions.booking.store import BookingStore, default_database_url
 from common import settings
 from common.clinic import load_settings
+from common.records.bookings import BookingStore, default_database_url
+from common.records.delivery import deliver_pending
 from staff.service import bookings as service
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from actions.followup import resolve as resolve_follow_up
+from common.followup import resolve as resolve_follow_up
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 
 FOLLOW_UP_INTENT = "faq_followup"

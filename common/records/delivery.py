@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from actions.booking.store import BookingStore
 from common import metrics, settings
+from common.records.bookings import BookingStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,24 +1,21 @@
 """One "Check and train" run, in its own process: check, train a candidate, compare it with the live model.
 
-    python -m staff.candidate RUN_ID --root PROJECT
-
-Started by the console (staff/service/models.py `launch`); writes its stage, progress and
+The process is staff/commands/candidate.py (python -m staff.commands.candidate RUN_ID --root PROJECT),
+started by the console (staff/service/models.py `launch`); writes its stage, progress and
 report to the run's row, which the console's page shows. The checks are `make validate`'s;
 a candidate is trained with `make train`'s command into MODEL_STORE_DIR, named by the
 digest of the files it learns from (so when nothing it learns from changed, for instance
 only a conversation test, the model already there is reused); then the candidate and the
 live model answer the held-out questions and the candidate runs the conversation tests
-(staff/evaluate.py). Staff see plain words; the details are in the run's log file.
+(staff/service/evaluate.py). Staff see plain words; the details are in the run's log file.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -31,8 +28,8 @@ import sqlalchemy as sa
 
 from common import model_archive
 from common import settings as deployment
-from staff import evaluate, train, validate
-from staff.service import blame, content, db
+from common.records import tables
+from staff.service import blame, content, db, evaluate, train, validate
 from staff.service import models as service
 
 HEARTBEAT_SECONDS = 5.0
@@ -48,7 +45,9 @@ def keep_alive(engine: sa.engine.Engine, run_id: int, stop: threading.Event) -> 
     while not stop.wait(HEARTBEAT_SECONDS):
         with engine.begin() as connection:
             connection.execute(
-                db.training_runs.update().where(db.training_runs.c.id == run_id).values(heartbeat_at=db.now())
+                tables.training_runs.update()
+                .where(tables.training_runs.c.id == run_id)
+                .values(heartbeat_at=db.now())
             )
 
 
@@ -273,16 +272,3 @@ def run(run_id: int, root: Path) -> int:
         return 1
     finally:
         stop.set()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Work one run (the console starts this)."""
-    parser = argparse.ArgumentParser(prog="python -m staff.candidate", description=__doc__.splitlines()[0])
-    parser.add_argument("run_id", type=int)
-    parser.add_argument("--root", type=Path, required=True, help="the project to check and train")
-    args = parser.parse_args(argv)
-    return run(args.run_id, args.root.resolve())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -57,7 +57,7 @@ class ActionDefaultAskAffirmation(Action):
             dispatcher.utter_message(response="utter_out_of_scope")
             return [ActiveLoop(None)]
         if topic:  # answered: the fallback is over (its loop ends here)
-            return [*answer(dispatcher, tracker, domain, topic), ActiveLoop(None)]
+            return [*(await answer(dispatcher, tracker, domain, topic)), ActiveLoop(None)]
         buttons = suggestion_buttons(tracker.latest_message, domain)
         if not buttons:
             dispatcher.utter_message(response="utter_ask_rephrase")

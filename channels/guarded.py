@@ -348,6 +348,10 @@ class BufferedSocketIOOutput(SocketIOOutput):
     async def _send_message(self, socket_id: str, response: Any) -> None:
         self.pending.append((socket_id, response))
 
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        """Hold a custom payload as {"custom": ...}, as REST sends it (Rasa's own emits its keys bare)."""
+        await self._send_message(recipient_id, {"custom": json_message})
+
     async def flush(self) -> None:
         """Send the held messages, in order."""
         for socket_id, message in self.pending:

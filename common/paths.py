@@ -17,7 +17,7 @@ CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 DOMAIN_DIR = PROJECT_ROOT / "domain"
 DATA_DIR = PROJECT_ROOT / "data"
 DOCUMENT = PROJECT_ROOT / "content" / "scar-relaxation.txt"
-# Sentences and everyday words answers may use beyond the document (staff/grounding.py).
+# Sentences and everyday words answers may use beyond the document (common/grounding.py).
 APPROVED_WORDING = PROJECT_ROOT / "content" / "approved-wording.yml"
 SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from common import paths
+from common import grounding, paths
 from common.clinic import read_settings
 from common.domain import merge as merge_domain
 from common.names import (
@@ -34,7 +34,7 @@ from common.names import (
     TWO_STAGE_FALLBACK,
 )
 from common.paths import PROJECT_ROOT
-from staff import grounding, yaml_errors
+from staff import yaml_errors
 
 # The project's files, as staff see them from the project folder (any --root has the same layout).
 DOMAIN = paths.relative(paths.DOMAIN_DIR)
@@ -485,7 +485,7 @@ def check_grounding(project: Project) -> list[Problem]:
 
 
 def check_answers_supported(project: Project) -> list[Problem]:
-    """Every sentence of every FAQ answer is supported by the document (staff/grounding.py)."""
+    """Every sentence of every FAQ answer is supported by the document (common/grounding.py)."""
     try:
         checker = grounding.Checker.cached(project.document, grounding.read_wording(project.wording_file))
     except grounding.WordingError as error:

@@ -3,7 +3,7 @@
 Every change goes the same way, under one lock per project:
 1. the version the staff member started from is still the current one (else: refused, nothing
    written: someone else saved first);
-2. an FAQ answer passes the grounding check (staff/grounding.py) sentence by sentence;
+2. an FAQ answer passes the grounding check (common/grounding.py) sentence by sentence;
 3. the changed files are written to a copy of the project and `make validate`'s own checks
    (staff/validate.py) run on it: a change that adds a problem is refused, nothing written;
 4. the files are written (ruamel.yaml round trip: only the changed lines differ, see
@@ -36,10 +36,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from common import paths, personal_data
+from common import grounding, paths, personal_data
 from common.clinic import WEEKDAYS, is_clock_time, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
-from staff import grounding, validate
+from staff import validate
 from staff.service import clinic_hours, history, plain
 from staff.service.yamlfile import (
     LayoutError,

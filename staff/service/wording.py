@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml.comments import CommentedSeq
 
-from staff import grounding
+from common import grounding
 from staff.service import content, history
 from staff.service.yamlfile import LayoutError, open_yaml, quoted
 

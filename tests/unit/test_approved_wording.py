@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import grounding
 from common.clinic import load_settings
-from staff import grounding, validate
+from staff import validate
 from staff.service import content, history, wording
 from tests.helpers import project_copy
 

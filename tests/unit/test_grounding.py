@@ -1,4 +1,4 @@
-"""The grounding check (staff/grounding.py): current answers pass, invented facts never do."""
+"""The grounding check (common/grounding.py): current answers pass, invented facts never do."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from common.domain import load_domain
+from common.grounding import Checker, WordingError, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
-from staff.grounding import Checker, WordingError, read_wording
 
 TEST_SET = yaml.safe_load(
     (Path(__file__).parents[1] / "grounding" / "answers.yml").read_text(encoding="utf-8")

@@ -247,7 +247,7 @@ BREAKS = [
         ["utter_faq/what_is is 600 characters", "MAX_ANSWER_CHARS = 480", "shorten"],
         id="answer-too-long",
     ),
-    # 6b. Every sentence of an answer is supported by the document (staff/grounding.py).
+    # 6b. Every sentence of an answer is supported by the document (common/grounding.py).
     pytest.param(
         lambda r: add_to_answer(
             r, "results_time", "Most patients need 3 to 6 sessions, and the treatment is painless."

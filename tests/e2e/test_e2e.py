@@ -289,7 +289,8 @@ def test_a_follow_up_is_understood_in_the_context_of_the_last_answer(live: Chat,
 
 def test_no_to_did_that_help_asks_what_was_missing_and_keeps_the_answer(live: Chat, expected) -> None:
     me = visitor()
-    [answer] = live.say(me, "what is a scar")
+    answer, source = live.say(me, "what is a scar")
+    assert source["custom"]["source"]["sentences"]  # where it comes from, after the answer
     assert [b["payload"] for b in answer["buttons"]] == ["/feedback_helpful", "/feedback_unhelpful"]
     assert live.texts(me, "/feedback_unhelpful") == [expected("utter_ask_feedback_missing")]
     assert live.texts(me, "how much it costs") == [expected("utter_feedback_missing_thanks")]

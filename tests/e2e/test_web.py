@@ -380,6 +380,12 @@ def test_the_widget_chats_over_a_websocket(visitor: Visitor, site: Site, expecte
     assert visitor.say("What is Scar Relaxation?") == [squash(expected("utter_faq/what_is"))]
     assert [m["message"] for m in socketio_events(sent, "user_uttered")][-1] == "What is Scar Relaxation?"
     assert len(socketio_events(received, "bot_uttered")) > len(greetings), "the answer came another way"
+    # Its source follows as its own message, shaped as over REST: {"custom": {"source": {...}}}.
+    visitor.page.get_by_role("button", name="Where is this from?").wait_for()
+    source = socketio_events(received, "bot_uttered")[-1]
+    assert list(source) == ["custom"] and list(source["custom"]) == ["source"]
+    assert source["custom"]["source"]["document"] == "Non-surgical Scar Revision (Scar Relaxation)"
+    assert source["custom"]["source"]["sentences"][0].startswith("Non-surgical Scar Revision also known as")
     assert not [
         url for url in visitor.requested if "transport=polling" in url
     ], "the widget fell back to polling"

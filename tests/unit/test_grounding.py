@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 
+from common import sources
 from common.domain import load_domain
 from common.grounding import Checker, WordingError, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
@@ -93,3 +95,21 @@ def test_framing_sentences_need_no_source(checker: Checker) -> None:
     assert checker.support(ANSWERS["utter_faq/what_is"] + " " + framing) == checker.support(
         ANSWERS["utter_faq/what_is"]
     )
+
+
+def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> None:
+    """As after staff publish an edit: the wording Rasa sends with its domain is what is looked up."""
+    domain = load_domain()
+    name = "utter_faq/what_is"
+    before = asyncio.run(sources.source_of(domain, name))
+    assert before and before["source"]["document"] == sources.DOCUMENT_TITLE
+    reworded = "Melanin is the substance that gives color to the skin, and melanocytes make it."
+    domain["responses"][name] = [{"text": reworded}]
+    after = asyncio.run(sources.source_of(domain, name))
+    assert after and after != before
+    assert any(
+        "Melanocytes are the skin cells responsible for making melanin" in s
+        for s in after["source"]["sentences"]
+    )
+    domain["responses"][name] = [{"text": reworded + " It is painless and works after 2 sessions."}]
+    assert asyncio.run(sources.source_of(domain, name)) is None  # no button rather than a wrong source

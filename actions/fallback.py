@@ -5,6 +5,11 @@ answer ("why does it happen?" after "what is PIH?"). If it does and actions/foll
 say what it asks, that answer is given (or "I don't have that information" for pain, price and
 the like) and the fallback ends there. Without an earlier answer nothing changes, so a first
 message is never guessed.
+
+Two misunderstandings in a row ("Sorry, I didn't understand" or "Did you mean...?" answered with
+another message the assistant cannot read) offer the way out instead of asking again: the
+clinic's phone and e-mail, then a live chat if someone can take one now, else when the team
+will reply to a message (actions/live_chat.py `offer`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,36 @@ from common.followup import OUT_OF_SCOPE, refers_back, resolve
 
 # Rasa's two-stage fallback treats this intent as "none of these" (then asks to rephrase).
 NONE_OF_THESE_PAYLOAD = "/out_of_scope"
+# The assistant's replies that mean it did not understand the visitor's message.
+MISUNDERSTOOD = frozenset({"utter_ask_rephrase", "utter_did_you_mean"})
+
+
+def misunderstood_last_turn(tracker: Tracker) -> bool:
+    """Whether the assistant's reply to the visitor's previous message said it did not understand it.
+
+    Reads the conversation as Rasa applies it (reverted turns left out): the responses sent
+    between the previous message and the one being answered.
+    """
+    events = tracker.applied_events()
+    users = [i for i, event in enumerate(events) if event.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    previous = events[users[-2] + 1 : users[-1]]
+    return any(
+        (event.get("metadata") or {}).get("utter_action") in MISUNDERSTOOD
+        for event in previous
+        if event.get("event") == "bot"
+    )
+
+
+def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """Ask to rephrase; the second time in a row, offer the clinic's team instead (True)."""
+    if misunderstood_last_turn(tracker):
+        dispatcher.utter_message(response="utter_still_not_understood")
+        offer(dispatcher, tracker)
+        return True
+    dispatcher.utter_message(response="utter_ask_rephrase")
+    return False
 
 
 def in_context(tracker: Tracker) -> str | None:
@@ -57,11 +92,10 @@ class ActionDefaultAskAffirmation(Action):
             dispatcher.utter_message(response="utter_out_of_scope")
             return [ActiveLoop(None)]
         if topic:  # answered: the fallback is over (its loop ends here)
-            return [*answer(dispatcher, tracker, domain, topic), ActiveLoop(None)]
+            return [*(await answer(dispatcher, tracker, domain, topic)), ActiveLoop(None)]
         buttons = suggestion_buttons(tracker.latest_message, domain)
-        if not buttons:
-            dispatcher.utter_message(response="utter_ask_rephrase")
-            return []
+        if not buttons:  # nothing close: ask again, or (the second time) offer the team and end here
+            return [ActiveLoop(None)] if not_understood(dispatcher, tracker) else []
         buttons.append(
             {"title": response_text(domain, "utter_something_else"), "payload": NONE_OF_THESE_PAYLOAD}
         )
@@ -121,3 +155,18 @@ class ActionDefaultFallback(Action):
         dispatcher.utter_message(response="utter_default")
         offer(dispatcher, tracker)
         return [UserUtteranceReverted()]
+
+
+class ActionNotUnderstood(Action):
+    """A message with no words the assistant can read (intent `unclear`): ask again, or offer the team."""
+
+    def name(self) -> str:
+        """The action's name, as the domain and the rules write it."""
+        return "action_not_understood"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Ask to rephrase, or after a misunderstanding just before, offer the clinic's team."""
+        not_understood(dispatcher, tracker)
+        return []

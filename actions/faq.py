@@ -5,6 +5,8 @@ with that?" is understood in its context (actions/followup.py). Now and then an 
 two buttons asking whether it helped (FEEDBACK_EVERY): "no" asks what was missing, and the
 visitor's next message is that explanation (the form `feedback_form`, whose question is
 `utter_ask_feedback_missing`), kept in the conversation for the staff's unanswered-questions inbox.
+Each answer carries the sentences of the clinic's document it rests on, as a custom payload
+(common/sources.py), which the widget shows behind "Where is this from?".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.topics import asked_topic, response_name, response_text
 from common.followup import OUT_OF_SCOPE, resolve
+from common.sources import source_of
 
 LAST_TOPIC_SLOT = "last_topic"
 ANSWERS_SLOT = "faq_answers"
@@ -34,16 +37,15 @@ def feedback_buttons(domain: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def answer(
+async def answer(
     dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any], key: str
 ) -> list[EventType]:
-    """Send topic `key`'s answer (asking whether it helped when that is due); remember the topic."""
+    """Send topic `key`'s answer with its source (asking whether it helped when due); remember the topic."""
     count = int(tracker.get_slot(ANSWERS_SLOT) or 0) + 1
     due = tracker.active_loop.get("name") is None and count % FEEDBACK_EVERY == 1
-    if due:
-        dispatcher.utter_message(response=response_name(key), buttons=feedback_buttons(domain))
-    else:
-        dispatcher.utter_message(response=response_name(key))
+    buttons = feedback_buttons(domain) if due else None
+    source = await source_of(domain, response_name(key))
+    dispatcher.utter_message(response=response_name(key), buttons=buttons, json_message=source)
     return [SlotSet(LAST_TOPIC_SLOT, key), SlotSet(ANSWERS_SLOT, count)]
 
 
@@ -67,7 +69,7 @@ class ActionAnswerFaq(Action):
         if not key:
             dispatcher.utter_message(response="utter_default")
             return []
-        return answer(dispatcher, tracker, domain, key)
+        return await answer(dispatcher, tracker, domain, key)
 
 
 class ActionAnswerFollowup(Action):
@@ -92,7 +94,7 @@ class ActionAnswerFollowup(Action):
         if topic is None or response_name(topic) not in domain.get("responses", {}):
             dispatcher.utter_message(response="utter_ask_rephrase")
             return []
-        return answer(dispatcher, tracker, domain, topic)
+        return await answer(dispatcher, tracker, domain, topic)
 
 
 class ActionFeedbackReceived(Action):

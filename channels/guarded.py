@@ -349,6 +349,17 @@ class BufferedSocketIOOutput(SocketIOOutput):
     async def _send_message(self, socket_id: str, response: Any) -> None:
         self.pending.append((socket_id, response))
 
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        """Hold a custom payload, in order with the text.
+
+        Rasa's socket.io shape, {"data": {...}} (the erasure signal, actions/erasure.py), is sent
+        as its data, as Rasa does; any other payload as {"custom": {...}}, as REST sends it (an
+        answer's source, common/sources.py). Rasa itself would emit the keys as arguments.
+        """
+        data = json_message.get("data")
+        rasa_shaped = set(json_message) == {"data"} and isinstance(data, dict)
+        await self._send_message(recipient_id, data if rasa_shaped else {"custom": json_message})
+
     async def flush(self) -> None:
         """Send the held messages, in order."""
         for socket_id, message in self.pending:

@@ -1,4 +1,4 @@
-"""Is an answer supported by the clinic's document? The check `make validate` and the console share.
+"""Is an answer supported by the clinic's document? The check `make validate`, the console and the chat share.
 
 An answer passes only if every sentence of it is either one of the clinic's approved framing
 sentences (content/approved-wording.yml: sentences that point to a consultation or introduce
@@ -17,6 +17,10 @@ a list, not facts), or supported by the document on three counts:
 
 What it cannot see: a new claim assembled only from the document's own words ("melanin is
 made in the dermis"); the editor's reading and the tests remain for that.
+
+The same matching tells visitors where an answer comes from (`Checker.support`: the document's
+sentences closest to each of the answer's sentences, shown by "Where is this from?" in the
+chat, common/sources.py); an answer with a sentence the check would refuse has no source.
 """
 
 from __future__ import annotations
@@ -284,6 +288,7 @@ class Checker:
     def __init__(self, document: str, wording: Wording) -> None:
         self.encoder = load_encoder()
         written = sentences(document)
+        self.document_sentences = tuple(written)
         # The passages as the document writes them (shown to staff), and as compared (American spelling).
         self.passage_texts = tuple(written + [f"{a} {b}" for a, b in pairwise(written)])
         document_sentences = [american(s) for s in written]
@@ -307,15 +312,38 @@ class Checker:
         """The checker of the project's document and approved wording."""
         return cls(document.read_text(encoding="utf-8"), read_wording(wording))
 
-    def verdicts(self, answer: str) -> list[Verdict]:
-        """A verdict for each sentence of an answer."""
+    def _scored(self, answer: str) -> tuple[list[str], list[Verdict], list[int]]:
+        """The answer's sentences, their verdicts and the index of each one's closest passage."""
         parts = sentences(answer)
         if not parts:
-            return []
+            return [], [], []
         embeddings = self.encoder.encode([american(p) for p in parts])
         scores = embeddings @ self.grounding.passages.T
-        closest = [self.passage_texts[int(i)] for i in scores.argmax(axis=1)]
-        return self.grounding.check(parts, scores.max(axis=1), closest)
+        best = [int(i) for i in scores.argmax(axis=1)]
+        closest = [self.passage_texts[i] for i in best]
+        return parts, self.grounding.check(parts, scores.max(axis=1), closest), best
+
+    def verdicts(self, answer: str) -> list[Verdict]:
+        """A verdict for each sentence of an answer."""
+        return self._scored(answer)[1]
+
+    def support(self, answer: str) -> tuple[str, ...]:
+        """The document's sentences an answer rests on, in the document's order, as it writes them.
+
+        Each sentence of the answer is matched to its closest passage (a sentence of the document
+        or two neighbouring ones); approved framing sentences ("Ask at your consultation") need
+        none. Empty when any sentence is not supported, or none needs the document: no source
+        is better than a wrong one.
+        """
+        _, verdicts, best = self._scored(answer)
+        if not verdicts or not all(v.supported for v in verdicts):
+            return ()
+        count = len(self.document_sentences)
+        found: set[int] = set()
+        for verdict, index in zip(verdicts, best):
+            if not verdict.framing:  # a passage past the sentences is the pair starting at index - count
+                found.update([index] if index < count else [index - count, index - count + 1])
+        return tuple(self.document_sentences[i] for i in sorted(found))
 
     def problems(self, answer: str) -> list[str]:
         """What the document does not support in an answer, one line per sentence (empty: all)."""

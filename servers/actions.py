@@ -27,7 +27,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common import deadline, logs, metrics, migrations
+from common import deadline, logs, metrics, migrations, sources
 from common.domain import load_domain
 from common.settings import Settings, SettingsError, load
 from servers import health, http_framing
@@ -187,6 +187,11 @@ def main() -> None:
     # before the first booking; the console does the same, and they wait for each other.
     migrations.upgrade(settings.database_url)
     app = create_app(settings.action_server_token, settings)
+    # "Where is this from?": each answer's sentences of the document, found before serving
+    # (loading MiniLM takes seconds; a visitor's answer must not wait for it).
+    started = time.monotonic()
+    sources.warm(load_domain())
+    logger.info("Found where the answers come from in %.1f s.", time.monotonic() - started)
 
     async def log_format(*_: object) -> None:  # Sanic adds its handlers while starting
         logs.configure(SERVICE, settings.log_format)

@@ -279,10 +279,19 @@ class WidgetSession:
         self.base_url = base_url
         self.client = socketio.AsyncClient()
         self.said: list[str] = []  # the text of every bot message received
+        self.sources: list[dict[str, Any]] = []  # "Where is this from?": sent after an answer's text
         self.confirmed: list[Any] = []  # every confirmed id (session_confirm's session_id)
         self.proofs: list[Any] = []  # and its resume proof
-        self.client.on("bot_uttered", lambda message: self.said.append(message.get("text", "")))
+        self.client.on("bot_uttered", self.heard)
         self.client.on("session_confirm", self.confirm)
+
+    def heard(self, message: dict[str, Any]) -> None:
+        """Keep a bot message's text; a source sent after an answer is kept apart, as the widget does."""
+        custom = message.get("custom")
+        if set(message) == {"custom"} and isinstance(custom, dict) and "source" in custom:
+            self.sources.append(custom["source"])
+        else:
+            self.said.append(message.get("text", ""))
 
     def confirm(self, answer: Any) -> None:
         """Keep the confirmed id and its resume proof (an older server sent the id alone)."""

@@ -9,6 +9,9 @@
  * - messages are in a role="log" live region, so screen readers announce each new one politely;
  *   each says who wrote it ("The assistant:", "You:", or a named person from the clinic's team);
  * - quick-reply buttons are real <button>s in a labelled group, usable with the keyboard;
+ * - an answer taken from the clinic's document (custom payload {"source": {"document", "sentences"}},
+ *   sent after the answer's text) gets a "Where is this from?" button (aria-expanded) that shows
+ *   the document's name and the quoted sentences it rests on; other replies have none;
  * - bot text is shown as text (line breaks kept); [title](https://...) links become links opening
  *   in a new tab; nothing the visitor or the bot sends is ever parsed as HTML;
  * - a typing indicator while the assistant answers (still, with prefers-reduced-motion);
@@ -130,6 +133,41 @@
     return "The assistant";
   }
 
+  var sourceCount = 0;
+
+  // The source of an answer: {document, sentences} from the custom payload, or null if unusable.
+  function sourceOf(custom) {
+    var source = custom && custom.source;
+    if (!source || typeof source !== "object" || !Array.isArray(source.sentences)) return null;
+    var sentences = source.sentences.filter(function (s) { return typeof s === "string" && s; }).map(String);
+    if (!sentences.length) return null;
+    return { document: String(source.document || "the clinic's document"), sentences: sentences };
+  }
+
+  // "Where is this from?": a disclosure button revealing the document's name and quoted sentences.
+  function showSource(item, source) {
+    var id = "cc-source-" + (++sourceCount);
+    var quotes = el("blockquote", { "class": "cc-source-quote" }, source.sentences.map(function (sentence) {
+      return el("p", { text: sentence });
+    }));
+    var panel = el("div", { "class": "cc-source-text", id: id, hidden: "hidden" }, [
+      el("p", { "class": "cc-source-name", text: "From the clinic's document \u201C" + source.document + "\u201D:" }),
+      quotes
+    ]);
+    var toggle = el("button", {
+      type: "button", "class": "cc-source-toggle", "aria-expanded": "false", "aria-controls": id,
+      text: "Where is this from?"
+    });
+    toggle.addEventListener("click", function () {
+      var opening = panel.hidden;
+      panel.hidden = !opening;
+      toggle.setAttribute("aria-expanded", opening ? "true" : "false");
+    });
+    var box = el("div", { "class": "cc-source" }, [toggle, panel]);
+    var replies = item.querySelector(".cc-replies");
+    item.insertBefore(box, replies);  // above the reply buttons, if any
+  }
+
   function render(message) {
     var body = el("p", { "class": "cc-text" });
     body.appendChild(textWithLinks(message.text || ""));
@@ -140,6 +178,18 @@
     if (message.notice) item.className = "cc-msg cc-msg-bot cc-notice";  // said by the clinic, not a person
     log.appendChild(item);
     if (message.buttons && message.buttons.length) showButtons(item, message.buttons);
+    if (message.source) showSource(item, message.source);
+  }
+
+  // A source arrives after its answer's text: it belongs to the last message the assistant sent.
+  function addSource(source) {
+    var last = state.messages[state.messages.length - 1];
+    var items = log.querySelectorAll(".cc-msg");
+    var item = items[items.length - 1];
+    if (!last || last.from !== "bot" || last.source || !item) return;
+    last.source = source;
+    save();
+    showSource(item, source);
   }
 
   function removeButtons() {
@@ -253,6 +303,8 @@
         return { title: String(b.title), payload: String(b.payload) };
       });
       var custom = message.custom && typeof message.custom === "object" ? message.custom : {};
+      var source = sourceOf(custom);
+      if (source && !message.text && !custom.text) { addSource(source); return; }
       var messageId = custom.message_id ? String(custom.message_id) : null;
       if (messageId && state.messages.some(function (m) { return m.id === messageId; })) return;  // sent again after a reload
       if (custom.live) setLive(String(custom.live), custom.staff_name ? String(custom.staff_name) : null);

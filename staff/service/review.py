@@ -43,6 +43,7 @@ FALLBACK_REPLIES = frozenset(
         "utter_default",
         "utter_ask_rephrase",
         "utter_did_you_mean",
+        "utter_still_not_understood",
     }
 )
 UNKNOWN_REPLIES = frozenset({"utter_out_of_scope", "utter_medical_advice", "utter_booking_not_in_my_info"})
@@ -52,6 +53,7 @@ HANDOFF_REPLIES = frozenset(
         "utter_out_of_scope",
         "utter_medical_advice",
         "utter_default",
+        "utter_still_not_understood",
         "utter_contact",
         "utter_booking_call_instead",
     }

@@ -74,6 +74,10 @@ ACTION_WORDS = {
     "action_answer_followup": "answers a follow-up about the last answer",
     "action_two_stage_fallback": 'is not sure and asks "did you mean...?"',
     "action_default_fallback": "says it did not understand",
+    "action_not_understood": (
+        'says "Sorry, I didn\'t understand that." and asks to rephrase (the second time in a row, '
+        "offers the clinic's phone, e-mail and live chat)"
+    ),
     "action_offer_booking": "offers a consultation",
     "action_booking_summary": "shows the booking details to confirm",
     "action_submit_booking": "sends the consultation request",

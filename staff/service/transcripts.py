@@ -40,6 +40,7 @@ REPLY_LABELS = {
     "utter_did_you_mean": 'asked "did you mean...?"',
     "utter_ask_rephrase": "asked to rephrase",
     "utter_default": "did not understand",
+    "utter_still_not_understood": "did not understand again: offered the team",
     "action_default_fallback": "did not understand",
     "utter_out_of_scope": '"I don\'t have that information"',
     "utter_medical_advice": '"I don\'t have that information" (medical advice)',
@@ -101,7 +102,7 @@ OUTCOMES = {
     LIVE_CHAT: "live chat",
 }
 # The replies (response names) that show the visitor each kind of outcome.
-NOT_UNDERSTOOD_REPLIES = frozenset({"utter_ask_rephrase", "utter_default"})
+NOT_UNDERSTOOD_REPLIES = frozenset({"utter_ask_rephrase", "utter_default", "utter_still_not_understood"})
 BOOKING_REPLIES = frozenset({"utter_booking_intro", "utter_booking_intro_with_link", review.BOOKING_SAVED})
 BOOKING_ACTIONS = frozenset({review.BOOKING_STARTED})
 MESSAGE_REPLIES = frozenset({"utter_callback_intro", "utter_callback_saved"})

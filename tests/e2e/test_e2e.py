@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from common.paths import DOCUMENT
 from servers.launcher import Stack
 from tests.helpers import Chat, LiveAssistant, json_log_lines, read_metrics, stack_config
 
@@ -131,6 +132,68 @@ def test_a_question_typed_instead_of_a_suggestion_gets_i_dont_have_that_informat
     assert live.texts(me, "yes") == [expected("utter_booking_intro"), expected("utter_ask_booking_name")]
 
 
+def sources(messages: list[dict]) -> list[dict]:
+    """The "Where is this from?" payloads among a reply's messages."""
+    return [m["custom"]["source"] for m in messages if "source" in (m.get("custom") or {})]
+
+
+def test_each_document_answer_carries_the_document_sentences_it_comes_from(live: Chat, expected) -> None:
+    """Issue 24: every answer from the document says where it comes from, in the document's own words."""
+    document = " ".join(DOCUMENT.read_text(encoding="utf-8").split())
+    for key in TYPED_QUESTIONS:
+        messages = live.say(visitor(), f'/faq{{"faq_topic":"{key}"}}')
+        assert [m["text"] for m in messages if "text" in m] == [expected(f"utter_faq/{key}")]
+        [source] = sources(messages)
+        assert messages[-1]["custom"] == {"source": source}  # sent after the answer's text
+        assert source["document"] == "Non-surgical Scar Revision (Scar Relaxation)"
+        assert source["sentences"], key
+        for sentence in source["sentences"]:
+            assert sentence in document, (key, sentence)
+    # The same answer to a typed question carries the same sentences.
+    typed = sources(live.say(visitor(), TYPED_QUESTIONS["what_is_pih"]))
+    assert typed == sources(live.say(visitor(), '/faq{"faq_topic":"what_is_pih"}'))
+    assert any("PIH refers to the increased pigment" in s for s in typed[0]["sentences"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello",
+        "how much does scar relaxation cost?",
+        "i'd like to book a consultation",
+        "what's your phone number",
+        "my scar is red hot and leaking pus and I feel feverish",
+        "sdfkjhsdf",
+    ],
+)
+def test_replies_not_from_the_document_say_no_source(live: Chat, text: str) -> None:
+    """Greetings, "I don't have that information", the booking form, contact, emergencies: no source."""
+    messages = live.say(visitor(), text)
+    assert messages and not sources(messages) and not any(m.get("custom") for m in messages), messages
+
+
+def test_two_misunderstandings_in_a_row_offer_the_clinics_team(live: Chat, expected) -> None:
+    """Issue 24: two fallbacks in a row offered no way to reach the clinic."""
+    me = visitor()
+    assert live.texts(me, "sdfkjhsdf") == [expected("utter_ask_rephrase")]
+    still, offer = live.texts(me, "qwrtzp vbnmx")
+    assert still == expected("utter_still_not_understood")
+    assert "020 7946 0000" in still and "hello@example-clinic.test" in still
+    # Live chat is only for the widget (and only while someone is on the Live page): a REST
+    # visitor is told when the team will reply to a message instead.
+    assert offer.startswith("Nobody from the Example Skin Clinic team can chat live right now")
+    assert "the team will reply" in offer and "leave a message" in offer
+    # Asked again, the assistant asks to rephrase first (the offer is not repeated at once).
+    assert live.texts(me, "zxqvw plmk") == [expected("utter_ask_rephrase")]
+
+
+def test_a_good_question_between_two_misunderstandings_does_not_offer_the_team(live: Chat, expected) -> None:
+    me = visitor()
+    assert live.texts(me, "sdfkjhsdf") == [expected("utter_ask_rephrase")]
+    assert live.texts(me, "what is a scar") == [expected("utter_faq/what_is_scar")]
+    assert live.texts(me, "qwrtzp vbnmx") == [expected("utter_ask_rephrase")]
+
+
 def test_choosing_a_suggested_topic_answers_it(live: Chat, expected) -> None:
     me = visitor()
     first = did_you_mean(live, me, expected)[1]["buttons"][0]
@@ -226,7 +289,8 @@ def test_a_follow_up_is_understood_in_the_context_of_the_last_answer(live: Chat,
 
 def test_no_to_did_that_help_asks_what_was_missing_and_keeps_the_answer(live: Chat, expected) -> None:
     me = visitor()
-    [answer] = live.say(me, "what is a scar")
+    answer, source = live.say(me, "what is a scar")
+    assert source["custom"]["source"]["sentences"]  # where it comes from, after the answer
     assert [b["payload"] for b in answer["buttons"]] == ["/feedback_helpful", "/feedback_unhelpful"]
     assert live.texts(me, "/feedback_unhelpful") == [expected("utter_ask_feedback_missing")]
     assert live.texts(me, "how much it costs") == [expected("utter_feedback_missing_thanks")]

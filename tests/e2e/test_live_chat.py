@@ -592,3 +592,19 @@ def test_the_waiting_badge_is_hidden_when_nobody_waits(people, site: Site) -> No
         rita.page.goto(site.console + path)
         expect(rita.page.locator("[data-live-badge]")).to_be_hidden()
         assert "Live 0" not in squash(rita.page.locator("nav").inner_text())
+
+
+def test_two_misunderstandings_in_a_row_offer_a_person_while_someone_is_available(people, site: Site) -> None:
+    """Issue 24: two messages in a row the assistant cannot read: the team is offered, live if possible."""
+    site.clinic(ALWAYS_OPEN)
+    rita = people(StaffMember, "rita")
+    expect(rita.live().locator("#presence-status")).to_contain_text("You are available")
+    visitor = people(Visitor)
+    assert visitor.say("sdfkjhsdf")[0].startswith("Sorry, I didn't understand that.")
+    still, offer = visitor.say("qwrtzp vbnmx", replies=2)
+    assert still.startswith("Sorry, I still didn't understand.") and "020 7946 0000" in still
+    assert "Someone from the Example Skin Clinic team can chat with you now" in offer
+    titles = visitor.page.locator(".cc-replies").last.locator(WIDGET_REPLY).all_inner_texts()
+    assert titles == ["Yes, chat with someone", "No, thanks"]
+    rita.page.get_by_role("button", name="Set me away").click()  # as the other tests expect
+    rita.page.wait_for_load_state()

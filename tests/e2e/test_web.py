@@ -380,6 +380,12 @@ def test_the_widget_chats_over_a_websocket(visitor: Visitor, site: Site, expecte
     assert visitor.say("What is Scar Relaxation?") == [squash(expected("utter_faq/what_is"))]
     assert [m["message"] for m in socketio_events(sent, "user_uttered")][-1] == "What is Scar Relaxation?"
     assert len(socketio_events(received, "bot_uttered")) > len(greetings), "the answer came another way"
+    # Its source follows as its own message, shaped as over REST: {"custom": {"source": {...}}}.
+    visitor.page.get_by_role("button", name="Where is this from?").wait_for()
+    source = socketio_events(received, "bot_uttered")[-1]
+    assert list(source) == ["custom"] and list(source["custom"]) == ["source"]
+    assert source["custom"]["source"]["document"] == "Non-surgical Scar Revision (Scar Relaxation)"
+    assert source["custom"]["source"]["sentences"][0].startswith("Non-surgical Scar Revision also known as")
     assert not [
         url for url in visitor.requested if "transport=polling" in url
     ], "the widget fell back to polling"
@@ -683,3 +689,50 @@ def test_the_greeting_links_the_privacy_notice(visitor: Visitor, expected) -> No
     [known] = visitor.say("what do you know about me?")
     assert known.startswith("This conversation holds:") and "message(s) you have typed" in known
     visitor.assert_clean()
+
+
+def test_where_is_this_from_quotes_the_document_on_a_phone(
+    browser: Browser, site: Site, expected, artifacts: Path
+) -> None:
+    """Issue 24: a visitor asks, presses "Where is this from?" and reads the document's own sentence."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, bypass_csp=True
+    )
+    try:
+        visitor = Visitor(context, site).visit()
+        page = visitor.page
+        visitor.open_chat()
+        source = page.get_by_role("button", name="Where is this from?")
+        assert source.count() == 0, "the greeting is not from the document"
+        assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
+        source.wait_for()
+        assert source.get_attribute("aria-expanded") == "false"
+        quoted = page.locator(f"#{source.get_attribute('aria-controls')}")
+        assert quoted.is_hidden()
+        source.focus()  # with the keyboard: the button takes Enter
+        page.keyboard.press("Enter")
+        assert source.get_attribute("aria-expanded") == "true" and quoted.is_visible()
+        text = squash(quoted.inner_text())
+        assert text.startswith(
+            "From the clinic's document \u201cNon-surgical Scar Revision (Scar Relaxation)\u201d:"
+        )
+        assert (
+            "PIH refers to the increased pigment (darkening) of the area around an scratch, cut, burn" in text
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
+        box = quoted.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, "the quote is off screen"
+        page.screenshot(path=str(artifacts / "where-is-this-from.png"))
+        assert visitor.axe_problems() == [], "with the document's sentences shown"
+        # Not from the document: "I don't have that information" offers no source.
+        assert visitor.say("how much does it cost") == [squash(expected("utter_out_of_scope"))]
+        assert source.count() == 1
+        source.click()  # and it closes again
+        assert source.get_attribute("aria-expanded") == "false" and quoted.is_hidden()
+        # The source stays with its answer after a reload.
+        page.reload()
+        page.get_by_role("button", name="Where is this from?").wait_for()
+        assert page.get_by_role("button", name="Where is this from?").count() == 1
+        visitor.assert_clean()
+    finally:
+        context.close()

@@ -10,7 +10,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.booking.form import ActionOfferBooking
-from actions.fallback import ActionDefaultAskAffirmation, ActionDefaultAskRephrase, ActionDefaultFallback
+from actions.fallback import (
+    ActionDefaultAskAffirmation,
+    ActionDefaultAskRephrase,
+    ActionDefaultFallback,
+    ActionNotUnderstood,
+)
 from actions.faq import ActionAnswerFaq
 from actions.session import ActionSessionStart
 from common.clinic import ClinicSettings, load_settings
@@ -177,3 +182,67 @@ def test_booking_also_offers_the_online_scheduler_when_configured(
     sent, _ = run(ActionOfferBooking(), {}, domain)
     assert sent[0]["response"] == "utter_booking_intro_with_link"
     assert sent[0]["booking_link"] == "https://book.example.test"
+
+
+def said(text: str) -> dict[str, Any]:
+    """A visitor's message (after Rasa's listen action), as the action server receives it."""
+    return {"event": "user", "text": text, "parse_data": {}, "input_channel": "rest"}
+
+
+def replied(response: str) -> dict[str, Any]:
+    """The assistant's reply (an action, then its message)."""
+    return {"event": "bot", "text": "...", "metadata": {"utter_action": response}}
+
+
+LISTEN = {"event": "action", "name": "action_listen"}
+ACTED = {"event": "action", "name": "action_two_stage_fallback"}
+
+
+@pytest.mark.parametrize(
+    ("before", "expected"),
+    [
+        ([], ["utter_ask_rephrase"]),
+        (
+            [said("sdfkjhsdf"), replied("utter_ask_rephrase")],
+            ["utter_still_not_understood", "utter_live_chat_unavailable"],
+        ),
+        (
+            [said("dark"), replied("utter_did_you_mean")],
+            ["utter_still_not_understood", "utter_live_chat_unavailable"],
+        ),
+        (
+            [
+                said("sdfkjhsdf"),
+                replied("utter_ask_rephrase"),
+                said("what is a scar"),
+                replied("utter_faq/what_is_scar"),
+            ],
+            ["utter_ask_rephrase"],
+        ),
+        # A reverted turn (Rasa's own fallback gave up) does not count.
+        (
+            [
+                LISTEN,
+                said("what is it"),
+                ACTED,
+                replied("utter_faq/what_is"),
+                LISTEN,
+                said("x"),
+                ACTED,
+                replied("utter_ask_rephrase"),
+                {"event": "rewind"},
+                LISTEN,
+            ],
+            ["utter_ask_rephrase"],
+        ),
+    ],
+)
+def test_the_second_misunderstanding_in_a_row_offers_the_team(
+    domain: dict[str, Any], before: list[dict[str, Any]], expected: list[str]
+) -> None:
+    message = {"text": "qwrtzp", "intent": {"name": "unclear", "confidence": 0.9}}
+    events = [*before, said("qwrtzp")]
+    dispatcher = CollectingDispatcher()
+    state = Tracker("visitor", {}, message, events, False, None, {}, "action_listen")
+    asyncio.run(ActionNotUnderstood().run(dispatcher, state, domain))
+    assert [m["response"] for m in dispatcher.messages] == expected

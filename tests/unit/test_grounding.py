@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 
+from common import sources
 from common.domain import load_domain
 from common.grounding import Checker, WordingError, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
+from common.paths import DOCUMENT
 
 TEST_SET = yaml.safe_load(
     (Path(__file__).parents[1] / "grounding" / "answers.yml").read_text(encoding="utf-8")
@@ -70,3 +73,43 @@ def test_figures_and_promises_cannot_be_approved_as_everyday_words(tmp_path: Pat
     wording.write_text("framing_sentences: []\nplain_words: [extra, painless, sessions]\n", encoding="utf-8")
     with pytest.raises(WordingError, match='"painless" and "sessions" cannot be approved'):
         read_wording(wording)
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+def test_every_current_answer_has_the_documents_sentences_as_its_source(checker: Checker, name: str) -> None:
+    """Where is this from? quotes sentences the document really has, as it writes them."""
+    document = " ".join(DOCUMENT.read_text(encoding="utf-8").split())
+    found = checker.support(ANSWERS[name])
+    assert found and all(sentence in document for sentence in found), found
+
+
+def test_an_answer_with_an_unsupported_sentence_has_no_source(checker: Checker) -> None:
+    invented = " Most patients need 3 to 6 sessions, and the treatment is painless."
+    assert checker.support(ANSWERS["utter_faq/results_time"] + invented) == ()
+    assert checker.support("") == ()
+
+
+def test_framing_sentences_need_no_source(checker: Checker) -> None:
+    framing = read_wording().framing_sentences[0]
+    assert checker.support(framing) == ()  # nothing from the document: no button
+    assert checker.support(ANSWERS["utter_faq/what_is"] + " " + framing) == checker.support(
+        ANSWERS["utter_faq/what_is"]
+    )
+
+
+def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> None:
+    """As after staff publish an edit: the wording Rasa sends with its domain is what is looked up."""
+    domain = load_domain()
+    name = "utter_faq/what_is"
+    before = asyncio.run(sources.source_of(domain, name))
+    assert before and before["source"]["document"] == sources.DOCUMENT_TITLE
+    reworded = "Melanin is the substance that gives color to the skin, and melanocytes make it."
+    domain["responses"][name] = [{"text": reworded}]
+    after = asyncio.run(sources.source_of(domain, name))
+    assert after and after != before
+    assert any(
+        "Melanocytes are the skin cells responsible for making melanin" in s
+        for s in after["source"]["sentences"]
+    )
+    domain["responses"][name] = [{"text": reworded + " It is painless and works after 2 sessions."}]
+    assert asyncio.run(sources.source_of(domain, name)) is None  # no button rather than a wrong source

@@ -59,7 +59,7 @@ def test_each_way_of_saying_when_is_understood(phrase: dict) -> None:
         ("any weekday", "weekdays from Friday 4 December 2026"),
         ("weekdays after 2pm", "weekdays from Friday 4 December 2026"),
         ("Tuesday or Wednesday", "Tuesdays or Wednesdays from Tuesday 8 December 2026"),
-        ("I'm flexible", "any day - the sooner the better (from Friday 4 December 2026)"),
+        ("I'm flexible", "any day from Friday 4 December 2026"),  # issue 24: not "the sooner"
         ("asap", "any day - the sooner the better (from Friday 4 December 2026)"),
         ("after Christmas", "any day from Monday 28 December 2026"),
         ("early January", "between Saturday 2 January and Saturday 9 January 2027"),
@@ -82,8 +82,8 @@ def test_a_range_starts_on_its_first_open_day_and_keeps_its_end() -> None:
 @pytest.mark.parametrize(
     "typed, reason, details",
     [
-        ("yesterday", "date_past", {}),
-        ("last week", "date_past", {}),
+        ("yesterday", "date_past", {"day": "Wednesday 2 December"}),
+        ("last week", "date_past", {"day": "Monday 23 November to Sunday 29 November"}),
         ("Sunday", "date_closed", {"day": "Sunday 6 December"}),
         ("Boxing Day", "date_closed", {"day": "Saturday 26 December"}),
         ("Sundays", "date_closed", {"day": "Sundays"}),
@@ -270,11 +270,15 @@ def test_month_periods_at_the_month_boundary(typed: str, now: datetime, first: s
 
 
 def test_a_period_of_this_month_that_is_over_says_so() -> None:
+    """On its last evening, what is left of "this month" is today."""
     with pytest.raises(NoOpenDay) as problem:
         parse_availability("later this month", SETTINGS, MONDAY_30_NOVEMBER_LATE)
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Monday 30 November"})
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability("early this month", SETTINGS, MONDAY_28_DECEMBER)
     assert (problem.value.reason, problem.value.details) == (
         "date_past",
-        {"day": "Monday 30 November"},
+        {"day": "Tuesday 1 December to Thursday 10 December"},
     )
 
 
@@ -286,7 +290,7 @@ def test_the_day_is_the_clinics_whatever_the_time_zone_of_the_moment_given() -> 
     assert parse_availability("end of the month", sydney, moment).earliest == date(2026, 12, 21)
     with pytest.raises(NoOpenDay) as problem:  # 23:30 on 30 November in Sydney: the month is over
         parse_availability("later this month", sydney, moment.replace(hour=12))
-    assert (problem.value.reason, problem.value.details) == ("date_past", {"day": "Monday 30 November"})
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Monday 30 November"})
     after_midnight = parse_availability("later this month", sydney, moment.replace(hour=13, minute=30))
     assert (after_midnight.earliest, after_midnight.latest) == (date(2026, 12, 2), date(2026, 12, 31))
     london = datetime(2026, 11, 30, 23, 59, tzinfo=ZoneInfo("Europe/London"))

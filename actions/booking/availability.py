@@ -92,7 +92,7 @@ _FILLER = re.compile(
     r"\b(i'?m|i am|i'?d|i would|prefer(?:ably)?|ideally|please|thanks|thank you|would be|would suit"
     r"|suits?|good|great|best|free|available|works?|for me|fine|ok(?:ay)?|probably|maybe|possibly"
     r"|sometime|some time|any|on|a|an|at|or so|really|either|if possible|i may|may be|might be|could be"
-    r"|can do|be|or|and|then|but|also|just|only|is|are|of them|i|you|me|to me|it|that|tbh|pls|plz"
+    r"|can do|be|or|and|then|but|also|just|only|is|are|of them|i|you|me|to me|it|that|tbh|pls|plz|at all"
     r"|honestly|to be honest|totally|towards?|around|about|during|sometime)\b",
     re.IGNORECASE,
 )
@@ -424,15 +424,7 @@ def _take_weekdays(text: str, reading: _Reading, today: date) -> str:
 def _month_range(month: int, today: date, part: str | None) -> tuple[date, date]:
     """The next `month` from today (this year's if not over), or its early/mid/late part."""
     year = today.year if month >= today.month else today.year + 1
-    last = calendar.monthrange(year, month)[1]
-    start, end = date(year, month, 1), date(year, month, last)
-    if part in {"early", "beginning of", "start of", "the beginning of", "the start of"}:
-        end = date(year, month, 10)
-    elif part in {"mid", "middle of", "the middle of", "mid-"}:
-        start, end = date(year, month, 11), date(year, month, 20)
-    elif part in {"late", "end of", "the end of"}:
-        start = date(year, month, 21)
-    return start, end
+    return _month_days(date(year, month, 1), part, today)
 
 
 def _holiday(name: str, today: date) -> date:
@@ -447,10 +439,15 @@ _ORDINAL = r"(first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
 # "next month", or a month's name.
 _WHICH_MONTH = r"(?:(the|this|next) month|" + _MONTH + r")"
 # A part of a month: "early", "the end of", "later in", "by the end of"...
+# "the end of", "the second half of", "the last day of": parts of a month named with "of".
+_PART_OF = (
+    r"(?:the )?(?:beginning|start|middle|end|(?:first|second|latter|last|back) (?:half|part)"
+    r"|(?:first|last) day) of"
+)
 _MONTH_PART = re.compile(
     r"\b(?:(by|before|until|till|no later than) )?(?:(?:sometime|some time|any ?time|at|in|around|about"
-    r"|towards?|during|for) )*(?:the )?(early|late|later|later on|the rest of|rest of"
-    r"|(?:the )?(?:beginning|start|middle|end) of)? ?(?:in |on |of )?(?:the )?(?:(this|next|the) month)\b"
+    r"|towards?|during|for) )*(?:the )?(early|late|later|later on|the rest of|rest of|" + _PART_OF + r")?"
+    r" ?(?:in |on |of )?(?:the )?(?:(this|next|the) month)\b"
 )
 
 
@@ -469,8 +466,14 @@ def _month_days(first: date, part: str | None, today: date) -> tuple[date, date]
     part = re.sub(r"^the ", "", part or "")
     if part in {"early", "beginning of", "start of"}:
         return first, first.replace(day=10)
-    if part == "middle of":
+    if part in {"mid", "mid-", "middle of"}:
         return first.replace(day=11), first.replace(day=20)
+    if part in {"first half of", "first part of"}:
+        return first, first.replace(day=15)
+    if re.fullmatch(r"(?:second|latter|last|back) (?:half|part) of", part):
+        return first.replace(day=16), last
+    if part in {"first day of", "last day of"}:
+        return (first, first) if part.startswith("first") else (last, last)
     if part in {"late", "end of"}:
         return first.replace(day=21), last
     if part in {"later", "later on", "rest of", "by"}:  # from today to the month's end
@@ -518,7 +521,10 @@ def _take_month_period(text: str, reading: _Reading, today: date) -> str:
             start, end = _month_days(_month_of(which, None, today, step), said, today)
             if which != "the" or end > today:
                 break
-        reading.earliest, reading.latest = start, end
+        if (said or "").endswith("day of"):  # "the last day of the month": that one day
+            reading.earliest, reading.exact = start, True
+        else:
+            reading.earliest, reading.latest = start, end
         return text.replace(part.group(0), " ")
     return text
 
@@ -563,8 +569,7 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
         reading.earliest, reading.latest = saturday, saturday + timedelta(days=1)
         return text.replace(weekend.group(0), " ")
     month = re.search(
-        r"\b(early|late|mid-?|the (?:beginning|start|middle|end) of|(?:beginning|start|middle|end) of)?"
-        r" ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
+        r"\b(early|late|mid-?|" + _PART_OF + r")?" r" ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
         text,
     )
     if month and month.group(2) == "may" and not month.group(1) and "in may" not in text:
@@ -756,7 +761,8 @@ def _alternatives(text: str, settings: ClinicSettings, now: datetime) -> list[tu
 
     One item when the answer has none: "Tuesday or Wednesday" (days of one preference) and
     "mornings or afternoons" (times of the same days) are read as a whole. Alternatives are
-    told apart by a comma before "or", or by each having its own time. A part that names only
+    told apart by a comma before "or", by each having its own time, or by each being a period
+    ("the end of the month or early next month"). A part that names only
     a time belongs to the days before it. NotUnderstood if an alternative cannot be read,
     so nothing the visitor offered is dropped without asking.
     """
@@ -793,7 +799,8 @@ def _alternatives(text: str, settings: ClinicSettings, now: datetime) -> list[tu
     if waiting is not None:
         merged.insert(0, waiting)
     timed = {r.time_of_day for _, r in merged if r is not None and r.times}
-    if len(merged) < 2 or not (separated or len(timed) > 1):
+    periods = all(r is not None and r.latest is not None for _, r in merged)  # "end of May or early June"
+    if len(merged) < 2 or not (separated or len(timed) > 1 or periods):
         return [(words, read(words, settings, now))]
     if any(reading is None for _, reading in merged):
         raise NotUnderstood(text)

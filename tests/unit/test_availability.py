@@ -240,6 +240,10 @@ MONDAY_28_DECEMBER = datetime(2026, 12, 28, 9, 0, tzinfo=ZoneInfo("Europe/London
         ("any day at the end of the month", "2026-12-21", "2026-12-31"),
         ("end of the month, mornings", "2026-12-21", "2026-12-31"),
         ("the last friday of january", "2027-01-29", None),
+        ("second half of the month", "2026-12-16", "2026-12-31"),
+        ("first half of next month", "2027-01-02", "2027-01-15"),
+        ("the last day of the month", "2026-12-31", None),
+        ("end of the month or early next month", "2026-12-21", "2027-01-09"),
     ],
 )
 def test_periods_relative_to_the_month_are_the_clinics_open_days_in_them(

@@ -9,10 +9,13 @@ Days and dates ("14 December", "12/14/2026", "the 15th", "next Tuesday", "in 2 w
 recognised by dateparser's `search_dates` (a kept library, already a dependency; the comparison
 with Recognizers-Text, ctparse, parsedatetime and timefhuman is in reports/date-parsers.md).
 What no candidate resolved is read here, from a small vocabulary: flexibility ("asap",
-"I'm flexible"), weekdays ("weekdays", "Tuesday or Wednesday"), periods ("next week", "early
-January", "this weekend"), relative days ("a week on Monday", "Monday week", "friday after
-next", "in a fortnight"), bounds ("after Christmas", "from the 10th", "between the 8th and
-the 12th") and times ("after 2pm", "mornings").
+"I'm flexible", "whenever suits", "no preference"), weekdays ("weekdays", "Tuesday or
+Wednesday"), periods ("next week", "early January", "this weekend"), periods relative to a
+month ("the end of the month", "early next month", "the first week of January", "mid-month",
+"later this month"), relative days ("a week on Monday", "Monday week", "friday after next",
+"in a fortnight"), days gone ("last Monday", "this past Friday": refused, naming the day),
+bounds ("after Christmas", "from the 10th", "between the 8th and the 12th") and times
+("after 2pm", "mornings"). Days are the clinic's, in its time zone.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ _FILLER = re.compile(
     r"|suits?|good|great|best|free|available|works?|for me|fine|ok(?:ay)?|probably|maybe|possibly"
     r"|sometime|some time|any|on|a|an|at|or so|really|either|if possible|i may|may be|might be|could be"
     r"|can do|be|or|and|then|but|also|just|only|is|are|of them|i|you|me|to me|it|that|tbh|pls|plz|at all"
-    r"|honestly|to be honest|totally|towards?|around|about|during|sometime)\b",
+    r"|honestly|to be honest|totally|towards?|around|about|during)\b",
     re.IGNORECASE,
 )
 
@@ -261,6 +264,7 @@ _TYPOS: list[tuple[str, str]] = [
     (r"\bend of month\b|\bmonth ?-?end\b", "end of the month"),
     (r"\bmid ?-?(this|next|the) month\b", r"middle of \1 month"),
     (r"\bmid ?-?month\b", "middle of the month"),
+    (r"\b(any ?(?:time|day)|whenever|anything|sometime) past\b", r"\1 after"),  # not a day gone
 ]
 
 
@@ -438,12 +442,12 @@ _ORDINAL = r"(first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
 # Which month: "the month" (this one, or the next once its part has passed), "this month",
 # "next month", or a month's name.
 _WHICH_MONTH = r"(?:(the|this|next) month|" + _MONTH + r")"
-# A part of a month: "early", "the end of", "later in", "by the end of"...
 # "the end of", "the second half of", "the last day of": parts of a month named with "of".
 _PART_OF = (
     r"(?:the )?(?:beginning|start|middle|end|(?:first|second|latter|last|back) (?:half|part)"
     r"|(?:first|last) day) of"
 )
+# A part of a month: "early", "the end of", "later in", "by the end of"...
 _MONTH_PART = re.compile(
     r"\b(?:(by|before|until|till|no later than) )?(?:(?:sometime|some time|any ?time|at|in|around|about"
     r"|towards?|during|for) )*(?:the )?(early|late|later|later on|the rest of|rest of|" + _PART_OF + r")?"
@@ -536,10 +540,13 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
     text = _take_month_period(text, reading, today)
     if text != before:
         return text
-    gone = re.search(
-        r"\b(?:on )?(?:the )?(?:last|this past|past|previous|preceding) " + _DAY + r"\b(?! (?:of|in)\b)"
-        r"|\b" + _DAY + r" (?:just gone|just passed|gone|that (?:has )?(?:just )?(?:gone|passed))\b",
-        text,
+    gone = (
+        re.search(  # not "last Friday of the month", nor "any time past Friday" (after it)
+            r"\b(?:last|this past|previous|preceding) " + _DAY + r"\b(?! (?:of|in)\b)"
+            r"|\b" + _DAY + r" (?:just gone|just passed|gone|that (?:has )?(?:just )?(?:gone|passed))\b",
+            text,
+        )
+        or re.match(r"\s*(?:on )?(?:the )?past " + _DAY + r"\b", text)
     )
     if gone:  # "last Monday", "this past Friday": a day that has passed (refused, naming it)
         weekday = gone.group(1) or gone.group(2)
@@ -569,7 +576,7 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
         reading.earliest, reading.latest = saturday, saturday + timedelta(days=1)
         return text.replace(weekend.group(0), " ")
     month = re.search(
-        r"\b(early|late|mid-?|" + _PART_OF + r")?" r" ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
+        r"\b(early|late|mid-?|" + _PART_OF + r")? ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
         text,
     )
     if month and month.group(2) == "may" and not month.group(1) and "in may" not in text:

@@ -244,6 +244,7 @@ MONDAY_28_DECEMBER = datetime(2026, 12, 28, 9, 0, tzinfo=ZoneInfo("Europe/London
         ("first half of next month", "2027-01-02", "2027-01-15"),
         ("the last day of the month", "2026-12-31", None),
         ("end of the month or early next month", "2026-12-21", "2027-01-09"),
+        ("any time past friday", "2026-12-05", None),  # after Friday, not a Friday gone
     ],
 )
 def test_periods_relative_to_the_month_are_the_clinics_open_days_in_them(

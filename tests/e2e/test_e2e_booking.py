@@ -338,3 +338,10 @@ def test_a_month_period_and_whenever_suits_are_read_back_and_stored_for_staff(
     )
     exported = reception.export_csv([seen], zone).decode("utf-8-sig")
     assert "whenever suits" in exported and f"any day from {readable(opens)}" in exported
+
+    # "not bothered" is read as a "no" by the classifier (a stray "no" asks again): it is the answer.
+    third = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(third, "book a consultation")
+    live.texts(third, "Alex Easy")
+    live.texts(third, f"{third}@example.com")
+    assert live.texts(third, "not bothered") == [expected("utter_ask_booking_time")]

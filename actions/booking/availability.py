@@ -9,10 +9,13 @@ Days and dates ("14 December", "12/14/2026", "the 15th", "next Tuesday", "in 2 w
 recognised by dateparser's `search_dates` (a kept library, already a dependency; the comparison
 with Recognizers-Text, ctparse, parsedatetime and timefhuman is in reports/date-parsers.md).
 What no candidate resolved is read here, from a small vocabulary: flexibility ("asap",
-"I'm flexible"), weekdays ("weekdays", "Tuesday or Wednesday"), periods ("next week", "early
-January", "this weekend"), relative days ("a week on Monday", "Monday week", "friday after
-next", "in a fortnight"), bounds ("after Christmas", "from the 10th", "between the 8th and
-the 12th") and times ("after 2pm", "mornings").
+"I'm flexible", "whenever suits", "no preference"), weekdays ("weekdays", "Tuesday or
+Wednesday"), periods ("next week", "early January", "this weekend"), periods relative to a
+month ("the end of the month", "early next month", "the first week of January", "mid-month",
+"later this month"), relative days ("a week on Monday", "Monday week", "friday after next",
+"in a fortnight"), days gone ("last Monday", "this past Friday": refused, naming the day),
+bounds ("after Christmas", "from the 10th", "between the 8th and the 12th") and times
+("after 2pm", "mornings"). Days are the clinic's, in its time zone.
 """
 
 from __future__ import annotations
@@ -63,17 +66,37 @@ _HOLIDAYS = {  # (month, day) of the days visitors plan around
     "new year": (1, 1),
 }
 _HOLIDAY = r"(" + "|".join(re.escape(h) for h in sorted(_HOLIDAYS, key=len, reverse=True)) + r")"
-_FLEXIBLE = re.compile(
+# "As soon as possible": any day, the sooner the better (read back so).
+_ASAP = re.compile(
     r"\b(asap|a\.s\.a\.p|as soon as (?:possible|you can|poss)|soonest|earliest|first available"
-    r"|next available|any ?(?:day|time|date)s?|whenever|flexible|flexi|don'?t mind|do not mind"
-    r"|no preference|not fussy|any of them|anything|either)\b",
+    r"|next available)\b",
     re.IGNORECASE,
 )
+_BY_YOU = (
+    r"(?: (?:works?|suits?|is (?:good|best|fine|easiest|ok(?:ay)?))(?: for)?(?: you| the team| them| u)?)?"
+)
+# "I don't mind when": any open day, stored as flexible and read back as "any day from ...".
+_ANY_DAY = re.compile(
+    r"\b(whenever"
+    + _BY_YOU
+    + r"|any ?(?:day|time|date)s?(?: (?:that|which))?"
+    + _BY_YOU
+    + r"|whatever"
+    + _BY_YOU
+    + r"|flexible|(?:don'?t|do not) (?:mind|care)(?: when| which day| what day)?"
+    r"|(?:doesn'?t|does not|don'?t|won'?t) matter|not bothered|no preferences?|not fussy|i'?m easy"
+    r"|(?:it'?s )?up to (?:you|u|the team|them)|(?:you|u) (?:choose|pick|decide)|your (?:choice|call)"
+    r"|any of (?:them|those|these|the days)|all (?:days|dates|of them)(?: are| is)? (?:fine|good|ok(?:ay)?)"
+    r"|anything|either)\b",
+    re.IGNORECASE,
+)
+_FLEXIBLE = re.compile(f"{_ASAP.pattern}|{_ANY_DAY.pattern}", re.IGNORECASE)
 _FILLER = re.compile(
     r"\b(i'?m|i am|i'?d|i would|prefer(?:ably)?|ideally|please|thanks|thank you|would be|would suit"
     r"|suits?|good|great|best|free|available|works?|for me|fine|ok(?:ay)?|probably|maybe|possibly"
     r"|sometime|some time|any|on|a|an|at|or so|really|either|if possible|i may|may be|might be|could be"
-    r"|can do|be|or|and|then|but|also|just|only|is|are|of them)\b",
+    r"|can do|be|or|and|then|but|also|just|only|is|are|of them|i|you|me|to me|it|that|tbh|pls|plz|at all"
+    r"|honestly|to be honest|totally|towards?|around|about|during)\b",
     re.IGNORECASE,
 )
 
@@ -152,9 +175,14 @@ class Availability:
         if self.latest is not None:
             span = f"between {readable(self.earliest, year=False)} and {readable(self.latest)}"
             return f"{days} {span}" if days else span
-        if self.flexible and not days:
+        if self.flexible and not days and self.soonest:
             return f"any day - the sooner the better (from {readable(self.earliest)})"
         return f"{days or 'any day'} from {readable(self.earliest)}"
+
+    @property
+    def soonest(self) -> bool:
+        """Whether the visitor asked for the soonest day ("asap"), not just any day ("whenever")."""
+        return bool(_ASAP.search(_normalise(self.words)))
 
     def understood(self) -> str:
         """Everything understood, days and times: what staff read beside the visitor's words."""
@@ -200,12 +228,34 @@ def next_weekday(after: date, weekday: str) -> date:
     return after + timedelta(days=days)
 
 
+# Common misspellings and short forms of the words the vocabulary reads, and other ways of
+# saying the same period ("mid-month": the middle of the month).
+_TYPOS: list[tuple[str, str]] = [
+    (r"\bteh\b", "the"),
+    (r"\b(?:mnth|monht|mounth|mont|mth)\b", "month"),
+    (r"\bbegin+ing\b", "beginning"),
+    (r"\bnxt\b", "next"),
+    (r"\bwhen ?(?:ever|evr|ver|evar)\b", "whenever"),
+    (r"\bflex(?:able|ibel|ibile|i)\b", "flexible"),
+    (r"\bpref(?:erance|rence|ernce|erence|s)?\b", "preference"),
+    (r"\b(?:doesnt|dosent|dosnt|doesn't)\b", "doesn't"),
+    (r"\bdont\b", "don't"),
+    (r"\bim\b", "i'm"),
+    (r"\bend of month\b|\bmonth ?-?end\b", "end of the month"),
+    (r"\bmid ?-?(this|next|the) month\b", r"middle of \1 month"),
+    (r"\bmid ?-?month\b", "middle of the month"),
+    (r"\b(any ?(?:time|day)|whenever|anything|sometime) past\b", r"\1 after"),  # not a day gone
+]
+
+
 def _normalise(text: str) -> str:
     text = " ".join(str(text).lower().replace("’", "'").split())
     text = re.sub(r"\b(" + "|".join(_SHORT_DAYS) + r")\b\.?", lambda m: _SHORT_DAYS[m.group(1)], text)
     text = re.sub(r"\bfortnight'?s?\b", "2 weeks", text)
     text = re.sub(r"\b(\d+) ?weeks?'? ?time\b", r"\1 weeks", text)
     text = re.sub(r"\b(?:a|one) weeks?'? ?time\b", "1 weeks", text)
+    for typed, meant in _TYPOS:
+        text = re.sub(typed, meant, text)
     return text
 
 
@@ -358,15 +408,7 @@ def _take_weekdays(text: str, reading: _Reading, today: date) -> str:
 def _month_range(month: int, today: date, part: str | None) -> tuple[date, date]:
     """The next `month` from today (this year's if not over), or its early/mid/late part."""
     year = today.year if month >= today.month else today.year + 1
-    last = calendar.monthrange(year, month)[1]
-    start, end = date(year, month, 1), date(year, month, last)
-    if part in {"early", "beginning of", "start of", "the beginning of", "the start of"}:
-        end = date(year, month, 10)
-    elif part in {"mid", "middle of", "the middle of", "mid-"}:
-        start, end = date(year, month, 11), date(year, month, 20)
-    elif part in {"late", "end of", "the end of"}:
-        start = date(year, month, 21)
-    return start, end
+    return _month_days(date(year, month, 1), part, today)
 
 
 def _holiday(name: str, today: date) -> date:
@@ -375,9 +417,122 @@ def _holiday(name: str, today: date) -> date:
     return candidate if candidate >= today else date(today.year + 1, month, day)
 
 
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4}
+_ORDINAL = r"(first|1st|second|2nd|third|3rd|fourth|4th|last|final)"
+# Which month: "the month" (this one, or the next once its part has passed), "this month",
+# "next month", or a month's name.
+_WHICH_MONTH = r"(?:(the|this|next) month|" + _MONTH + r")"
+# "the end of", "the second half of", "the last day of": parts of a month named with "of".
+_PART_OF = (
+    r"(?:the )?(?:beginning|start|middle|end|(?:first|second|latter|last|back) (?:half|part)"
+    r"|(?:first|last) day) of"
+)
+# A part of a month: "early", "the end of", "later in", "by the end of"...
+_MONTH_PART = re.compile(
+    r"\b(?:(by|before|until|till|no later than) )?(?:(?:sometime|some time|any ?time|at|in|around|about"
+    r"|towards?|during|for) )*(?:the )?(early|late|later|later on|the rest of|rest of|" + _PART_OF + r")?"
+    r" ?(?:in |on |of )?(?:the )?(?:(this|next|the) month)\b"
+)
+
+
+def _month_of(which: str | None, name: str | None, today: date, step: int = 0) -> date:
+    """The first day of the month meant: `which` "this"/"the"/"next" month, or a month's `name`."""
+    if name:
+        number = _MONTHS[name.rstrip(".")]
+        return date(today.year if number >= today.month else today.year + 1, number, 1)
+    months = today.year * 12 + today.month - 1 + (1 if which == "next" else 0) + step
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def _month_days(first: date, part: str | None, today: date) -> tuple[date, date]:
+    """The days of the month starting `first` that `part` means ("early": 1-10, "mid": 11-20...)."""
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    part = re.sub(r"^the ", "", part or "")
+    if part in {"early", "beginning of", "start of"}:
+        return first, first.replace(day=10)
+    if part in {"mid", "mid-", "middle of"}:
+        return first.replace(day=11), first.replace(day=20)
+    if part in {"first half of", "first part of"}:
+        return first, first.replace(day=15)
+    if re.fullmatch(r"(?:second|latter|last|back) (?:half|part) of", part):
+        return first.replace(day=16), last
+    if part in {"first day of", "last day of"}:
+        return (first, first) if part.startswith("first") else (last, last)
+    if part in {"late", "end of"}:
+        return first.replace(day=21), last
+    if part in {"later", "later on", "rest of", "by"}:  # from today to the month's end
+        return max(first, today), last
+    return first, last
+
+
+def _take_month_period(text: str, reading: _Reading, today: date) -> str:
+    """Periods relative to a month: "end of the month", "the first week of January", "mid next month".
+
+    "The month" is this one; once the part meant has passed ("mid-month" on the 28th), the
+    next month's. "This month" is always this one, so a part of it that is over is refused.
+    """
+    ordinal_day = re.search(
+        r"\b(?:the )?" + _ORDINAL + " " + _DAY + r" (?:of|in) (?:the )?" + _WHICH_MONTH, text
+    )
+    if ordinal_day:
+        first = _month_of(ordinal_day.group(3), ordinal_day.group(4), today)
+        days = [
+            first + timedelta(days=n)
+            for n in range(calendar.monthrange(first.year, first.month)[1])
+            if WEEKDAYS[(first + timedelta(days=n)).weekday()] == ordinal_day.group(2)
+        ]
+        count = _ORDINALS.get(ordinal_day.group(1))
+        reading.earliest, reading.exact = (days[count - 1] if count else days[-1]), True
+        return text.replace(ordinal_day.group(0), " ")
+    week = re.search(r"\b(?:the )?" + _ORDINAL + r" week (?:of|in) (?:the )?" + _WHICH_MONTH, text)
+    if week:
+        which, name = week.group(2), week.group(3)
+        for step in (0, 1):
+            first = _month_of(which, name, today, step)
+            last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+            count = _ORDINALS.get(week.group(1))
+            start = first + timedelta(weeks=count - 1) if count else last - timedelta(days=6)
+            end = start + timedelta(days=6)
+            if which != "the" or end > today:
+                break
+        reading.earliest, reading.latest = start, end
+        return text.replace(week.group(0), " ")
+    part = _MONTH_PART.search(text)
+    if part:
+        bound, which = part.group(1), part.group(3)
+        said = "by" if bound and (part.group(2) or "").endswith("end of") else part.group(2)
+        for step in (0, 1):
+            start, end = _month_days(_month_of(which, None, today, step), said, today)
+            if which != "the" or end > today:
+                break
+        if (said or "").endswith("day of"):  # "the last day of the month": that one day
+            reading.earliest, reading.exact = start, True
+        else:
+            reading.earliest, reading.latest = start, end
+        return text.replace(part.group(0), " ")
+    return text
+
+
 def _take_period(text: str, reading: _Reading, today: date) -> str:
     """Read periods and relative days no library resolved: weeks, months, holidays, "Monday week"."""
     monday = today - timedelta(days=today.weekday())
+    before = text
+    text = _take_month_period(text, reading, today)
+    if text != before:
+        return text
+    gone = (
+        re.search(  # not "last Friday of the month", nor "any time past Friday" (after it)
+            r"\b(?:last|this past|previous|preceding) " + _DAY + r"\b(?! (?:of|in)\b)"
+            r"|\b" + _DAY + r" (?:just gone|just passed|gone|that (?:has )?(?:just )?(?:gone|passed))\b",
+            text,
+        )
+        or re.match(r"\s*(?:on )?(?:the )?past " + _DAY + r"\b", text)
+    )
+    if gone:  # "last Monday", "this past Friday": a day that has passed (refused, naming it)
+        weekday = gone.group(1) or gone.group(2)
+        reading.earliest = next_weekday(today - timedelta(days=8), weekday)
+        reading.exact = True
+        return text.replace(gone.group(0), " ")
     weeks = [
         (r"\b(?:the )?week after next\b", monday + timedelta(weeks=2), 7),
         (r"\bnext week\b(?!end)", monday + timedelta(weeks=1), 7),
@@ -401,8 +556,7 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
         reading.earliest, reading.latest = saturday, saturday + timedelta(days=1)
         return text.replace(weekend.group(0), " ")
     month = re.search(
-        r"\b(early|late|mid-?|the (?:beginning|start|middle|end) of|(?:beginning|start|middle|end) of)?"
-        r" ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
+        r"\b(early|late|mid-?|" + _PART_OF + r")? ?(?:in )?" + _MONTH + r"(?! ?\d)\b",
         text,
     )
     if month and month.group(2) == "may" and not month.group(1) and "in may" not in text:
@@ -410,11 +564,6 @@ def _take_period(text: str, reading: _Reading, today: date) -> str:
     if month and not re.search(r"\d+(?:st|nd|rd|th)? (?:of )?" + _MONTH, text):
         reading.earliest, reading.latest = _month_range(_MONTHS[month.group(2)], today, month.group(1))
         return text.replace(month.group(0), " ")
-    relative_month = re.search(r"\b(?:(early|late|the end of|end of) )?(next|this) month\b", text)
-    if relative_month:
-        target = today.month % 12 + 1 if relative_month.group(2) == "next" else today.month
-        reading.earliest, reading.latest = _month_range(target, today, relative_month.group(1))
-        return text.replace(relative_month.group(0), " ")
     for pattern in (r"\ba week on " + _DAY, _DAY + r" week\b", _DAY + r" after next\b"):
         found = re.search(pattern, text)
         if found:
@@ -513,6 +662,33 @@ def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
     return reading
 
 
+def passed(first: date, last: date, today: date) -> None:
+    """Refuse days that are over, naming them: NoOpenDay "date_past" or, for today, "date_today"."""
+    if last == today:
+        raise NoOpenDay("date_today", day=readable(today, year=False))
+    if last < today:
+        days = (
+            readable(first, year=False)
+            if first == last
+            else f"{readable(first, year=False)} to {readable(last, year=False)}"
+        )
+        raise NoOpenDay("date_past", day=days)
+
+
+def _passed_this_year(day: date, today: date) -> date | None:
+    """The same day a year earlier if it passed within MAX_DAYS_AHEAD days ("30 November" on 3 December)."""
+    try:
+        earlier = day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return None
+    return earlier if today - timedelta(days=MAX_DAYS_AHEAD) <= earlier < today else None
+
+
+def clinic_time(now: datetime, settings: ClinicSettings) -> datetime:
+    """The moment at the clinic: days ("tomorrow", "the end of the month") are the clinic's days."""
+    return now.astimezone(settings.zone) if now.tzinfo is not None else now
+
+
 def _judge(reading: _Reading, words: str, settings: ClinicSettings, now: datetime) -> Availability:
     """What was read, judged against the clinic's open days and times (NoOpenDay says why not)."""
     today = now.date()
@@ -523,8 +699,9 @@ def _judge(reading: _Reading, words: str, settings: ClinicSettings, now: datetim
     horizon = today + timedelta(days=MAX_DAYS_AHEAD)
     if reading.exact and reading.earliest is not None:
         day = reading.earliest
-        if day <= today:
-            raise NoOpenDay("date_past")
+        if day > horizon and not re.search(r"\d{4}", words):
+            day = _passed_this_year(day, today) or day  # "30 November" on 3 December: this year's
+        passed(day, day, today)
         if day > horizon:
             raise NoOpenDay("date_far")
         if not settings.is_open(day):
@@ -532,8 +709,8 @@ def _judge(reading: _Reading, words: str, settings: ClinicSettings, now: datetim
         return Availability(words, day, time_of_day=reading.time_of_day, exact=True)
     earliest = max(reading.earliest or tomorrow, tomorrow)
     latest = reading.latest
-    if latest is not None and latest < tomorrow:
-        raise NoOpenDay("date_past")
+    if latest is not None:
+        passed(reading.earliest or latest, latest, today)
     if earliest > horizon:
         raise NoOpenDay("date_far")
     end = min(latest or horizon, horizon)
@@ -571,7 +748,8 @@ def _alternatives(text: str, settings: ClinicSettings, now: datetime) -> list[tu
 
     One item when the answer has none: "Tuesday or Wednesday" (days of one preference) and
     "mornings or afternoons" (times of the same days) are read as a whole. Alternatives are
-    told apart by a comma before "or", or by each having its own time. A part that names only
+    told apart by a comma before "or", by each having its own time, or by each being a period
+    ("the end of the month or early next month"). A part that names only
     a time belongs to the days before it. NotUnderstood if an alternative cannot be read,
     so nothing the visitor offered is dropped without asking.
     """
@@ -608,7 +786,8 @@ def _alternatives(text: str, settings: ClinicSettings, now: datetime) -> list[tu
     if waiting is not None:
         merged.insert(0, waiting)
     timed = {r.time_of_day for _, r in merged if r is not None and r.times}
-    if len(merged) < 2 or not (separated or len(timed) > 1):
+    periods = all(r is not None and r.latest is not None for _, r in merged)  # "end of May or early June"
+    if len(merged) < 2 or not (separated or len(timed) > 1 or periods):
         return [(words, read(words, settings, now))]
     if any(reading is None for _, reading in merged):
         raise NotUnderstood(text)
@@ -622,6 +801,7 @@ def parse_availability(text: str, settings: ClinicSettings, now: datetime) -> Av
     with the day, "date_range_closed" with the period, "time" with the clinic's times).
     """
     words = " ".join(str(text).split())
+    now = clinic_time(now, settings)
     parts = [_judge(reading, part, settings, now) for part, reading in _alternatives(text, settings, now)]
     if len(parts) == 1:
         return replace(parts[0], words=words)

@@ -199,6 +199,23 @@ class ValidateBookingForm(FormValidationAction):
             tracker,
         )
 
+    def extract_booking_date(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Take a day answer the classifier read as a yes or a no ("not bothered", "no preference").
+
+        The domain leaves yes and no out of the day question, so a stray "no" asks again; an
+        answer that reads as days or flexibility is the visitor's answer all the same.
+        """
+        message = tracker.latest_message or {}
+        if tracker.get_slot("requested_slot") != "booking_date" or (message.get("intent") or {}).get(
+            "name"
+        ) not in {"affirm", "deny"}:
+            return {}
+        text = str(message.get("text") or "")
+        days = validators.reads_as_days(text, load_settings(), now_at_clinic())
+        return {"booking_date": text} if days else {}
+
     def validate_booking_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:

@@ -15,7 +15,10 @@ from actions.booking.availability import (
     Availability,
     NoOpenDay,
     NotUnderstood,
+    clinic_time,
     parse_availability,
+    passed,
+    read,
     readable,
     time_phrases,
 )
@@ -102,14 +105,25 @@ def parse_time_of_day(text: str, settings: ClinicSettings) -> str:
 
 def check_day(day: date, settings: ClinicSettings, now: datetime) -> date:
     """The day, if it can be booked: after today, within MAX_DAYS_AHEAD, the clinic open."""
-    today = now.date()
-    if day <= today:
-        raise InvalidAnswer("date_past")
+    today = clinic_time(now, settings).date()
+    try:
+        passed(day, day, today)
+    except NoOpenDay as problem:  # "Monday 30 November has passed": named, asked again
+        raise InvalidAnswer(problem.reason, **problem.details) from problem
     if day > today + timedelta(days=MAX_DAYS_AHEAD):
         raise InvalidAnswer("date_far")
     if not settings.is_open(day):
         raise InvalidAnswer("date_closed", day=readable(day, year=False))
     return day
+
+
+def reads_as_days(text: str, settings: ClinicSettings, now: datetime) -> bool:
+    """Whether an answer names days or says any day suits ("not bothered"), rather than a bare yes or no."""
+    try:
+        reading = read(text, settings, clinic_time(now, settings))
+    except NotUnderstood:
+        return False
+    return reading.earliest is not None or reading.flexible or bool(reading.weekdays)
 
 
 def parse_date(text: str, settings: ClinicSettings, now: datetime) -> Availability:

@@ -266,8 +266,15 @@ def when(row: dict[str, Any]) -> dict[str, str]:
         "range": span,
         "weekdays": weekday_phrase(days) or "any day the clinic is open",
         "times": row.get("time_of_day") or "-",
-        "flexible": "yes: the sooner the better" if row.get("flexible") else "no",
+        "flexible": flexibility(row),
     }
+
+
+def flexibility(row: dict[str, Any]) -> str:
+    """Whether any day suits, as read back: "the sooner the better" only for "asap", not "whenever"."""
+    if not row.get("flexible"):
+        return "no"
+    return "yes: the sooner the better" if "sooner" in (row.get("understood") or "") else "yes: any day suits"
 
 
 def _export_value(column: str, row: dict[str, Any]) -> Any:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from actions.booking.store import get_store
 from common.clinic import load_settings
+from staff.service import bookings as reception
 from tests.helpers import ISSUED_IDS, LiveAssistant, json_log_lines, read_metrics
 
 pytestmark = pytest.mark.e2e
@@ -203,7 +206,11 @@ def test_a_closed_or_past_period_still_gets_its_reason(live: LiveAssistant, expe
     live.texts(me, "book a consultation")
     live.texts(me, "Sam Taylor")
     live.texts(me, "sam@example.com")
-    assert live.texts(me, "last week")[0] == expected("utter_invalid_date_past")
+    today = datetime.now(load_settings().zone).date()
+    monday = today - timedelta(days=today.weekday() + 7)
+    sunday = monday + timedelta(days=6)
+    last_week = f"{monday:%A} {monday.day} {monday:%B} to {sunday:%A} {sunday.day} {sunday:%B}"
+    assert live.texts(me, "last week")[0] == expected("utter_invalid_date_past", day=last_week)
     assert live.texts(me, "Sundays")[0] == expected("utter_invalid_date_closed").replace("{day}", "Sundays")
 
 
@@ -251,3 +258,90 @@ def test_times_and_alternatives_are_read_back_as_said_and_the_promise_fits_the_c
     live.texts(other, "skip")
     [summary] = live.texts(other, "/affirm")
     assert "• Time: lunchtime" in summary
+
+
+def _month_end_days(today: date) -> tuple[date, date]:
+    """The first and last open days "the end of the month" means (the 21st on, from tomorrow).
+
+    On a month's last day it is the next month's end.
+    """
+    settings = load_settings()
+    first = (today + timedelta(days=1)).replace(day=1)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    days = [
+        first.replace(day=n)
+        for n in range(21, last.day + 1)
+        if first.replace(day=n) > today and settings.is_open(first.replace(day=n))
+    ]
+    return days[0], days[-1]
+
+
+def test_a_month_period_and_whenever_suits_are_read_back_and_stored_for_staff(
+    live: LiveAssistant, expected
+) -> None:
+    """Issue 24: month periods and "I don't mind when" were refused; "last Monday" was next Monday.
+
+    What the visitor is read back is what is stored, and what reception reads and exports.
+    """
+    zone = load_settings().zone
+    today = datetime.now(zone).date()
+    first, last = _month_end_days(today)
+    me = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(me, "book a consultation")
+    live.texts(me, "Sam Period")
+    live.texts(me, "sam.period@example.com")
+    monday = today - timedelta(days=(today.weekday() - 1) % 7 + 1)
+    assert live.texts(me, "last monday")[0] == expected(
+        "utter_invalid_date_past", day=f"{monday:%A} {monday.day} {monday:%B}"
+    )
+    assert live.texts(me, "the end of the month") == [expected("utter_ask_booking_time")]
+    live.texts(me, "morning")
+    live.texts(me, "skip")
+    [summary] = live.texts(me, "/affirm")
+    days = summary.split("Days that suit: ")[1].split("\n")[0]
+    assert days == f"between {first:%A} {first.day} {first:%B} and {readable(last)}", summary
+    [saved] = live.texts(me, "/affirm")
+    row = stored(live, saved.split("Your reference is ")[1][:11])
+    assert (row["availability"], row["understood"], str(row["preferred_date"]), str(row["latest_date"])) == (
+        "the end of the month",
+        days,
+        first.isoformat(),
+        last.isoformat(),
+    )
+    seen = reception.get(get_store(live.database_url), row["reference"], zone)  # the booking's page
+    assert not row["flexible"] and reception.when(seen)["range"] == f"{readable(first)} to {readable(last)}"
+
+    other = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(other, "book a consultation")
+    live.texts(other, "Jo Whenever")
+    live.texts(other, f"{other}@example.com")
+    assert live.texts(other, "whenever suits") == [expected("utter_ask_booking_time")]
+    live.texts(other, "any time")
+    live.texts(other, "skip")
+    [summary] = live.texts(other, "/affirm")
+    opens = load_settings().next_open_day(today + timedelta(days=1))
+    assert f"Days that suit: any day from {readable(opens)}\n" in summary, summary
+    [saved] = live.texts(other, "/affirm")
+    row = stored(live, saved.split("Your reference is ")[1][:11])
+    assert (row["availability"], row["understood"], row["flexible"], row["latest_date"]) == (
+        "whenever suits",
+        f"any day from {readable(opens)}",
+        True,
+        None,
+    )
+    seen = reception.get(get_store(live.database_url), row["reference"], zone)
+    staff_sees = reception.when(seen)  # the booking's page in the staff console
+    assert (staff_sees["words"], staff_sees["flexible"], staff_sees["weekdays"]) == (
+        "whenever suits",
+        "yes: any day suits",
+        "any day the clinic is open",
+    )
+    exported = reception.export_csv([seen], zone).decode("utf-8-sig")
+    assert "whenever suits" in exported and f"any day from {readable(opens)}" in exported
+
+    # "not bothered" is read as a "no" by the classifier (a stray "no" asks again): it is the answer.
+    third = f"booker-{uuid.uuid4().hex[:6]}"
+    live.texts(third, "book a consultation")
+    live.texts(third, "Alex Easy")
+    live.texts(third, f"{third}@example.com")
+    assert live.texts(third, "not bothered") == [expected("utter_ask_booking_time")]

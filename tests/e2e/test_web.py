@@ -666,7 +666,8 @@ def test_the_day_question_offers_open_days_and_flexible_and_reads_them_back(
     visitor.press("Morning")
     visitor.say("skip")
     [summary] = visitor.press("Yes, I agree")
-    assert "Days that suit: any day - the sooner the better" in summary
+    # Issue 24: "I'm flexible" is read back plainly (the sooner the better is for "asap" only).
+    assert f"Days that suit: any day from {first_open:%A} {first_open.day} {first_open:%B %Y} " in summary
     assert "07911654321 (please check this number" in summary
     visitor.assert_clean()
 

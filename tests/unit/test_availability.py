@@ -59,7 +59,7 @@ def test_each_way_of_saying_when_is_understood(phrase: dict) -> None:
         ("any weekday", "weekdays from Friday 4 December 2026"),
         ("weekdays after 2pm", "weekdays from Friday 4 December 2026"),
         ("Tuesday or Wednesday", "Tuesdays or Wednesdays from Tuesday 8 December 2026"),
-        ("I'm flexible", "any day - the sooner the better (from Friday 4 December 2026)"),
+        ("I'm flexible", "any day from Friday 4 December 2026"),  # issue 24: not "the sooner"
         ("asap", "any day - the sooner the better (from Friday 4 December 2026)"),
         ("after Christmas", "any day from Monday 28 December 2026"),
         ("early January", "between Saturday 2 January and Saturday 9 January 2027"),
@@ -82,8 +82,8 @@ def test_a_range_starts_on_its_first_open_day_and_keeps_its_end() -> None:
 @pytest.mark.parametrize(
     "typed, reason, details",
     [
-        ("yesterday", "date_past", {}),
-        ("last week", "date_past", {}),
+        ("yesterday", "date_past", {"day": "Wednesday 2 December"}),
+        ("last week", "date_past", {"day": "Monday 23 November to Sunday 29 November"}),
         ("Sunday", "date_closed", {"day": "Sunday 6 December"}),
         ("Boxing Day", "date_closed", {"day": "Saturday 26 December"}),
         ("Sundays", "date_closed", {"day": "Sundays"}),
@@ -197,3 +197,184 @@ def test_alternatives_are_kept_and_one_preference_stays_one(typed: str, read_bac
 def test_an_alternative_that_cannot_be_read_is_asked_about_not_dropped() -> None:
     with pytest.raises(NotUnderstood):
         parse_availability("next week after 2pm, or when the moon is blue", SETTINGS, NOW)
+
+
+# ---- Issue 24: periods relative to the month, "I don't mind when", past days named relatively.
+# Said on Thursday 3 December 2026 (NOW) to the Monday-to-Saturday clinic closed on 25 and 26
+# December and 1 January, unless another moment is given.
+MONDAY_30_NOVEMBER_LATE = datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("Europe/London"))
+MONDAY_28_DECEMBER = datetime(2026, 12, 28, 9, 0, tzinfo=ZoneInfo("Europe/London"))
+
+
+@pytest.mark.parametrize(
+    "typed, first, last",
+    [
+        ("end of the month", "2026-12-21", "2026-12-31"),
+        ("the end of the month", "2026-12-21", "2026-12-31"),
+        ("towards the end of the month pls", "2026-12-21", "2026-12-31"),
+        ("end of this month", "2026-12-21", "2026-12-31"),
+        ("end of month", "2026-12-21", "2026-12-31"),
+        ("at the end of teh mnth", "2026-12-21", "2026-12-31"),
+        ("end of next month", "2027-01-21", "2027-01-30"),
+        ("early next month", "2027-01-02", "2027-01-09"),
+        ("begining of next month", "2027-01-02", "2027-01-09"),
+        ("start of next month", "2027-01-02", "2027-01-09"),
+        ("the first week of January", "2027-01-02", "2027-01-07"),
+        ("first week of jan", "2027-01-02", "2027-01-07"),
+        ("1st week of next month", "2027-01-02", "2027-01-07"),
+        ("the 2nd week of january", "2027-01-08", "2027-01-14"),
+        ("the last week of december", "2026-12-28", "2026-12-31"),
+        ("last week of the month", "2026-12-28", "2026-12-31"),
+        ("mid-month", "2026-12-11", "2026-12-19"),
+        ("mid month", "2026-12-11", "2026-12-19"),
+        ("middle of the month", "2026-12-11", "2026-12-19"),
+        ("around the middle of the month", "2026-12-11", "2026-12-19"),
+        ("mid next month", "2027-01-11", "2027-01-20"),
+        ("the middle of next month", "2027-01-11", "2027-01-20"),
+        ("later this month", "2026-12-04", "2026-12-31"),
+        ("later in the month", "2026-12-04", "2026-12-31"),
+        ("sometime later this month", "2026-12-04", "2026-12-31"),
+        ("the rest of the month", "2026-12-04", "2026-12-31"),
+        ("before the end of the month", "2026-12-04", "2026-12-31"),
+        ("by the end of the month", "2026-12-04", "2026-12-31"),
+        ("any day at the end of the month", "2026-12-21", "2026-12-31"),
+        ("end of the month, mornings", "2026-12-21", "2026-12-31"),
+        ("the last friday of january", "2027-01-29", None),
+        ("second half of the month", "2026-12-16", "2026-12-31"),
+        ("first half of next month", "2027-01-02", "2027-01-15"),
+        ("the last day of the month", "2026-12-31", None),
+        ("end of the month or early next month", "2026-12-21", "2027-01-09"),
+        ("any time past friday", "2026-12-05", None),  # after Friday, not a Friday gone
+    ],
+)
+def test_periods_relative_to_the_month_are_the_clinics_open_days_in_them(
+    typed: str, first: str, last: str | None
+) -> None:
+    availability = parse_availability(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.latest) == (day(first), day(last))
+    assert availability.words == typed and Availability.from_slot(availability.to_slot()) == availability
+
+
+@pytest.mark.parametrize(
+    "typed, now, first, last",
+    [
+        # The last evening of November: "the month" is over, so it is December's end that suits.
+        ("end of the month", MONDAY_30_NOVEMBER_LATE, "2026-12-21", "2026-12-31"),
+        ("early next month", MONDAY_30_NOVEMBER_LATE, "2026-12-01", "2026-12-10"),
+        ("next month", MONDAY_30_NOVEMBER_LATE, "2026-12-01", "2026-12-31"),
+        ("the first week of the month", MONDAY_30_NOVEMBER_LATE, "2026-12-01", "2026-12-07"),
+        # Mid-month has passed by the 28th: the middle of the next month.
+        ("mid-month", MONDAY_28_DECEMBER, "2027-01-11", "2027-01-20"),
+        ("end of the month", MONDAY_28_DECEMBER, "2026-12-29", "2026-12-31"),
+        ("next month", MONDAY_28_DECEMBER, "2027-01-02", "2027-01-30"),
+    ],
+)
+def test_month_periods_at_the_month_boundary(typed: str, now: datetime, first: str, last: str) -> None:
+    availability = parse_availability(typed, SETTINGS, now)
+    assert (availability.earliest, availability.latest) == (day(first), day(last))
+
+
+def test_a_period_of_this_month_that_is_over_says_so() -> None:
+    """On its last evening, what is left of "this month" is today."""
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability("later this month", SETTINGS, MONDAY_30_NOVEMBER_LATE)
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Monday 30 November"})
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability("early this month", SETTINGS, MONDAY_28_DECEMBER)
+    assert (problem.value.reason, problem.value.details) == (
+        "date_past",
+        {"day": "Tuesday 1 December to Thursday 10 December"},
+    )
+
+
+def test_the_day_is_the_clinics_whatever_the_time_zone_of_the_moment_given() -> None:
+    """01:30 on Tuesday 1 December in Sydney is still 30 November in London (UTC)."""
+    sydney = replace(SETTINGS, timezone="Australia/Sydney")
+    moment = datetime(2026, 11, 30, 14, 30, tzinfo=ZoneInfo("UTC"))
+    assert parse_availability("tomorrow", sydney, moment).earliest == date(2026, 12, 2)
+    assert parse_availability("end of the month", sydney, moment).earliest == date(2026, 12, 21)
+    with pytest.raises(NoOpenDay) as problem:  # 23:30 on 30 November in Sydney: the month is over
+        parse_availability("later this month", sydney, moment.replace(hour=12))
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Monday 30 November"})
+    after_midnight = parse_availability("later this month", sydney, moment.replace(hour=13, minute=30))
+    assert (after_midnight.earliest, after_midnight.latest) == (date(2026, 12, 2), date(2026, 12, 31))
+    london = datetime(2026, 11, 30, 23, 59, tzinfo=ZoneInfo("Europe/London"))
+    assert parse_availability("tomorrow", SETTINGS, london).earliest == date(2026, 12, 1)
+
+
+FLEXIBLE = [
+    "whenever",
+    "Whenever suits",
+    "whenever suits you",
+    "whenevr",
+    "when ever is good",
+    "any day",
+    "anyday",
+    "any day is fine",
+    "I'm flexible",
+    "im flexable",
+    "I'm easy",
+    "doesn't matter",
+    "doesnt matter",
+    "it does not matter to me",
+    "anytime that works for you",
+    "any time that suits you",
+    "no preference",
+    "no pref",
+    "no preferance really",
+    "not bothered",
+    "up to you",
+    "you choose",
+    "whatever suits you",
+    "whatever works for the team",
+    "i dont mind when",
+    "I don't mind!",
+    "don't care tbh",
+    "any of them",
+    "all days are fine",
+]
+
+
+@pytest.mark.parametrize("typed", FLEXIBLE)
+def test_i_dont_mind_when_is_stored_as_flexible_and_read_back_plainly(typed: str) -> None:
+    availability = parse_availability(typed, SETTINGS, NOW)
+    assert availability.flexible and not availability.exact and not availability.weekdays
+    assert (availability.earliest, availability.latest) == (date(2026, 12, 4), None)
+    assert availability.describe() == "any day from Friday 4 December 2026"
+    assert Availability.from_slot(availability.to_slot()) == availability
+
+
+@pytest.mark.parametrize("typed", ["asap", "as soon as possible", "first available"])
+def test_as_soon_as_possible_still_says_the_sooner_the_better(typed: str) -> None:
+    availability = parse_availability(typed, SETTINGS, NOW)
+    assert availability.flexible
+    assert availability.describe() == "any day - the sooner the better (from Friday 4 December 2026)"
+
+
+@pytest.mark.parametrize(
+    "typed, passed",
+    [
+        ("last monday", "Monday 30 November"),
+        ("Last Monday morning", "Monday 30 November"),
+        ("this past friday", "Friday 27 November"),
+        ("past wednesday", "Wednesday 2 December"),
+        ("last tues", "Tuesday 1 December"),
+        ("monday just gone", "Monday 30 November"),
+        ("the previous thursday", "Thursday 26 November"),
+        ("30 November", "Monday 30 November"),
+        ("monday 30th nov", "Monday 30 November"),
+        ("30/11", "Monday 30 November"),
+        ("yesterday", "Wednesday 2 December"),
+        ("last week", "Monday 23 November to Sunday 29 November"),
+    ],
+)
+def test_a_day_that_has_passed_is_refused_naming_it(typed: str, passed: str) -> None:
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability(typed, SETTINGS, NOW)
+    assert (problem.value.reason, problem.value.details) == ("date_past", {"day": passed})
+
+
+def test_today_is_refused_as_today() -> None:
+    with pytest.raises(NoOpenDay) as problem:
+        parse_availability("today", SETTINGS, NOW)
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Thursday 3 December"})

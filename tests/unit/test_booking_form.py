@@ -246,10 +246,69 @@ def test_flexible_is_stored_as_flexible_from_the_next_open_day(domain, database)
     _, result = validate("booking_date", "I'm flexible", {})
     assert result["booking_availability"]["flexible"] is True
     [summary], _ = run(ActionBookingSummary(), {**FILLED, **result}, domain)
-    assert summary["day"].startswith("any day - the sooner the better")
+    assert summary["day"] == f"any day from {form.readable(TOMORROW)}"  # issue 24: read back plainly
     run(ActionSubmitBooking(), {**FILLED, **result}, domain)
     [row] = get_store().list()
     assert row["flexible"] is True and row["availability"] == "I'm flexible"
+
+
+@pytest.mark.parametrize("typed", ["whenever suits", "the end of the month", "early next month"])
+def test_month_periods_and_whenever_are_stored_with_what_was_read_back(typed, domain, database) -> None:
+    """Issue 24: "the end of the month" was refused; what the visitor is read back is what staff read."""
+    said, result = validate("booking_date", typed, {})
+    assert said == [] and result["booking_availability"]["words"] == typed
+    [summary], _ = run(ActionBookingSummary(), {**FILLED, **result}, domain)
+    run(ActionSubmitBooking(), {**FILLED, **result}, domain)
+    [row] = get_store().list()
+    assert (row["availability"], row["understood"], str(row["preferred_date"])) == (
+        typed,
+        summary["day"],
+        result["booking_date"],
+    )
+    assert row["flexible"] is (typed == "whenever suits")
+    assert (row["latest_date"] is None) is (typed == "whenever suits")
+
+
+def test_a_past_day_is_refused_naming_it(domain) -> None:
+    """Issue 24: "last monday" was taken as next Monday; the visitor is told which day has passed."""
+    dispatcher = CollectingDispatcher()
+    result = ValidateBookingForm().validate_booking_date("last monday", dispatcher, tracker({}), domain)
+    [message] = dispatcher.messages
+    today = form.now_at_clinic().date()
+    monday = today - timedelta(days=(today.weekday() - 1) % 7 + 1)
+    assert message["response"] == "utter_invalid_date_past" and message["day"] == form.readable(
+        monday, year=False
+    )
+    text = domain["responses"]["utter_invalid_date_past"][0]["text"].format(**message)
+    assert (
+        text == f"Sorry, {form.readable(monday, year=False)} has passed. Which day from tomorrow suits you?"
+    )
+    assert result["booking_date"] is None and result["booking_availability"] is None
+
+
+@pytest.mark.parametrize(
+    "typed, intent, taken",
+    [
+        ("not bothered", "deny", True),
+        ("no preference", "deny", True),
+        ("no", "deny", False),
+        ("yes", "affirm", False),
+    ],
+)
+def test_a_day_answer_read_as_yes_or_no_is_still_the_answer(typed: str, intent: str, taken: bool) -> None:
+    slots = {"requested_slot": "booking_date"}
+    latest = Tracker(
+        "visitor",
+        slots,
+        {"text": typed, "intent": {"name": intent}, "entities": []},
+        [],
+        False,
+        None,
+        {},
+        "action_listen",
+    )
+    extracted = ValidateBookingForm().extract_booking_date(CollectingDispatcher(), latest, {})
+    assert extracted == ({"booking_date": typed} if taken else {})
 
 
 def test_an_unreadable_day_forgets_any_earlier_availability() -> None:

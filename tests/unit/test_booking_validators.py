@@ -145,7 +145,7 @@ def test_natural_language_dates(typed: str, day: date, time_of_day: str | None) 
     "typed, reason",
     [
         ("yesterday", "date_past"),
-        ("today", "date_past"),
+        ("today", "date_today"),
         ("1 Jan 2020", "date_past"),
         ("Saturday", "date_closed"),
         ("25 December", "date_closed"),
@@ -224,3 +224,71 @@ def test_scar_is_optional_free_text(typed: str, stored: str) -> None:
 def test_scar_description_is_kept_short() -> None:
     with pytest.raises(InvalidAnswer):
         parse_scar("x" * 201)
+
+
+@pytest.mark.parametrize(
+    "typed, reason, day",
+    [
+        ("last monday", "date_past", "Monday 23 November"),
+        ("this past Friday", "date_past", "Friday 20 November"),
+        ("2026-11-23", "date_past", "Monday 23 November"),
+        ("23 November", "date_past", "Monday 23 November"),
+        ("today", "date_today", "Wednesday 25 November"),
+        ("2026-11-25", "date_today", "Wednesday 25 November"),
+    ],
+)
+def test_a_day_that_has_passed_is_named_in_the_reply(typed: str, reason: str, day: str) -> None:
+    """Issue 24: "last monday" was taken as the next Monday; now the visitor is told it has passed."""
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_date(typed, SETTINGS, NOW)
+    assert (problem.value.reason, problem.value.details) == (reason, {"day": day})
+
+
+@pytest.mark.parametrize(
+    "typed, first, last, read_back",
+    [
+        (
+            "end of the month",
+            date(2026, 11, 26),
+            date(2026, 11, 30),
+            "between Thursday 26 November and Monday 30 November 2026",
+        ),
+        (
+            "early next month",
+            date(2026, 12, 1),
+            date(2026, 12, 10),
+            "between Tuesday 1 December and Thursday 10 December 2026",
+        ),
+        (
+            "the first week of december",
+            date(2026, 12, 1),
+            date(2026, 12, 7),
+            "between Tuesday 1 December and Monday 7 December 2026",
+        ),
+        (
+            "mid-month",
+            date(2026, 12, 11),
+            date(2026, 12, 18),
+            "between Friday 11 December and Friday 18 December 2026",
+        ),
+        ("whenever suits", date(2026, 11, 26), None, "any day from Thursday 26 November 2026"),
+        ("no preference", date(2026, 11, 26), None, "any day from Thursday 26 November 2026"),
+    ],
+)
+def test_month_periods_and_any_day_are_accepted_and_read_back(
+    typed: str, first: date, last: date | None, read_back: str
+) -> None:
+    """Issue 24: these were refused ("Sorry, I couldn't work out which days you mean")."""
+    availability = parse_date(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.latest, availability.describe()) == (first, last, read_back)
+    assert availability.flexible == (last is None) and availability.words == typed
+
+
+def test_the_clinics_day_decides_what_has_passed_near_midnight() -> None:
+    """23:30 UTC on Wednesday 25 November is already Thursday in Sydney: Thursday is today there."""
+    sydney = replace(SETTINGS, timezone="Australia/Sydney")
+    late = datetime(2026, 11, 25, 13, 30, tzinfo=ZoneInfo("UTC"))  # 00:30 on the 26th in Sydney
+    with pytest.raises(InvalidAnswer) as problem:
+        parse_date("2026-11-26", sydney, late)
+    assert (problem.value.reason, problem.value.details) == ("date_today", {"day": "Thursday 26 November"})
+    assert parse_date("tomorrow", sydney, late).earliest == date(2026, 11, 27)

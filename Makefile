@@ -32,7 +32,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
         bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user \
-        images test-deploy backup restore
+        images test-deploy backup restore docs
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -186,6 +186,12 @@ images: $(VENV)/.installed  ## build the rasa, actions and console images (deplo
 # 16 min cold, 1-3 min warm). Not part of `make test`; .ci/run runs it after it.
 test-deploy: images $(VENV)/.browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
 	$(PY) -m pytest -m deploy tests/deploy --durations=10
+
+# The documentation site (mkdocs.yml, docs/), served on loopback at mkdocs.yml's dev_addr and
+# rebuilt as you edit; tests/unit/test_docs.py builds it with --strict in every test run.
+# NO_MKDOCS_2_WARNING: Material's notice about MkDocs 2.0 (the lock pins MkDocs 1.6).
+docs: $(VENV)/.installed  ## serve the documentation site locally (the address is dev_addr in mkdocs.yml)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 lint: $(VENV)/.installed  ## ruff: lint and formatting
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Python 3.11: Debian's own first (Debian's security updates reach it), else any 3.11 that runs
 # (pyenv's shim may not); PYTHON311=/path/to/python3.11 overrides. Rasa 3.6.21 and rasa-sdk 3.6.2
-# declare Requires-Python <3.11, but run on 3.11 with the same pins (README, "Python 3.11"): pip
+# declare Requires-Python <3.11, but run on 3.11 with the same pins (docs/deploy/index.md, "Python 3.11"): pip
 # installs them with --ignore-requires-python. If none is found, `make install` installs Debian's.
 PYTHON_VERSION := 3.11
 PYTHON311 ?= $(shell for p in /usr/bin/python3.11 python3.11 /usr/local/bin/python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11; do \

@@ -61,6 +61,7 @@ def take(target: Page | Locator, name: str, *, full_page: bool = False) -> Path:
     RUN_SHOTS.mkdir(parents=True, exist_ok=True)
     shot = RUN_SHOTS / name
     if isinstance(target, Page):
+        target.evaluate("window.scrollTo(0, 0)")  # the page's top, with its navigation, whatever has focus
         target.screenshot(path=str(shot), full_page=full_page, animations="disabled", caret="hide")
     else:
         target.screenshot(path=str(shot), animations="disabled", caret="hide")

@@ -7,7 +7,7 @@ Accessibility is checked with axe-core (npm, web/node_modules, injected from the
 no CDN) for WCAG 2.1 A and AA, and by hand for what axe cannot see: announcements, focus,
 200% zoom and reduced motion.
 Screenshots go to this run's pytest temporary directory (printed on failure);
-UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/widget.png.
+Two tests take the documentation's pictures of the widget (tests/screenshots.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ README = PROJECT_ROOT / "README.md"
 STAFF_PAGES = sorted(p for p in (DOCS / "staff").glob("*.md") if p.name != "terminal.md")
 # What staff must never meet outside the terminal appendix (COMMON: pages free of internals).
 INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|\byaml\b|`|\b[0-9a-f]{7,}\b|(^|\s)/[a-z_]+\b", re.I)
-LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)|src=\"([^\"]+)\"")
 
 
 def build(root: Path, site: Path) -> subprocess.CompletedProcess[str]:
@@ -61,8 +61,10 @@ def test_a_broken_link_or_anchor_fails_the_build(tmp_path: Path) -> None:
 
 def test_the_readme_is_short_and_every_link_in_it_resolves() -> None:
     assert README.stat().st_size < 12 * 1024
-    targets = [t for t in LINK.findall(README.read_text(encoding="utf-8")) if "://" not in t]
-    assert targets, "the README links into the documentation"
+    found = LINK.findall(README.read_text(encoding="utf-8"))
+    targets = [link or image for link, image in found if "://" not in (link or image)]
+    assert any(t.startswith("docs/screenshots/") for t in targets), "the README shows the pictures"
+    assert any(t.startswith("docs/staff/") for t in targets), "the README links into the documentation"
     missing = [t for t in targets if not (PROJECT_ROOT / t.split("#")[0]).exists()]
     assert missing == []
 

@@ -32,7 +32,7 @@ SHOTS = {
     "today-phone.png": "test_console.py: the Today page on a phone",
     "bookings.png": "test_console.py: the list of new consultation requests",
     "booking-request.png": "test_console.py: one request with its follow-up log",
-    "unanswered.png": "test_console.py: the Unanswered questions page",
+    "unanswered.png": "test_console.py: Unanswered questions with a visitor's question to decide",
     "answer-check.png": "test_console.py: an answer refused as you type",
     "history.png": "test_console.py: one staff change, before and after",
     "live.png": "test_live_chat.py: the Live page chatting with a visitor",

@@ -554,6 +554,7 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     assert page.locator("#pending").inner_text().startswith("0 additions")
     group = page.locator("li.group", has_text=question)
     assert group.count() == 1, page.locator(".groups").inner_text()
+    screenshots.take(page, "unanswered.png")
     group.get_by_role("button", name="Not in the document").click()
     assert "Added 1 question to 'Not something the clinic answers'" in editor.flash()
     assert page.locator("#pending").inner_text().startswith("1 addition waiting")
@@ -670,11 +671,10 @@ def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, s
 
 
 def test_screenshots_for_the_guide(staff) -> None:
-    """The documentation's pictures of Today, the inbox and the answer check (tests/screenshots.py)."""
+    """The documentation's pictures of Today and the answer check (tests/screenshots.py)."""
     laptop = staff(LAPTOP)
     laptop.sign_in("anna")
     screenshots.take(laptop.open("/"), "today.png")
-    screenshots.take(laptop.open("/inbox/"), "unanswered.png")
     answer = laptop.open("/answers/topic/results_time").get_by_label("Answer", exact=True)
     answer.fill(answer.input_value() + " It is painless and most patients need 3 sessions.")
     check_result(laptop.page, "Not supported")

@@ -36,7 +36,7 @@ SHOTS = {
     "answer-check.png": "test_console.py: an answer refused as you type",
     "history.png": "test_console.py: one staff change, before and after",
     "live.png": "test_live_chat.py: the Live page chatting with a visitor",
-    "check-and-publish.png": "test_publish.py: a training compared, ready to publish",
+    "check-and-publish.png": "test_console.py: Check and publish, with the version visitors get",
 }
 
 

@@ -671,10 +671,11 @@ def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, s
 
 
 def test_screenshots_for_the_guide(staff) -> None:
-    """The documentation's pictures of Today and the answer check (tests/screenshots.py)."""
+    """The pictures of Today, Check and publish and an answer's check (tests/screenshots.py)."""
     laptop = staff(LAPTOP)
     laptop.sign_in("anna")
     screenshots.take(laptop.open("/"), "today.png")
+    screenshots.take(laptop.open("/models/"), "check-and-publish.png")
     answer = laptop.open("/answers/topic/results_time").get_by_label("Answer", exact=True)
     answer.fill(answer.input_value() + " It is painless and most patients need 3 sessions.")
     check_result(laptop.page, "Not supported")

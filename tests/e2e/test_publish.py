@@ -44,7 +44,6 @@ from common.settings import MODEL_LOAD_SECONDS
 from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db
-from tests import screenshots
 from tests.e2e.console_site import LAPTOP, PASSWORD, Staff
 from tests.helpers import AXE, Chat, axe_violations, project_copy, squash
 
@@ -255,7 +254,6 @@ def test_an_editor_rewords_an_answer_trains_and_sees_the_comparison(staff, site:
     assert any(f"at {hhmm}," in heading for hhmm in asked_at), heading
     assert internals(page) == []
     assert axe_violations(page) == []
-    screenshots.take(page, "check-and-publish.png")
     assert OLD in answer_of(site.chat, VISITOR)  # trained, not published: visitors get the old answer
 
 

@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 # Python 3.11: Debian's own first (Debian's security updates reach it), else any 3.11 that runs
 # (pyenv's shim may not); PYTHON311=/path/to/python3.11 overrides. Rasa 3.6.21 and rasa-sdk 3.6.2
-# declare Requires-Python <3.11, but run on 3.11 with the same pins (README, "Python 3.11"): pip
+# declare Requires-Python <3.11, but run on 3.11 with the same pins (docs/deploy/index.md, "Python 3.11"): pip
 # installs them with --ignore-requires-python. If none is found, `make install` installs Debian's.
 PYTHON_VERSION := 3.11
 PYTHON311 ?= $(shell for p in /usr/bin/python3.11 python3.11 /usr/local/bin/python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11; do \
@@ -32,7 +32,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: help install lock train run test test-fast validate bench loadtest shell lint format clean \
         bookings bookings-export bookings-purge bookings-erase bookings-deliver review merge staff-user \
-        images test-deploy backup restore
+        images test-deploy backup restore docs
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
@@ -186,6 +186,12 @@ images: $(VENV)/.installed  ## build the rasa, actions and console images (deplo
 # 16 min cold, 1-3 min warm). Not part of `make test`; .ci/run runs it after it.
 test-deploy: images $(VENV)/.browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
 	$(PY) -m pytest -m deploy tests/deploy --durations=10
+
+# The documentation site (mkdocs.yml, docs/), served on loopback at mkdocs.yml's dev_addr and
+# rebuilt as you edit; tests/unit/test_docs.py builds it with --strict in every test run.
+# NO_MKDOCS_2_WARNING: Material's notice about MkDocs 2.0 (the lock pins MkDocs 1.6).
+docs: $(VENV)/.installed  ## serve the documentation site locally (the address is dev_addr in mkdocs.yml)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 lint: $(VENV)/.installed  ## ruff: lint and formatting
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ is needed; a deployment that raises SANIC_WORKERS would need PROMETHEUS_MULTIPRO
 /metrics is never public (`allowed`): the scraper sends `Authorization: Bearer <METRICS_TOKEN>`,
 or connects straight from METRICS_ALLOWED_NETWORKS (a request carrying any header a proxy adds,
 PROXY_HEADERS, never counts as coming from the proxy's own address; a proxy that adds none, a
-TCP proxy, cannot be told apart: behind one use the token only, docs/deployment.md).
+TCP proxy, cannot be told apart: behind one use the token only, docs/deploy/monitoring.md).
 Anyone else gets 404 when monitoring is off and 401 when it is on; the figures name no
 visitor, conversation or message.
 """

@@ -29,7 +29,7 @@ from common.paths import (
     PROJECT_ROOT,
 )
 
-# Which endpoints file each profile uses: stores and lock store (README, "Production").
+# Which endpoints file each profile uses: stores and lock store (docs/deploy/production.md).
 PROFILES = {"local": "endpoints.yml", "production": "endpoints.production.yml"}
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_FILE}"
 # Default ports: Rasa (chat channels), the action server, the demo page.
@@ -255,7 +255,7 @@ class Settings:
     # (LIVE_CHAT_SECRET; unset: derived from the conversation secret, which both then need).
     live_chat_secret: str | None = None
     rasa_url: str = f"http://127.0.0.1:{RASA_PORT}"
-    # Monitoring (README, "Monitoring"): GET /metrics on the Rasa server, the action server and
+    # Monitoring (docs/deploy/monitoring.md): GET /metrics on the Rasa server, the action server and
     # the console answers a scraper sending `Authorization: Bearer <METRICS_TOKEN>`, or one
     # connecting straight (through no proxy) from METRICS_ALLOWED_NETWORKS; nobody when neither is set.
     metrics_token: str | None = None

@@ -6,7 +6,7 @@ best guess is itself a refusal to answer (`out_of_scope`: the document does not 
 confidence is enough: at `deflection_threshold` (0.5 by default: more likely than every other
 intent together) the visitor is told plainly that the document does not say, with the team's
 details, instead of being shown FAQ topics that do not match. What this gains and costs on
-cross-validation is measured by `make bench` (README, "Benchmark").
+cross-validation is measured by `make bench` (docs/develop/benchmark.md).
 """
 
 from __future__ import annotations

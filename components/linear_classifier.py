@@ -3,7 +3,7 @@
 Why: with about 1,500 short examples, DIET and the ResponseSelector (neural networks trained
 from scratch) generalised worse than a linear model on the same features. On 5-fold
 cross-validation this classifier answered right more often with fewer wrong answers, and
-it trains in seconds instead of a minute (README, "Benchmark").
+it trains in seconds instead of a minute (docs/develop/benchmark.md).
 
 How: every intent, and every FAQ answer `faq/<key>`, is one class of a multinomial logistic
 regression over the messages' sentence features. Each featurizer's features are scaled to

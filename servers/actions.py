@@ -180,7 +180,7 @@ def main() -> None:
     try:
         settings = load(lock_store=False)
     except SettingsError as error:
-        sys.exit(f'{error}\n(see README, "Configuration")')
+        sys.exit(f"{error}\n(see docs/deploy/configuration.md)")
     logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
     logs.configure(SERVICE, settings.log_format)
     # The database schema first (common/migrations/): a new or old database is upgraded

@@ -51,7 +51,7 @@ def main() -> None:
     try:
         settings = load()
     except SettingsError as error:
-        sys.exit(f'{error}\n(see README, "Configuration")')
+        sys.exit(f"{error}\n(see docs/deploy/configuration.md)")
     from rasa.__main__ import main as rasa_main  # slow import: only once the settings are sound
 
     from servers import (  # noqa: F401 (the store: fail now)

@@ -215,11 +215,11 @@ def main() -> None:
     try:
         deployment = settings.Settings.from_env(os.environ)
     except SettingsError as error:
-        sys.exit(f'{error}\n(see README, "Configuration")')
+        sys.exit(f"{error}\n(see docs/deploy/configuration.md)")
     argparse.ArgumentParser(
         prog="clinic-run",
         description=main.__doc__,
-        epilog="Ports, database and origins come from the environment " '(README, "Configuration").',
+        epilog="Ports, database and origins come from the environment " "(docs/deploy/configuration.md).",
     ).parse_args()
     config = StackConfig(
         rasa_port=deployment.rasa_port,

@@ -11,7 +11,7 @@ target that already holds data unless --replace, and a running console (its lock
 on PostgreSQL, other connections to the database, unless --force). On PostgreSQL the database is
 replaced in one transaction: a failed restore leaves it as it was. Exit status 0 when done, 1 when refused
 (the message says why; nothing was changed), 2 for a wrong command line. Secrets (.env,
-STAFF_SECRET_KEY, tokens) are not in a backup. docs/deployment.md, "Backups".
+STAFF_SECRET_KEY, tokens) are not in a backup. docs/deploy/backups.md.
 """
 
 from __future__ import annotations

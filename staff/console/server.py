@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = deployment.load(lock_store=False, serves_chat=False)
     except deployment.SettingsError as error:
-        print(f'{error}\n(see README, "Configuration")', file=sys.stderr)
+        print(f"{error}\n(see docs/deploy/configuration.md)", file=sys.stderr)
         return 2
     problems = settings.console_problems()
     if problems:

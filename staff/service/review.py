@@ -436,7 +436,7 @@ def write_markdown(
         f"![answered, fallback and unknown per day]({chart.name})\n\n"
         f"{len(rows)} group(s) of messages to review in `{csv_path.name}`: fill in "
         f"correct_intent, then `make merge FILE=reports/{csv_path.name}` "
-        "(see docs/staff-guide.md).\n",
+        "(see docs/staff/terminal.md).\n",
         encoding="utf-8",
     )
 

@@ -7,16 +7,14 @@ project in a temporary git repository (every server reads its clinic.yml), never
 files. Staff accounts are made with the staff command (clinic-staff-user), as a clinic would.
 Every page is checked with axe-core (web/node_modules, no CDN) as each role, at 1366x768 and on a
 phone (390x844), where it must not scroll sideways.
-UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/console.png, docs/console-phone.png and docs/console-answer.png.
+Some tests also take the documentation's pictures (tests/screenshots.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +29,7 @@ from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from staff.commands import validate as validate_command
 from staff.service import releases
+from tests import screenshots
 from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     LAPTOP,
     PASSWORD,
@@ -238,6 +237,7 @@ def test_a_booking_from_the_widget_is_found_followed_up_and_exported(
     page = person.open("/bookings/?status=new")
     row = page.locator("tbody tr", has_text=reference)
     assert name in row.inner_text() and email in row.inner_text() and "new" in row.inner_text()
+    screenshots.take(page, "bookings.png")
 
     page.get_by_label("Reference, name or contact").fill("robin.brown")
     page.get_by_role("button", name="Show").click()
@@ -429,6 +429,7 @@ def test_reception_keeps_a_contact_log_and_finds_a_request_in_another_status(
     first, second = squash(log.nth(0).inner_text()), squash(log.nth(1).inner_text())
     assert "rita" in first and "marked contacted (was new)" in first and "Rang, no answer" in first
     assert "rita" in second and "Rang again: booked Tuesday 10am" in second
+    screenshots.take(page, "booking-request.png")
 
     # Back on the list of new requests, a search for her still finds where she is.
     page = person.open("/bookings/?status=new")
@@ -553,6 +554,7 @@ def test_an_unanswered_question_is_annotated_and_waits_in_the_training_data(staf
     assert page.locator("#pending").inner_text().startswith("0 additions")
     group = page.locator("li.group", has_text=question)
     assert group.count() == 1, page.locator(".groups").inner_text()
+    screenshots.take(page, "unanswered.png")
     group.get_by_role("button", name="Not in the document").click()
     assert "Added 1 question to 'Not something the clinic answers'" in editor.flash()
     assert page.locator("#pending").inner_text().startswith("1 addition waiting")
@@ -668,23 +670,21 @@ def test_an_addition_nearer_another_topic_is_added_only_after_a_warning(staff, s
 # ---------------------------------------------------------------------------- screenshots
 
 
-def test_screenshots_for_the_guide(staff, artifacts: Path) -> None:
+def test_screenshots_for_the_guide(staff) -> None:
+    """The pictures of Today, Check and publish and an answer's check (tests/screenshots.py)."""
     laptop = staff(LAPTOP)
     laptop.sign_in("anna")
-    laptop.open("/").screenshot(path=str(artifacts / "console.png"), full_page=True)
-    laptop.open("/inbox/").screenshot(path=str(artifacts / "console-inbox.png"), full_page=True)
+    screenshots.take(laptop.open("/"), "today.png")
+    screenshots.take(laptop.open("/models/"), "check-and-publish.png")
     answer = laptop.open("/answers/topic/results_time").get_by_label("Answer", exact=True)
     answer.fill(answer.input_value() + " It is painless and most patients need 3 sessions.")
     check_result(laptop.page, "Not supported")
-    laptop.page.screenshot(path=str(artifacts / "console-answer.png"))
+    screenshots.take(laptop.page, "answer-check.png")
     phone = staff(PHONE)
     phone.sign_in("anna")
     wide = phone.open("/").evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
-    phone.page.screenshot(path=str(artifacts / "console-phone.png"), full_page=True)
+    screenshots.take(phone.page, "today-phone.png")
     assert not wide, "the Today page scrolls sideways on a phone"
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
-        for name in ("console.png", "console-phone.png", "console-answer.png"):
-            shutil.copyfile(artifacts / name, PROJECT_ROOT / "docs" / name)
 
 
 # ---------------------------------------------------------------------------- editing
@@ -891,6 +891,7 @@ def test_the_history_says_each_staff_change_in_words_and_no_developers_commit(st
     change = page.locator("li.change", has_text="Answer “What is Scar Relaxation?” reworded")
     assert squash(change.locator(".before").inner_text()) == "Before " + squash(original)
     assert squash(change.locator(".after").inner_text()) == "After " + squash(reworded)
+    screenshots.take(page, "history.png")
     shown = page.locator("main").inner_text()
     assert not re.search(r"utter_|faq/|\.yml|- text:|>-|[0-9a-f]{7,}", shown), shown
     assert axe_violations(page) == []

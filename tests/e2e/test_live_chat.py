@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from common.paths import CLINIC_YML, PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
+from tests import screenshots
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import (
     METRICS_TOKEN,
@@ -290,6 +291,7 @@ def test_a_visitor_chats_with_a_person_and_gets_the_assistant_back(people, site:
     visitor.page.locator(WIDGET_MESSAGE_BOX).fill("Is it painful for darker skin?")
     visitor.page.locator(WIDGET_MESSAGE_BOX).press("Enter")
     expect(page.locator("#transcript")).to_contain_text("Is it painful for darker skin?")
+    screenshots.take(page, "live.png", full_page=True)
     expect(visitor.page.locator(WIDGET_TYPING)).to_be_hidden()
     assert len(visitor.messages()) == before, "the assistant answered a conversation a person holds"
     page.get_by_label("Your reply").press_sequentially("Let me ch", delay=30)  # staff typing

@@ -7,16 +7,14 @@ Accessibility is checked with axe-core (npm, web/node_modules, injected from the
 no CDN) for WCAG 2.1 A and AA, and by hand for what axe cannot see: announcements, focus,
 200% zoom and reduced motion.
 Screenshots go to this run's pytest temporary directory (printed on failure);
-UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/widget.png.
+Two tests take the documentation's pictures of the widget (tests/screenshots.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,6 +32,7 @@ from common.clinic import load_settings
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 from servers.page import SOCKETIO_BUNDLE
+from tests import screenshots
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import WIDGET_LAUNCHER as LAUNCHER
@@ -214,10 +213,7 @@ def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
     # The greeting, with its topic buttons.
     assert visitor.open_chat() == [squash(expected("utter_greet"))]
     assert visitor.reply_titles() == [b["title"] for b in domain["responses"]["utter_greet"][0]["buttons"]]
-    page.locator(".cc-panel").screenshot(path=str(artifacts / "widget.png"))
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
-        (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(artifacts / "widget.png", PROJECT_ROOT / "docs" / "widget.png")
+    screenshots.take(page.locator(".cc-panel"), "widget.png")
 
     # A topic button, then a typed question: each gets its own answer from the document.
     assert visitor.press("How does it work?") == [squash(expected("utter_faq/how_it_works"))]
@@ -293,7 +289,7 @@ def test_the_greeting_fits_a_phone(browser: Browser, site: Site, expected, artif
             box = button.bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, "a topic button is off screen"
         assert page.locator(MESSAGE_BOX).is_visible()
-        page.screenshot(path=str(artifacts / "phone.png"))
+        screenshots.take(page, "widget-phone.png")
         visitor.assert_clean()
     finally:
         context.close()

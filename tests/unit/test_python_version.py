@@ -1,4 +1,4 @@
-"""The project's Python (README, "Python 3.11").
+"""The project's Python (docs/deploy/index.md, "Python 3.11").
 
 Rasa 3.6 is installed on 3.11 despite its declared <3.11, and `make install` replaces an older
 clone's venv (made by 3.10, or by a Python that is gone) instead of silently keeping it.

@@ -16,6 +16,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.followup import OUT_OF_SCOPE, resolve
+from actions.own_scar import NOTE, needs_note
 from actions.topics import asked_topic, response_name, response_text
 
 LAST_TOPIC_SLOT = "last_topic"
@@ -62,12 +63,15 @@ class ActionAnswerFaq(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Send the asked topic's answer."""
+        """Send the asked topic's answer (and, about the visitor's own scar, the clinician note)."""
         key = asked_topic(tracker.latest_message, domain)
         if not key:
             dispatcher.utter_message(response="utter_default")
             return []
-        return answer(dispatcher, tracker, domain, key)
+        events = answer(dispatcher, tracker, domain, key)
+        if needs_note(str(tracker.latest_message.get("text") or ""), key):
+            dispatcher.utter_message(response=NOTE)
+        return events
 
 
 class ActionAnswerFollowup(Action):

@@ -17,6 +17,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.own_scar import NOTE, needs_note
 from actions.topics import asked_topic, response_name, response_text
 from common.followup import OUT_OF_SCOPE, resolve
 from common.sources import source_of
@@ -64,12 +65,15 @@ class ActionAnswerFaq(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        """Send the asked topic's answer."""
+        """Send the asked topic's answer (and, about the visitor's own scar, the clinician note)."""
         key = asked_topic(tracker.latest_message, domain)
         if not key:
             dispatcher.utter_message(response="utter_default")
             return []
-        return await answer(dispatcher, tracker, domain, key)
+        events = await answer(dispatcher, tracker, domain, key)
+        if needs_note(str(tracker.latest_message.get("text") or ""), key):
+            dispatcher.utter_message(response=NOTE)
+        return events
 
 
 class ActionAnswerFollowup(Action):

@@ -25,6 +25,10 @@ SPACY_MODEL_DIR = PROJECT_ROOT / "spacy_model"
 TEST_STORIES_DIR = PROJECT_ROOT / "tests" / "stories"
 HELDOUT = PROJECT_ROOT / "tests" / "heldout" / "nlu.yml"
 HELDOUT_CONVERSATIONS = PROJECT_ROOT / "tests" / "heldout" / "conversations.yml"
+# Further held-out first turns, one file per set, named by the date it was written
+# (first_turns_<yyyy-mm-dd>.yml): never training data, scored by the benchmark beside the others.
+HELDOUT_DIR = PROJECT_ROOT / "tests" / "heldout"
+HELDOUT_FIRST_TURN_PATTERN = "first_turns_*.yml"
 
 # What training, the servers and the reports write.
 MODEL = PROJECT_ROOT / "models" / "scar-faq.tar.gz"

@@ -25,7 +25,7 @@ import yaml
 from common.clinic import load_settings
 from common.domain import load_domain
 from common.names import CONVERSATION_HEADER
-from common.paths import HELDOUT_CONVERSATIONS, MODEL
+from common.paths import HELDOUT_CONVERSATIONS, HELDOUT_DIR, HELDOUT_FIRST_TURN_PATTERN, MODEL
 
 # The bench is one client sending hundreds of messages a minute from one address: the flood
 # limit per address (channels/rate_limits.py) would refuse it, and it measures the model, not that.
@@ -45,13 +45,61 @@ RESPONSE_LABELS = {
 }
 
 
+def by_kind(first_turn: dict[str, list[list[str]]]) -> dict[str, list[tuple[str, ...]]]:
+    """A first_turn mapping as YAML has it, with each case as a (gold, text) tuple."""
+    return {kind: [tuple(case) for case in cases] for kind, cases in first_turn.items()}
+
+
 def load(path: Path = HELDOUT_CONVERSATIONS) -> dict[str, Any]:
     """The held-out conversations: {"first_turn": {kind: [(gold, text)]}, "follow_ups": [...]}."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return {
-        "first_turn": {kind: [tuple(case) for case in cases] for kind, cases in data["first_turn"].items()},
+        "first_turn": by_kind(data["first_turn"]),
         "follow_ups": list(data["follow_ups"]),
     }
+
+
+def first_turn_sets(folder: Path = HELDOUT_DIR) -> dict[str, dict[str, Any]]:
+    """The further held-out first-turn sets (tests/heldout/first_turns_<date>.yml), by file name.
+
+    Each has the first_turn part of conversations.yml only: {"first_turn": {kind: [(gold, text)]}}.
+    """
+    sets = {}
+    for path in sorted(folder.glob(HELDOUT_FIRST_TURN_PATTERN)):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        sets[path.name] = {"first_turn": by_kind(data["first_turn"])}
+    return sets
+
+
+def totals(first_turn: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """A first-turn set's cases, right, "did you mean", wrong answers and safe misses, over all kinds.
+
+    A safe miss is a message that did not get its answer but was not answered wrongly either:
+    "did you mean", "I don't have that information", the medical-advice or urgent deflection.
+    """
+    summed = {k: sum(r[k] for r in first_turn.values()) for k in ("cases", "right", "did_you_mean", "wrong")}
+    return {**summed, "safe_misses": summed["cases"] - summed["right"] - summed["wrong"]}
+
+
+def set_markdown(name: str, first_turn: dict[str, dict[str, Any]]) -> list[str]:
+    """One further first-turn set's table: by kind, then all, with the share right."""
+    lines = [
+        f"### Held-out first turns: {name}",
+        "",
+        "| Kind | Cases | Right | Wrong answers | Safe misses (of which did you mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in first_turn.items():
+        safe = row["cases"] - row["right"] - row["wrong"]
+        lines.append(
+            f"| {kind} | {row['cases']} | {row['right']} | {row['wrong']} | {safe} ({row['did_you_mean']}) |"
+        )
+    total = totals(first_turn)
+    lines.append(
+        f"| **all** | {total['cases']} | {total['right']} ({total['right'] / total['cases']:.3f})"
+        f" | {total['wrong']} | {total['safe_misses']} ({total['did_you_mean']}) |"
+    )
+    return [*lines, ""]
 
 
 def texts(data: dict[str, Any]) -> list[str]:

@@ -236,9 +236,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"Held-out confusion matrix (gold rows, predicted columns): [{CONFUSION_PNG}]({CONFUSION_PNG}).",
         "",
     ]
+    if report.get("sets"):
+        lines += sets_markdown(report["sets"])
     if report.get("conversations"):
         held = report["conversations"]
         lines += conversations.markdown(held["first_turn"], held["follow_ups"])
+    for name, scored in (report.get("first_turn_sets") or {}).items():
+        lines += conversations.set_markdown(name, scored["by_kind"])
     if report.get("comparison"):
         lines += comparison_markdown(report["comparison"])
     if report.get("cross_validation"):
@@ -371,6 +375,61 @@ def score_heldout(model: Path, examples: Sequence[tuple[str, str]]) -> dict[str,
         ],
         "predicted": predicted,
     }
+
+
+def score_first_turn_set(data: dict[str, Any], labels_for: Any) -> dict[str, Any]:
+    """A first-turn set scored by kind, with its totals (right, wrong, safe misses) and macro-F1."""
+    cases = [case for kind_cases in data["first_turn"].values() for case in kind_cases]
+    predicted = dict(zip([text for _, text in cases], labels_for([text for _, text in cases])))
+    by_kind = conversations.score_first_turn(data, lambda texts: [predicted[text] for text in texts])
+    gold = [g for g, _ in cases]
+    labels = [predicted[text] for _, text in cases]
+    return {
+        "by_kind": by_kind,
+        "summary": {
+            **conversations.totals(by_kind),
+            "accuracy": accuracy(gold, labels),
+            "macro_f1": macro_f1(label_scores(gold, labels)),
+        },
+    }
+
+
+def heldout_summary(examples: Sequence[tuple[str, str]], heldout: dict[str, Any]) -> dict[str, Any]:
+    """tests/heldout/nlu.yml in the terms of the first-turn sets: right, wrong, safe misses."""
+    gold = [label for _, label in examples]
+    predicted = heldout["predicted"]
+    right = sum(g == p for g, p in zip(gold, predicted))
+    wrong = sum(p not in DEFLECTIONS and p != g for g, p in zip(gold, predicted))
+    return {
+        "cases": len(gold),
+        "right": right,
+        "did_you_mean": sum(p == conversations.FALLBACK for p in predicted),
+        "wrong": wrong,
+        "safe_misses": len(gold) - right - wrong,
+        "accuracy": heldout["metrics"]["heldout_accuracy"],
+        "macro_f1": heldout["metrics"]["heldout_macro_f1"],
+    }
+
+
+def sets_markdown(sets: dict[str, dict[str, Any]]) -> list[str]:
+    """Every held-out set side by side: messages, right, wrong answers, safe misses, macro-F1."""
+    lines = [
+        "## Held-out sets",
+        "",
+        "Every held-out set on the served model (first messages, scored on the model's parse). Right:"
+        ' the answer meant; wrong: another answer; safe miss: "did you mean", "I don\'t have that'
+        ' information", or the medical-advice or urgent deflection instead of the answer meant.',
+        "",
+        "| Set | Messages | Right | Wrong answers | Safe misses (did you mean) | Macro-F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in sets.items():
+        lines.append(
+            f"| {name} | {row['cases']} | {row['right']} ({format_value(row['accuracy'], '{:.3f}')})"
+            f" | {row['wrong']} | {row['safe_misses']} ({row['did_you_mean']})"
+            f" | {format_value(row['macro_f1'], '{:.3f}')} |"
+        )
+    return [*lines, ""]
 
 
 def plot_confusion(gold: Sequence[str], predicted: Sequence[str], path: Path, title: str) -> None:
@@ -609,10 +668,19 @@ def run(model: Path, messages: int, skip_train: bool, compare: bool, folds: int)
         heldout = score_heldout(snapshot, examples)
         held_out_conversations = conversations.load()
         progress("scoring the held-out first turns...")
-        first_turn = conversations.score_first_turn(
-            held_out_conversations,
-            lambda texts: [effective_label(parse) for parse in parse_texts(snapshot, texts)],
+        first_texts = [text for cases in held_out_conversations["first_turn"].values() for _, text in cases]
+        predicted_first = dict(
+            zip(first_texts, [effective_label(parse) for parse in parse_texts(snapshot, first_texts)])
         )
+        first_turn = conversations.score_first_turn(
+            held_out_conversations, lambda texts: [predicted_first[text] for text in texts]
+        )
+        further = {}
+        for name, data in conversations.first_turn_sets().items():
+            progress(f"scoring the held-out first turns of {name}...")
+            further[name] = score_first_turn_set(
+                data, lambda texts: [effective_label(parse) for parse in parse_texts(snapshot, texts)]
+            )
         progress(f"starting the servers and sending {messages} messages, then the follow-up pairs...")
         serving, follow_ups = measure_serving(
             snapshot, [text for text, _ in examples], messages, held_out_conversations
@@ -649,6 +717,14 @@ def run(model: Path, messages: int, skip_train: bool, compare: bool, folds: int)
         "per_label": heldout["per_label"],
         "errors": heldout["errors"],
         "conversations": {"first_turn": first_turn, "follow_ups": follow_ups},
+        "first_turn_sets": further,
+        "sets": {
+            os.path.relpath(HELDOUT, PROJECT_ROOT): heldout_summary(examples, heldout),
+            "tests/heldout/conversations.yml (first turns)": score_first_turn_set(
+                held_out_conversations, lambda texts: [predicted_first[text] for text in texts]
+            )["summary"],
+            **{f"tests/heldout/{name}": row["summary"] for name, row in further.items()},
+        },
         "comparison": comparison,
         "cross_validation": cross_validation,
     }

@@ -38,6 +38,7 @@ DATA = paths.relative(paths.DATA_DIR)
 DOCUMENT = paths.relative(paths.DOCUMENT)
 HELDOUT = paths.relative(paths.HELDOUT)
 HELDOUT_CONVERSATIONS = paths.relative(paths.HELDOUT_CONVERSATIONS)
+HELDOUT_DIR = paths.relative(paths.HELDOUT_DIR)
 TEST_STORIES = paths.relative(paths.TEST_STORIES_DIR)
 CLINIC = paths.relative(paths.CLINIC_YML)
 WORDING = paths.relative(paths.APPROVED_WORDING)
@@ -183,18 +184,34 @@ def nlu_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
     return found
 
 
+def first_turn_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
+    """Every first turn of a held-out file (conversations.yml, first_turns_<date>.yml), with its line."""
+    found = []
+    for kind, cases in mapping(data.get("first_turn")).items():
+        for case in sequence(cases):
+            if isinstance(case, list) and len(case) == 2:
+                line = next((n for n, row in enumerate(text.splitlines(), 1) if str(case[1]) in row), 1)
+                found.append(Example(str(case[1]), f"{case[0]} ({kind})", Place(path, line)))
+    return found
+
+
+def first_turn_sets(root: Path, texts: dict[str, str], problems: list[Problem]) -> list[Example]:
+    """The first turns of every further held-out set (tests/heldout/first_turns_<date>.yml)."""
+    found = []
+    for path in sorted((root / HELDOUT_DIR).glob(paths.HELDOUT_FIRST_TURN_PATTERN)):
+        name = relative(root, path)
+        data = read_yaml(root, name, texts, problems)
+        found += first_turn_examples(name, texts.get(name, ""), data)
+    return found
+
+
 def conversation_examples(root: Path, texts: dict[str, str], problems: list[Problem]) -> list[Example]:
     """Every message of the held-out conversations (first turns and follow-ups), with its line."""
     if not (root / HELDOUT_CONVERSATIONS).exists():
         return []
     data = read_yaml(root, HELDOUT_CONVERSATIONS, texts, problems)
     text = texts.get(HELDOUT_CONVERSATIONS, "")
-    found = []
-    for kind, cases in mapping(data.get("first_turn")).items():
-        for case in sequence(cases):
-            if isinstance(case, list) and len(case) == 2:
-                line = next((n for n, row in enumerate(text.splitlines(), 1) if str(case[1]) in row), 1)
-                found.append(Example(str(case[1]), f"{case[0]} ({kind})", Place(HELDOUT_CONVERSATIONS, line)))
+    found = first_turn_examples(HELDOUT_CONVERSATIONS, text, data)
     for pair in map(mapping, sequence(data.get("follow_ups"))):  # the first question only sets the scene
         line = next((n for n, row in enumerate(text.splitlines(), 1) if str(pair.get("then")) in row), 1)
         found.append(Example(str(pair.get("then")), "follow-up", Place(HELDOUT_CONVERSATIONS, line)))
@@ -245,7 +262,8 @@ def load(root: Path) -> tuple[Project, list[Problem]]:
         domain_paths=domain_paths,
         examples=[e for path, doc in data.items() for e in nlu_examples(path, texts[path], doc)],
         heldout=nlu_examples(HELDOUT, texts.get(HELDOUT, ""), heldout)
-        + conversation_examples(root, texts, problems),
+        + conversation_examples(root, texts, problems)
+        + first_turn_sets(root, texts, problems),
         training_steps=[step for doc in data.values() for step in story_steps(doc)],
         test_stories={path: story_steps(doc) for path, doc in tests.items()},
         document=document,

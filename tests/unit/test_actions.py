@@ -246,3 +246,50 @@ def test_the_second_misunderstanding_in_a_row_offers_the_team(
     state = Tracker("visitor", {}, message, events, False, None, {}, "action_listen")
     asyncio.run(ActionNotUnderstood().run(dispatcher, state, domain))
     assert [m["response"] for m in dispatcher.messages] == expected
+
+
+def typed_about(key: str, text: str) -> dict[str, Any]:
+    """A typed FAQ question with these words, answered by topic `key`."""
+    return {**typed_faq(key), "text": text}
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("benefits", "my scar is dark brown, would the needling help it"),
+        ("benefits", "I have a raised red scar, can you improve it"),
+        ("pih_causes", "the skin round my burn has gone darker, why"),
+        ("poor_healing", "ive got a scar that healed sunken, why is that"),
+    ],
+)
+def test_a_question_about_the_own_scar_gets_the_answer_then_the_clinician_note(
+    key: str, text: str, domain: dict[str, Any]
+) -> None:
+    """What the document says, then: only a clinician can assess it, with a way to book."""
+    sent, _ = run(ActionAnswerFaq(), typed_about(key, text), domain)
+    assert [m["response"] for m in sent] == [f"utter_faq/{key}", "utter_own_scar_note"]
+    note = domain["responses"]["utter_own_scar_note"][0]
+    assert "Only a clinician can assess your own scar" in note["text"]
+    assert {b["payload"] for b in note["buttons"]} == {"/book_consultation", "/ask_contact"}
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("benefits", "does it help dark scars"),  # not about their own scar
+        ("who_for", "i had a mastectomy, can i have this"),  # the answer already offers a consultation
+        ("results_time", "how long until my scar looks better"),  # so does this one
+        ("benefits", '/faq{"faq_topic":"benefits"}'),  # a topic button
+    ],
+)
+def test_other_questions_get_the_answer_alone(key: str, text: str, domain: dict[str, Any]) -> None:
+    sent, _ = run(ActionAnswerFaq(), typed_about(key, text), domain)
+    assert [m["response"] for m in sent] == [f"utter_faq/{key}"]
+
+
+def test_the_answers_without_the_note_already_offer_a_consultation(domain: dict[str, Any]) -> None:
+    """Topics left out of the note say themselves that a consultation decides about one's own scar."""
+    from actions.own_scar import ASSESSED_TOPICS
+
+    for key in set(TOPICS) - ASSESSED_TOPICS - {"what_is", "how_it_works", "what_is_scar"}:
+        assert "consultation" in domain["responses"][f"utter_faq/{key}"][0]["text"], key

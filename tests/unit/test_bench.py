@@ -13,6 +13,7 @@ from rasa.shared.nlu.training_data.message import Message
 from common.paths import PROJECT_ROOT
 from components.deflection import DeflectionAwareFallbackClassifier
 from components.faq_confidence import FaqConfidenceGuard
+from devtools.bench import conversations
 from devtools.bench.nlu_eval import (
     RawPrediction,
     Thresholds,
@@ -41,6 +42,8 @@ from devtools.bench.run import (
     markdown,
     percentile,
     rates,
+    score_first_turn_set,
+    sets_markdown,
     verdict,
     wrong_answer_rate,
 )
@@ -392,3 +395,40 @@ def test_a_follow_up_without_an_earlier_answer_counts_as_what_it_would_get() -> 
     assert effective_label(followup) == "faq/benefits"
     assert effective_label({**followup, "text": "does that hurt"}) == "out_of_scope"
     assert effective_label({**followup, "text": "hmm"}) == "nlu_fallback"
+
+
+def test_a_first_turn_set_counts_right_wrong_and_safe_misses() -> None:
+    """Each message is right, wrong (another answer) or a safe miss (did you mean, a deflection)."""
+    data = {
+        "first_turn": {
+            "names": [("faq/what_is", "is dermaroller this"), ("faq/what_is", "collagen induction?")],
+            "short": [("out_of_scope", "price?"), ("out_of_scope", "hurt?"), ("faq/benefits", "my red scar")],
+        }
+    }
+    got = {
+        "is dermaroller this": "faq/what_is",
+        "collagen induction?": "faq/how_it_works",  # wrong
+        "price?": "nlu_fallback",  # did you mean: safe
+        "hurt?": "out_of_scope",
+        "my red scar": "medical_advice",  # deflected: safe
+    }
+    scored = score_first_turn_set(data, lambda texts: [got[t] for t in texts])
+    summary = scored["summary"]
+    assert (summary["cases"], summary["right"], summary["wrong"]) == (5, 2, 1)
+    assert (summary["safe_misses"], summary["did_you_mean"]) == (2, 1)
+    assert summary["accuracy"] == 0.4
+    assert scored["by_kind"]["short"]["right"] == 1
+    table = "\n".join(sets_markdown({"tests/heldout/first_turns_x.yml": summary}))
+    assert "| tests/heldout/first_turns_x.yml | 5 | 2 (0.400) | 1 | 2 (1) |" in table
+
+
+def test_the_report_shows_every_held_out_set_and_each_dated_set_by_kind() -> None:
+    sets = conversations.first_turn_sets()
+    assert "first_turns_2026-12-05.yml" in sets
+    by_kind = conversations.score_first_turn(
+        sets["first_turns_2026-12-05.yml"], lambda texts: ["nlu_fallback"] * len(texts)
+    )
+    lines = conversations.set_markdown("first_turns_2026-12-05.yml", by_kind)
+    total = conversations.totals(by_kind)
+    assert total["right"] == total["wrong"] == 0 and total["safe_misses"] == total["cases"] >= 150
+    assert lines[-2].startswith(f"| **all** | {total['cases']} | 0 (0.000) | 0 | {total['cases']} (")

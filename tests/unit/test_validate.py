@@ -217,6 +217,12 @@ BREAKS = [
         ["dimpled scar", "test question", "tests/heldout/conversations.yml:"],
         id="heldout-first-turn-in-training",
     ),
+    pytest.param(
+        lambda r: add_example(r, "faq/what_is", "dermaroller for scars - is that this?"),
+        FAQ_NLU,
+        ["dermaroller for scars - is that this?", "test question", "first_turns_2026-12-05.yml:"],
+        id="dated-heldout-first-turn-in-training",
+    ),
     # 6. Answers are grounded in the document and short.
     pytest.param(
         lambda r: set_answer(r, "what_is", "quote", None),

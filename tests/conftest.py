@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +23,31 @@ from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_con
 LONGEST_MODULES = [
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console.py",
-    "tests/e2e/test_console_stories.py",
     "tests/e2e/test_production.py",
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_live_chat.py",
     "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
 ]
+# Module families that share one session-wide stack (tests/e2e/conftest.py `console_stack`): each
+# family is handed to one worker as a whole, named by its first module, so its stack starts once
+# per run instead of once per module. Their tests keep apart by their own visitors and staff names.
+FAMILIES = {
+    "tests/e2e/test_console_stories.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_console_handles.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console.py",
+}
 
 
 class LongestFirst(LoadFileScheduling):
     """pytest-xdist's whole-file scheduling, handing out LONGEST_MODULES first."""
 
     ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        """A test's work unit: its module, or the family (FAMILIES) the module belongs to."""
+        module = super()._split_scope(nodeid)
+        return FAMILIES.get(module, module)
 
     def _assign_work_unit(self, node: Any) -> None:
         if not self.ordered:
@@ -47,6 +62,61 @@ class LongestFirst(LoadFileScheduling):
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
     """`make test`'s `--dist loadfile`: the longest modules first, so the workers finish together."""
     return LongestFirst(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+# Every stack this process started: the module that started it, with a console or not, and the
+# seconds until it answered. `make test` ends with the count (the workers' lists are gathered).
+STACK_STARTS: list[dict[str, Any]] = []
+
+
+def timed(start: Callable[..., Stack]) -> Callable[..., Stack]:
+    """Stack.start, recording each start in STACK_STARTS."""
+
+    @functools.wraps(start)
+    def record(self: Stack, *args: Any, **kwargs: Any) -> Stack:
+        began = time.monotonic()
+        try:
+            return start(self, *args, **kwargs)
+        finally:
+            STACK_STARTS.append(
+                {
+                    "module": os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[0],
+                    "console": bool(self.config.console_port),
+                    "seconds": round(time.monotonic() - began, 1),
+                }
+            )
+
+    return record
+
+
+Stack.start = timed(Stack.start)  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's stack starts to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["stack_starts"] = STACK_STARTS
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the controller: gather a worker's stack starts."""
+    STACK_STARTS.extend(getattr(node, "workeroutput", {}).get("stack_starts", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many stacks (each a Rasa server and an action server) the run started, and their wait."""
+    if not STACK_STARTS or hasattr(terminalreporter.config, "workeroutput"):
+        return
+    by_module: dict[str, list[float]] = {}
+    for start in STACK_STARTS:
+        by_module.setdefault(start["module"], []).append(start["seconds"])
+    total = sum(start["seconds"] for start in STACK_STARTS)
+    consoles = sum(start["console"] for start in STACK_STARTS)
+    write = terminalreporter.write_line
+    terminalreporter.section("servers started")
+    write(f"{len(STACK_STARTS)} stacks (Rasa servers; {consoles} with a console), {total:.0f} s until ready")
+    for module, seconds in sorted(by_module.items(), key=lambda item: -sum(item[1])):
+        write(f"{sum(seconds):7.0f} s  {len(seconds)} x  {module}")
 
 
 @pytest.fixture(scope="session")

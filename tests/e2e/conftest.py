@@ -1,4 +1,8 @@
-"""Fixtures every browser test shares: Playwright driving Debian's Chromium, one per test module."""
+"""Fixtures the browser tests share.
+
+Playwright driving Debian's Chromium, one per test module, and the console's stack, one per test
+run (tests/e2e/console_site.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from tests.e2e.console_site import Site, running_site
 from tests.helpers import CHROMIUM, CHROMIUM_FLAGS
+
+
+@pytest.fixture(scope="session")
+def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The console's stack, started once per test run for every module that imports its fixtures."""
+    with running_site(tmp_path_factory) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")

@@ -23,19 +23,26 @@ from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_con
 LONGEST_MODULES = [
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console.py",
-    "tests/e2e/test_production.py",
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_live_chat.py",
     "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
 ]
-# Module families that share one session-wide stack (tests/e2e/conftest.py `console_stack`): each
-# family is handed to one worker as a whole, named by its first module, so its stack starts once
-# per run instead of once per module. Their tests keep apart by their own visitors and staff names.
+# Module families that share one session-wide stack (`live` below; tests/e2e/conftest.py:
+# `console_stack`, and `production`): each family is handed to one worker as a whole, named by one
+# of its modules, so its stack starts once per run instead of once per module or worker (a module's
+# tests run in file order, the modules in name order). Their tests keep apart by their own visitors
+# and staff names.
 FAMILIES = {
     "tests/e2e/test_console_stories.py": "tests/e2e/test_console.py",
     "tests/e2e/test_console_handles.py": "tests/e2e/test_console.py",
     "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_production.py": "tests/e2e/test_publish.py",
+    "tests/e2e/test_booking_abuse.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_conversation_ids.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_e2e_booking.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_privacy.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_security.py": "tests/e2e/test_e2e.py",
 }
 
 

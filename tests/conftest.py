@@ -71,8 +71,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileSche
     return LongestFirst(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
-# Every stack this process started: the module that started it, with a console or not, and the
-# seconds until it answered. `make test` ends with the count (the workers' lists are gathered).
+# Every stack this process started: the module that started it, with a console or not, the
+# seconds until it answered and the seconds it took to stop. `make test` ends with the count
+# (the workers' lists are gathered).
 STACK_STARTS: list[dict[str, Any]] = []
 
 
@@ -90,13 +91,32 @@ def timed(start: Callable[..., Stack]) -> Callable[..., Stack]:
                     "module": os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[0],
                     "console": bool(self.config.console_port),
                     "seconds": round(time.monotonic() - began, 1),
+                    "stop": 0.0,
                 }
             )
+            self._started_record = STACK_STARTS[-1]  # type: ignore[attr-defined]
+
+    return record
+
+
+def timed_stop(stop: Callable[..., None]) -> Callable[..., None]:
+    """Stack.stop, adding its seconds to the start it ends."""
+
+    @functools.wraps(stop)
+    def record(self: Stack) -> None:
+        began = time.monotonic()
+        try:
+            stop(self)
+        finally:
+            started = getattr(self, "_started_record", None)
+            if started is not None:
+                started["stop"] = round(started["stop"] + time.monotonic() - began, 1)
 
     return record
 
 
 Stack.start = timed(Stack.start)  # type: ignore[method-assign]
+Stack.stop = timed_stop(Stack.stop)  # type: ignore[method-assign]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -114,16 +134,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How many stacks (each a Rasa server and an action server) the run started, and their wait."""
     if not STACK_STARTS or hasattr(terminalreporter.config, "workeroutput"):
         return
-    by_module: dict[str, list[float]] = {}
+    by_module: dict[str, list[dict[str, Any]]] = {}
     for start in STACK_STARTS:
-        by_module.setdefault(start["module"], []).append(start["seconds"])
-    total = sum(start["seconds"] for start in STACK_STARTS)
+        by_module.setdefault(start["module"], []).append(start)
+    started = sum(start["seconds"] for start in STACK_STARTS)
+    stopped = sum(start["stop"] for start in STACK_STARTS)
     consoles = sum(start["console"] for start in STACK_STARTS)
     write = terminalreporter.write_line
     terminalreporter.section("servers started")
-    write(f"{len(STACK_STARTS)} stacks (Rasa servers; {consoles} with a console), {total:.0f} s until ready")
-    for module, seconds in sorted(by_module.items(), key=lambda item: -sum(item[1])):
-        write(f"{sum(seconds):7.0f} s  {len(seconds)} x  {module}")
+    write(
+        f"{len(STACK_STARTS)} stacks (a Rasa server each; {consoles} with a console): "
+        f"{started:.0f} s until ready, {stopped:.0f} s stopping"
+    )
+    for module, starts in sorted(by_module.items(), key=lambda item: -sum(s["seconds"] for s in item[1])):
+        ready, stop = sum(s["seconds"] for s in starts), sum(s["stop"] for s in starts)
+        write(f"{ready:6.0f} s ready {stop:5.0f} s stop  {len(starts)} x  {module}")
 
 
 @pytest.fixture(scope="session")

@@ -75,13 +75,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileSche
 # seconds until it answered and the seconds it took to stop. `make test` ends with the count
 # (the workers' lists are gathered).
 STACK_STARTS: list[dict[str, Any]] = []
+# How long a test stack may take to answer unless the test says otherwise (the launcher's own 180 s
+# is for `make run`): a stack shared by a family fails every test of the family if its start does,
+# and a Rasa server took over 180 s to start on 2 cores shared with 6 other test runs.
+START_TIMEOUT_S = 360.0
 
 
 def timed(start: Callable[..., Stack]) -> Callable[..., Stack]:
-    """Stack.start, recording each start in STACK_STARTS."""
+    """Stack.start, recording each start in STACK_STARTS (with START_TIMEOUT_S unless given)."""
 
     @functools.wraps(start)
     def record(self: Stack, *args: Any, **kwargs: Any) -> Stack:
+        if not args and "timeout" not in kwargs:
+            kwargs["timeout"] = START_TIMEOUT_S
         began = time.monotonic()
         try:
             return start(self, *args, **kwargs)

@@ -143,9 +143,24 @@ def running_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
 
 
+def as_copied(root: Path) -> None:
+    """Put the project copy back as project_copy made it: the staff's commits and files since, gone.
+
+    Each module that shares the console's stack edits the project from the same start, as it did
+    with a stack of its own (answers reworded, clinic details changed, stories saved by another
+    module are not there). The servers read the files at each request.
+    """
+    first = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.split()[0]
+    for command in (["reset", "-q", "--hard", first], ["clean", "-qfd"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def site(console_stack: Site) -> Site:
-    """The console's stack this test run shares (tests/e2e/conftest.py)."""
+    """The console's stack this test run shares (tests/e2e/conftest.py), its project as copied."""
+    as_copied(console_stack.root)
     return console_stack
 
 

@@ -164,7 +164,7 @@ restore: install  ## restore a backup, servers stopped: make restore FILE=var/ba
 # waits on servers and browsers as much as it computes. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=10
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15
 
 test-fast: install  ## the edit loop: unit tests and data checks (no servers, no training)
 	$(PY) -m pytest tests/unit

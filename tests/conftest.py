@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +23,38 @@ from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_con
 LONGEST_MODULES = [
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console.py",
-    "tests/e2e/test_console_stories.py",
-    "tests/e2e/test_production.py",
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_live_chat.py",
     "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
 ]
+# Module families that share one session-wide stack (`live` below; tests/e2e/conftest.py:
+# `console_stack`, and `production`): each family is handed to one worker as a whole, named by one
+# of its modules, so its stack starts once per run instead of once per module or worker (a module's
+# tests run in file order, the modules in name order). Their tests keep apart by their own visitors
+# and staff names.
+FAMILIES = {
+    "tests/e2e/test_console_stories.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_console_handles.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_production.py": "tests/e2e/test_publish.py",
+    "tests/e2e/test_booking_abuse.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_conversation_ids.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_e2e_booking.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_privacy.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_security.py": "tests/e2e/test_e2e.py",
+}
 
 
 class LongestFirst(LoadFileScheduling):
     """pytest-xdist's whole-file scheduling, handing out LONGEST_MODULES first."""
 
     ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        """A test's work unit: its module, or the family (FAMILIES) the module belongs to."""
+        module = super()._split_scope(nodeid)
+        return FAMILIES.get(module, module)
 
     def _assign_work_unit(self, node: Any) -> None:
         if not self.ordered:
@@ -47,6 +69,92 @@ class LongestFirst(LoadFileScheduling):
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
     """`make test`'s `--dist loadfile`: the longest modules first, so the workers finish together."""
     return LongestFirst(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+# Every stack this process started: the module that started it, with a console or not, the
+# seconds until it answered and the seconds it took to stop. `make test` ends with the count
+# (the workers' lists are gathered).
+STACK_STARTS: list[dict[str, Any]] = []
+# How long a test stack may take to answer unless the test says otherwise (the launcher's own 180 s
+# is for `make run`): a stack shared by a family fails every test of the family if its start does,
+# and a Rasa server took over 180 s to start on 2 cores shared with 6 other test runs.
+START_TIMEOUT_S = 360.0
+
+
+def timed(start: Callable[..., Stack]) -> Callable[..., Stack]:
+    """Stack.start, recording each start in STACK_STARTS (with START_TIMEOUT_S unless given)."""
+
+    @functools.wraps(start)
+    def record(self: Stack, *args: Any, **kwargs: Any) -> Stack:
+        if not args and "timeout" not in kwargs:
+            kwargs["timeout"] = START_TIMEOUT_S
+        began = time.monotonic()
+        try:
+            return start(self, *args, **kwargs)
+        finally:
+            STACK_STARTS.append(
+                {
+                    "module": os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[0],
+                    "console": bool(self.config.console_port),
+                    "seconds": round(time.monotonic() - began, 1),
+                    "stop": 0.0,
+                }
+            )
+            self._started_record = STACK_STARTS[-1]  # type: ignore[attr-defined]
+
+    return record
+
+
+def timed_stop(stop: Callable[..., None]) -> Callable[..., None]:
+    """Stack.stop, adding its seconds to the start it ends."""
+
+    @functools.wraps(stop)
+    def record(self: Stack) -> None:
+        began = time.monotonic()
+        try:
+            stop(self)
+        finally:
+            started = getattr(self, "_started_record", None)
+            if started is not None:
+                started["stop"] = round(started["stop"] + time.monotonic() - began, 1)
+
+    return record
+
+
+Stack.start = timed(Stack.start)  # type: ignore[method-assign]
+Stack.stop = timed_stop(Stack.stop)  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand this worker's stack starts to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["stack_starts"] = STACK_STARTS
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the controller: gather a worker's stack starts."""
+    STACK_STARTS.extend(getattr(node, "workeroutput", {}).get("stack_starts", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many stacks (each a Rasa server and an action server) the run started, and their wait."""
+    if not STACK_STARTS or hasattr(terminalreporter.config, "workeroutput"):
+        return
+    by_module: dict[str, list[dict[str, Any]]] = {}
+    for start in STACK_STARTS:
+        by_module.setdefault(start["module"], []).append(start)
+    started = sum(start["seconds"] for start in STACK_STARTS)
+    stopped = sum(start["stop"] for start in STACK_STARTS)
+    consoles = sum(start["console"] for start in STACK_STARTS)
+    write = terminalreporter.write_line
+    terminalreporter.section("servers started")
+    write(
+        f"{len(STACK_STARTS)} stacks (a Rasa server each; {consoles} with a console): "
+        f"{started:.0f} s until ready, {stopped:.0f} s stopping"
+    )
+    for module, starts in sorted(by_module.items(), key=lambda item: -sum(s["seconds"] for s in item[1])):
+        ready, stop = sum(s["seconds"] for s in starts), sum(s["stop"] for s in starts)
+        write(f"{ready:6.0f} s ready {stop:5.0f} s stop  {len(starts)} x  {module}")
 
 
 @pytest.fixture(scope="session")

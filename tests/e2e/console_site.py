@@ -3,9 +3,13 @@
 The stack is the product's own (servers/launcher.py): action server, Rasa server, the demo
 page with the chat widget and the console, each its own process, on free loopback ports,
 with a fresh SQLite database. The console's editing pages write to a copy of the project in a
-temporary git repository (every server reads its clinic.yml), never to the real files. Staff
-accounts are made with the staff command (clinic-staff-user), as a clinic would. A module
-that imports the fixtures (site, playwright, browser, staff) gets its own stack.
+temporary git repository (every server reads its clinic.yml), never to the real files. The
+stack is started once per test run (`console_stack` in tests/e2e/conftest.py) and shared by
+the modules that import the fixtures (site, staff): the console's family in tests/conftest.py
+FAMILIES, which one worker runs in a row. Their tests keep apart by their own visitors and
+staff names, and count what changed rather than what is there. The first staff accounts are
+made through the service (staff/service/accounts.py); tests that add one later use the staff
+command (clinic-staff-user), as a clinic would (add_user).
 
 Admins sign in with a code from an authenticator app: the first time one signs in, the
 sign-in helper sets the app up from the page (the key it shows for typing) and keeps the
@@ -19,6 +23,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
+from staff.service import accounts, db
 from tests.helpers import AXE, METRICS_TOKEN, Chat, project_copy, squash
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.two_factor import next_code, secret_from_page
@@ -89,8 +95,9 @@ class Site:
     smtp_port: int = 0  # the console sends e-mail here (tests/mail.py listens when a test wants it); 0: none
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@contextmanager
+def running_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Start the console's stack with USERS' accounts; stop it afterwards."""
     if not AXE.is_file():
         pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
     tmp = tmp_path_factory.mktemp("console")
@@ -121,8 +128,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         },
     )
     with (tmp / "servers.log").open("w") as log, Stack(config, log) as stack:
+        engine = db.engine(config.database_url)
         for name, role in USERS.items():
-            add_user(config.database_url, name, role)
+            accounts.create_user(engine, name, role, PASSWORD)
+        engine.dispose()
         yield Site(
             stack,
             config.console_url or "",
@@ -132,6 +141,27 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             Chat(config.rasa_url),
             smtp_port,
         )
+
+
+def as_copied(root: Path) -> None:
+    """Put the project copy back as project_copy made it: the staff's commits and files since, gone.
+
+    Each module that shares the console's stack edits the project from the same start, as it did
+    with a stack of its own (answers reworded, clinic details changed, stories saved by another
+    module are not there). The servers read the files at each request.
+    """
+    first = subprocess.run(
+        ["git", "rev-list", "--max-parents=0", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.split()[0]
+    for command in (["reset", "-q", "--hard", first], ["clean", "-qfd"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def site(console_stack: Site) -> Site:
+    """The console's stack this test run shares (tests/e2e/conftest.py), its project as copied."""
+    as_copied(console_stack.root)
+    return console_stack
 
 
 class Staff:

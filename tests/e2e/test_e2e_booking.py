@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from actions.booking.store import get_store
 from common.clinic import load_settings
+from common.records.bookings import get_store
 from staff.service import bookings as reception
 from tests.helpers import ISSUED_IDS, LiveAssistant, json_log_lines, read_metrics
 

@@ -11,10 +11,7 @@ after-hours and nobody-took-it paths ending in a callback request stored for the
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,8 +24,9 @@ import sqlalchemy as sa
 import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from common.paths import CLINIC_YML, PROJECT_ROOT
+from common.paths import CLINIC_YML
 from servers.launcher import Stack, StackConfig, free_port
+from staff.service import accounts, db
 from tests import screenshots
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import (
@@ -105,21 +103,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     log_path = tmp / "servers.log"
     with log_path.open("w") as log, Stack(config, log) as stack:
+        engine = db.engine(config.database_url)  # the command (clinic-staff-user) is tested elsewhere
         for name, role in USERS.items():
-            added = subprocess.run(
-                [
-                    sys.executable,
-                    *("-m", "staff.commands.users"),  # this checkout's command (clinic-staff-user)
-                    *("add", name, "--role", role, "--password-stdin"),
-                ],
-                input=PASSWORD + "\n",
-                text=True,
-                capture_output=True,
-                env={**os.environ, "DATABASE_URL": config.database_url},
-                cwd=PROJECT_ROOT,
-                timeout=60,
-            )
-            assert added.returncode == 0, added.stdout + added.stderr
+            accounts.create_user(engine, name, role, PASSWORD)
+        engine.dispose()
         urls = (config.web_url or "", config.console_url or "")
         yield Site(stack, *urls, config.database_url, clinic_yml, log_path)
 

@@ -1,9 +1,9 @@
 """Personal data never becomes training data or history, and erasure reaches every copy (issue 20).
 
-Real servers on loopback (SQLite) hold real conversations; the console's services work on a
-git copy of the project, as the console does. The last test goes through every path that
-writes to the data for one visitor, erases that person, then searches the repository's
-whole history and every table of the database for their words.
+Real servers on loopback (SQLite: the run's shared `live` stack) hold real conversations; the
+console's services work on a git copy of the project, as the console does. The last test goes
+through every path that writes to the data for one visitor, erases that person, then searches
+the repository's whole history and every table of the database for their words.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from common.clinic import load_settings
-from servers.launcher import Stack
 from staff.service import bookings as booking_service
 from staff.service import db, inbox, numbers, review, stories
 from staff.service.validate import normalise
-from tests.helpers import LiveAssistant, open_day, project_copy, stack_config
+from tests.helpers import LiveAssistant, open_day, project_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +31,9 @@ SCAR = "acne scar on my left cheek, about 2 years old"
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]:
-    tmp = tmp_path_factory.mktemp("privacy")
-    log_path = tmp / "servers.log"
-    with log_path.open("w") as log, Stack(stack_config(tmp), log) as stack:
-        yield LiveAssistant(stack, log_path)
+def servers(live: LiveAssistant) -> LiveAssistant:
+    """The servers this test run shares (tests/conftest.py `live`): each test has visitors of its own."""
+    return live
 
 
 @pytest.fixture

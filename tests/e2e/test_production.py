@@ -6,6 +6,7 @@ B); the request lands in PostgreSQL. Messages sent to both servers at once are t
 (Redis locks), never interleaved. The flood limit is counted once for both servers (Redis);
 erasure, by the visitor and by staff, is checked in PostgreSQL; and while PostgreSQL is down
 both servers say so (503 and an apology with the phone number) and recover when it is back.
+The stack is shared with test_publish.py's production test (tests/e2e/production_site.py).
 """
 
 from __future__ import annotations
@@ -18,27 +19,22 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import redis
 import socketio
 import sqlalchemy as sa
-import yaml
 
 from common import settings
-from common.clinic import load_settings
-from common.paths import CLINIC_YML
 from common.records import live_chat
-from devtools.services import PostgresServer, RedisServer, production_configs
+from devtools.services import PostgresServer, RedisServer
 from servers.launcher import Stack
-from tests.helpers import METRICS_TOKEN, Chat, json_log_lines, open_day, read_metrics
+from tests.e2e.production_site import Production
+from tests.helpers import Chat, json_log_lines, open_day, read_metrics
 
 pytestmark = pytest.mark.e2e
-ALL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class Cluster:
@@ -67,26 +63,12 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("production")
-    log_path = tmp / "servers.log"
-    with ExitStack() as running, log_path.open("w") as log:
-        postgres = running.enter_context(PostgresServer())
-        lock_store = running.enter_context(RedisServer())
-        # The clinic's details, with live chat open at any hour (the live chat test needs it).
-        clinic = yaml.safe_load(CLINIC_YML.read_text(encoding="utf-8"))
-        clinic.update(opening_hours={day: "00:00-23:59" for day in ALL_DAYS}, closed_dates=[])
-        (tmp / "clinic.yml").write_text(yaml.safe_dump(clinic), encoding="utf-8")
-        stacks = [
-            running.enter_context(Stack(config, log))
-            for config in production_configs(
-                postgres, lock_store, 2, CLINIC_SETTINGS=str(tmp / "clinic.yml"), METRICS_TOKEN=METRICS_TOKEN
-            )
-        ]
-        cluster = Cluster(postgres, lock_store, [Chat(stack.config.rasa_url) for stack in stacks], stacks)
-        cluster.log_path = log_path
-        cluster.clinic_hours = load_settings(tmp / "clinic.yml").hours  # what these servers state
-        yield cluster
+def cluster(production: Production) -> Cluster:
+    """The production profile's stack this test run shares (tests/e2e/production_site.py)."""
+    cluster = Cluster(production.postgres, production.redis, production.chats, production.stacks)
+    cluster.log_path = production.log_path
+    cluster.clinic_hours = production.clinic_hours  # what these servers state
+    return cluster
 
 
 def test_a_booking_alternating_between_two_servers_stays_coherent(cluster: Cluster, expected) -> None:

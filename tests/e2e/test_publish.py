@@ -30,7 +30,6 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,15 +40,14 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from common.settings import MODEL_LOAD_SECONDS
-from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db
 from tests.e2e.console_site import LAPTOP, PASSWORD, Staff
-from tests.helpers import AXE, Chat, axe_violations, project_copy, squash
+from tests.e2e.production_site import PULL_SECONDS, ZONE, Production, PublishProject, console_env
+from tests.helpers import AXE, Chat, axe_violations, squash
 
 pytestmark = pytest.mark.e2e
 
-PULL_SECONDS = 2
 TRAINING_TIMEOUT_MS = 15 * 60 * 1000  # a busy 2-core machine: training ~70 s alone, far more shared
 LIVE_TIMEOUT_S = PULL_SECONDS + MODEL_LOAD_SECONDS + 60  # past the promise: a late model fails on it
 ASK_EVERY_S = 2  # the visitor asks again (within MAX_MESSAGES_PER_MINUTE, 30)
@@ -59,7 +57,6 @@ NEW = "and the skin repairs itself naturally."
 USERS = {"anna": "admin", "eddie": "editor"}
 # What the pages promise: one pull, then loading the model (common/settings.py).
 REACH_SECONDS = PULL_SECONDS + MODEL_LOAD_SECONDS
-ZONE = "America/New_York"  # the clinic's time zone in this module: never UTC, so a UTC time shows
 TITLE = "What is Scar Relaxation?"  # the title of the reworded answer's topic
 # Internals no staff page may show (as the crawl of issue 21), and UTC times.
 INTERNALS = re.compile(r"utter_|faq/|action_|make |\.yml|\b[0-9a-f]{7,}\b|\bUTC\b|^/[a-z_]+$", re.M)
@@ -89,29 +86,12 @@ class Site:
     environment: dict[str, str]
 
 
-def console_env(root: Path, store: Path) -> dict[str, str]:
-    """What every console and Rasa server of this module shares: the project copy, the store, the pulls."""
-    return {
-        "STAFF_SECRET_KEY": "test-only-console-key-" + "p" * 20,
-        "CLINIC_SETTINGS": str(root / "clinic.yml"),
-        "MODEL_PULL_SECONDS": str(PULL_SECONDS),
-        "MODEL_STORE_DIR": str(store),
-    }
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, publish_project: PublishProject) -> Iterator[Site]:
     if not AXE.is_file():
         pytest.fail(f"axe-core is not installed ({AXE}): run `npm ci` in web/.")
-    tmp = tmp_path_factory.mktemp("publish")
-    root = project_copy(tmp / "project")
-    clinic = root / "clinic.yml"
-    clinic.write_text(
-        clinic.read_text(encoding="utf-8").replace('timezone: "Europe/London"', f'timezone: "{ZONE}"'),
-        encoding="utf-8",
-    )
-    git(root, "commit", "-qam", "The clinic is in New York")
-    store = tmp / "models"
+    tmp = tmp_path_factory.mktemp("publish-local")
+    root, store = publish_project.root, publish_project.store  # the production console's too
     config = StackConfig(
         rasa_port=free_port(),
         action_port=free_port(),
@@ -431,48 +411,38 @@ def test_an_answer_the_document_does_not_support_is_refused_before_training(staf
         git(site.root, "commit", "-qam", "Without the claim")
 
 
-def test_publishing_on_two_production_servers(staff, site: Site, tmp_path: Path) -> None:
-    """The production profile: PostgreSQL, Redis, two Rasa servers pulling from the console."""
-    token = secrets.token_urlsafe(32)
-    console_port = free_port()
-    shared = {
-        **console_env(site.root, site.store),
-        "MODEL_SERVER_TOKEN": token,
-        "MODEL_SERVER_URL": f"http://127.0.0.1:{console_port}/models/live.tar.gz",
-        "STAFF_HTTPS": "0",  # loopback, no proxy in the test
-    }
-    with ExitStack() as running, (tmp_path / "servers.log").open("w") as log:
-        postgres = running.enter_context(PostgresServer())
-        redis_server = running.enter_context(RedisServer())
-        configs = production_configs(postgres, redis_server, 2, **shared)
-        configs[0].console_port, configs[0].console_root = console_port, site.root
-        stacks = [running.enter_context(Stack(config, log)) for config in configs]
-        for name, role in USERS.items():
-            accounts.create_user(db.engine(postgres.url), name, role, PASSWORD)
-        chats = [Chat(stack.config.rasa_url) for stack in stacks]
-        visitor = f"production-{secrets.token_hex(3)}"
-        assert OLD in answer_of(chats[0], visitor) and OLD in answer_of(chats[1], visitor)
+def test_publishing_on_two_production_servers(staff, site: Site, production: Production) -> None:
+    """The production profile: PostgreSQL, Redis, two Rasa servers pulling from the console.
 
-        production = Site(
-            stacks[0],
-            f"http://127.0.0.1:{console_port}",
-            site.root,
-            site.store,
-            postgres.url,
-            chats[0],
-            stacks[0].environment,
-        )
-        admin = staff(production)
-        admin.sign_in("anna")
-        outcome = check_and_train(admin).locator("#run-outcome")
-        assert "Ready to publish" in outcome.inner_text()
-        admin.page.get_by_role("button", name="Publish training").click()
-        admin.page.get_by_role("button", name="Yes, publish training").click()
-        assert "Published" in admin.flash()
-        started = time.monotonic()
-        for chat in chats:  # each server on its own
-            wait_for_answer([chat], visitor, NEW)
-        RUN["two_servers_seconds"] = f"{time.monotonic() - started:.0f}"
-        replies = [answer_of(chats[i % 2], visitor) for i in range(4)]  # alternating: both stay on it
-        assert all(NEW in reply for reply in replies)
-        print(f"\ntimes (s): {RUN}")
+    The stack is test_production.py's (tests/e2e/production_site.py); its console edits this
+    module's project and keeps models in its store, so the training above is reused, not repeated.
+    """
+    for name, role in USERS.items():
+        accounts.create_user(db.engine(production.database_url), name, role, PASSWORD)
+    chats = production.chats
+    visitor = f"production-{secrets.token_hex(3)}"
+    assert OLD in answer_of(chats[0], visitor) and OLD in answer_of(chats[1], visitor)
+
+    on_production = Site(
+        production.stacks[0],
+        production.console,
+        site.root,
+        site.store,
+        production.database_url,
+        chats[0],
+        production.stacks[0].environment,
+    )
+    admin = staff(on_production)
+    admin.sign_in("anna")
+    outcome = check_and_train(admin).locator("#run-outcome")
+    assert "Ready to publish" in outcome.inner_text()
+    admin.page.get_by_role("button", name="Publish training").click()
+    admin.page.get_by_role("button", name="Yes, publish training").click()
+    assert "Published" in admin.flash()
+    started = time.monotonic()
+    for chat in chats:  # each server on its own
+        wait_for_answer([chat], visitor, NEW)
+    RUN["two_servers_seconds"] = f"{time.monotonic() - started:.0f}"
+    replies = [answer_of(chats[i % 2], visitor) for i in range(4)]  # alternating: both stay on it
+    assert all(NEW in reply for reply in replies)
+    print(f"\ntimes (s): {RUN}")

@@ -17,7 +17,7 @@ from rasa.shared.nlu.training_data.loading import load_data
 from common.domain import load_domain
 from common.paths import DATA_DIR, HELDOUT_DIR, HELDOUT_FIRST_TURN_PATTERN, PROJECT_ROOT
 from devtools.bench.conversations import first_turn_sets
-from staff.train import INPUT_GLOBS, train_command
+from staff.service.train import INPUT_GLOBS, train_command
 
 SETS = sorted(HELDOUT_DIR.glob(HELDOUT_FIRST_TURN_PATTERN))
 WRITTEN_2026_12_05 = HELDOUT_DIR / "first_turns_2026-12-05.yml"
@@ -50,7 +50,7 @@ def test_no_question_of_the_set_is_a_training_example(path: Path) -> None:
 
 
 def test_the_trainer_does_not_read_the_sets_and_the_bench_does() -> None:
-    """Training reads config, domain, data/ and the pipeline's files (staff/train.py); not tests/."""
+    """Training reads config, domain, data/ and the pipeline's files (staff/service/train.py); not tests/."""
     read_by_training = {path.resolve() for pattern in INPUT_GLOBS for path in PROJECT_ROOT.glob(pattern)}
     assert SETS and not read_by_training & {path.resolve() for path in SETS}
     data = train_command(PROJECT_ROOT, PROJECT_ROOT / "models", "model")

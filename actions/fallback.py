@@ -1,7 +1,7 @@
 """Low confidence: a follow-up read in context, else the closest topics ("did you mean"), then the team.
 
 Before offering topics, the first stage checks whether the unclear message leans on the last
-answer ("why does it happen?" after "what is PIH?"). If it does and actions/followup.py can
+answer ("why does it happen?" after "what is PIH?"). If it does and common/followup.py can
 say what it asks, that answer is given (or "I don't have that information" for pain, price and
 the like) and the fallback ends there. Without an earlier answer nothing changes, so a first
 message is never guessed.
@@ -53,7 +53,7 @@ def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
     """Ask to rephrase; the second time in a row, offer the clinic's team instead (True)."""
     if misunderstood_last_turn(tracker):
         dispatcher.utter_message(response="utter_still_not_understood")
-        offer(dispatcher, tracker)
+        offer(dispatcher, tracker, notify=False)  # key-mashing is not a visitor asking for a person
         return True
     dispatcher.utter_message(response="utter_ask_rephrase")
     return False

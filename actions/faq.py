@@ -1,7 +1,7 @@
 """Answering FAQ questions, whether typed, chosen with a topic button, or referring back.
 
 Each answer remembers its topic (slot `last_topic`), so that a follow-up such as "will it help
-with that?" is understood in its context (actions/followup.py). Now and then an answer carries
+with that?" is understood in its context (common/followup.py). Now and then an answer carries
 two buttons asking whether it helped (FEEDBACK_EVERY): "no" asks what was missing, and the
 visitor's next message is that explanation (the form `feedback_form`, whose question is
 `utter_ask_feedback_missing`), kept in the conversation for the staff's unanswered-questions inbox.
@@ -47,7 +47,24 @@ async def answer(
     buttons = feedback_buttons(domain) if due else None
     source = await source_of(domain, response_name(key))
     dispatcher.utter_message(response=response_name(key), buttons=buttons, json_message=source)
+    if needs_note(typed_question(tracker), key):  # about the visitor's own scar: a clinician assesses it
+        dispatcher.utter_message(response=NOTE)
     return [SlotSet(LAST_TOPIC_SLOT, key), SlotSet(ANSWERS_SLOT, count)]
+
+
+def typed_question(tracker: Tracker) -> str:
+    """What the visitor typed for this answer: their message, or before a button they pressed.
+
+    A "Did you mean...?" button's message is the topic's payload ("/faq..."), so the question
+    the visitor typed is the one before it; only those two messages are looked at.
+    """
+    said = [event for event in tracker.events if event.get("event") == "user"][-2:]
+    said = said or [tracker.latest_message]
+    for event in reversed(said):
+        text = str(event.get("text") or "")
+        if not text.startswith("/"):
+            return text
+    return ""
 
 
 class ActionAnswerFaq(Action):
@@ -70,10 +87,7 @@ class ActionAnswerFaq(Action):
         if not key:
             dispatcher.utter_message(response="utter_default")
             return []
-        events = await answer(dispatcher, tracker, domain, key)
-        if needs_note(str(tracker.latest_message.get("text") or ""), key):
-            dispatcher.utter_message(response=NOTE)
-        return events
+        return await answer(dispatcher, tracker, domain, key)
 
 
 class ActionAnswerFollowup(Action):

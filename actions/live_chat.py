@@ -101,15 +101,20 @@ def unavailable(dispatcher: CollectingDispatcher, clinic: ClinicSettings, moment
     )
 
 
-def offer(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
-    """Offer a live chat if someone can take it now, else offer to leave a message."""
+def offer(dispatcher: CollectingDispatcher, tracker: Tracker, notify: bool = True) -> None:
+    """Offer a live chat if someone can take it now, else offer to leave a message.
+
+    `notify` False: staff are not e-mailed that a visitor asked for a person (the visitor did
+    not ask: the assistant offers the team after two messages it could not read).
+    """
     clinic = load_settings()
     moment = live_chat.now()
     reach = reach_now(clinic, moment, tracker)
     if reach.offered:
         dispatcher.utter_message(response="utter_live_chat_offer")
     else:
-        tell_staff_nobody_available(reach, tracker.sender_id)
+        if notify:
+            tell_staff_nobody_available(reach, tracker.sender_id)
         unavailable(dispatcher, clinic, moment)
 
 

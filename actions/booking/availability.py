@@ -427,6 +427,12 @@ _PART_OF = (
     r"(?:the )?(?:beginning|start|middle|end|(?:first|second|latter|last|back) (?:half|part)"
     r"|(?:first|last) day) of"
 )
+# A day of a month by its number: "the 10th of the month", "on the 21st of this month", "15th next month".
+_DAY_OF_MONTH = re.compile(
+    r"\b(?:the )?(\d{1,2})(?:st|nd|rd|th)? (?:of |in )?(?:the )?(this|next|the) month\b"
+)
+# Words that exclude a day ("not Monday", "any day except Friday"): never read as that day.
+_EXCLUDING = re.compile(r"\b(?:not|except|excluding|apart from|other than|can'?t|cannot|can not)\b")
 # A part of a month: "early", "the end of", "later in", "by the end of"...
 _MONTH_PART = re.compile(
     r"\b(?:(by|before|until|till|no later than) )?(?:(?:sometime|some time|any ?time|at|in|around|about"
@@ -471,6 +477,17 @@ def _take_month_period(text: str, reading: _Reading, today: date) -> str:
     "The month" is this one; once the part meant has passed ("mid-month" on the 28th), the
     next month's. "This month" is always this one, so a part of it that is over is refused.
     """
+    numbered = _DAY_OF_MONTH.search(text)
+    if numbered:  # "the 10th of the month", "15th next month": that one day
+        number, which = int(numbered.group(1)), numbered.group(2)
+        for step in (0, 1):
+            first = _month_of(which, None, today, step)
+            if not 1 <= number <= calendar.monthrange(first.year, first.month)[1]:
+                raise NotUnderstood(text)
+            if which != "the" or first.replace(day=number) > today:
+                break
+        reading.earliest, reading.exact = first.replace(day=number), True
+        return text.replace(numbered.group(0), " ")
     ordinal_day = re.search(
         r"\b(?:the )?" + _ORDINAL + " " + _DAY + r" (?:of|in) (?:the )?" + _WHICH_MONTH, text
     )
@@ -643,6 +660,8 @@ def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
     if _FLEXIBLE.search(rest):
         reading.flexible = True
         rest = _FLEXIBLE.sub(" ", rest)
+    if _EXCLUDING.search(rest):  # the visitor names what does not suit: asked again, never booked
+        raise NotUnderstood(text)
     rest = _take_weekdays(rest, reading, today)
     rest = _take_period(rest, reading, today)
     if reading.earliest is None:

@@ -58,7 +58,7 @@ def effective_label(parse: dict[str, Any]) -> str:
     """The label the visitor effectively gets: `faq/<answer key>` for FAQs, else the intent.
 
     A follow-up (`faq_followup`) is resolved as at the start of a conversation, with no earlier
-    answer (actions/followup.py): the topic it gets, "I don't have that information", or a
+    answer (common/followup.py): the topic it gets, "I don't have that information", or a
     request to rephrase (counted as the fallback).
     """
     intent = parse["intent"]["name"]

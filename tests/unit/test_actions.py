@@ -248,6 +248,28 @@ def test_the_second_misunderstanding_in_a_row_offers_the_team(
     assert [m["response"] for m in dispatcher.messages] == expected
 
 
+def test_two_misunderstandings_offer_the_team_without_e_mailing_staff(
+    domain: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody on Live in live-chat hours: the offer is made, but no "asked for a person" e-mail."""
+    from actions import fallback
+    from actions import live_chat as actions_live_chat
+    from common.records import live_chat
+
+    told: list[str] = []
+    nobody = live_chat.Reach(False, live_chat.NOBODY_AVAILABLE)
+    monkeypatch.setattr(actions_live_chat, "reach_now", lambda *_: nobody)
+    monkeypatch.setattr(actions_live_chat, "tell_staff_nobody_available", lambda _, who: told.append(who))
+    events = [said("what is it"), ACTED, replied("utter_ask_rephrase"), LISTEN, said("qwrtzp")]
+    message = {"text": "qwrtzp", "intent": {"name": "unclear", "confidence": 0.9}}
+    state = Tracker("visitor", {}, message, events, False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    assert fallback.not_understood(dispatcher, state)
+    assert dispatcher.messages[0]["response"] == "utter_still_not_understood" and told == []
+    actions_live_chat.offer(CollectingDispatcher(), state)  # a visitor who asked: staff are told
+    assert told == ["visitor"]
+
+
 def typed_about(key: str, text: str) -> dict[str, Any]:
     """A typed FAQ question with these words, answered by topic `key`."""
     return {**typed_faq(key), "text": text}
@@ -285,6 +307,22 @@ def test_a_question_about_the_own_scar_gets_the_answer_then_the_clinician_note(
 def test_other_questions_get_the_answer_alone(key: str, text: str, domain: dict[str, Any]) -> None:
     sent, _ = run(ActionAnswerFaq(), typed_about(key, text), domain)
     assert [m["response"] for m in sent] == [f"utter_faq/{key}"]
+
+
+def test_the_clinician_note_follows_a_did_you_mean_topic_the_visitor_picked(domain: dict[str, Any]) -> None:
+    """The visitor typed about their own scar, got "Did you mean...?" and pressed the topic's button."""
+    button = '/faq{"faq_topic":"benefits"}'
+    events = [said("my scar is dark brown, would the needling help it"), LISTEN, said(button)]
+    dispatcher = CollectingDispatcher()
+    state = Tracker("visitor", {}, typed_about("benefits", button), events, False, None, {}, "action_listen")
+    asyncio.run(ActionAnswerFaq().run(dispatcher, state, domain))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_faq/benefits", "utter_own_scar_note"]
+    # A topic button pressed later in the conversation, after another question, gets no note.
+    events = [said("my scar is dark brown, would the needling help it"), said("where are you"), said(button)]
+    dispatcher = CollectingDispatcher()
+    state = Tracker("visitor", {}, typed_about("benefits", button), events, False, None, {}, "action_listen")
+    asyncio.run(ActionAnswerFaq().run(dispatcher, state, domain))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_faq/benefits"]
 
 
 def test_the_answers_without_the_note_already_offer_a_consultation(domain: dict[str, Any]) -> None:

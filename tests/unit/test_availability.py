@@ -256,6 +256,39 @@ def test_periods_relative_to_the_month_are_the_clinics_open_days_in_them(
 
 
 @pytest.mark.parametrize(
+    "typed, first",
+    [
+        ("the 10th of the month", "2026-12-10"),
+        ("on the 21st of this month", "2026-12-21"),
+        ("15th next month", "2027-01-15"),
+        ("the 5th of next month", "2027-01-05"),
+        ("the 2nd of the month", "2027-01-02"),  # "the month"'s 2nd is over: next month's
+    ],
+)
+def test_a_day_of_the_month_named_by_its_number_is_that_day(typed: str, first: str) -> None:
+    """Never the whole month: the visitor named one day."""
+    availability = parse_availability(typed, SETTINGS, NOW)
+    assert (availability.earliest, availability.latest) == (day(first), None)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "not monday",
+        "any day except friday",
+        "whenever, just not next week",
+        "doesn't matter as long as it's not a friday",
+        "anything apart from tuesday",
+        "any day other than the 10th",
+    ],
+)
+def test_a_day_the_visitor_cannot_do_is_not_taken_as_the_day_they_want(typed: str) -> None:
+    """A day named as not suiting ("not Monday") is never booked: the question is asked again."""
+    with pytest.raises(NotUnderstood):
+        parse_availability(typed, SETTINGS, NOW)
+
+
+@pytest.mark.parametrize(
     "typed, now, first, last",
     [
         # The last evening of November: "the month" is over, so it is December's end that suits.

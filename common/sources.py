@@ -47,7 +47,7 @@ def support(answer: str) -> tuple[str, ...]:
                 _support[answer] = checker().support(answer)
             except Exception as error:  # no source, but the answer still goes out
                 logger.error("Could not find where an answer comes from: %s", type(error).__name__)
-                return ()
+                _support[answer] = ()  # not tried again on every message (a restart tries again)
         return _support[answer]
 
 

@@ -113,3 +113,18 @@ def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> 
     )
     domain["responses"][name] = [{"text": reworded + " It is painless and works after 2 sessions."}]
     assert asyncio.run(sources.source_of(domain, name)) is None  # no button rather than a wrong source
+
+
+def test_a_failing_source_lookup_is_tried_once_not_on_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken encoder costs the source, once: later answers do not wait on it again under the lock."""
+    calls: list[int] = []
+
+    def broken() -> Checker:
+        calls.append(1)
+        raise OSError("encoder files missing")
+
+    monkeypatch.setattr(sources, "checker", broken)
+    monkeypatch.setattr(sources, "_support", {})
+    assert sources.support("It is not surgery.") == ()
+    assert sources.support("It is not surgery.") == ()
+    assert calls == [1]

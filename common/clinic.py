@@ -93,6 +93,8 @@ class ClinicSettings:
     live_chat_max_waiting: int = 5
     # When staff who chose it get the day's e-mail summary (HH:MM, the clinic's time zone).
     daily_summary_time: str = "08:00"
+    # The clinic's document as visitors see it named under "Where is this from?".
+    document_title: str = "The clinic's treatment information"
 
     @property
     def hours(self) -> str:

@@ -19,15 +19,15 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from common.clinic import load_settings
 from common.grounding import Checker, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
 from common.paths import APPROVED_WORDING, DOCUMENT
 
 logger = logging.getLogger(__name__)
 
-# The custom payload's key, and the document's name as visitors see it.
+# The custom payload's key (the document's name as visitors see it is clinic.yml's document_title).
 SOURCE_KEY = "source"
-DOCUMENT_TITLE = "Non-surgical Scar Revision (Scar Relaxation)"
 
 _lock = threading.Lock()  # one MiniLM encoding at a time; the cache is filled under it
 _support: dict[str, tuple[str, ...]] = {}
@@ -69,7 +69,8 @@ def warm(domain: dict[str, Any]) -> None:
 
 def payload(sentences: tuple[str, ...]) -> dict[str, Any]:
     """The custom payload of an answer with a source: the document's name and the sentences quoted."""
-    return {SOURCE_KEY: {"document": DOCUMENT_TITLE, "sentences": list(sentences)}}
+    title = load_settings().document_title
+    return {SOURCE_KEY: {"document": title, "sentences": list(sentences)}}
 
 
 async def source_of(domain: dict[str, Any], response: str) -> dict[str, Any] | None:

@@ -102,7 +102,7 @@ def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> 
     domain = load_domain()
     name = "utter_faq/what_is"
     before = asyncio.run(sources.source_of(domain, name))
-    assert before and before["source"]["document"] == sources.DOCUMENT_TITLE
+    assert before and before["source"]["document"] == "Non-surgical Scar Revision (Scar Relaxation)"
     reworded = "Melanin is the substance that gives color to the skin, and melanocytes make it."
     domain["responses"][name] = [{"text": reworded}]
     after = asyncio.run(sources.source_of(domain, name))
@@ -128,3 +128,19 @@ def test_a_failing_source_lookup_is_tried_once_not_on_every_answer(monkeypatch: 
     assert sources.support("It is not surgery.") == ()
     assert sources.support("It is not surgery.") == ()
     assert calls == [1]
+
+
+def test_the_document_is_named_as_clinic_yml_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinic that renames its document changes clinic.yml, not code: the source names it so."""
+    from common.paths import CLINIC_YML
+
+    shipped = 'document_title: "Non-surgical Scar Revision (Scar Relaxation)"'
+    renamed = 'document_title: "Our scar treatment guide"'
+    text = CLINIC_YML.read_text(encoding="utf-8").replace(shipped, renamed)
+    assert "Our scar treatment guide" in text
+    (tmp_path / "clinic.yml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("CLINIC_SETTINGS", str(tmp_path / "clinic.yml"))
+    quoted = sources.payload(("A scar is a result of a series of wound healing steps.",))
+    assert quoted["source"]["document"] == "Our scar treatment guide"

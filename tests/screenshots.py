@@ -28,6 +28,7 @@ CHANGED_SHARE = 0.02
 SHOTS = {
     "widget-phone.png": "test_web.py: the chat's greeting on a phone",
     "widget.png": "test_web.py: the chat panel with its topic buttons",
+    "widget-source.png": "test_web.py: an answer's document sentences shown on a phone",
     "today.png": "test_console.py: an admin's Today page",
     "today-phone.png": "test_console.py: the Today page on a phone",
     "bookings.png": "test_console.py: the list of new consultation requests",

@@ -719,7 +719,7 @@ def test_where_is_this_from_quotes_the_document_on_a_phone(
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
         box = quoted.bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, "the quote is off screen"
-        page.screenshot(path=str(artifacts / "where-is-this-from.png"))
+        screenshots.take(page, "widget-source.png")
         assert visitor.axe_problems() == [], "with the document's sentences shown"
         # Not from the document: "I don't have that information" offers no source.
         assert visitor.say("how much does it cost") == [squash(expected("utter_out_of_scope"))]

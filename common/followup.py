@@ -44,7 +44,8 @@ _NOT_IN_DOCUMENT = re.compile(
 )
 _SCAR_TYPES = re.compile(
     r"\b(mastectom\w*|c-? ?section|caesarean|cesarean|(?:surgery|surgical|operation|op) scars?|reconstruction"
-    r"|knee|appendix|burns?|acne|men|man|guys?|women|woman|ladies|for me|suit\w*|right for|candidate|anyone"
+    r"|knee|appendix|hernia|hysterectom\w*|gall ?bladder|thyroid|lumpectom\w*|tummy tuck|hip replacement"
+    r"|burns?|acne|men|man|guys?|women|woman|ladies|for me|suit\w*|right for|candidate|anyone"
     r"|everyone|who)\b"
 )
 _DARKENING = re.compile(r"\b(dark\w*|pigment\w*|brown|discolou?r\w*|pih)\b")
@@ -54,15 +55,16 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
     (
         "time",
         re.compile(
-            r"\b(how long|how soon|how quick\w*|how fast|when will|until i see|till i see|before it)\b"
+            r"\b(how long|how soon|how quick\w*|how fast|when (?:will|would)|until i see|till i see|before it"
+            r"|starts? (?:to )?work\w*)\b"
         ),
     ),
     ("why", re.compile(r"\b(why|causes?|what makes|how come|reasons?|happen\w*)\b")),
     (
         "help",
         re.compile(
-            r"\b(help\w*|fix\w*|treat\w*|improv\w*|good for|do (?:anything|something) about"
-            r"|anything you can do|get rid|lighten|fade|work on|work for|better|benefits?)\b"
+            r"\b(help\w*|fix\w*|treat\w*|improv\w*|good for|do (?:anything|something) (?:about|for)"
+            r"|anything you can do|can be done|get rid|lighten|fade|work on|work for|better|benefits?)\b"
         ),
     ),
     (
@@ -76,6 +78,7 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
         "what",
         re.compile(
             r"\b(what(?:'s| is) (?:it|that|this)(?: called| exactly)?|what does (?:it|that) mean"
+            r"|what do (?:you|they|people) call"
             r"|called|meaning|exactly|same as a scar|the same as)\b"
         ),
     ),

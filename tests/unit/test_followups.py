@@ -14,7 +14,8 @@ from actions.fallback import ActionDefaultAskAffirmation
 from actions.faq import ActionAnswerFaq, ActionAnswerFollowup, ActionFeedbackReceived
 from actions.privacy import ActionWhatYouKnow, mask_contact, mask_name
 from common.followup import OUT_OF_SCOPE, refers_back, resolve
-from common.paths import HELDOUT_CONVERSATIONS
+from common.paths import DATA_DIR, HELDOUT_CONVERSATIONS
+from staff.service.evaluate import FOLLOW_UP_INTENT
 
 
 def tracker(
@@ -60,6 +61,39 @@ def button(key: str) -> dict[str, Any]:
 def test_a_follow_up_is_read_in_the_context_of_the_last_answer(
     last: str | None, follow_up: str, meant: str | None
 ) -> None:
+    assert resolve(follow_up, last) == meant
+
+
+def follow_up_examples() -> list[str]:
+    """The training examples of the follow-up intent (data/nlu/visitor.yml)."""
+    nlu = yaml.safe_load((DATA_DIR / "nlu" / "visitor.yml").read_text(encoding="utf-8"))["nlu"]
+    block = next(item["examples"] for item in nlu if item.get("intent") == FOLLOW_UP_INTENT)
+    return [line.removeprefix("- ").strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("last", ["results_time", "what_is_pih", "what_is_scar", None])
+def test_every_follow_up_the_classifier_learns_gets_an_answer(last: str | None) -> None:
+    """A message taught as a follow-up is one the resolver can read, else the visitor is asked to rephrase."""
+    examples = follow_up_examples()
+    assert len(examples) >= 20
+    assert [text for text in examples if resolve(text, last) is None] == []
+
+
+@pytest.mark.parametrize(
+    "last, follow_up, meant",
+    [
+        ("pih_causes", "can you do anything for that", "benefits"),
+        ("what_is_scar", "is there anything that can be done for it", "benefits"),
+        ("how_it_works", "when would that start working", "results_time"),
+        ("what_is_pih", "when would that start working", OUT_OF_SCOPE),
+        ("pih_causes", "what do you call that", "what_is_pih"),
+        ("results_time", "why does that take ages", "how_it_works"),
+        ("results_time", "how come it takes weeks", "how_it_works"),
+        ("how_it_works", "would it help the scar from my hernia repair", "who_for"),
+    ],
+)
+def test_help_start_and_name_follow_ups_are_read(last: str | None, follow_up: str, meant: str) -> None:
+    """Asking for help "for"/"done for" it, when it starts working, what it is called."""
     assert resolve(follow_up, last) == meant
 
 

@@ -5,9 +5,9 @@ started by the console (staff/service/models.py `launch`); writes its stage, pro
 report to the run's row, which the console's page shows. The checks are `make validate`'s;
 a candidate is trained with `make train`'s command into MODEL_STORE_DIR, named by the
 digest of the files it learns from (so when nothing it learns from changed, for instance
-only a conversation test, the model already there is reused); then the candidate and the
-live model answer the held-out questions and the candidate runs the conversation tests
-(staff/service/evaluate.py). Staff see plain words; the details are in the run's log file.
+only a conversation test, the model already there is reused; Rasa's checks are not repeated by
+`rasa train`); the live model answers the held-out questions while the candidate trains, then
+the candidate answers them and runs the conversation tests (staff/service/evaluate.py). Staff see plain words; the details are in the run's log file.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def train_candidate(
     started = time.monotonic()
     with log_path(store, run_id).open("ab") as log:
         process = subprocess.Popen(
-            train.train_command(root, store, name),
+            train.train_command(root, store, name, checked=True),  # check() just ran Rasa's
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -130,6 +130,40 @@ def judged(
     draft.write_text(json.dumps(results), encoding="utf-8")
     draft.replace(kept)
     return results
+
+
+def live_heldout(engine: sa.engine.Engine, root: Path, settings: deployment.Settings) -> threading.Thread:
+    """Ask the live model the held-out questions in the background (kept in the store by `judged`).
+
+    Started while the candidate trains, in another process: the live model's answers do not depend
+    on the candidate, and a 2-core machine has a core to spare while `rasa train` runs (mostly on
+    one), so staff no longer wait for them after the training. `compare` finds them kept; if this
+    fails, `compare` asks again (and reports what went wrong).
+    """
+
+    def work() -> None:
+        try:
+            live = service.live(engine, settings.model, settings.model_store_dir)
+            if not live.archive.is_file():
+                return
+            questions = evaluate.heldout_questions(root)
+            judged(
+                settings.model_store_dir,
+                "heldout",
+                live.archive,
+                folder_digest(root, evaluate.HELDOUT_QUESTIONS.parent),
+                lambda: {
+                    "answers": evaluate.labels(
+                        evaluate.load_agent(live.archive), [text for text, _ in questions]
+                    )
+                },
+            )
+        except Exception:
+            traceback.print_exc()
+
+    thread = threading.Thread(target=work, name="live-heldout", daemon=True)
+    thread.start()
+    return thread
 
 
 def baseline(engine: sa.engine.Engine, root: Path, live: service.Live) -> str | None:
@@ -247,6 +281,7 @@ def run(run_id: int, root: Path) -> int:
             return 0
         digest = train.inputs_digest(root)
         archive = archive_path(settings.model_store_dir, digest)
+        meanwhile = live_heldout(engine, root, settings)
         if archive.is_file():
             seconds = 0.0
             service.report_progress(
@@ -255,6 +290,7 @@ def run(run_id: int, root: Path) -> int:
         else:
             archive, seconds = train_candidate(engine, run_id, root, settings.model_store_dir, digest)
         service.record_model(engine, run_id, archive, digest, seconds)
+        meanwhile.join()
         report = compare(engine, run_id, root, archive, settings, commit)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)

@@ -339,11 +339,14 @@ def run(run_id: int, root: Path) -> int:
             except RuntimeError:
                 if not rasa.problems():  # else stopped, or failed, on data Rasa's check refuses
                     raise
-        meanwhile.join()  # its work is kept for the next run, whatever comes next
+                meanwhile.join()  # its work is kept for the next run
+                return refuse(engine, run_id, rasa.problems())
+        meanwhile.join()
+        # With a reused model, Rasa's check may still be running: it ends before the verdict.
+        report = compare(engine, run_id, root, archive, settings, commit)
         if rasa.problems():
             return refuse(engine, run_id, rasa.problems())
         service.record_model(engine, run_id, archive, digest, seconds)
-        report = compare(engine, run_id, root, archive, settings, commit)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)
         return 0

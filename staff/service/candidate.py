@@ -169,17 +169,22 @@ def judged(
     return results
 
 
-def live_heldout(engine: sa.engine.Engine, root: Path, settings: deployment.Settings) -> threading.Thread:
+def live_heldout(
+    engine: sa.engine.Engine, root: Path, settings: deployment.Settings, checked: RasaCheck
+) -> threading.Thread:
     """Ask the live model the held-out questions in the background (kept in the store by `judged`).
 
     Started while the candidate trains, in another process: the live model's answers do not depend
     on the candidate, and a 2-core machine has a core to spare while `rasa train` runs (mostly on
     one), so staff no longer wait for them after the training. `compare` finds them kept; if this
-    fails, `compare` asks again (and reports what went wrong).
+    fails, `compare` asks again (and reports what went wrong). It waits for Rasa's check first:
+    data it refuses ends the run at once, without waiting for a model to load.
     """
 
     def work() -> None:
         try:
+            if checked.problems():
+                return
             live = service.live(engine, settings.model, settings.model_store_dir)
             if not live.archive.is_file():
                 return
@@ -325,7 +330,7 @@ def run(run_id: int, root: Path) -> int:
         rasa = RasaCheck(root)  # while the candidate starts training (stopped if Rasa refuses the data)
         digest = train.inputs_digest(root)
         archive = archive_path(settings.model_store_dir, digest)
-        meanwhile = live_heldout(engine, root, settings)
+        meanwhile = live_heldout(engine, root, settings, rasa)
         if archive.is_file():
             seconds = 0.0
             service.report_progress(
@@ -339,7 +344,7 @@ def run(run_id: int, root: Path) -> int:
             except RuntimeError:
                 if not rasa.problems():  # else stopped, or failed, on data Rasa's check refuses
                     raise
-                meanwhile.join()  # its work is kept for the next run
+                meanwhile.join()  # at once: it does not start on data Rasa's check refuses
                 return refuse(engine, run_id, rasa.problems())
         meanwhile.join()
         # With a reused model, Rasa's check may still be running: it ends before the verdict.

@@ -5,8 +5,10 @@ started by the console (staff/service/models.py `launch`); writes its stage, pro
 report to the run's row, which the console's page shows. The checks are `make validate`'s;
 a candidate is trained with `make train`'s command into MODEL_STORE_DIR, named by the
 digest of the files it learns from (so when nothing it learns from changed, for instance
-only a conversation test, the model already there is reused); then the candidate and the
-live model answer the held-out questions and the candidate runs the conversation tests
+only a conversation test, the model already there is reused). Rasa's own checks (a Rasa start of
+their own) run while the candidate starts training, which they stop if they refuse the data, and
+`rasa train` does not repeat them; the live model answers the held-out questions while the
+candidate trains; then the candidate answers them and runs the conversation tests
 (staff/service/evaluate.py). Staff see plain words; the details are in the run's log file.
 """
 
@@ -51,13 +53,38 @@ def keep_alive(engine: sa.engine.Engine, run_id: int, stop: threading.Event) -> 
             )
 
 
-def check(root: Path) -> list[str]:
-    """`make validate`'s problems with the project at `root`, in plain words (empty: none)."""
-    project, problems = validate.load(root)
-    problems = problems or validate.run_checks(project)
-    if not problems:
-        problems = validate.rasa_problems(project, root)
-    return [str(problem) for problem in problems]
+class RasaCheck:
+    """Rasa's own data checks (`rasa data validate`, a process of its own) running in the background.
+
+    The project's own checks come first and are quick; Rasa's take a Rasa start (15-30 s), so they
+    run while the candidate starts training, and a training they refuse is stopped.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ran: tuple[int, str] | None = None
+        self.found: list[str] | None = None
+        self.thread = threading.Thread(target=self._run, name="rasa-check", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.ran = validate.rasa_output(self.root)
+        except Exception as error:  # reported as the check's own failure, in problems()
+            self.ran = (1, f"{type(error).__name__}: {error}")
+
+    def problems(self) -> list[str]:
+        """Rasa's problems with the project, in plain words, once its check ended (empty: none)."""
+        if self.found is None:
+            self.thread.join()
+            project, _ = validate.load(self.root)
+            found = validate.rasa_problems(project, self.root, self.ran)
+            self.found = [str(problem) for problem in found]
+        return self.found
+
+    def refused(self) -> bool:
+        """Whether the check has ended and found problems (without waiting for it)."""
+        return not self.thread.is_alive() and bool(self.problems())
 
 
 def archive_path(store: Path, digest: str) -> Path:
@@ -66,16 +93,24 @@ def archive_path(store: Path, digest: str) -> Path:
 
 
 def train_candidate(
-    engine: sa.engine.Engine, run_id: int, root: Path, store: Path, digest: str
+    engine: sa.engine.Engine,
+    run_id: int,
+    root: Path,
+    store: Path,
+    digest: str,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> tuple[Path, float]:
-    """Train the candidate, reporting progress from the last training's time; its archive and seconds."""
+    """Train the candidate, reporting progress from the last training's time; its archive and seconds.
+
+    `give_up` is asked every 2 s; when it says so the training is stopped (and RuntimeError raised).
+    """
     estimate = service.last_training_seconds(engine)
     name = f"training-{run_id}-{os.getpid()}"
     store.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log_path(store, run_id).open("ab") as log:
         process = subprocess.Popen(
-            train.train_command(root, store, name),
+            train.train_command(root, store, name, checked=True),  # check() just ran Rasa's
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -101,7 +136,9 @@ def train_candidate(
             try:
                 process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                pass
+                if give_up():
+                    process.terminate()
+                    process.wait()
     trained = store / f"{name}.tar.gz"
     if process.returncode != 0 or not trained.is_file():
         raise RuntimeError(f"rasa train ended with {process.returncode}")
@@ -130,6 +167,45 @@ def judged(
     draft.write_text(json.dumps(results), encoding="utf-8")
     draft.replace(kept)
     return results
+
+
+def live_heldout(
+    engine: sa.engine.Engine, root: Path, settings: deployment.Settings, checked: RasaCheck
+) -> threading.Thread:
+    """Ask the live model the held-out questions in the background (kept in the store by `judged`).
+
+    Started while the candidate trains, in another process: the live model's answers do not depend
+    on the candidate, and a 2-core machine has a core to spare while `rasa train` runs (mostly on
+    one), so staff no longer wait for them after the training. `compare` finds them kept; if this
+    fails, `compare` asks again (and reports what went wrong). It waits for Rasa's check first:
+    data it refuses ends the run at once, without waiting for a model to load.
+    """
+
+    def work() -> None:
+        try:
+            if checked.problems():
+                return
+            live = service.live(engine, settings.model, settings.model_store_dir)
+            if not live.archive.is_file():
+                return
+            questions = evaluate.heldout_questions(root)
+            judged(
+                settings.model_store_dir,
+                "heldout",
+                live.archive,
+                folder_digest(root, evaluate.HELDOUT_QUESTIONS.parent),
+                lambda: {
+                    "answers": evaluate.labels(
+                        evaluate.load_agent(live.archive), [text for text, _ in questions]
+                    )
+                },
+            )
+        except Exception:
+            traceback.print_exc()
+
+    thread = threading.Thread(target=work, name="live-heldout", daemon=True)
+    thread.start()
+    return thread
 
 
 def baseline(engine: sa.engine.Engine, root: Path, live: service.Live) -> str | None:
@@ -222,6 +298,22 @@ def compare(
     }
 
 
+def refuse(engine: sa.engine.Engine, run_id: int, problems: list[str]) -> int:
+    """End the run refused by the checks' problems (no model to publish); 0, the run finished."""
+    reasons = [
+        f"The checks found {len(problems)} problem(s) (such as an answer the clinic's document "
+        "does not support): nothing was trained. Fix them and check again."
+    ]
+    service.finish(
+        engine,
+        run_id,
+        service.REFUSED,
+        "The checks found problems",
+        {"problems": problems, "reasons": reasons},
+    )
+    return 0
+
+
 def run(run_id: int, root: Path) -> int:
     """Work the run to its end; 0 when it finished (published or not), 1 when it failed."""
     settings = deployment.current()
@@ -231,31 +323,35 @@ def run(run_id: int, root: Path) -> int:
     commit = blame.head(root)  # the data this run learns from (what later blame compares with)
     try:
         service.report_progress(engine, run_id, "checking", "Checking the answers and data", 3)
-        problems = check(root)
+        project, problems = validate.load(root)
+        problems = problems or validate.run_checks(project)
         if problems:
-            reasons = [
-                f"The checks found {len(problems)} problem(s) (such as an answer the clinic's document "
-                "does not support): nothing was trained. Fix them and check again."
-            ]
-            service.finish(
-                engine,
-                run_id,
-                service.REFUSED,
-                "The checks found problems",
-                {"problems": problems, "reasons": reasons},
-            )
-            return 0
+            return refuse(engine, run_id, [str(problem) for problem in problems])
+        rasa = RasaCheck(root)  # while the candidate starts training (stopped if Rasa refuses the data)
         digest = train.inputs_digest(root)
         archive = archive_path(settings.model_store_dir, digest)
+        meanwhile = live_heldout(engine, root, settings, rasa)
         if archive.is_file():
             seconds = 0.0
             service.report_progress(
                 engine, run_id, "training", "Nothing the model learns from has changed: reusing its model", 80
             )
         else:
-            archive, seconds = train_candidate(engine, run_id, root, settings.model_store_dir, digest)
-        service.record_model(engine, run_id, archive, digest, seconds)
+            try:
+                archive, seconds = train_candidate(
+                    engine, run_id, root, settings.model_store_dir, digest, rasa.refused
+                )
+            except RuntimeError:
+                if not rasa.problems():  # else stopped, or failed, on data Rasa's check refuses
+                    raise
+                meanwhile.join()  # at once: it does not start on data Rasa's check refuses
+                return refuse(engine, run_id, rasa.problems())
+        meanwhile.join()
+        # With a reused model, Rasa's check may still be running: it ends before the verdict.
         report = compare(engine, run_id, root, archive, settings, commit)
+        if rasa.problems():
+            return refuse(engine, run_id, rasa.problems())
+        service.record_model(engine, run_id, archive, digest, seconds)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)
         return 0

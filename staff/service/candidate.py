@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from common import model_archive
 from common import settings as deployment
 from common.records import tables
-from staff.service import blame, content, db, evaluate, train, validate
+from staff.service import blame, content, db, evaluate, plain, train, validate
 from staff.service import models as service
 
 HEARTBEAT_SECONDS = 5.0
@@ -79,7 +79,7 @@ class RasaCheck:
             self.thread.join()
             project, _ = validate.load(self.root)
             found = validate.rasa_problems(project, self.root, self.ran)
-            self.found = [str(problem) for problem in found]
+            self.found = [plain.problem(self.root, p.place.path, p.message) for p in found]
         return self.found
 
     def refused(self) -> bool:

@@ -300,11 +300,7 @@ def new_problems(root: Path, texts: dict[str, str]) -> list[str]:
     if not after:
         return []
     before = {_problem_key(p) for p in problems_of(root)}
-    return [
-        f"{plain.part(p.place.path)}: {plain.in_words(root, p.message)}"
-        for p in after
-        if _problem_key(p) not in before
-    ]
+    return [plain.problem(root, p.place.path, p.message) for p in after if _problem_key(p) not in before]
 
 
 def refuse_if_stale(root: Path, watched: tuple[str, ...], started_from: str) -> None:

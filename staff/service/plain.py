@@ -133,7 +133,7 @@ def part(name: str) -> str:
         return "Approved wording"
     if name.startswith("content/"):
         return "The clinic's document"
-    if name.startswith("data/"):
+    if name == "data" or name.startswith("data/"):
         return "Example questions"
     if name.startswith("domain/"):
         return "Answers"
@@ -148,9 +148,17 @@ NAME = re.compile(
     r"|\b(?:affirm|deny|inform|greet)\b"
 )
 FILE = re.compile(r"[\w./-]+\.(?:ya?ml|txt|py)\b")
+# An internal name already in quotes ("greet"): its title takes the quotes' place.
+QUOTED_NAME = re.compile(rf'"((?:{NAME.pattern}))"')
 
 
 def in_words(root: Path, text: str) -> str:
     """`text` with each internal name in it (faq/x, utter_x, out_of_scope, a file...) in staff's words."""
     text = FILE.sub(lambda m: part(m.group(0).removeprefix("./")), text)
+    text = QUOTED_NAME.sub(lambda m: f"“{topic_title(root, m.group(1))}”", text)
     return NAME.sub(lambda m: f"“{topic_title(root, m.group(0))}”", text)
+
+
+def problem(root: Path, path: str, message: str) -> str:
+    """A check's problem as staff read it: the part of the assistant, then what is wrong in their words."""
+    return f"{part(path)}: {in_words(root, message)}"

@@ -49,3 +49,20 @@ def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path
     assert line.startswith("data/stories/faq.yml:")
     assert 'disagree about what the assistant does after the visitor\'s message "greet"' in line
     assert '"greeting answered with the menu" does utter_help' in line
+
+
+def test_a_training_refused_by_rasa_tells_staff_in_their_words(monkeypatch) -> None:
+    """The Check and publish page shows these: no response names, no file names (issue 25 review)."""
+    from staff.service import candidate
+    from staff.service import validate as checks
+
+    output = (
+        "Story structure conflict after intent 'greet':\n"
+        "  utter_help predicted in 'greeting answered with the menu'\n"
+        "  utter_greet predicted in 'thanks'\n"
+    )
+    monkeypatch.setattr(checks, "rasa_output", lambda root: (1, output))
+    [problem] = candidate.RasaCheck(PROJECT_ROOT).problems()
+    assert "disagree about what the assistant does after" in problem
+    assert "utter_" not in problem and ".yml" not in problem, problem
+    assert problem.startswith("Example questions: "), problem  # the rule "thanks" is in data/rules

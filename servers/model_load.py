@@ -55,6 +55,7 @@ def install() -> None:
             )
 
     load.eager_build = True  # type: ignore[attr-defined]
+    load.rasa_load = original  # type: ignore[attr-defined]
     RasaModel.load = classmethod(load)  # type: ignore[method-assign,assignment]
 
 

@@ -63,6 +63,7 @@ def main() -> None:
         model_load,
         model_pull,
         monitoring,
+        quick_exit,
         sanic_websockets,
         tracker_store,
     )
@@ -77,6 +78,7 @@ def main() -> None:
     sanic_websockets.install()  # Python 3.11: socket.io's WebSocket would close after one message
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
+    quick_exit.after_serving()  # stopped and closed: no 5 s of interpreter teardown
 
 
 if __name__ == "__main__":

@@ -128,3 +128,43 @@ def test_a_failing_source_lookup_is_tried_once_not_on_every_answer(monkeypatch: 
     assert sources.support("It is not surgery.") == ()
     assert sources.support("It is not surgery.") == ()
     assert calls == [1]
+
+
+def test_a_restart_reads_the_sources_it_found_and_loads_no_encoder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """warm() keeps what it found; the next start (same document, wording, code) reads it back."""
+    domain = load_domain()
+    cache = tmp_path / "answer-sources.json"
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "_failed", set())
+    sources.warm(domain, cache)
+    found = dict(sources._support)
+    assert any(found.values())
+
+    def no_encoder() -> Checker:
+        raise AssertionError("a restart with nothing new must not load MiniLM")
+
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "checker", no_encoder)
+    sources.warm(domain, cache)
+    assert sources._support == found
+
+
+def test_sources_kept_for_another_document_or_a_failed_lookup_are_not_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An outdated key means nothing is read; a lookup that failed is not kept as 'no source'."""
+    cache = tmp_path / "answer-sources.json"
+    answer = "It is not surgery."
+    sources.write_cache(cache, "an older document", {answer: ["A sentence that is no longer there."]})
+    assert sources.read_cache(cache, sources.cache_key()) == {}
+
+    def broken() -> Checker:
+        raise OSError("encoder files missing")
+
+    monkeypatch.setattr(sources, "checker", broken)
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "_failed", set())
+    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache)
+    assert answer not in sources.read_cache(cache, sources.cache_key())

@@ -138,7 +138,7 @@ def test_a_restart_reads_the_sources_it_found_and_loads_no_encoder(
     cache = tmp_path / "answer-sources.json"
     monkeypatch.setattr(sources, "_support", {})
     monkeypatch.setattr(sources, "_failed", set())
-    sources.warm(domain, cache)
+    sources.warm(domain, cache, preload=False)
     found = dict(sources._support)
     assert any(found.values())
 
@@ -147,7 +147,7 @@ def test_a_restart_reads_the_sources_it_found_and_loads_no_encoder(
 
     monkeypatch.setattr(sources, "_support", {})
     monkeypatch.setattr(sources, "checker", no_encoder)
-    sources.warm(domain, cache)
+    sources.warm(domain, cache, preload=False)
     assert sources._support == found
 
 
@@ -166,5 +166,31 @@ def test_sources_kept_for_another_document_or_a_failed_lookup_are_not_used(
     monkeypatch.setattr(sources, "checker", broken)
     monkeypatch.setattr(sources, "_support", {})
     monkeypatch.setattr(sources, "_failed", set())
-    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache)
+    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache, preload=False)
     assert answer not in sources.read_cache(cache, sources.cache_key())
+
+
+def test_with_every_source_kept_the_encoder_still_loads_in_the_background_at_low_priority(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A wording published later must not wait for MiniLM: it loads after start, behind the servers' work."""
+    import os
+    import threading
+
+    answer = "It is not surgery."
+    cache = tmp_path / "answer-sources.json"
+    sources.write_cache(cache, sources.cache_key(), {answer: []})
+    loaded = threading.Event()
+    niceness: list[int] = []
+
+    def encoder() -> Checker:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        loaded.set()
+        raise OSError("not needed here")
+
+    monkeypatch.setattr(sources, "checker", encoder)
+    monkeypatch.setattr(sources, "_support", {})
+    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache)
+    assert loaded.wait(10)
+    assert niceness == [19]
+    assert sources._support == {answer: ()}

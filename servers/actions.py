@@ -30,7 +30,7 @@ from sanic.response import HTTPResponse
 from common import deadline, logs, metrics, migrations, sources
 from common.domain import load_domain
 from common.settings import Settings, SettingsError, load
-from servers import health, http_framing
+from servers import health, http_framing, quick_exit
 
 logger = logging.getLogger("servers.actions")  # the same name when run as __main__
 SERVICE = "actions"  # the `service` of its JSON log lines (common/logs.py)
@@ -198,6 +198,7 @@ def main() -> None:
 
     app.register_listener(log_format, "before_server_start")
     app.run(settings.action_server_host, settings.action_server_port, access_log=False, workers=1)
+    quick_exit.after_serving()  # stopped and closed: no interpreter teardown
 
 
 if __name__ == "__main__":

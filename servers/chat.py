@@ -9,7 +9,8 @@ action or database fails the turn, no in-memory fallback), GET /health is added
 and a request with an ambiguous body length is refused at once (servers/http_framing.py); on
 Python 3.11, Sanic 21.12's WebSockets get the fix of servers/sanic_websockets.py. The live model
 comes from the console's model server, starting from the last one it gave this server
-(servers/model_pull.py).
+(servers/model_pull.py); the dialogue model is loaded without tracing a training step
+(servers/model_load.py).
 """
 
 from __future__ import annotations
@@ -59,13 +60,16 @@ def main() -> None:
         faults,
         health,
         http_framing,
+        model_load,
         model_pull,
         monitoring,
+        quick_exit,
         sanic_websockets,
         tracker_store,
     )
 
     action_validation.install()
+    model_load.install()  # the dialogue model loads in seconds, not most of a minute
     model_pull.install(settings)
     faults.install(settings.action_server_timeout)
     health.install(settings)
@@ -74,6 +78,7 @@ def main() -> None:
     sanic_websockets.install()  # Python 3.11: socket.io's WebSocket would close after one message
     sys.argv = ["rasa", *rasa_arguments(settings)]
     rasa_main()
+    quick_exit.after_serving()  # stopped and closed: no 5 s of interpreter teardown
 
 
 if __name__ == "__main__":

@@ -17,17 +17,23 @@ from common.domain import load_domain
 from servers.launcher import Stack
 from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_config
 
-# The longest test modules, longest first (`make test` prints the slowest tests). pytest-xdist
-# hands out whole files by their number of tests, so the 6-test module that trains and publishes
-# a model would start last and run alone at the end: 14 min instead of about 11 on 2 workers.
+# The longest work units (a module or a FAMILIES family), longest first, for a run with no
+# figures of its own yet (a fresh clone): pytest-xdist hands out whole files by their number of
+# tests, so a 2-test module that restarts servers five times would start last and run alone at
+# the end. After a run, each unit's measured seconds (UNIT_SECONDS in pytest's cache) order the
+# next run instead: the longest first, each worker taking the next when it is free.
 LONGEST_MODULES = [
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console.py",
+    "tests/e2e/test_publish_restart.py",
     "tests/e2e/test_e2e.py",
+    "tests/e2e/test_backups_restored.py",
+    "tests/e2e/test_turn_truth.py",
     "tests/e2e/test_live_chat.py",
     "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
 ]
+UNIT_SECONDS = "clinic/unit_seconds"  # pytest cache key: {work unit: seconds of its tests}
 # Module families that share one session-wide stack (`live` below; tests/e2e/conftest.py:
 # `console_stack`, and `production`): each family is handed to one worker as a whole, named by one
 # of its modules, so its stack starts once per run instead of once per module or worker (a module's
@@ -58,9 +64,16 @@ class LongestFirst(LoadFileScheduling):
 
     def _assign_work_unit(self, node: Any) -> None:
         if not self.ordered:
+            measured = self.config.cache.get(UNIT_SECONDS, {}) if self.config.cache else {}
             rank = {module: place for place, module in enumerate(LONGEST_MODULES)}
+
+            def longest_first(unit: str) -> tuple[float, int]:
+                if measured:  # the last run's seconds (a unit new since then: last)
+                    return (-float(measured.get(unit, 0.0)), 0)
+                return (0.0, rank.get(unit, len(rank)))
+
             self.workqueue = OrderedDict(
-                sorted(self.workqueue.items(), key=lambda item: rank.get(item[0], len(rank)))
+                sorted(self.workqueue.items(), key=lambda item: longest_first(item[0]))
             )
             self.ordered = True
         super()._assign_work_unit(node)
@@ -69,6 +82,27 @@ class LongestFirst(LoadFileScheduling):
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
     """`make test`'s `--dist loadfile`: the longest modules first, so the workers finish together."""
     return LongestFirst(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+def work_unit(nodeid: str) -> str:
+    """The scheduler's unit of a test: its module, or the family (FAMILIES) the module is in."""
+    module = nodeid.split("::", 1)[0]
+    return FAMILIES.get(module, module)
+
+
+# On the controller of an xdist run: seconds of tests per work unit and per worker (`make test`
+# prints the workers' and keeps the units' for the next run's order).
+UNIT_TIMES: dict[str, float] = {}
+WORKER_TIMES: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add a test's setup, call and teardown seconds to its unit and (xdist) its worker."""
+    worker = getattr(getattr(report, "node", None), "gateway", None)
+    if worker is None:  # not a worker's report on the controller
+        return
+    UNIT_TIMES[work_unit(report.nodeid)] = UNIT_TIMES.get(work_unit(report.nodeid), 0.0) + report.duration
+    WORKER_TIMES[worker.id] = WORKER_TIMES.get(worker.id, 0.0) + report.duration
 
 
 # Every stack this process started: the module that started it, with a console or not, the
@@ -126,9 +160,12 @@ Stack.stop = timed_stop(Stack.stop)  # type: ignore[method-assign]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On an xdist worker: hand this worker's stack starts to the controller."""
+    """A worker hands its stack starts to the controller; the controller keeps the units' seconds."""
     if hasattr(session.config, "workeroutput"):
         session.config.workeroutput["stack_starts"] = STACK_STARTS
+    elif UNIT_TIMES and session.config.cache is not None:  # a partial run updates only its units
+        kept = session.config.cache.get(UNIT_SECONDS, {})
+        session.config.cache.set(UNIT_SECONDS, {**kept, **{u: round(s, 1) for u, s in UNIT_TIMES.items()}})
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
@@ -137,8 +174,20 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How many stacks (each a Rasa server and an action server) the run started, and their wait."""
-    if not STACK_STARTS or hasattr(terminalreporter.config, "workeroutput"):
+    """Each worker's seconds of tests; how many stacks (Rasa + action server) started, their wait."""
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return
+    if WORKER_TIMES:
+        terminalreporter.section("workers")
+        terminalreporter.write_line(
+            "seconds of tests per worker (even is best): "
+            + ", ".join(f"{worker} {seconds:.0f} s" for worker, seconds in sorted(WORKER_TIMES.items()))
+        )
+        longest = sorted(UNIT_TIMES.items(), key=lambda item: -item[1])[:8]
+        terminalreporter.write_line(
+            "longest units: " + ", ".join(f"{u.split('/')[-1]} {s:.0f} s" for u, s in longest)
+        )
+    if not STACK_STARTS:
         return
     by_module: dict[str, list[dict[str, Any]]] = {}
     for start in STACK_STARTS:

@@ -327,8 +327,11 @@ def load_agent(model: Path) -> Any:
     from rasa.utils.common import configure_logging_and_warnings
     from rasa.utils.log_utils import configure_structlog
 
+    from servers import model_load
+
     configure_logging_and_warnings(logging.WARNING)
     configure_structlog(logging.WARNING)
+    model_load.install()  # the dialogue model built for prediction in seconds (as the Rasa server does)
     return Agent.load(str(model))
 
 

@@ -144,3 +144,69 @@ def test_the_document_is_named_as_clinic_yml_names_it(
     monkeypatch.setenv("CLINIC_SETTINGS", str(tmp_path / "clinic.yml"))
     quoted = sources.payload(("A scar is a result of a series of wound healing steps.",))
     assert quoted["source"]["document"] == "Our scar treatment guide"
+
+
+def test_a_restart_reads_the_sources_it_found_and_loads_no_encoder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """warm() keeps what it found; the next start (same document, wording, code) reads it back."""
+    domain = load_domain()
+    cache = tmp_path / "answer-sources.json"
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "_failed", set())
+    sources.warm(domain, cache, preload=False)
+    found = dict(sources._support)
+    assert any(found.values())
+
+    def no_encoder() -> Checker:
+        raise AssertionError("a restart with nothing new must not load MiniLM")
+
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "checker", no_encoder)
+    sources.warm(domain, cache, preload=False)
+    assert sources._support == found
+
+
+def test_sources_kept_for_another_document_or_a_failed_lookup_are_not_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An outdated key means nothing is read; a lookup that failed is not kept as 'no source'."""
+    cache = tmp_path / "answer-sources.json"
+    answer = "It is not surgery."
+    sources.write_cache(cache, "an older document", {answer: ["A sentence that is no longer there."]})
+    assert sources.read_cache(cache, sources.cache_key()) == {}
+
+    def broken() -> Checker:
+        raise OSError("encoder files missing")
+
+    monkeypatch.setattr(sources, "checker", broken)
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "_failed", set())
+    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache, preload=False)
+    assert answer not in sources.read_cache(cache, sources.cache_key())
+
+
+def test_with_every_source_kept_the_encoder_still_loads_in_the_background_at_low_priority(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A wording published later must not wait for MiniLM: it loads after start, behind the servers' work."""
+    import os
+    import threading
+
+    answer = "It is not surgery."
+    cache = tmp_path / "answer-sources.json"
+    sources.write_cache(cache, sources.cache_key(), {answer: []})
+    loaded = threading.Event()
+    niceness: list[int] = []
+
+    def encoder() -> Checker:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        loaded.set()
+        raise OSError("not needed here")
+
+    monkeypatch.setattr(sources, "checker", encoder)
+    monkeypatch.setattr(sources, "_support", {})
+    sources.warm({"responses": {f"{FAQ_RESPONSE_PREFIX}x": [{"text": answer}]}}, cache)
+    assert loaded.wait(10)
+    assert niceness == [19]
+    assert sources._support == {answer: ()}

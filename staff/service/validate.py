@@ -156,7 +156,7 @@ def read_yaml(root: Path, path: str, texts: dict[str, str], problems: list[Probl
     """A YAML file's top-level mapping (its text kept in `texts`); a syntax error is a problem."""
     texts[path] = read_text(root, path, problems)
     try:
-        return mapping(yaml.safe_load(texts[path]))
+        return mapping(yaml_errors.load(texts[path]))
     except yaml.YAMLError as error:
         found = yaml_errors.explain(error, texts[path])
         problems.append(Problem(Place(path, found.line), f"the file cannot be read: {found.cause}"))

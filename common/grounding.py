@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import spacy_lookups_data
@@ -48,7 +49,8 @@ from components.minilm import load_encoder
 # from the document's own words, which only this check can catch (tests/grounding/answers.yml:
 # those scoring below it are refused; the rest are the limitation named above).
 SIMILARITY_THRESHOLD = 0.6
-# Sentence embeddings a checker keeps (1.5 KB each): the answers' sentences many times over.
+# Embeddings the checkers keep (1.5 KB each): the document's passages and the answers' sentences
+# many times over.
 EMBEDDINGS_KEPT = 4096
 # Words that share this many first letters are relatives ("surgically", "surgical").
 RELATIVE_PREFIX = 5
@@ -287,6 +289,12 @@ def read_wording(path: Path = APPROVED_WORDING) -> Wording:
 class Checker:
     """Checks answers against one document and one approved wording (loads MiniLM once)."""
 
+    # Each text's embedding, kept for the process and shared by the checkers (all use the one
+    # installed MiniLM): `make validate` and every console save check all the answers again, an
+    # edit changes few of their sentences, and a new approved wording keeps the document's
+    # passages (MiniLM takes about 0.1 s a sentence).
+    _kept: ClassVar[dict[str, np.ndarray]] = {}
+
     def __init__(self, document: str, wording: Wording) -> None:
         self.encoder = load_encoder()
         written = sentences(document)
@@ -300,26 +308,25 @@ class Checker:
             document_text=" ".join(american(document).lower().split()),
             framing=frozenset(normalise_sentence(s) for s in wording.framing_sentences),
             plain_words=frozenset(normalise(w) for w in wording.plain_words),
-            passages=self.encoder.encode(passages),
+            passages=self._embed(passages),
         )
-        # Each sentence's embedding, kept: `make validate` and every console save check all the
-        # answers again, and an edit changes few of their sentences (MiniLM takes ~0.1 s a sentence).
-        self._embeddings: dict[str, np.ndarray] = {}
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """The embeddings of `texts` (len(texts), 384): those not seen before encoded together.
 
         The kept embeddings are only ever added to (when full, a new dict replaces them), so the
-        console's threads may share one checker.
+        console's threads may share them.
         """
-        kept = self._embeddings
+        if not texts:
+            return self.encoder.encode([])
+        kept = Checker._kept
         found = {text: kept[text] for text in texts if text in kept}
         new = [text for text in dict.fromkeys(texts) if text not in found]
         if new:
             encoded = dict(zip(new, self.encoder.encode(new)))
             found.update(encoded)
             if len(kept) + len(encoded) > EMBEDDINGS_KEPT:
-                self._embeddings = kept = {}
+                Checker._kept = kept = {}
             kept.update(encoded)
         return np.stack([found[text] for text in texts])
 

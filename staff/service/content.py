@@ -333,7 +333,8 @@ def save(
     if missing:
         raise Refused(missing)
     refuse_if_stale(root, watched, started_from)
-    texts = {name: f.text() for name, f in files.items() if f.text() != f.original}
+    new = {name: f.text() for name, f in files.items()}  # each a round-trip dump: once
+    texts = {name: text for name, text in new.items() if text != files[name].original}
     if not texts:
         raise Refused("Nothing was changed, so there was nothing to save.")
     problems = new_problems(root, texts)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import spacy_lookups_data
@@ -48,6 +49,9 @@ from components.minilm import load_encoder
 # from the document's own words, which only this check can catch (tests/grounding/answers.yml:
 # those scoring below it are refused; the rest are the limitation named above).
 SIMILARITY_THRESHOLD = 0.6
+# Embeddings the checkers keep (1.5 KB each): the document's passages and the answers' sentences
+# many times over.
+EMBEDDINGS_KEPT = 4096
 # Words that share this many first letters are relatives ("surgically", "surgical").
 RELATIVE_PREFIX = 5
 SHORTEST_MEANINGFUL = 3
@@ -285,6 +289,12 @@ def read_wording(path: Path = APPROVED_WORDING) -> Wording:
 class Checker:
     """Checks answers against one document and one approved wording (loads MiniLM once)."""
 
+    # Each text's embedding, kept for the process and shared by the checkers (all use the one
+    # installed MiniLM): `make validate` and every console save check all the answers again, an
+    # edit changes few of their sentences, and a new approved wording keeps the document's
+    # passages (MiniLM takes about 0.1 s a sentence).
+    _kept: ClassVar[dict[str, np.ndarray]] = {}
+
     def __init__(self, document: str, wording: Wording) -> None:
         self.encoder = load_encoder()
         written = sentences(document)
@@ -298,8 +308,27 @@ class Checker:
             document_text=" ".join(american(document).lower().split()),
             framing=frozenset(normalise_sentence(s) for s in wording.framing_sentences),
             plain_words=frozenset(normalise(w) for w in wording.plain_words),
-            passages=self.encoder.encode(passages),
+            passages=self._embed(passages),
         )
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """The embeddings of `texts` (len(texts), 384): those not seen before encoded together.
+
+        The kept embeddings are only ever added to (when full, a new dict replaces them), so the
+        console's threads may share them.
+        """
+        if not texts:
+            return self.encoder.encode([])
+        kept = Checker._kept
+        found = {text: kept[text] for text in texts if text in kept}
+        new = [text for text in dict.fromkeys(texts) if text not in found]
+        if new:
+            encoded = dict(zip(new, self.encoder.encode(new)))
+            found.update(encoded)
+            if len(kept) + len(encoded) > EMBEDDINGS_KEPT:
+                Checker._kept = kept = {}
+            kept.update(encoded)
+        return np.stack([found[text] for text in texts])
 
     @staticmethod
     @lru_cache(maxsize=2)
@@ -309,15 +338,15 @@ class Checker:
 
     @classmethod
     def for_project(cls, document: Path = DOCUMENT, wording: Path = APPROVED_WORDING) -> Checker:
-        """The checker of the project's document and approved wording."""
-        return cls(document.read_text(encoding="utf-8"), read_wording(wording))
+        """The checker of the project's document and approved wording (one per process, `cached`)."""
+        return cls.cached(document.read_text(encoding="utf-8"), read_wording(wording))
 
     def _scored(self, answer: str) -> tuple[list[str], list[Verdict], list[int]]:
         """The answer's sentences, their verdicts and the index of each one's closest passage."""
         parts = sentences(answer)
         if not parts:
             return [], [], []
-        embeddings = self.encoder.encode([american(p) for p in parts])
+        embeddings = self._embed([american(p) for p in parts])
         scores = embeddings @ self.grounding.passages.T
         best = [int(i) for i in scores.argmax(axis=1)]
         closest = [self.passage_texts[i] for i in best]

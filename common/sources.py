@@ -53,7 +53,7 @@ _failed: set[str] = set()  # lookups that failed (no source this process): never
 @lru_cache(maxsize=1)
 def checker() -> Checker:
     """The grounding check of the document and approved wording this server was installed with."""
-    return Checker(DOCUMENT.read_text(encoding="utf-8"), read_wording(APPROVED_WORDING))
+    return Checker.cached(DOCUMENT.read_text(encoding="utf-8"), read_wording(APPROVED_WORDING))
 
 
 def support(answer: str) -> tuple[str, ...]:

@@ -354,11 +354,30 @@ PROJECT_PARTS = (
 )
 
 
+# This process's first project copy (made in a folder of its own): the later ones are copies of it,
+# git history included, which takes a tenth of the time of copying the parts and committing them.
+_PROJECT_TEMPLATE: list[Path] = []
+
+
 def project_copy(target: Path) -> Path:
     """A copy of the project's content in `target`, as a git repository with one developer's commit.
 
     Tests that edit the project (the console's editing pages) work on this, never on the real files.
     """
+    import atexit
+    import shutil
+    import tempfile
+
+    if not _PROJECT_TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="clinic-project-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _PROJECT_TEMPLATE.append(_new_project_copy(folder / "project"))
+    shutil.copytree(_PROJECT_TEMPLATE[0], target, symlinks=True, dirs_exist_ok=True)
+    return target
+
+
+def _new_project_copy(target: Path) -> Path:
+    """The project's parts copied into `target` and committed as a new git repository."""
     import shutil
 
     for part in PROJECT_PARTS:

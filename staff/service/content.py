@@ -38,7 +38,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from common import grounding, paths, personal_data
 from common.clinic import WEEKDAYS, is_clock_time, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
-from staff.service import clinic_hours, history, plain, validate
+from staff.service import clinic_hours, history, plain, validate, yaml_errors
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -107,7 +107,7 @@ class Topic:
 
 
 def _read(root: Path, name: str) -> Any:
-    return yaml.safe_load((root / name).read_text(encoding="utf-8")) or {}
+    return yaml_errors.load((root / name).read_text(encoding="utf-8")) or {}
 
 
 def topics(root: Path) -> list[Topic]:
@@ -329,7 +329,8 @@ def save(
     if missing:
         raise Refused(missing)
     refuse_if_stale(root, watched, started_from)
-    texts = {name: f.text() for name, f in files.items() if f.text() != f.original}
+    new = {name: f.text() for name, f in files.items()}  # each a round-trip dump: once
+    texts = {name: text for name, text in new.items() if text != files[name].original}
     if not texts:
         raise Refused("Nothing was changed, so there was nothing to save.")
     problems = new_problems(root, texts)

@@ -641,7 +641,8 @@ def _save(
     `story` (its name and turns) is the story added or changed: a training story is checked
     with Rasa's own validation too (a deletion cannot make stories contradict each other).
     """
-    texts = {path: f.text() for path, f in files.items() if f.text() != f.original}
+    new = {path: f.text() for path, f in files.items()}  # each a round-trip dump: once
+    texts = {path: text for path, text in new.items() if text != files[path].original}
     if story is not None and any(path.startswith(f"{STORIES}/") for path in texts):
         problems = rasa_check(root, texts, *story)
         if problems:

@@ -109,16 +109,20 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def find_line(text: str, wanted: str, start: int = 1) -> int | None:
-    """The first line from `start` that is `wanted` as a list item or key (None if none is)."""
-    for number, line in enumerate(text.splitlines()[start - 1 :], start):
-        item = line.strip().removeprefix("- ").strip()
+def find_line(text: str | list[str], wanted: str, start: int = 1) -> int | None:
+    """The first line from `start` that is `wanted` as a list item or key (None if none is).
+
+    `text` may be given as its lines, split once by a caller that looks up many (a file's examples).
+    """
+    lines = text.splitlines() if isinstance(text, str) else text
+    for number in range(start, len(lines) + 1):
+        item = lines[number - 1].strip().removeprefix("- ").strip()
         if item == wanted or item.startswith(f"{wanted}:"):
             return number
     return None
 
 
-def line_of(text: str, wanted: str, start: int = 1) -> int:
+def line_of(text: str | list[str], wanted: str, start: int = 1) -> int:
     """The first line from `start` that is `wanted` as a list item or key, else `start`."""
     return find_line(text, wanted, start) or start
 
@@ -156,7 +160,7 @@ def read_yaml(root: Path, path: str, texts: dict[str, str], problems: list[Probl
     """A YAML file's top-level mapping (its text kept in `texts`); a syntax error is a problem."""
     texts[path] = read_text(root, path, problems)
     try:
-        return mapping(yaml.safe_load(texts[path]))
+        return mapping(yaml_errors.load(texts[path]))
     except yaml.YAMLError as error:
         found = yaml_errors.explain(error, texts[path])
         problems.append(Problem(Place(path, found.line), f"the file cannot be read: {found.cause}"))
@@ -173,13 +177,14 @@ def nlu_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
     """Every example of every intent in one NLU file, each with its line number."""
     found: list[Example] = []
     cursor = 1
+    lines = text.splitlines()
     for item in sequence(data.get("nlu")):
         intent = mapping(item).get("intent")
         if not isinstance(intent, str):
             continue
-        cursor = line_of(text, f"intent: {intent}", cursor)
+        cursor = line_of(lines, f"intent: {intent}", cursor)
         for example in example_lines(item.get("examples")):
-            cursor = line_of(text, example, cursor + 1)  # after the previous one: copies differ
+            cursor = line_of(lines, example, cursor + 1)  # after the previous one: copies differ
             found.append(Example(example, intent, Place(path, cursor)))
     return found
 
@@ -187,10 +192,11 @@ def nlu_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
 def first_turn_examples(path: str, text: str, data: dict[str, Any]) -> list[Example]:
     """Every first turn of a held-out file (conversations.yml, first_turns_<date>.yml), with its line."""
     found = []
+    lines = text.splitlines()
     for kind, cases in mapping(data.get("first_turn")).items():
         for case in sequence(cases):
             if isinstance(case, list) and len(case) == 2:
-                line = next((n for n, row in enumerate(text.splitlines(), 1) if str(case[1]) in row), 1)
+                line = next((n for n, row in enumerate(lines, 1) if str(case[1]) in row), 1)
                 found.append(Example(str(case[1]), f"{case[0]} ({kind})", Place(path, line)))
     return found
 
@@ -212,8 +218,9 @@ def conversation_examples(root: Path, texts: dict[str, str], problems: list[Prob
     data = read_yaml(root, HELDOUT_CONVERSATIONS, texts, problems)
     text = texts.get(HELDOUT_CONVERSATIONS, "")
     found = first_turn_examples(HELDOUT_CONVERSATIONS, text, data)
+    lines = text.splitlines()
     for pair in map(mapping, sequence(data.get("follow_ups"))):  # the first question only sets the scene
-        line = next((n for n, row in enumerate(text.splitlines(), 1) if str(pair.get("then")) in row), 1)
+        line = next((n for n, row in enumerate(lines, 1) if str(pair.get("then")) in row), 1)
         found.append(Example(str(pair.get("then")), "follow-up", Place(HELDOUT_CONVERSATIONS, line)))
     return found
 

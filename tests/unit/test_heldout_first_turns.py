@@ -42,9 +42,14 @@ def test_the_set_of_2026_12_05_is_there_dated_and_large_enough() -> None:
     assert len({normalise(t) for t in texts}) == len(texts), "a question is written twice"
 
 
+@pytest.fixture(scope="module")
+def training() -> set[str]:
+    """Every training example of data/nlu, normalised, read once by Rasa for all the sets."""
+    return {normalise(m.get("text")) for m in load_data(str(DATA_DIR / "nlu")).training_examples}
+
+
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.name)
-def test_no_question_of_the_set_is_a_training_example(path: Path) -> None:
-    training = {normalise(m.get("text")) for m in load_data(str(DATA_DIR / "nlu")).training_examples}
+def test_no_question_of_the_set_is_a_training_example(path: Path, training: set[str]) -> None:
     leaked = [text for _, text in cases(path) if normalise(text) in training]
     assert not leaked, f"held-out questions found in data/nlu: {leaked}"
 

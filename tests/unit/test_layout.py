@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from common.paths import PROJECT_ROOT
 
@@ -74,15 +75,19 @@ def import_graph() -> nx.DiGraph:
     return graph
 
 
-def test_the_graph_sees_imports_inside_functions() -> None:
+@pytest.fixture(scope="module")
+def graph() -> nx.DiGraph:
+    """The import graph, read once for the module's tests (parsing every file takes seconds)."""
+    return import_graph()
+
+
+def test_the_graph_sees_imports_inside_functions(graph: nx.DiGraph) -> None:
     """The checks below would pass vacuously if deferred imports were missed."""
-    graph = import_graph()
     assert graph.has_edge("staff.console.server", "staff.console.app")  # imported inside main()
     assert graph.has_edge("staff.console.base", "common.records.bookings")
 
 
-def test_nothing_outside_actions_imports_the_action_server() -> None:
-    graph = import_graph()
+def test_nothing_outside_actions_imports_the_action_server(graph: nx.DiGraph) -> None:
     offenders = sorted(
         f"{source} imports {target}"
         for source, target in graph.edges
@@ -93,10 +98,10 @@ def test_nothing_outside_actions_imports_the_action_server() -> None:
     assert offenders == [], "move what they share with the action server to common/"
 
 
-def test_no_import_cycles_among_the_projects_modules() -> None:
+def test_no_import_cycles_among_the_projects_modules(graph: nx.DiGraph) -> None:
     cycles = sorted(
         " -> ".join([*cycle, cycle[0]])
-        for cycle in nx.simple_cycles(import_graph())
+        for cycle in nx.simple_cycles(graph)
         if frozenset(cycle) not in KNOWN_CYCLES
     )
     assert cycles == [], "a cycle: move what both need to a module both import"

@@ -15,6 +15,9 @@ from common import migrations
 from common.records.bookings import BookingStore
 from tests.helpers import make_pre_migration_database
 
+# These tests are the migrations: every database here is migrated for real (tests/unit/conftest.py
+# starts other tests' new databases from a copy of one migrated database).
+REAL_MIGRATIONS = True
 REFERENCES = ["SR-AAAAAAAA", "SR-BBBBBBBB", "SR-CCCCCCCC"]
 CONSOLE_TABLES = {"staff_users", "login_attempts", "audit_log", "review_decisions"}
 

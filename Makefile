@@ -167,7 +167,7 @@ test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit
 	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15
 
 test-fast: install  ## the edit loop: unit tests and data checks (no servers, no training)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15
 
 bench: train  ## measure accuracy and speed; writes reports/benchmark.md
 	$(BIN)/clinic-bench

@@ -32,6 +32,9 @@ LONGEST_MODULES = [
     "tests/e2e/test_live_chat.py",
     "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
+    "tests/e2e/test_conversations.py",
+    "tests/unit/test_stories.py",
+    "tests/unit/test_rasa_validate.py",
 ]
 UNIT_SECONDS = "clinic/unit_seconds"  # pytest cache key: {work unit: seconds of its tests}
 # Module families that share one session-wide stack (`live` below; tests/e2e/conftest.py:

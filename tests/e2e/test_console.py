@@ -6,7 +6,8 @@ with a fresh SQLite database. The console's inbox and editing pages write to a c
 project in a temporary git repository (every server reads its clinic.yml), never to the real
 files. Staff accounts are made with the staff command (clinic-staff-user), as a clinic would.
 Every page is checked with axe-core (web/node_modules, no CDN) as each role, at 1366x768 and on a
-phone (390x844), where it must not scroll sideways.
+phone (390x844), where it must not scroll sideways (content two roles are shown alike, axe-core
+reads once), and its words for internals, in one visit.
 Some tests also take the documentation's pictures (tests/screenshots.py).
 """
 
@@ -1175,8 +1176,17 @@ def internals_on(page: Page) -> list[str]:
     return found
 
 
-def layout_and_axe(page: Page, where: str, viewport: dict[str, int]) -> list[str]:
-    """What is wrong with the page as shown at `viewport` (already set): its layout, axe-core's findings."""
+# The page's own content as axe-core would read it (its title and <main>), without the form tokens
+# that differ per visit: two roles shown the same content see the same page but for the navigation.
+CONTENT = """() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('input[name=csrf_token]').forEach(i => i.removeAttribute('value'));
+  return document.title + '\\n' + main.outerHTML;
+}"""
+
+
+def layout_problems(page: Page, where: str, viewport: dict[str, int]) -> list[str]:
+    """What is wrong with the layout of the page as shown at `viewport` (already set)."""
     offending = []
     layout = page.evaluate(LAYOUT)
     if layout["headings"] != 1:
@@ -1187,7 +1197,12 @@ def layout_and_axe(page: Page, where: str, viewport: dict[str, int]) -> list[str
         offending.append(f"{where}: a table is wider than its space {layout['tables']} px")
     if viewport == PHONE and layout["top"] > NAVIGATION_MAX_PX:
         offending.append(f"{where}: the page's content starts {layout['top']} px down")
-    return offending + [f"{where}: {p}" for p in axe_violations(page)]
+    return offending
+
+
+def layout_and_axe(page: Page, where: str, viewport: dict[str, int]) -> list[str]:
+    """What is wrong with the page as shown at `viewport` (already set): its layout, axe-core's findings."""
+    return layout_problems(page, where, viewport) + [f"{where}: {p}" for p in axe_violations(page)]
 
 
 @dataclass
@@ -1196,6 +1211,10 @@ class Crawled:
 
     offending: list[str] = field(default_factory=list)
     views: int = 0
+    # The content axe-core has checked (CONTENT, by width): another role's page with the same
+    # content differs only by its navigation, which axe checks on that role's first page.
+    axed: set[tuple[int, str]] = field(default_factory=set)
+    same_content: int = 0  # page views whose content axe had checked as another role's
     leaks: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     browser_problems: list[str] = field(default_factory=list)  # errors in the pages' consoles
 
@@ -1208,7 +1227,9 @@ def crawl(person: Staff, role: str, crawled: Crawled, per_kind: int = 2) -> None
     the navigation or linked from a navigation page's content is also measured and checked by
     axe-core at 1366 px and on a phone (a filtered list, e.g. ?status=..., counts as its
     unfiltered page). The crawl goes level by level, so the navigation pages are read before any
-    page two links away.
+    page two links away. axe-core checks a page's content once at each width: a page an earlier
+    role was shown with the same content (CONTENT) has its layout measured, and axe-core has
+    checked this role's navigation on its first page.
     """
     console = person.site.console
     seen: set[str] = set()
@@ -1216,6 +1237,7 @@ def crawl(person: Staff, role: str, crawled: Crawled, per_kind: int = 2) -> None
     measured: set[tuple[str, ...]] = set()
     nav: list[str] = []
     to_measure: set[tuple[str, ...]] = set()  # the kinds of the navigation's pages and their links
+    navigation_axed: set[int] = set()  # the widths at which axe-core has checked this role's pages
     queue = ["/"]
     found: dict[str, list[str]] = {}
     while queue:
@@ -1251,7 +1273,14 @@ def crawl(person: Staff, role: str, crawled: Crawled, per_kind: int = 2) -> None
                     person.page.set_viewport_size(viewport)
                     crawled.views += 1
                     where = f"{role} {path} at {viewport['width']} px"
+                    content = (viewport["width"], person.page.evaluate(CONTENT))
+                    if content in crawled.axed and viewport["width"] in navigation_axed:
+                        crawled.same_content += 1
+                        crawled.offending += layout_problems(person.page, where, viewport)
+                        continue
                     crawled.offending += layout_and_axe(person.page, where, viewport)
+                    crawled.axed.add(content)
+                    navigation_axed.add(viewport["width"])
         for href in person.page.locator("a[href]:not([download])").evaluate_all(
             "links => links.map(a => a.href)"
         ):

@@ -6,7 +6,8 @@ with a fresh SQLite database. The console's inbox and editing pages write to a c
 project in a temporary git repository (every server reads its clinic.yml), never to the real
 files. Staff accounts are made with the staff command (clinic-staff-user), as a clinic would.
 Every page is checked with axe-core (web/node_modules, no CDN) as each role, at 1366x768 and on a
-phone (390x844), where it must not scroll sideways.
+phone (390x844), where it must not scroll sideways (content two roles are shown alike, axe-core
+reads once), and its words for internals, in one visit.
 Some tests also take the documentation's pictures (tests/screenshots.py).
 """
 
@@ -16,6 +17,8 @@ import csv
 import io
 import re
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,9 +46,8 @@ from tests.e2e.console_site import (  # noqa: F401 (fixtures)
     site,
     staff,
 )
-from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
-from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import (
+    AXE,
     WIDGET_LAUNCHER,
     WIDGET_MESSAGE_BOX,
     WIDGET_REPLY,
@@ -54,6 +56,8 @@ from tests.helpers import (
     read_metrics,
     squash,
 )
+from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
 from tests.mail import MailServer
 
 pytestmark = pytest.mark.e2e
@@ -1099,7 +1103,10 @@ def test_reception_cannot_reach_the_editing_pages(staff, site: Site) -> None:
         assert reception.heading() == "Your role cannot open this page"
 
 
-# ------------------------------------------------------------------- every page, every role, on a phone
+# ------------------------------------------------------------ every page, every role: one visit each
+# Two tests read every page each role can reach: its layout and axe-core at two sizes, and its
+# words (no internals). One crawl per role (`crawled`) visits each page once for both: the pages
+# took 1 to 2 s each on a busy machine, and two crawls read the same pages twice (170 s in all).
 ROLE_ACCOUNTS = {"reception": "rita", "editor": "eddie", "admin": "anna"}
 DESKTOP = {"width": 1366, "height": 768}
 NAVIGATION_MAX_PX = 120  # on a phone, what comes before the page's content (the issue saw ~270 px)
@@ -1118,93 +1125,6 @@ LAYOUT = """() => {
   };
 }"""
 
-
-def page_kind(href: str) -> tuple[str, ...]:
-    """A console link's kind: pages of one kind (two bookings, two topics) are visited once."""
-    path, _, query = href.partition("?")
-    parts = [p for p in path.split("/") if p]
-    kind = tuple("*" if re.search(r"\d", p) or i >= 2 else p for i, p in enumerate(parts))
-    return kind + tuple(sorted(k.split("=")[0] for k in query.split("&") if k))
-
-
-def console_pages(person: Staff) -> list[str]:
-    """Every page `person` reaches from the navigation, and one of each kind linked from those."""
-    start = person.open("/")
-    nav = start.locator("header a[href^='/']").evaluate_all("links => links.map(a => a.getAttribute('href'))")
-    pages, kinds = [], set()
-    for href in nav:
-        if href not in pages:
-            pages.append(href)
-            kinds.add(page_kind(href))
-    for href in list(pages):
-        page = person.open(href)
-        for link in page.locator("main a[href^='/']").evaluate_all("a => a.map(l => l.getAttribute('href'))"):
-            path = link.split("#")[0]
-            if not path or NOT_A_PAGE.search(path.split("?")[0]) or page_kind(path) in kinds:
-                continue
-            if "?" in path and any(p.split("?")[0] == path.split("?")[0] for p in pages):
-                continue  # the same page filtered
-            kinds.add(page_kind(path))
-            pages.append(path)
-    return pages
-
-
-def some_of_everything(browser: Browser, site: Site, staff) -> None:
-    """A booking, a conversation and an editor's change, for the pages to show (made if missing)."""
-    editor = staff(DESKTOP)
-    editor.sign_in("eddie")
-    if not editor.open("/history/").locator("main tbody a").count():
-        page = editor.open("/clinic/")
-        dates = page.get_by_label("Closed dates (holidays), one per line as YYYY-MM-DD")
-        dates.fill((dates.input_value() + "\n2031-12-25").strip())
-        page.get_by_role("button", name="Save").click()
-        assert "no training and no restart needed" in editor.flash()
-    reception = staff(DESKTOP)
-    reception.sign_in("rita")
-    if not reception.open("/bookings/").locator("main tbody a").count():
-        book_in_widget(browser, site, "Phoebe Small", "phoebe@example.com")
-    site.chat.texts("phone-sized-visit", "what is scar relaxation")
-
-
-@pytest.mark.timeout(1800)  # some 40 pages at two sizes; a busy machine took over 15 minutes
-def test_every_page_as_each_role_fits_a_phone_and_passes_axe(browser: Browser, staff, site: Site) -> None:
-    some_of_everything(browser, site, staff)
-    offending: list[str] = []
-    visited = 0
-    login = staff(DESKTOP, bypass_csp=True)
-    for viewport in (DESKTOP, PHONE):
-        login.page.set_viewport_size(viewport)
-        login.open("/login")
-        offending += [f"/login at {viewport['width']} px: {p}" for p in axe_violations(login.page)]
-    for role, name in ROLE_ACCOUNTS.items():
-        person = staff(DESKTOP, bypass_csp=True)  # axe is injected as a script tag
-        person.sign_in(name)
-        viewports = [DESKTOP, PHONE]
-        for path in console_pages(person):
-            response = person.page.goto(site.console + path)
-            if response is None or response.status != 200:
-                offending.append(f"{role} {path}: answered {response and response.status}")
-                continue
-            for viewport in viewports:  # each page once, seen at both sizes
-                person.page.set_viewport_size(viewport)
-                where = f"{role} {path} at {viewport['width']} px"
-                visited += 1
-                layout = person.page.evaluate(LAYOUT)
-                if layout["headings"] != 1:
-                    offending.append(f"{where}: {layout['headings']} main headings")
-                if layout["page"] > layout["screen"] + 1:
-                    offending.append(f"{where}: the page is {layout['page']} px wide (scrolls sideways)")
-                if layout["tables"]:
-                    offending.append(f"{where}: a table is wider than its space {layout['tables']} px")
-                if viewport == PHONE and layout["top"] > NAVIGATION_MAX_PX:
-                    offending.append(f"{where}: the page's content starts {layout['top']} px down")
-                offending += [f"{where}: {p}" for p in axe_violations(person.page)]
-            viewports.reverse()
-    print(f"{visited} page views, {len(offending)} problems")
-    assert not offending, f"{len(offending)} problems in {visited} page views:\n" + "\n".join(offending)
-
-
-# ---------------------------------------------------------------------------- plain words
 # What a staff page must never show: the project's internal names, files, commands, commit ids,
 # YAML and Python's error reports. (A booking reference, SR-XXXXXXXX, is upper case: not a hash.)
 MAKE_TARGETS = sorted(
@@ -1226,6 +1146,21 @@ INTERNALS = {
     "a Python error": re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+"),
 }
 NOT_CRAWLED = re.compile(r"/logout|/login|export|\.csv|\.xlsx|/static/|/download")
+HREFS = "links => links.map(a => a.getAttribute('href'))"  # the links' addresses as written
+
+
+def page_kind(href: str) -> tuple[str, ...]:
+    """A console link's kind for the layout check: pages of one kind (two bookings, two topics) once."""
+    path, _, query = href.partition("?")
+    parts = [p for p in path.split("/") if p]
+    kind = tuple("*" if re.search(r"\d", p) or i >= 2 else p for i, p in enumerate(parts))
+    return kind + tuple(sorted(k.split("=")[0] for k in query.split("&") if k))
+
+
+def pattern_of(path: str) -> str:
+    """The page's kind: its address with ids and query values taken out (a few of each kind are read)."""
+    path = re.sub(r"=[^&]*", "=", path)
+    return re.sub(r"/(?:SR-)?[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*|/[0-9a-f]{7,40}", "/ID", path)
 
 
 def internals_on(page: Page) -> list[str]:
@@ -1241,21 +1176,68 @@ def internals_on(page: Page) -> list[str]:
     return found
 
 
-def pattern_of(path: str) -> str:
-    """The page's kind: its address with ids and query values taken out (a few of each kind are read)."""
-    path = re.sub(r"=[^&]*", "=", path)
-    return re.sub(r"/(?:SR-)?[A-Za-z0-9_-]*\d[A-Za-z0-9_-]*|/[0-9a-f]{7,40}", "/ID", path)
+# The page's own content as axe-core would read it (its title and <main>), without the form tokens
+# that differ per visit: two roles shown the same content see the same page but for the navigation.
+CONTENT = """() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('input[name=csrf_token]').forEach(i => i.removeAttribute('value'));
+  return document.title + '\\n' + main.outerHTML;
+}"""
 
 
-def crawl(person: Staff, per_kind: int = 2) -> dict[str, list[str]]:
-    """What each console page shows of INTERNALS, by its address.
+def layout_problems(page: Page, where: str, viewport: dict[str, int]) -> list[str]:
+    """What is wrong with the layout of the page as shown at `viewport` (already set)."""
+    offending = []
+    layout = page.evaluate(LAYOUT)
+    if layout["headings"] != 1:
+        offending.append(f"{where}: {layout['headings']} main headings")
+    if layout["page"] > layout["screen"] + 1:
+        offending.append(f"{where}: the page is {layout['page']} px wide (scrolls sideways)")
+    if layout["tables"]:
+        offending.append(f"{where}: a table is wider than its space {layout['tables']} px")
+    if viewport == PHONE and layout["top"] > NAVIGATION_MAX_PX:
+        offending.append(f"{where}: the page's content starts {layout['top']} px down")
+    return offending
+
+
+def layout_and_axe(page: Page, where: str, viewport: dict[str, int]) -> list[str]:
+    """What is wrong with the page as shown at `viewport` (already set): its layout, axe-core's findings."""
+    return layout_problems(page, where, viewport) + [f"{where}: {p}" for p in axe_violations(page)]
+
+
+@dataclass
+class Crawled:
+    """What the crawl found: layout and axe problems (and page views), words that are internals, by role."""
+
+    offending: list[str] = field(default_factory=list)
+    views: int = 0
+    # The content axe-core has checked (CONTENT, by width): another role's page with the same
+    # content differs only by its navigation, which axe checks on that role's first page.
+    axed: set[tuple[int, str]] = field(default_factory=set)
+    same_content: int = 0  # page views whose content axe had checked as another role's
+    leaks: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    browser_problems: list[str] = field(default_factory=list)  # errors in the pages' consoles
+
+
+def crawl(person: Staff, role: str, crawled: Crawled, per_kind: int = 2) -> None:
+    """Read every page `person` reaches once: its words each time, its layout once per page_kind.
 
     The pages are every one reachable from the navigation and the pages' links (GET, same site),
-    a few of each kind (a few bookings, a few changes...).
+    a few of each kind (a few bookings, a few changes...). The first page of each page_kind in
+    the navigation or linked from a navigation page's content is also measured and checked by
+    axe-core at 1366 px and on a phone (a filtered list, e.g. ?status=..., counts as its
+    unfiltered page). The crawl goes level by level, so the navigation pages are read before any
+    page two links away. axe-core checks a page's content once at each width: a page an earlier
+    role was shown with the same content (CONTENT) has its layout measured, and axe-core has
+    checked this role's navigation on its first page.
     """
     console = person.site.console
     seen: set[str] = set()
     kinds: dict[str, int] = {}
+    measured: set[tuple[str, ...]] = set()
+    nav: list[str] = []
+    to_measure: set[tuple[str, ...]] = set()  # the kinds of the navigation's pages and their links
+    navigation_axed: set[int] = set()  # the widths at which axe-core has checked this role's pages
     queue = ["/"]
     found: dict[str, list[str]] = {}
     while queue:
@@ -1265,11 +1247,40 @@ def crawl(person: Staff, per_kind: int = 2) -> dict[str, list[str]]:
             continue
         seen.add(path)
         kinds[kind] = kinds.get(kind, 0) + 1
+        person.page.set_viewport_size(DESKTOP)
         response = person.page.goto(console + path)
-        assert response is not None and response.status < 500, f"{path}: {response and response.status}"
+        status = response.status if response is not None else None
+        if status is None or status >= 500:
+            found[path] = [f"the page answered {status}"]
+            continue
         problems = internals_on(person.page)
         if problems:
             found[path] = problems
+        if path == "/":
+            nav = person.page.locator("header a[href^='/']").evaluate_all(HREFS)
+            to_measure.update(page_kind(href) for href in nav)
+        if path in nav:
+            for link in person.page.locator("main a[href^='/']").evaluate_all(HREFS):
+                to_measure.add(page_kind(link.split("#")[0]))
+        bare = path.split("?")[0]
+        new_kind = page_kind(path) in to_measure - measured and page_kind(bare) not in measured
+        if new_kind and not NOT_A_PAGE.search(bare):
+            measured.add(page_kind(path))
+            if status != 200:
+                crawled.offending.append(f"{role} {path}: answered {status}")
+            else:
+                for viewport in (DESKTOP, PHONE):  # the page once, seen at both sizes
+                    person.page.set_viewport_size(viewport)
+                    crawled.views += 1
+                    where = f"{role} {path} at {viewport['width']} px"
+                    content = (viewport["width"], person.page.evaluate(CONTENT))
+                    if content in crawled.axed and viewport["width"] in navigation_axed:
+                        crawled.same_content += 1
+                        crawled.offending += layout_problems(person.page, where, viewport)
+                        continue
+                    crawled.offending += layout_and_axe(person.page, where, viewport)
+                    crawled.axed.add(content)
+                    navigation_axed.add(viewport["width"])
         for href in person.page.locator("a[href]:not([download])").evaluate_all(
             "links => links.map(a => a.href)"
         ):
@@ -1278,38 +1289,90 @@ def crawl(person: Staff, per_kind: int = 2) -> dict[str, list[str]]:
             target = href[len(console) :].split("#")[0] or "/"
             if target not in seen and not NOT_CRAWLED.search(target):
                 queue.append(target)
-    return found
+    if found:
+        crawled.leaks[role] = found
 
 
-def test_no_staff_page_shows_internal_names_files_commands_or_hashes(
-    staff, browser: Browser, site: Site
-) -> None:
-    """Every page each role can reach speaks plain words.
+def some_of_everything(browser: Browser, site: Site) -> None:
+    """What the pages are to show, besides what the module's earlier tests left.
 
-    The module's earlier tests left bookings, inbox additions, answer and clinic edits and an undo;
-    here a conversation that fell back, one that booked and a renamed topic are added.
+    A conversation that fell back, a booking, a renamed topic (so the History has a change).
     """
     site.chat.texts("plain-words", "hello")
     site.chat.texts("plain-words", "xqzv blorp")  # not understood
     site.chat.texts("plain-words", "what is scar relaxation?")
+    site.chat.texts("phone-sized-visit", "what is scar relaxation")
     book_in_widget(browser, site, "Plain Words", "plain.words@example.com")
-    editor = staff()
-    editor.sign_in("eddie")
-    page = editor.open("/answers/topic/results_time")
-    page.get_by_label("Button title").fill("When will I see results?")
-    page.get_by_role("button", name="Save").click()
-    assert "Saved" in editor.flash()
-    leaks: dict[str, dict[str, list[str]]] = {}
-    for name in ("rita", "eddie", "anna"):
-        person = staff()
-        person.sign_in(name)
-        found = crawl(person)
-        if found:
-            leaks[name] = found
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        editor = Staff(context, site)
+        editor.sign_in("eddie")
+        page = editor.open("/answers/topic/results_time")
+        page.get_by_label("Button title").fill("When will I see results?")
+        page.get_by_role("button", name="Save").click()
+        assert "Saved" in editor.flash()
+        assert not editor.problems, editor.problems
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def crawled(browser: Browser, site: Site) -> Iterator[Crawled]:
+    """Every page as each role, read once (after some_of_everything) for the two tests below.
+
+    axe-core is added to each page before the page's own scripts (an init script), so the pages'
+    Content-Security-Policy stays on and anything it refuses is an error in the page's console.
+    """
+    some_of_everything(browser, site)
+    result = Crawled()
+    contexts = []
+    people: list[Staff] = []
+    try:
+        login_context = browser.new_context(viewport=DESKTOP)
+        contexts.append(login_context)
+        login_context.add_init_script(path=str(AXE))
+        login = Staff(login_context, site)
+        people.append(login)
+        for viewport in (DESKTOP, PHONE):
+            login.page.set_viewport_size(viewport)
+            login.open("/login")
+            result.offending += layout_and_axe(login.page, f"/login at {viewport['width']} px", viewport)
+        for role, name in ROLE_ACCOUNTS.items():
+            context = browser.new_context(viewport=DESKTOP)
+            contexts.append(context)
+            context.add_init_script(path=str(AXE))
+            person = Staff(context, site)
+            people.append(person)
+            person.sign_in(name)
+            crawl(person, role, result)
+        result.browser_problems = [problem for person in people for problem in person.problems]
+        yield result
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.mark.timeout(1800)  # some 40 pages at two sizes; a busy machine took over 15 minutes
+def test_every_page_as_each_role_fits_a_phone_and_passes_axe(crawled: Crawled) -> None:
+    """Each kind of page each role reaches: one main heading, no sideways scroll, axe-clean, both sizes."""
+    assert crawled.views > 20, f"only {crawled.views} page views: the crawl did not reach the pages"
+    listed = "\n".join(crawled.offending)
+    assert not crawled.offending, f"{len(crawled.offending)} problems in {crawled.views} views:\n{listed}"
+    assert not crawled.browser_problems, crawled.browser_problems
+
+
+@pytest.mark.timeout(1800)
+def test_no_staff_page_shows_internal_names_files_commands_or_hashes(crawled: Crawled) -> None:
+    """Every page each role can reach speaks plain words.
+
+    The module's earlier tests left bookings, inbox additions, answer and clinic edits and an undo;
+    the crawl adds a conversation that fell back, one that booked and a renamed topic.
+    """
     report = "\n".join(
         f"{name} {path}: {problem}"
-        for name, pages in leaks.items()
+        for name, pages in crawled.leaks.items()
         for path, ps in pages.items()
         for problem in ps
     )
-    assert not leaks, report
+    assert not crawled.leaks, report
+    assert not crawled.browser_problems, crawled.browser_problems

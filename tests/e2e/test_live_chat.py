@@ -1,8 +1,10 @@
 """Live chat with staff, in two real browsers: a visitor in the chat widget, staff on the Live page.
 
-One stack (servers/launcher.py: action server, Rasa server, demo page, console) on a fresh
-SQLite database; every server reads a copy of clinic.yml that each test writes (opening hours,
-how long a visitor waits), as a clinic manager would: nothing in the code is patched. The
+The console family's stack (servers/launcher.py: action server, Rasa server, demo page, console;
+tests/e2e/console_site.py), shared rather than started again (about a minute on a busy machine);
+every server reads the project copy's clinic.yml that each test writes (opening hours, how long a
+visitor waits), as a clinic manager would: nothing in the code is patched. Tests find their own
+conversations by their visitors' words and their requests by reference. The
 whole loop (offer, accept, take, messages both ways, reloads, urgent symptoms while held, hand
 back, the assistant answers again), two staff members taking one conversation, and the
 after-hours and nobody-took-it paths ending in a callback request stored for the console.
@@ -25,12 +27,13 @@ import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from common.paths import CLINIC_YML
-from servers.launcher import Stack, StackConfig, free_port
-from staff.service import accounts, db
+from servers.launcher import Stack
 from tests import screenshots
+from tests.e2e.console_site import APPS, LAST_STEPS, PASSWORD, app_code, as_copied
+from tests.e2e.console_site import Site as ConsoleSite
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
+from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import (
-    METRICS_TOKEN,
     WIDGET_LAUNCHER,
     WIDGET_MESSAGE_BOX,
     WIDGET_REPLY,
@@ -38,22 +41,17 @@ from tests.helpers import (
     WIDGET_TYPING,
     axe_violations,
     handle_of,
-    project_copy,
     read_metrics,
     squash,
 )
-from tests.helpers import WIDGET_BOT as BOT
-from tests.two_factor import next_code, secret_from_page
+from tests.two_factor import secret_from_page
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery staple"
-USERS = {"rita": "reception", "anna": "admin", "eddie": "editor"}
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ALWAYS_OPEN = {day: "00:00-23:59" for day in DAYS}
 NO_LIVE_CHAT = {day: {"hours": "00:00-23:59", "live_chat": False} for day in DAYS}
 LAPTOP = {"width": 1280, "height": 800}
-APPS: dict[str, str] = {}  # an admin's authenticator app key, from the page that set it up
 
 
 @dataclass
@@ -80,35 +78,23 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("live")
-    # A copy of the project (a git repository) that the console's Clinic details page edits; every
-    # server reads its clinic.yml.
-    root = project_copy(tmp / "project")
-    clinic_yml = root / "clinic.yml"
-    web_port = free_port()
-    config = StackConfig(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        web_port=web_port,
-        console_port=free_port(),
-        console_root=root,
-        database_url=f"sqlite:///{tmp / 'clinic.db'}",
-        cors_origins=[f"http://127.0.0.1:{web_port}"],
-        extra_env={
-            "STAFF_SECRET_KEY": "test-only-console-key-" + "x" * 20,
-            "CLINIC_SETTINGS": str(clinic_yml),
-            "METRICS_TOKEN": METRICS_TOKEN,  # the queue and the missed chats on /metrics (issue 23)
-        },
+def site(console_stack: ConsoleSite) -> Site:
+    """The console family's stack (tests/e2e/conftest.py), its project copy as copied.
+
+    Its clinic.yml, in a copy of the project (a git repository) that the console's Clinic details
+    page edits, is what every server reads; the staff accounts are console_site.py's USERS.
+    """
+    as_copied(console_stack.root)
+    stack = console_stack.stack
+    log = Path(stack.log.name) if stack.log is not None else console_stack.root / "servers.log"
+    return Site(
+        stack,
+        console_stack.page,
+        console_stack.console,
+        console_stack.database_url,
+        console_stack.root / "clinic.yml",
+        log,
     )
-    log_path = tmp / "servers.log"
-    with log_path.open("w") as log, Stack(config, log) as stack:
-        engine = db.engine(config.database_url)  # the command (clinic-staff-user) is tested elsewhere
-        for name, role in USERS.items():
-            accounts.create_user(engine, name, role, PASSWORD)
-        engine.dispose()
-        urls = (config.web_url or "", config.console_url or "")
-        yield Site(stack, *urls, config.database_url, clinic_yml, log_path)
 
 
 class Visitor:
@@ -169,12 +155,14 @@ class StaffMember:
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
         if self.page.url.endswith("/login/set-up"):  # an admin's first sign-in: the app is set up
-            APPS[name] = secret_from_page(self.page.locator("#secret").inner_text())
-            self.page.get_by_label("Code from the app").fill(next_code(APPS[name], None)[0])
+            key = (site.console, name)  # the app, shared with the console family's modules
+            APPS[key] = secret_from_page(self.page.locator("#secret").inner_text())
+            LAST_STEPS.pop(key, None)
+            self.page.get_by_label("Code from the app").fill(app_code(*key))
             self.page.get_by_role("button", name="Turn on").click()
             self.page.get_by_role("link", name="I have saved them: continue").click()
         elif self.page.url.endswith("/login/code"):
-            self.page.get_by_label("Code (or a recovery code)").fill(next_code(APPS[name], None)[0])
+            self.page.get_by_label("Code (or a recovery code)").fill(app_code(site.console, name))
             self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
 

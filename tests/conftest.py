@@ -67,7 +67,8 @@ class LongestFirst(LoadFileScheduling):
 
     def _assign_work_unit(self, node: Any) -> None:
         if not self.ordered:
-            measured = self.config.cache.get(UNIT_SECONDS, {}) if self.config.cache else {}
+            cache = getattr(self.config, "cache", None)  # None with -p no:cacheprovider
+            measured = cache.get(UNIT_SECONDS, {}) if cache else {}
             rank = {module: place for place, module in enumerate(LONGEST_MODULES)}
 
             def longest_first(unit: str) -> tuple[float, int]:
@@ -166,7 +167,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """A worker hands its stack starts to the controller; the controller keeps the units' seconds."""
     if hasattr(session.config, "workeroutput"):
         session.config.workeroutput["stack_starts"] = STACK_STARTS
-    elif UNIT_TIMES and session.config.cache is not None:  # a partial run updates only its units
+    elif UNIT_TIMES and getattr(session.config, "cache", None) is not None:  # a partial run: its units
         kept = session.config.cache.get(UNIT_SECONDS, {})
         session.config.cache.set(UNIT_SECONDS, {**kept, **{u: round(s, 1) for u, s in UNIT_TIMES.items()}})
 

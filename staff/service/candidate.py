@@ -63,6 +63,7 @@ class RasaCheck:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.ran: tuple[int, str] | None = None
+        self.failure: Exception | None = None  # the check itself could not run: a fault, not the data's
         self.found: list[str] | None = None
         self.thread = threading.Thread(target=self._run, name="rasa-check", daemon=True)
         self.thread.start()
@@ -70,13 +71,15 @@ class RasaCheck:
     def _run(self) -> None:
         try:
             self.ran = validate.rasa_output(self.root)
-        except Exception as error:  # reported as the check's own failure, in problems()
-            self.ran = (1, f"{type(error).__name__}: {error}")
+        except Exception as error:  # raised again by problems(): the run fails, staff's data is not blamed
+            self.failure = error
 
     def problems(self) -> list[str]:
         """Rasa's problems with the project, in plain words, once its check ended (empty: none)."""
         if self.found is None:
             self.thread.join()
+            if self.failure is not None:
+                raise RuntimeError("Rasa's own data check could not run") from self.failure
             project, _ = validate.load(self.root)
             found = validate.rasa_problems(project, self.root, self.ran)
             self.found = [plain.problem(self.root, p.place.path, p.message) for p in found]
@@ -122,23 +125,27 @@ def train_candidate(
                 "TF_CPP_MIN_LOG_LEVEL": "3",
             },
         )
-        while process.poll() is None:
-            elapsed = time.monotonic() - started
-            left = max(estimate - elapsed, 0)
-            stage = (
-                f"Training the new model (about {left:.0f} s left)"
-                if left
-                else "Training the new model (nearly done)"
-            )
-            service.report_progress(
-                engine, run_id, "training", stage, 10 + int(70 * min(elapsed / estimate, 0.97))
-            )
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                if give_up():
-                    process.terminate()
-                    process.wait()
+        try:
+            while process.poll() is None:
+                elapsed = time.monotonic() - started
+                left = max(estimate - elapsed, 0)
+                stage = (
+                    f"Training the new model (about {left:.0f} s left)"
+                    if left
+                    else "Training the new model (nearly done)"
+                )
+                service.report_progress(
+                    engine, run_id, "training", stage, 10 + int(70 * min(elapsed / estimate, 0.97))
+                )
+                try:
+                    process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    if give_up():
+                        break
+        finally:  # stopped, refused, or anything above raising: no training left running on its own
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
     trained = store / f"{name}.tar.gz"
     if process.returncode != 0 or not trained.is_file():
         raise RuntimeError(f"rasa train ended with {process.returncode}")
@@ -346,11 +353,10 @@ def run(run_id: int, root: Path) -> int:
                     raise
                 meanwhile.join()  # at once: it does not start on data Rasa's check refuses
                 return refuse(engine, run_id, rasa.problems())
-        meanwhile.join()
-        # With a reused model, Rasa's check may still be running: it ends before the verdict.
-        report = compare(engine, run_id, root, archive, settings, commit)
+        meanwhile.join()  # it waited for Rasa's check: data the check refuses is refused before comparing
         if rasa.problems():
             return refuse(engine, run_id, rasa.problems())
+        report = compare(engine, run_id, root, archive, settings, commit)
         service.record_model(engine, run_id, archive, digest, seconds)
         stage = "Ready to publish" if not report["reasons"] else "Cannot be published"
         service.finish(engine, run_id, service.READY, stage, report)

@@ -210,3 +210,46 @@ def test_with_every_source_kept_the_encoder_still_loads_in_the_background_at_low
     assert loaded.wait(10)
     assert niceness == [19]
     assert sources._support == {answer: ()}
+
+
+def test_an_unreadable_clinic_yml_costs_the_documents_name_never_the_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: payload() read clinic.yml unguarded, so a broken settings file failed the answer itself."""
+    (tmp_path / "clinic.yml").write_text("name: [unclosed\n", encoding="utf-8")
+    monkeypatch.setenv("CLINIC_SETTINGS", str(tmp_path / "clinic.yml"))
+    quoted = sources.payload(("A scar is a result of a series of wound healing steps.",))
+    assert quoted["source"]["document"] == "The clinic's treatment information"
+
+
+def test_without_a_cache_key_the_sources_are_found_again_and_the_server_still_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Review: a package's metadata missing made warm() raise, and the action server did not start."""
+    from importlib import metadata
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(sources, "_support", {})
+    monkeypatch.setattr(sources, "_failed", set())
+    monkeypatch.setattr(sources.metadata, "version", missing)
+    domain = {"responses": {"utter_faq/what_is_scar": load_domain()["responses"]["utter_faq/what_is_scar"]}}
+    cache = tmp_path / "answer-sources.json"
+    sources.warm(domain, cache=cache, preload=False)
+    assert not cache.exists()
+    [text] = sources.answer_texts(domain)
+    assert sources.support(text), "found again, without the cache"
+
+
+def test_the_kept_sources_are_outdated_by_a_new_lemma_table_or_stop_word_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: the matching reads spacy-lookups-data and scikit-learn; their versions are in the key."""
+    before = sources.cache_key()
+    real = sources.metadata.version
+    for package in ("spacy-lookups-data", "scikit-learn"):
+        monkeypatch.setattr(
+            sources.metadata, "version", lambda name, p=package: "99.0" if name == p else real(name)
+        )
+        assert sources.cache_key() != before, package

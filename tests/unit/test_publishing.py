@@ -375,3 +375,83 @@ def test_the_wording_that_changes_between_two_models_in_plain_words(tmp_path: Pa
     assert old in changes[0].before and new in changes[0].after and "utter_" not in str(changes)
     assert service.wording_changes(installed, sha(installed), installed, sha(installed)) == []
     assert service.reach_seconds(10) == 10 + MODEL_LOAD_SECONDS
+
+
+# ---- Check and train when Rasa's own check refuses the data or cannot run (review, 2026-12-05) ----
+CONFLICT = (
+    "Story structure conflict after intent 'greet':\n"
+    "  utter_help predicted in 'greeting answered with the menu'\n"
+    "  utter_greet predicted in 'thanks'\n"
+)
+
+
+def _run_on_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rasa_output, reuse_model: bool
+) -> dict[str, object]:
+    """candidate.run on a project copy with Rasa's check standing as given; the run's row."""
+    from staff.service import candidate, train
+    from tests.helpers import project_copy
+
+    root = project_copy(tmp_path / "project")
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(candidate.validate, "rasa_output", rasa_output)
+    compared: list[int] = []
+    monkeypatch.setattr(candidate, "compare", lambda *args: compared.append(1) or {})
+    if reuse_model:  # the same data trained before: its model is reused, no training starts
+        archive = candidate.archive_path(tmp_path / "store", train.inputs_digest(root))
+        archive.parent.mkdir(parents=True)
+        archive.write_bytes(b"a model trained from these files")
+    engine = db.engine(url)
+    run_id = service.start_run(engine, "eddie")
+    candidate.run(run_id, root)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(tables.training_runs).where(tables.training_runs.c.id == run_id)
+        ).one()
+    return {"status": row.status, "stage": row.stage, "compared": bool(compared), "row": row}
+
+
+def test_data_rasas_check_refuses_is_refused_before_any_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reused model with data Rasa refuses: refused at once with the reason, never compared."""
+    ran = _run_on_a_copy(tmp_path, monkeypatch, lambda root: (1, CONFLICT), reuse_model=True)
+    assert ran["status"] == service.REFUSED and not ran["compared"]
+    report = str(ran["row"].report)
+    assert "disagree about what the assistant does" in report and "utter_" not in report
+
+
+def test_a_rasa_check_that_cannot_run_fails_the_run_and_does_not_blame_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine fault (no rasa program, no memory) is 'try again', not 'fix your example questions'."""
+
+    def broken(root: Path) -> tuple[int, str]:
+        raise FileNotFoundError("rasa")
+
+    ran = _run_on_a_copy(tmp_path, monkeypatch, broken, reuse_model=True)
+    assert ran["status"] == service.FAILED and not ran["compared"]
+    assert "could not finish" in str(ran["stage"]) and "Error" not in str(ran["stage"])
+
+
+def test_a_training_is_stopped_when_anything_ends_the_wait_early(
+    tmp_path: Path, url: str, monkeypatch
+) -> None:
+    """No `rasa train` left running on its own when the wait for it raises (a stand-in process here)."""
+    import subprocess
+
+    from staff.service import candidate, train
+
+    marker = "61.234"
+    monkeypatch.setattr(train, "train_command", lambda *args, **kwargs: ["sleep", marker])
+    engine = db.engine(url)
+    run_id = service.start_run(engine, "eddie")
+
+    def give_up() -> bool:
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        candidate.train_candidate(engine, run_id, tmp_path, tmp_path / "store", "digest", give_up)
+    assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 1

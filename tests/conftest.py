@@ -32,7 +32,6 @@ LONGEST_MODULES = [
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_backups_restored.py",
     "tests/e2e/test_turn_truth.py",
-    "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
     "tests/e2e/test_conversations.py",
     "tests/unit/test_stories.py",

@@ -151,6 +151,23 @@ class Stack:
         self.processes[0] = self._spawn(ACTION_SERVER_COMMAND)
         self.wait_until_ready(timeout)
 
+    def restart_rasa_server(self, timeout: float = 180.0) -> None:
+        """Stop the Rasa server (SIGTERM; SIGKILL after 15 s), start it again, wait until it answers.
+
+        The action server (and console) keep running: what a conversation remembers across the
+        restart can only have come from the tracker store.
+        """
+        rasa = self.processes[1]
+        if rasa.poll() is None:
+            os.killpg(rasa.pid, signal.SIGTERM)
+            try:
+                rasa.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(rasa.pid, signal.SIGKILL)
+                rasa.wait()
+        self.processes[1] = self._spawn(RASA_SERVER_COMMAND)
+        self.wait_until_ready(timeout)
+
     def _spawn(self, command: list[str]) -> subprocess.Popen:
         return subprocess.Popen(
             command,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -14,7 +15,9 @@ import pytest
 from xdist.scheduler import LoadFileScheduling
 
 from common.domain import load_domain
-from servers.launcher import Stack
+from common.paths import CLINIC_YML
+from common.settings import page_origins
+from servers.launcher import Stack, free_port
 from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_config
 
 # The longest work units (a module or a FAMILIES family), longest first, for a run with no
@@ -29,7 +32,6 @@ LONGEST_MODULES = [
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_backups_restored.py",
     "tests/e2e/test_turn_truth.py",
-    "tests/e2e/test_web.py",
     "tests/e2e/test_review.py",
     "tests/e2e/test_conversations.py",
     "tests/unit/test_stories.py",
@@ -50,8 +52,10 @@ FAMILIES = {
     "tests/e2e/test_booking_abuse.py": "tests/e2e/test_e2e.py",
     "tests/e2e/test_conversation_ids.py": "tests/e2e/test_e2e.py",
     "tests/e2e/test_e2e_booking.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_erasure.py": "tests/e2e/test_e2e.py",
     "tests/e2e/test_privacy.py": "tests/e2e/test_e2e.py",
     "tests/e2e/test_security.py": "tests/e2e/test_e2e.py",
+    "tests/e2e/test_web.py": "tests/e2e/test_e2e.py",
 }
 
 
@@ -237,12 +241,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]:
     tmp = tmp_path_factory.mktemp("live")
     log_path: Path = tmp / "servers.log"
     config = stack_config(tmp)
+    # The demo page with the chat widget too (tests/e2e/test_web.py), and the clinic's settings in a
+    # copy of clinic.yml, which a module may change for its own tests (LiveAssistant.clinic_changed).
+    config.web_port = free_port()
+    config.cors_origins = [*page_origins(), f"http://127.0.0.1:{config.web_port}"]
+    shutil.copyfile(CLINIC_YML, tmp / "clinic.yml")
     # Every test visitor writes from 127.0.0.1, and a worker's modules share these servers: the
     # flood limit per address (120 a minute) is tested on servers of its own (test_security.py,
     # test_rate_limits.py); here it would refuse one test's visitors for another's messages.
     config.extra_env = {"MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": "100000"}
     # Monitoring as an operator sets it up: /metrics behind a token, one JSON object a log line
     # (tests/e2e/test_e2e.py reads both; test_e2e_booking.py checks the lines hold no personal data).
-    config.extra_env.update(METRICS_TOKEN=METRICS_TOKEN, LOG_FORMAT="json")
+    config.extra_env.update(
+        METRICS_TOKEN=METRICS_TOKEN, LOG_FORMAT="json", CLINIC_SETTINGS=str(tmp / "clinic.yml")
+    )
     with log_path.open("w") as log, Stack(config, log) as stack:
         yield LiveAssistant(stack, log_path)

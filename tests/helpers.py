@@ -9,13 +9,15 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import socketio
 import sqlalchemy as sa
+import yaml
 
 from common.clinic import load_settings
 from common.names import CONVERSATION_HEADER
@@ -265,6 +267,22 @@ class LiveAssistant(Chat):
     def log(self) -> str:
         """What both servers have written to their log so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    @contextmanager
+    def clinic_changed(self, **fields: Any) -> Iterator[Path]:
+        """The servers' clinic.yml (CLINIC_SETTINGS) with these fields changed until the block ends.
+
+        Every server reads the file again at its next request once it changes (common/clinic.py),
+        as after a manager's edit in the console: a module can give shared servers a setting of
+        its own (a booking system to send requests to, a booking link) for its tests only.
+        """
+        path = Path(self.stack.environment["CLINIC_SETTINGS"])
+        before = path.read_text(encoding="utf-8")
+        path.write_text(yaml.safe_dump({**yaml.safe_load(before), **fields}), encoding="utf-8")
+        try:
+            yield path
+        finally:
+            path.write_text(before, encoding="utf-8")
 
 
 class WidgetSession:

@@ -11,14 +11,12 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from common.paths import DOCUMENT
-from servers.launcher import Stack
-from tests.helpers import Chat, LiveAssistant, json_log_lines, read_metrics, stack_config
+from tests.helpers import Chat, LiveAssistant, json_log_lines, read_metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -242,25 +240,22 @@ def test_oversized_request_is_refused_and_the_next_visitor_is_served(live: Chat,
     assert live.texts(visitor(), "what is a scar") == [expected("utter_faq/what_is_scar")]
 
 
-def test_conversation_survives_a_restart(tmp_path: Path, expected) -> None:
-    """The SQL tracker store keeps the context: "yes" after a restart still means booking."""
-    config, me = stack_config(tmp_path), visitor()
-    with (tmp_path / "servers.log").open("w") as log:
-        with Stack(config, log):
-            assert Chat(config.rasa_url).texts(me, "is it covered by insurance") == [
-                expected("utter_out_of_scope")
-            ]
-        with Stack(config, log):
-            assert Chat(config.rasa_url).texts(me, "yes please") == [
-                expected("utter_booking_intro"),
-                expected("utter_ask_booking_name"),
-            ]
-    engine = sa.create_engine(config.database_url)
-    with engine.connect() as db:
-        rows = db.execute(
-            sa.text("SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
-            {"s": Chat.conversation_id(me)},
-        ).scalar()
+def test_conversation_survives_a_restart(live: LiveAssistant, expected) -> None:
+    """The SQL tracker store keeps the context: "yes" after a restart still means booking.
+
+    The run's shared servers, the Rasa server restarted (it is what would otherwise hold the
+    conversation in memory; the action server keeps nothing between calls).
+    """
+    me = visitor()
+    assert live.texts(me, "is it covered by insurance") == [expected("utter_out_of_scope")]
+    live.stack.restart_rasa_server(timeout=360)
+    assert live.texts(me, "yes please") == [
+        expected("utter_booking_intro"),
+        expected("utter_ask_booking_name"),
+    ]
+    rows = live.query(
+        "SELECT COUNT(*) FROM events WHERE sender_id = :s AND type_name = 'user'", s=live.conversation_id(me)
+    )[0][0]
     assert rows == 2
 
 

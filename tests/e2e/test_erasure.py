@@ -20,11 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 
-from common.paths import PROJECT_ROOT
-from servers.launcher import Stack
-from tests.helpers import LiveAssistant, open_day, stack_config
+from tests.helpers import LiveAssistant, open_day
 
 pytestmark = pytest.mark.e2e
 
@@ -57,17 +54,14 @@ def booking_system() -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory, booking_system) -> Iterator[LiveAssistant]:
-    """The servers with clinic.yml's settings plus a booking webhook to the system above."""
-    tmp = tmp_path_factory.mktemp("erasure")
-    clinic = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
-    clinic["booking_webhook_url"] = BookingSystem.url  # type: ignore[attr-defined]
-    (tmp / "clinic.yml").write_text(yaml.safe_dump(clinic), encoding="utf-8")
-    config = stack_config(tmp)
-    config.extra_env = {"CLINIC_SETTINGS": str(tmp / "clinic.yml")}
-    log_path = tmp / "servers.log"
-    with log_path.open("w") as log, Stack(config, log) as stack:
-        yield LiveAssistant(stack, log_path)
+def servers(live: LiveAssistant, booking_system) -> Iterator[LiveAssistant]:
+    """The run's shared servers (tests/conftest.py `live`), sending requests to the booking system above.
+
+    Their clinic.yml gets the booking webhook for this module's tests only (read again at the next
+    request, as after a manager's change in the console); these tests' visitors are their own.
+    """
+    with live.clinic_changed(booking_webhook_url=BookingSystem.url):  # type: ignore[attr-defined]
+        yield live
 
 
 def fresh(prefix: str) -> str:

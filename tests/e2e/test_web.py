@@ -2,7 +2,8 @@
 
 Chromium comes from Debian (`apt-get install -y chromium`); Playwright drives it by path,
 because `playwright install` cannot download browsers here. The servers, the page and
-the widget are the product's own (servers/launcher.py with web_port, servers/page.py, web/).
+the widget are the product's own (servers/launcher.py with web_port, servers/page.py, web/):
+the run's shared servers (tests/conftest.py `live`; a stack of its own cost a Rasa start).
 Accessibility is checked with axe-core (npm, web/node_modules, injected from the local file:
 no CDN) for WCAG 2.1 A and AA, and by hand for what axe cannot see: announcements, focus,
 200% zoom and reduced motion.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,13 +26,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import websockets
-import yaml
 from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from common.clinic import load_settings
-from common.paths import PROJECT_ROOT
-from servers.launcher import Stack, StackConfig, free_port
+from servers.launcher import Stack, free_port
 from servers.page import SOCKETIO_BUNDLE
 from tests import screenshots
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
@@ -38,7 +38,7 @@ from tests.helpers import WIDGET_BOT as BOT
 from tests.helpers import WIDGET_LAUNCHER as LAUNCHER
 from tests.helpers import WIDGET_MESSAGE_BOX as MESSAGE_BOX
 from tests.helpers import WIDGET_VISITOR as VISITOR
-from tests.helpers import axe_violations, open_day, squash
+from tests.helpers import LiveAssistant, axe_violations, open_day, squash
 
 pytestmark = pytest.mark.e2e
 
@@ -61,31 +61,18 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """Action server, Rasa server and the page on free ports; socket.io open to the page only.
+def site(live: LiveAssistant) -> Iterator[Site]:
+    """The run's shared servers (tests/conftest.py `live`) and their page; socket.io open to the page.
 
-    The clinic's settings are clinic.yml's, plus a booking link (so a link is rendered).
+    The clinic's settings are clinic.yml's, plus a booking link (so a link is rendered), for this
+    module's tests only (LiveAssistant.clinic_changed); its visitors' conversations are their own.
     """
     if not SOCKETIO_BUNDLE.is_file():
         pytest.fail(
             f"The chat widget's socket.io client is not installed ({SOCKETIO_BUNDLE}): run `npm ci` in web/."
         )
-    tmp = tmp_path_factory.mktemp("web")
-    settings = yaml.safe_load((PROJECT_ROOT / "clinic.yml").read_text(encoding="utf-8"))
-    settings["booking_link"] = BOOKING_LINK
-    (tmp / "clinic.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    web_port = free_port()
-    config = StackConfig(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        web_port=web_port,
-        database_url=f"sqlite:///{tmp / 'clinic.db'}",
-        cors_origins=[f"http://127.0.0.1:{web_port}"],
-        extra_env={"CLINIC_SETTINGS": str(tmp / "clinic.yml")},
-    )
-    log_path = tmp / "servers.log"
-    with log_path.open("w") as log, Stack(config, log) as stack:
-        yield Site(stack, log_path)
+    with live.clinic_changed(booking_link=BOOKING_LINK):
+        yield Site(live.stack, live.log_path)
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +193,7 @@ def rendered(template: str, **values: str) -> str:
 def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
     visitor: Visitor, site: Site, expected, domain, artifacts: Path
 ) -> None:
+    began = time.time()  # the servers' clock: the events' timestamps
     page = visitor.visit().page
     assert page.title().startswith("Example Skin Clinic")
     assert "fictional clinic" in page.locator(".demo-banner").inner_text()
@@ -267,7 +255,8 @@ def test_a_visitor_chats_books_and_the_conversation_survives_a_reload(
     assert visitor.bot_messages() == shown
     assert visitor.say("what is PIH") == [squash(expected("utter_faq/what_is_pih"))]
     with sa.create_engine(site.database_url).connect() as db:  # the same conversation on the server
-        assert db.execute(sa.text("SELECT COUNT(DISTINCT sender_id) FROM events")).scalar() == 1
+        since = "SELECT COUNT(DISTINCT sender_id) FROM events WHERE timestamp >= :t"  # the servers are shared
+        assert db.execute(sa.text(since), {"t": began}).scalar() == 1
 
     # HTML typed by the visitor is shown as text: no element made, nothing run.
     for attempt in HTML_ATTEMPTS:

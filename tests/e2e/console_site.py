@@ -4,9 +4,10 @@ The stack is the product's own (servers/launcher.py): action server, Rasa server
 page with the chat widget and the console, each its own process, on free loopback ports,
 with a fresh SQLite database. The console's editing pages write to a copy of the project in a
 temporary git repository (every server reads its clinic.yml), never to the real files. The
-stack is started once per test run (`console_stack` in tests/e2e/conftest.py) and shared by
-the modules that import the fixtures (site, staff): the console's family in tests/conftest.py
-FAMILIES, which one worker runs in a row. Their tests keep apart by their own visitors and
+stack is started once per pytest process (`console_stack` in tests/e2e/conftest.py) and shared
+by the modules that import the fixtures (site, staff): the console's two families in
+tests/conftest.py FAMILIES (test_console.py; the other four), each run in a row by one worker
+(a stack on each worker that runs one). Their tests keep apart by their own visitors and
 staff names, and count what changed rather than what is there. The first staff accounts are
 made through the service (staff/service/accounts.py); tests that add one later use the staff
 command (clinic-staff-user), as a clinic would (add_user).

@@ -43,8 +43,10 @@ UNIT_SECONDS = "clinic/unit_seconds"  # pytest cache key: {work unit: seconds of
 # tests run in file order, the modules in name order). Their tests keep apart by their own visitors
 # and staff names.
 # The console's modules are two families, each starting its own console stack on the worker that
-# runs it (one stack when both go to the same worker): test_console.py alone (some 380 s) and the
-# other four (some 320 s); as one unit of 700 s they were longer than half of `make test`.
+# runs it (one stack when both go to the same worker): test_console.py alone (186 s of tests
+# alone on a busy machine) and the other four (242 s, their own stack's start included); as one
+# unit (716 s before its sign-ins stopped waiting for the authenticator's clock) it was most of
+# a worker's share.
 FAMILIES = {
     "tests/e2e/test_console_handles.py": "tests/e2e/test_console_stories.py",
     "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console_stories.py",

@@ -57,7 +57,7 @@ LAST_STEPS: dict[tuple[str, str], int] = {}
 RECOVERY_CODES: dict[tuple[str, str], list[str]] = {}
 # The browser cookies of each staff member's last sign-in with a code, by (console address, name).
 # A code works once and the console takes at most the next step's code early, so a third code
-# sign-in within a minute waited up to 30 s for the clock (some 300 s a run for the admins' 20 or
+# sign-in within a minute waited up to 30 s for the clock (some 280 s a run for the admins' 20 or
 # so sign-ins): a later sign-in with the right password goes on in that session instead, as a
 # browser that stays signed in does, unless the console has ended it (a new password, role or
 # second factor: then the code is typed). The code step itself is tested where it is the subject

@@ -28,6 +28,7 @@ from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_con
 LONGEST_MODULES = [
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console.py",
+    "tests/e2e/test_console_stories.py",
     "tests/e2e/test_publish_restart.py",
     "tests/e2e/test_e2e.py",
     "tests/e2e/test_backups_restored.py",
@@ -43,11 +44,15 @@ UNIT_SECONDS = "clinic/unit_seconds"  # pytest cache key: {work unit: seconds of
 # of its modules, so its stack starts once per run instead of once per module or worker (a module's
 # tests run in file order, the modules in name order). Their tests keep apart by their own visitors
 # and staff names.
+# The console's modules are two families, each starting its own console stack on the worker that
+# runs it (one stack when both go to the same worker): test_console.py alone (186 s of tests
+# alone on a busy machine) and the other four (242 s, their own stack's start included); as one
+# unit (716 s before its sign-ins stopped waiting for the authenticator's clock) it was most of
+# a worker's share.
 FAMILIES = {
-    "tests/e2e/test_console_stories.py": "tests/e2e/test_console.py",
-    "tests/e2e/test_console_handles.py": "tests/e2e/test_console.py",
-    "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console.py",
-    "tests/e2e/test_live_chat.py": "tests/e2e/test_console.py",
+    "tests/e2e/test_console_handles.py": "tests/e2e/test_console_stories.py",
+    "tests/e2e/test_console_second_factor.py": "tests/e2e/test_console_stories.py",
+    "tests/e2e/test_live_chat.py": "tests/e2e/test_console_stories.py",
     "tests/e2e/test_production.py": "tests/e2e/test_publish.py",
     "tests/e2e/test_booking_abuse.py": "tests/e2e/test_e2e.py",
     "tests/e2e/test_conversation_ids.py": "tests/e2e/test_e2e.py",

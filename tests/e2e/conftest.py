@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from tests.e2e.console_site import Site, running_site
 from tests.e2e.production_site import Production, PublishProject, publish_project, running_production
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS
+from tests.helpers import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_FLAGS
+
+# Playwright's expect(...) waits as long as the pages' own calls (its 5 s is short on a busy machine).
+expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,10 @@ The stack is the product's own (servers/launcher.py): action server, Rasa server
 page with the chat widget and the console, each its own process, on free loopback ports,
 with a fresh SQLite database. The console's editing pages write to a copy of the project in a
 temporary git repository (every server reads its clinic.yml), never to the real files. The
-stack is started once per test run (`console_stack` in tests/e2e/conftest.py) and shared by
-the modules that import the fixtures (site, staff): the console's family in tests/conftest.py
-FAMILIES, which one worker runs in a row. Their tests keep apart by their own visitors and
+stack is started once per pytest process (`console_stack` in tests/e2e/conftest.py) and shared
+by the modules that import the fixtures (site, staff): the console's two families in
+tests/conftest.py FAMILIES (test_console.py; the other four), each run in a row by one worker
+(a stack on each worker that runs one). Their tests keep apart by their own visitors and
 staff names, and count what changed rather than what is there. The first staff accounts are
 made through the service (staff/service/accounts.py); tests that add one later use the staff
 command (clinic-staff-user), as a clinic would (add_user).
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Cookie, Page
 
 from common.paths import PROJECT_ROOT
 from servers.launcher import Stack, StackConfig, free_port
@@ -54,6 +55,14 @@ EXPECTED_STATUS = re.compile(
 APPS: dict[tuple[str, str], str] = {}
 LAST_STEPS: dict[tuple[str, str], int] = {}
 RECOVERY_CODES: dict[tuple[str, str], list[str]] = {}
+# The browser cookies of each staff member's last sign-in with a code, by (console address, name).
+# A code works once and the console takes at most the next step's code early, so a third code
+# sign-in within a minute waited up to 30 s for the clock (some 280 s a run for the admins' 20 or
+# so sign-ins): a later sign-in with the right password goes on in that session instead, as a
+# browser that stays signed in does, unless the console has ended it (a new password, role or
+# second factor: then the code is typed). The code step itself is tested where it is the subject
+# (the first sign-in of each admin, test_console_second_factor.py, the keyboard's sign-in).
+SESSIONS: dict[tuple[str, str], list[Cookie]] = {}
 
 
 def has_app(console: str, name: str) -> bool:
@@ -65,6 +74,26 @@ def app_code(console: str, name: str) -> str:
     """The code `name`'s authenticator app shows now (one the console has not seen used)."""
     code, LAST_STEPS[console, name] = next_code(APPS[console, name], LAST_STEPS.get((console, name)))
     return code
+
+
+def resume_session(context: BrowserContext, page: Page, console: str, name: str) -> bool:
+    """Go on in `name`'s kept session (SESSIONS) on the Today page; False if there is none or it ended."""
+    kept = SESSIONS.get((console, name))
+    if not kept:
+        return False
+    context.add_cookies(kept)
+    page.goto(console + "/")
+    if page.url == console + "/":
+        return True
+    SESSIONS.pop((console, name), None)  # ended by the console: sign in with a code
+    context.clear_cookies()
+    return False
+
+
+def keep_session(context: BrowserContext, page: Page, console: str, name: str) -> None:
+    """After a sign-in with a code: keep its cookies (SESSIONS) if it reached the Today page."""
+    if page.url == console + "/":
+        SESSIONS[console, name] = context.cookies(console)
 
 
 def add_user(database_url: str, name: str, role: str) -> None:
@@ -195,13 +224,17 @@ class Staff:
         """Sign in on the sign-in page, as a person types, with the code from their app if asked.
 
         An admin signing in for the first time sets the app up (and the page's recovery codes
-        are kept in RECOVERY_CODES).
+        are kept in RECOVERY_CODES). An admin who signed in with a code before goes on in that
+        session (SESSIONS).
         """
+        if password == PASSWORD and resume_session(self.context, self.page, self.site.console, name):
+            return self.page
         page = self.open("/login")
         page.get_by_label("Your name").fill(name)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
+        code_step = page.url.endswith(("/login/set-up", "/login/code"))
         if page.url.endswith("/login/set-up"):
             self.set_up_app(name)
             page.get_by_role("link", name="I have saved them: continue").click()
@@ -209,6 +242,8 @@ class Staff:
             page.get_by_label("Code (or a recovery code)").fill(app_code(self.site.console, name))
             page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
+        if code_step:
+            keep_session(self.context, page, self.site.console, name)
         return page
 
     def set_up_app(self, name: str) -> list[str]:

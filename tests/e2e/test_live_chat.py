@@ -29,7 +29,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from common.paths import CLINIC_YML
 from servers.launcher import Stack
 from tests import screenshots
-from tests.e2e.console_site import APPS, LAST_STEPS, PASSWORD, app_code, as_copied
+from tests.e2e.console_site import (
+    APPS,
+    LAST_STEPS,
+    PASSWORD,
+    app_code,
+    as_copied,
+    keep_session,
+    resume_session,
+)
 from tests.e2e.console_site import Site as ConsoleSite
 from tests.helpers import BROWSER_TIMEOUT_MS as TIMEOUT_MS
 from tests.helpers import WIDGET_BOT as BOT
@@ -149,11 +157,14 @@ class StaffMember:
         self.page.set_default_timeout(TIMEOUT_MS)
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        if resume_session(context, self.page, site.console, name):  # signed in with a code before
+            return
         self.page.goto(site.console + "/login")
         self.page.get_by_label("Your name").fill(name)
         self.page.get_by_label("Password").fill(PASSWORD)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
+        code_step = self.page.url.endswith(("/login/set-up", "/login/code"))
         if self.page.url.endswith("/login/set-up"):  # an admin's first sign-in: the app is set up
             key = (site.console, name)  # the app, shared with the console family's modules
             APPS[key] = secret_from_page(self.page.locator("#secret").inner_text())
@@ -165,6 +176,8 @@ class StaffMember:
             self.page.get_by_label("Code (or a recovery code)").fill(app_code(site.console, name))
             self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state()
+        if code_step:
+            keep_session(context, self.page, site.console, name)
 
     def live(self, available: bool = True) -> Page:
         """Open the Live page (and set yourself available)."""

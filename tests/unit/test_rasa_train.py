@@ -88,6 +88,7 @@ def test_the_nlu_data_is_rasas_without_the_answers_and_the_checks_are_the_same(p
         with warnings.catch_warnings(record=True) as found:
             warnings.simplefilter("always")
             validate_files(False, None, project_importer)  # what `rasa train` checks first
+            project_importer.get_nlu_data().validate()  # and its pipeline's validator node
         # Rasa's warnings about the data (not Python's about modules imported the first time)
         return project_importer.get_nlu_data(), sorted(
             str(w.message) for w in found if issubclass(w.category, UserWarning)

@@ -437,6 +437,7 @@ def test_publishing_on_two_production_servers(staff, site: Site, production: Pro
         production.database_url,
         chats[0],
         production.stacks[0].environment,
+        site.trained_before,
     )
     admin = staff(on_production)
     admin.sign_in("anna")

@@ -16,8 +16,10 @@ training each example's own similarity is left out, as a new message would have 
 Its output has the shape Rasa's DIETClassifier and ResponseSelector give: `intent` and
 `intent_ranking` (the FAQ answers' probabilities summed into `faq`), and
 `response_selector.faq` with the answers ranked by P(answer | faq), so the fallback tail,
-`utter_faq` and the "did you mean" buttons work unchanged. The trained weights are stored
-as plain numpy arrays and JSON (no pickle).
+`utter_faq` and the "did you mean" buttons work unchanged. It names the answer, never its
+words (`responses` is empty): they are the domain's when it is said (actions/topics.py), and
+training never reads them (staff/service/rasa_train.py), so rewording an answer retrains
+nothing. The trained weights are stored as plain numpy arrays and JSON (no pickle).
 """
 
 from __future__ import annotations
@@ -95,14 +97,13 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         resource: Resource,
         state: dict[str, Any] | None = None,
     ) -> None:
-        """A classifier with `state` (classes, origins, responses, coef, intercept) if trained."""
+        """A classifier with `state` (classes, origins, coef, intercept) if trained."""
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
         state = state or {}
         self.classes: list[str] = state.get("classes", [])
         self.origins: list[tuple[str, int]] = [tuple(o) for o in state.get("origins", [])]
-        self.responses: dict[str, list[dict[str, Any]]] = state.get("responses", {})
         self.coef: np.ndarray | None = state.get("coef")
         self.intercept: np.ndarray | None = state.get("intercept")
         # Unit-length embeddings of the training examples and their class indices (nearest_examples).
@@ -212,11 +213,6 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
         assert [str(c) for c in regression.classes_] == self.classes
         self.coef = regression.coef_.astype(np.float32)
         self.intercept = regression.intercept_.astype(np.float32)
-        self.responses = {
-            name: variations
-            for name, variations in training_data.responses.items()
-            if RESPONSE_IDENTIFIER_DELIMITER in name
-        }
         self.persist()
         return self._resource
 
@@ -249,7 +245,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             if self.examples is not None:
                 arrays.update(examples=self.examples, example_classes=self.example_classes)
             np.savez(directory / WEIGHTS_FILE, **arrays)
-            meta = {"classes": self.classes, "origins": self.origins, "responses": self.responses}
+            meta = {"classes": self.classes, "origins": self.origins}
             (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
@@ -310,7 +306,11 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             )
 
     def _selector_output(self, answers: dict[str, float], retrieval_confidence: float) -> dict[str, Any]:
-        """What Rasa's ResponseSelector sets: the answers ranked by P(answer | faq)."""
+        """What Rasa's ResponseSelector sets: the answers ranked by P(answer | faq).
+
+        No answer's words (`responses`): Rasa's would put the answer's name there when it has no
+        words for it, and an old wording is no better; utter_faq takes them from the domain.
+        """
         retrieval = self.config["retrieval_intent"]
         total = retrieval_confidence or 1.0
         ranked = sorted(answers.items(), key=lambda item: -item[1])
@@ -321,7 +321,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
             ALL_RETRIEVAL_INTENTS: [retrieval],
             retrieval: {
                 "response": {
-                    "responses": self.responses.get(utter_action) or [{TEXT: best}],
+                    "responses": [],
                     PREDICTED_CONFIDENCE_KEY: ranking[0][PREDICTED_CONFIDENCE_KEY],
                     INTENT_RESPONSE_KEY: best,
                     "utter_action": utter_action,

@@ -292,8 +292,14 @@ def raw_prediction(text: str, gold: str, parse: dict[str, Any], override: str | 
     )
 
 
-def rasa_train(arguments: Sequence[str], out: Path) -> tuple[Path, float]:
-    """`rasa train <arguments>` into `out` with an empty cache; return the model and wall seconds."""
+def rasa_train(
+    arguments: Sequence[str], out: Path, program: Sequence[str] = (str(RASA_PROGRAM),)
+) -> tuple[Path, float]:
+    """`rasa train <arguments>` into `out` with an empty cache; return the model and wall seconds.
+
+    `program`: Rasa's own (the pipelines compared may include its ResponseSelector, which learns
+    from the answers' words), or the project's (staff/service/train.py RASA_TRAIN).
+    """
     log_path = out / "train.log"
     env = dict(
         os.environ,
@@ -302,7 +308,7 @@ def rasa_train(arguments: Sequence[str], out: Path) -> tuple[Path, float]:
         TF_CPP_MIN_LOG_LEVEL="3",
     )
     command = [
-        str(RASA_PROGRAM),
+        *program,
         "train",
         *arguments,
         "--fixed-model-name",

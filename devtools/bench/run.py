@@ -63,6 +63,7 @@ from devtools.bench.nlu_eval import (
 from devtools.measure import percentile
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service.evaluate import effective_label, load_heldout
+from staff.service.train import RASA_TRAIN
 
 REPORTS = REPORTS_DIR
 CONFUSION_PNG = "confusion-heldout.png"
@@ -629,7 +630,8 @@ def measure_serving(
 def time_training() -> float:
     """Wall seconds of `rasa train` (NLU and dialogue) from scratch, with an empty cache."""
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        return rasa_train(["--augmentation", "0", "--domain", str(DOMAIN_DIR)], Path(tmp))[1]
+        arguments = ["--augmentation", "0", "--domain", str(DOMAIN_DIR)]
+        return rasa_train(arguments, Path(tmp), program=RASA_TRAIN)[1]  # as make train trains
 
 
 # ------------------------------------------------------------------ report

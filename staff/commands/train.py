@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from common.paths import MODEL, PROJECT_ROOT
-from staff.service.train import LATER, STAMP, inputs_digest, train_command
+from staff.service.train import LATER, STAMP, inputs_digest, train_command, train_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Model is up to date: {model.relative_to(root)}\n{LATER}")
         return 0
     command = train_command(root, model.parent, model.name.removesuffix(".tar.gz"))
-    code = subprocess.run(command, cwd=root, env=dict(os.environ)).returncode
+    code = subprocess.run(command, cwd=root, env=train_environment(os.environ)).returncode
     if code == 0:
         stamp.write_text(digest + "\n")
         print(LATER)

@@ -90,6 +90,11 @@ class RasaCheck:
         return not self.thread.is_alive() and bool(self.problems())
 
 
+def rasa_cache(store: Path) -> Path:
+    """Rasa's training cache for the candidates of this model store (RASA_CACHE_DIRECTORY)."""
+    return store / "rasa-cache"
+
+
 def archive_path(store: Path, digest: str) -> Path:
     """Where the model trained from files with this digest is kept (the same files, the same model)."""
     return store / f"model-{digest[:24]}.tar.gz"
@@ -117,13 +122,15 @@ def train_candidate(
             cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={
-                # Rasa's training cache in the store (the project may be read-only), kept between runs.
-                "RASA_CACHE_DIRECTORY": str(store / "rasa-cache"),
-                **os.environ,
-                "RASA_TELEMETRY_ENABLED": "false",
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-            },
+            env=train.train_environment(
+                {
+                    # Rasa's training cache in the store (the project may be read-only), kept between runs.
+                    "RASA_CACHE_DIRECTORY": str(rasa_cache(store)),
+                    **os.environ,
+                    "RASA_TELEMETRY_ENABLED": "false",
+                    "TF_CPP_MIN_LOG_LEVEL": "3",
+                }
+            ),
         )
         try:
             while process.poll() is None:

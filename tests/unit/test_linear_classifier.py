@@ -105,7 +105,9 @@ def test_unseen_paraphrase_gets_its_faq_answer(
     selected = result.get("response_selector")["faq"]
     assert selected["response"]["intent_response_key"] == "faq/pih_causes"
     assert selected["response"]["utter_action"] == "utter_faq/pih_causes"
-    assert selected["response"]["responses"] == RESPONSES["utter_faq/pih_causes"]
+    # No words (the domain's are said, actions/topics.py), neither the answer's name: even though
+    # this training data held the answers' words, the model carries none of them.
+    assert selected["response"]["responses"] == []
     assert result.get("response_selector")["all_retrieval_intents"] == ["faq"]
 
 

@@ -278,11 +278,17 @@ class LiveAssistant(Chat):
         """
         path = Path(self.stack.environment["CLINIC_SETTINGS"])
         before = path.read_text(encoding="utf-8")
-        path.write_text(yaml.safe_dump({**yaml.safe_load(before), **fields}), encoding="utf-8")
+
+        def replace(text: str) -> None:  # whole at once: a server re-reading it never sees it half-written
+            draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            draft.write_text(text, encoding="utf-8")
+            os.replace(draft, path)
+
+        replace(yaml.safe_dump({**yaml.safe_load(before), **fields}))
         try:
             yield path
         finally:
-            path.write_text(before, encoding="utf-8")
+            replace(before)
 
 
 class WidgetSession:

@@ -12,9 +12,11 @@ cores), and the featurizers built vocabularies for answers nothing reads.
 
 `install()` makes that importer hand over the NLU data as read from data/ (the answers stay in
 the domain, which Rasa's dialogue training and every check still read as before); then Rasa's
-own command line runs. Rasa's data checks see the same problems either way, and the models'
-predictions are the same (tests/unit/test_rasa_train.py). If Rasa's internals are not what this
-expects, it says so and trains Rasa's way: slower after a reword, never wrong.
+own command line runs. Rasa's data checks see the same examples and warnings either way
+(tests/unit/test_rasa_train.py); the models' predictions were the same when this was built (300
+of 300 held-out questions and 2,005 of 2,005 training examples, the same confidences), as the
+featurizers learn the messages' words from the examples alone. If Rasa's internals are not what
+this expects, it says so and trains Rasa's way: slower after a reword, never wrong.
 """
 
 from __future__ import annotations

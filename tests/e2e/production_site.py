@@ -100,6 +100,7 @@ def console_env(root: Path, store: Path) -> dict[str, str]:
         "CLINIC_SETTINGS": str(root / "clinic.yml"),
         "MODEL_PULL_SECONDS": str(PULL_SECONDS),
         "MODEL_STORE_DIR": str(store),
+        "LOG_LEVEL": "INFO",  # Rasa's "Restored component" lines, which test_publish.py reads
     }
 
 

@@ -32,7 +32,7 @@ from devtools.services import PostgresServer, RedisServer, production_configs
 from servers.launcher import Stack, StackConfig, free_port
 from staff.service import accounts, db, evaluate
 from staff.service import models as model_service
-from tests.e2e.console_site import APPS, LAPTOP, LAST_STEPS, PASSWORD, Site, Staff, add_user
+from tests.e2e.console_site import APPS, LAPTOP, LAST_STEPS, PASSWORD, SESSIONS, Site, Staff, add_user
 from tests.helpers import Chat, project_copy
 
 pytestmark = pytest.mark.e2e
@@ -178,6 +178,9 @@ def test_sqlite_everything_is_back_after_deleting_it_all(browser: Browser, tmp_p
         for key in [key for key in APPS if key[0] == config.console_url]:
             APPS[fresh.console_url, key[1]] = APPS[key]
             LAST_STEPS[fresh.console_url, key[1]] = LAST_STEPS[key]
+        # No session kept from before (a fresh console may get the old one's port): a code is typed.
+        for key in [key for key in SESSIONS if key[0] == fresh.console_url]:
+            SESSIONS.pop(key)
         context = browser.new_context(viewport=LAPTOP)
         admin = Staff(context, site)
         page = admin.sign_in("anna")  # with the code from the app she set up before the backup

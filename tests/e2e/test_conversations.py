@@ -41,8 +41,7 @@ def failed_stories(report: str) -> dict[str, str]:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str]:
     """One run of every story in tests/stories plus one whose intent label is wrong."""
     stories = tmp_path_factory.mktemp("stories")
-    for story_file in TEST_STORIES_DIR.glob("test_*.yml"):
-        shutil.copy(story_file, stories / story_file.name)
+    shutil.copytree(TEST_STORIES_DIR, stories, dirs_exist_ok=True)  # every story, in any subfolder
     (stories / "test_wrong.yml").write_text(
         f'version: "3.1"\nstories:\n  - story: {WRONG_STORY}\n    steps:\n'
         f"      - user: |\n          what would the treatment cost me\n        intent: {WRONG_LABEL}\n"

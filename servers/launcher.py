@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,6 +27,20 @@ from common.database import sqlite_file
 from common.paths import MODEL, PROJECT_ROOT
 from common.settings import DEFAULT_DATABASE_URL, SettingsError, page_origins
 from servers.page import PageServer
+
+
+def terminate(processes: Iterable[subprocess.Popen], grace: float = 15.0) -> None:
+    """Stop each process's group: SIGTERM to all at once, then SIGKILL to any still up after `grace` s."""
+    running = list(processes)
+    for process in running:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in running:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def free_port() -> int:
@@ -157,14 +172,7 @@ class Stack:
         The action server (and console) keep running: what a conversation remembers across the
         restart can only have come from the tracker store.
         """
-        rasa = self.processes[1]
-        if rasa.poll() is None:
-            os.killpg(rasa.pid, signal.SIGTERM)
-            try:
-                rasa.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(rasa.pid, signal.SIGKILL)
-                rasa.wait()
+        terminate([self.processes[1]])
         self.processes[1] = self._spawn(RASA_SERVER_COMMAND)
         self.wait_until_ready(timeout)
 
@@ -204,15 +212,7 @@ class Stack:
         if self.page is not None:
             self.page.stop()
             self.page = None
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate(self.processes)
         self.processes.clear()
 
     def __enter__(self) -> Stack:

@@ -28,8 +28,17 @@ LATER = (
     "the assistant as installed, recorded when the console first started): restarting does not "
     "change it. To give visitors saved changes, use Check and train, then Publish, in the console."
 )
-# Everything the model depends on, relative to the project root.
-INPUT_GLOBS = ["config.yml", "domain/*.yml", "data/**/*.yml", "spacy_model/*", "components/*.py"]
+# Everything the model depends on, relative to the project root: the files it learns from, the
+# pipeline's code, and how Rasa is run to train (what it leaves out of the NLU data changes what is
+# trained and what Rasa's cache restores). A project copy without the code hashes what it has.
+INPUT_GLOBS = [
+    "config.yml",
+    "domain/*.yml",
+    "data/**/*.yml",
+    "spacy_model/*",
+    "components/*.py",
+    "staff/service/rasa_train.py",
+]
 
 
 def inputs_digest(root: Path = PROJECT_ROOT) -> str:

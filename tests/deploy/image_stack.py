@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
 import time
 import urllib.request
@@ -30,7 +29,7 @@ import yaml
 from common.paths import PROJECT_ROOT
 from devtools.images import Container, image_name
 from devtools.services import PostgresServer, RedisServer
-from servers.launcher import free_port
+from servers.launcher import free_port, terminate
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yml"
@@ -175,14 +174,7 @@ class ImageStack:
 
     def restart(self, name: str, log: IO[str], timeout: float = 600.0) -> None:
         """Stop one service and start it again from a new container of its (perhaps upgraded) image."""
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate([self.processes.pop(name)], grace=20)
         self.containers.pop(name).remove()
         self.containers[name] = self.container(name)
         log.write(f"\n==== {name} again ({self.containers[name].image}) ====\n")
@@ -251,15 +243,7 @@ class ImageStack:
 
     def stop(self) -> None:
         """Stop every service (SIGTERM, then SIGKILL after 20 s) and delete the containers."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        terminate(self.processes.values(), grace=20)
         self.processes.clear()
         for container in self.containers.values():
             container.remove()

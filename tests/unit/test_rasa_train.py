@@ -18,7 +18,7 @@ from rasa.shared.importers.importer import ResponsesSyncImporter, TrainingDataIm
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from common.paths import CONFIG, DATA_DIR, DOMAIN_DIR, PROJECT_ROOT
-from staff.service.train import train_command
+from staff.service.train import inputs_digest, train_command
 
 FAQ_DOMAIN = "domain/faq.yml"
 
@@ -109,3 +109,13 @@ def test_the_nlu_data_is_rasas_without_the_answers_and_the_checks_are_the_same(p
     assert examples(ours) == examples(rasas) and len(examples(ours)) > 1000
     assert {name for name in rasas.responses if name.startswith("utter_faq/")} and not ours.responses
     assert our_warnings == rasas_warnings != []
+
+
+def test_a_change_to_how_rasa_is_run_to_train_makes_make_train_train_again(tmp_path: Path) -> None:
+    """The model's stamp covers this training module: changed, `make train` no longer calls it up to date."""
+    module = tmp_path / "staff" / "service" / "rasa_train.py"
+    module.parent.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "staff" / "service" / "rasa_train.py", module)
+    before = inputs_digest(tmp_path)
+    module.write_text(module.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert inputs_digest(tmp_path) != before

@@ -88,11 +88,12 @@ $(VENV)/.spacy-pipeline: spacy_model/build.py spacy_model/synonyms.yml $(VENV)/.
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 
-# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+# Debian's Chromium, its headless build, for the browser tests (Playwright cannot download
+# browsers here; tests/helpers.py CHROMIUM).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-$(VENV)/.browser: | $(VENV)/.installed
-	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+$(VENV)/.headless-browser: | $(VENV)/.installed
+	test -x /usr/bin/chromium-headless-shell || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium-headless-shell >/dev/null; }
 	touch $@
 
 # Debian's PostgreSQL and Redis for the production-profile tests and the load test; the
@@ -163,7 +164,7 @@ restore: install  ## restore a backup, servers stopped: make restore FILE=var/ba
 # Two workers, each taking whole test files (each e2e file starts its own servers): the suite
 # waits on servers and browsers as much as it computes. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-test: train $(VENV)/.browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests
+test: train $(VENV)/.headless-browser $(VENV)/.services  ## everything: data checks, unit, conversation, end-to-end and browser tests
 	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) --durations=15
 
 test-fast: install  ## the edit loop: unit tests and data checks (no servers, no training)
@@ -184,7 +185,7 @@ images: $(VENV)/.installed  ## build the rasa, actions and console images (deplo
 # The stack from those images (processes in their file systems; containers cannot run here),
 # checked as people use it: 5 min on a quiet 2-core machine, 13 under load (after `make images`:
 # 16 min cold, 1-3 min warm). Not part of `make test`; .ci/run runs it after it.
-test-deploy: images $(VENV)/.browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
+test-deploy: images $(VENV)/.headless-browser $(VENV)/.services  ## start the images as a clinic would and check them (tests/deploy)
 	$(PY) -m pytest -m deploy tests/deploy --durations=10
 
 # The documentation site (mkdocs.yml, docs/), served on loopback at mkdocs.yml's dev_addr and

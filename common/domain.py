@@ -45,5 +45,5 @@ def read_domain(directory: Path = DOMAIN_DIR) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def load_domain() -> dict[str, Any]:
-    """The project's merged domain, read once per process."""
+    """The project's merged domain, read once per process: shared, so copy it before changing it."""
     return read_domain()

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import os
+
+# One thread per process for the numeric libraries, in this process and every server and command
+# the tests start (they inherit the environment), set before any of them is imported. A test run
+# keeps both cores busy with its two workers and their servers; each library's own pool of one
+# thread per core then only waits for a core and spins while it waits. Measured on test_web.py:
+# its Rasa server 19 CPU-seconds with the pools, 14 without, the same replies. The product's
+# servers keep the libraries' defaults.
+for _pool in (
+    "OMP_NUM_THREADS",  # scikit-learn's OpenMP
+    "OPENBLAS_NUM_THREADS",  # numpy's and scipy's BLAS (MiniLM, the classifier)
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",  # TensorFlow (the dialogue policy)
+    "TF_NUM_INTEROP_THREADS",
+):
+    os.environ.setdefault(_pool, "1")
+
+import functools
 import shutil
 import time
 from collections import OrderedDict

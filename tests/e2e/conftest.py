@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from tests.e2e.console_site import Site, running_site
 from tests.e2e.production_site import Production, PublishProject, publish_project, running_production
-from tests.helpers import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_FLAGS
+from tests.helpers import BROWSER_TIMEOUT_MS, CHROMIUM, CHROMIUM_FLAGS, CHROMIUM_PACKAGE
 
 # Playwright's expect(...) waits as long as the pages' own calls (its 5 s is short on a busy machine).
 expect.set_options(timeout=BROWSER_TIMEOUT_MS)
@@ -51,11 +51,11 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
+    """Debian's Chromium, headless (its headless build)."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing. Install Debian's Chromium: "
-            "`sudo apt-get update && sudo apt-get install -y chromium` "
+            f"`sudo apt-get update && sudo apt-get install -y {CHROMIUM_PACKAGE}` "
             "(`playwright install` cannot download browsers here)."
         )
     chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)

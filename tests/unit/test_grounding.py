@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
 from common import sources
-from common.domain import load_domain
+from common.domain import load_domain, read_domain
 from common.grounding import Checker, WordingError, read_wording
 from common.names import FAQ_RESPONSE_PREFIX
 from common.paths import DOCUMENT
@@ -99,7 +100,7 @@ def test_framing_sentences_need_no_source(checker: Checker) -> None:
 
 def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> None:
     """As after staff publish an edit: the wording Rasa sends with its domain is what is looked up."""
-    domain = load_domain()
+    domain = copy.deepcopy(load_domain())  # the process's one copy stays as the files say
     name = "utter_faq/what_is"
     before = asyncio.run(sources.source_of(domain, name))
     assert before and before["source"]["document"] == "Non-surgical Scar Revision (Scar Relaxation)"
@@ -113,6 +114,12 @@ def test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none() -> 
     )
     domain["responses"][name] = [{"text": reworded + " It is painless and works after 2 sessions."}]
     assert asyncio.run(sources.source_of(domain, name)) is None  # no button rather than a wrong source
+
+
+def test_the_reworded_answer_test_leaves_the_shared_domain_as_the_files_say() -> None:
+    """A later test on the same worker reads the files' answers (test_review.py failed after it)."""
+    test_a_reworded_answer_gets_its_own_source_and_an_unsupported_one_none()
+    assert load_domain() == read_domain()
 
 
 def test_a_failing_source_lookup_is_tried_once_not_on_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:

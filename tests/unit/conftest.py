@@ -99,3 +99,17 @@ def authenticator_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[SkippingClo
     monkeypatch.setattr(second_factor, "time", clock)
     monkeypatch.setattr(two_factor, "time", clock)
     yield clock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sanic_apps_in_one_process() -> None:
+    """Several Sanic apps may start in one test process (test_sanic_websockets.py, test_monitoring.py).
+
+    Sanic 21.12 rewrites `handle_request` at each app's start (its TouchUp) from the method's
+    source; the second start in a process reads the first rewrite's, which has none, and fails
+    (KeyError: 'handle_request'). In test mode Sanic keeps the original to rewrite each time, and
+    allows several apps of one name (test_monitoring.py starts the action server's more than once).
+    """
+    from sanic import Sanic
+
+    Sanic.test_mode = True

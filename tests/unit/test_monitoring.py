@@ -271,11 +271,8 @@ def post_to_action_server(calls: list[tuple[dict[str, str], dict]]) -> list[int]
     import urllib.error
     import urllib.request
 
-    from sanic import Sanic
-
     from servers import actions
 
-    Sanic.test_mode = True  # several apps named "actions" in one test process
     app = actions.create_app(ACTION_TOKEN, settings(METRICS_TOKEN=TOKEN))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

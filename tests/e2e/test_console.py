@@ -1364,13 +1364,14 @@ def test_sign_in_and_sign_out_with_the_keyboard_only(staff, site: Site) -> None:
         staff().sign_in("anna")
     person = staff()
     page = person.open("/login")
-    assert page.evaluate("document.activeElement.id") == "name"  # the name field has the focus
+    # The page puts the focus in the name field (autofocus, applied once the page is drawn).
+    expect(page.locator("#name")).to_be_focused()
     page.keyboard.type("anna")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url(site.console + "/login/code")
-    assert page.evaluate("document.activeElement.id") == "code"  # then the code's field
+    expect(page.locator("#code")).to_be_focused()  # then in the code's field
     page.keyboard.type(app_code(site.console, "anna"))
     page.keyboard.press("Enter")
     page.wait_for_url(site.console + "/")

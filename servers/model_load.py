@@ -87,5 +87,43 @@ def eager_load(
     # the optimiser's saved state is left unread on purpose.
     model.load_weights(model_file_name).assert_existing_objects_matched().expect_partial()
     if predict_data_example:  # trace the prediction graph now, not at a visitor's first message
-        model.run_inference(predict_data_example)
+        trace_prediction(model, predict_data_example)
     return model
+
+
+def trace_prediction(model: Any, predict_data_example: Any) -> None:
+    """Trace the model's prediction graph without AutoGraph's rewrite of its Python code.
+
+    TED's prediction step has no Python `if` or loop on a tensor's value, so tracing it as
+    written gives the graph AutoGraph would, without rewriting and compiling its source first
+    (about 2 CPU-seconds of each Rasa server's start, py-spy). Were that ever not so, tracing
+    refuses (a tensor used as a Python bool) and the graph is traced with AutoGraph, as Rasa does.
+    """
+    import rasa.utils.tensorflow.models as rasa_models
+    import tensorflow as tf
+
+    rasa_models.tf = _WithoutAutoGraph(tf)
+    try:
+        model.run_inference(predict_data_example)
+    except Exception as error:  # any refusal: trace it Rasa's way
+        logger.info("Tracing the dialogue model without AutoGraph failed (%s); tracing it with it.", error)
+        model._tf_predict_step = None
+    finally:
+        rasa_models.tf = tf
+    if model._tf_predict_step is None:
+        model.run_inference(predict_data_example)
+
+
+class _WithoutAutoGraph:
+    """TensorFlow as rasa/utils/tensorflow/models.py sees it, its tf.function without AutoGraph."""
+
+    def __init__(self, tf: Any) -> None:
+        self._tf = tf
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tf, name)
+
+    def function(self, *args: Any, **kwargs: Any) -> Any:
+        """tf.function, with autograph=False unless the caller says."""
+        kwargs.setdefault("autograph", False)
+        return self._tf.function(*args, **kwargs)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ import yaml
 
 from common.clinic import load_settings
 from common.names import CONVERSATION_HEADER
-from common.paths import MODEL, PROJECT_ROOT, RASA_PROGRAM, WEB_ROOT
+from common.paths import MODEL, PROJECT_ROOT, WEB_ROOT
 from servers.launcher import Stack, StackConfig, free_port
 
 # The browser the e2e tests drive (Debian's Chromium through Playwright) and the chat widget's
@@ -452,10 +453,12 @@ def axe_violations(page: Any) -> list[str]:
 
 
 def run_stories(stories: Path, out: Path) -> tuple[int, str]:
-    """Run Rasa's story test; return its exit code and the failed stories it wrote."""
+    """Run Rasa's story test (its command line, the servers' model load); exit code and failed stories."""
     result = subprocess.run(
         [
-            str(RASA_PROGRAM),
+            sys.executable,
+            "-m",
+            "devtools.rasa_cli",
             "test",
             "core",
             "--e2e",

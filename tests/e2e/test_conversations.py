@@ -2,7 +2,8 @@
 
 `--e2e` makes Rasa classify each story's user text (without it, `rasa test core` only
 checks the actions that follow the labelled intent). Rasa reads only files named test_*.
-One `rasa test` run (a Rasa start and a model load each, about half a minute) checks both
+One `rasa test` run (Rasa's command line with the servers' model load, devtools/rasa_cli.py:
+about 15 s) checks both
 that every story passes and that a deliberately wrong story among them fails, by its name:
 Rasa tests each story on its own, so the wrong one cannot change the others' results.
 """

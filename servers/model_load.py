@@ -96,34 +96,27 @@ def trace_prediction(model: Any, predict_data_example: Any) -> None:
 
     TED's prediction step has no Python `if` or loop on a tensor's value, so tracing it as
     written gives the graph AutoGraph would, without rewriting and compiling its source first
-    (about 2 CPU-seconds of each Rasa server's start, py-spy). Were that ever not so, tracing
-    refuses (a tensor used as a Python bool) and the graph is traced with AutoGraph, as Rasa does.
+    (about 2 CPU-seconds of each Rasa server's start, py-spy). The function is made as Rasa's
+    `batch_predict` makes it (the input signature of the first batch `run_inference` feeds it),
+    on this model alone. Were tracing ever to refuse (a tensor used as a Python bool), the graph
+    is traced with AutoGraph, as Rasa does.
     """
-    import rasa.utils.tensorflow.models as rasa_models
     import tensorflow as tf
+    from rasa.utils.train_utils import create_data_generators
 
-    rasa_models.tf = _WithoutAutoGraph(tf)
+    if getattr(model, "_run_eagerly", False):  # nothing is traced: Rasa runs the step as written
+        model.run_inference(predict_data_example)
+        return
+    batches, _ = create_data_generators(
+        model_data=predict_data_example, batch_sizes=1, epochs=1, shuffle=False
+    )
+    first = next(iter(batches))[0]
+    model._tf_predict_step = tf.function(
+        model.predict_step, input_signature=model._dynamic_signature(first), autograph=False
+    )
     try:
         model.run_inference(predict_data_example)
     except Exception as error:  # any refusal: trace it Rasa's way
         logger.info("Tracing the dialogue model without AutoGraph failed (%s); tracing it with it.", error)
         model._tf_predict_step = None
-    finally:
-        rasa_models.tf = tf
-    if model._tf_predict_step is None:
         model.run_inference(predict_data_example)
-
-
-class _WithoutAutoGraph:
-    """TensorFlow as rasa/utils/tensorflow/models.py sees it, its tf.function without AutoGraph."""
-
-    def __init__(self, tf: Any) -> None:
-        self._tf = tf
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tf, name)
-
-    def function(self, *args: Any, **kwargs: Any) -> Any:
-        """tf.function, with autograph=False unless the caller says."""
-        kwargs.setdefault("autograph", False)
-        return self._tf.function(*args, **kwargs)

@@ -471,8 +471,9 @@ def test_forget_me_erases_the_conversation_and_clears_the_window(
     assert visitor.bot_messages() == [squash(expected("utter_erasure_done"))]  # nothing else shown
     assert page.locator(VISITOR).count() == 0
     kept = json.loads(page.evaluate("localStorage.getItem('clinic-chat')"))
-    # What the device keeps besides the new conversation's random id (which once held "PIH").
+    # None of the words, its random id and proof aside (an id once held "PIH").
     kept.pop("sessionId")
+    kept.pop("resume")
     assert "PIH" not in json.dumps(kept) and "forget me" not in json.dumps(kept)
     with sa.create_engine(site.database_url).connect() as db:
         count = "SELECT COUNT(*) FROM events WHERE sender_id = :s"

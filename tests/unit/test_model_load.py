@@ -39,6 +39,7 @@ def test_the_quick_load_gives_the_same_weights_and_predictions_as_rasas_own(
         outputs = [model.run_inference(predict_data) for model in (rasas, quick)]
         compared.append((*weights, *outputs))
         assert quick._tf_predict_step is not None  # traced before the first visitor, as Rasa does
+        assert quick._tf_predict_step._autograph is False  # without AutoGraph (TF 2.12's attribute)
         return quick
 
     monkeypatch.setattr(RasaModel, "load", classmethod(both))

@@ -19,16 +19,19 @@ sweep every server runs (`sweep`), and the visitor is offered to leave a message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import pickle
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
 import socketio
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event
+from redis.exceptions import RedisError
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -47,6 +50,8 @@ URGENT_INTENT = "urgent_symptoms"
 SWEEP_SECONDS = 2.0
 MAX_STAFF_MESSAGE_CHARS = 2000
 STEPS = ("take", "say", "typing", "return", "close")
+PROBE_SECONDS = 0.5  # how often a server sends itself the probe until Redis delivers it
+LISTEN_WAIT_SECONDS = 5.0  # how long an emit waits for that (then it goes as python-socketio sends it)
 
 
 def response_text(name: str, **values: str) -> tuple[str, list[dict[str, str]]]:
@@ -304,10 +309,59 @@ class LiveChat:
             return response.json(answer, status=status)
 
 
+class ListeningRedisManager(socketio.AsyncRedisManager):
+    """python-socketio's Redis client manager, whose emits wait until this server listens.
+
+    python-socketio sends every emit through Redis, even to a visitor on the same server, and
+    starts listening (SUBSCRIBE) in a background task at the server's first connection. The
+    first visitor's session confirmation could be published before that, and Redis drops a
+    message nobody listens for: the widget then waited for a conversation that never came
+    (tests/e2e/test_socket_manager.py). Here the server sends itself a probe until it hears it
+    back, and emits wait for that (at most LISTEN_WAIT_SECONDS; after that they go as before).
+    """
+
+    def initialize(self) -> None:
+        """Start listening, and the probe that tells when Redis delivers to this server."""
+        self.listening = asyncio.Event()
+        self.probe = pickle.dumps({"probe": uuid.uuid4().hex})  # no "method": other servers ignore it
+        super().initialize()
+        if self.write_only:
+            self.listening.set()
+        else:
+            self.server.start_background_task(self._announce)
+
+    async def _announce(self) -> None:
+        """Publish the probe until this server's listener has received it."""
+        while not self.listening.is_set():
+            try:
+                await self.redis.publish(self.channel, self.probe)
+            except (RedisError, OSError) as error:  # Redis down: the listener retries; so does this
+                logger.error("Could not reach Redis to start the chat's socket: %s", type(error).__name__)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.listening.wait(), PROBE_SECONDS)
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        """The channel's messages, once subscribed; this server's probe is taken out."""
+        async for message in super()._listen():
+            if message == self.probe:
+                self.listening.set()
+            else:
+                yield message
+
+    async def _publish(self, data: Any) -> Any:
+        """Publish once this server listens (a message sent before would not reach its own visitors)."""
+        if not self.listening.is_set():
+            try:
+                await asyncio.wait_for(self.listening.wait(), LISTEN_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                logger.error("Redis has not delivered to this server yet; sending anyway.")
+        return await super()._publish(data)
+
+
 def redis_manager(config: Settings) -> socketio.AsyncRedisManager | None:
-    """python-socketio's Redis client manager for the production profile (None: one server, in memory)."""
+    """The Redis client manager for the production profile (None: one server, in memory)."""
     if config.profile != "production" or not config.redis_host:
         return None
     password = f":{config.redis_password}@" if config.redis_password else ""
     url = f"redis://{password}{config.redis_host}:{config.redis_port}/{config.redis_db}"
-    return socketio.AsyncRedisManager(url, channel="scarfaq-socketio")
+    return ListeningRedisManager(url, channel="scarfaq-socketio")

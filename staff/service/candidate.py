@@ -54,10 +54,11 @@ def keep_alive(engine: sa.engine.Engine, run_id: int, stop: threading.Event) -> 
 
 
 class RasaCheck:
-    """Rasa's own data checks (`rasa data validate`, a process of its own) running in the background.
+    """Rasa's own data checks (`rasa data validate`, staff/service/validate.py) in the background.
 
-    The project's own checks come first and are quick; Rasa's take a Rasa start (15-30 s), so they
-    run while the candidate starts training, and a training they refuse is stopped.
+    The project's own checks come first and are quick; Rasa's load Rasa first (a few seconds in
+    this process, which needs it for the comparison anyway), so they run while the candidate
+    starts training, and a training they refuse is stopped.
     """
 
     def __init__(self, root: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common.paths import PROJECT_ROOT, program
+from common.paths import PROJECT_ROOT, RASA_PROGRAM, program
+from staff.service import validate as checks
 
 PARTS = ["clinic.yml", "config.yml", "domain", "data", "content", "actions", "tests/heldout", "tests/stories"]
 
@@ -30,7 +33,8 @@ def test_a_clean_project_prints_only_its_summary() -> None:
     assert result.stdout.startswith("All ") and result.stdout.strip().endswith("and Rasa's own checks")
 
 
-def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path) -> None:
+def broken_copy(tmp_path: Path, more: str = "") -> Path:
+    """A copy of the project with a story that contradicts another (and `more` stories)."""
     for part in PARTS:
         source = PROJECT_ROOT / part
         copy = shutil.copytree if source.is_dir() else shutil.copy2
@@ -40,10 +44,55 @@ def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path
     stories.write_text(
         stories.read_text(encoding="utf-8")
         + "  - story: greeting answered with the menu\n    steps:\n"
-        + "      - intent: greet\n      - action: utter_help\n",
+        + "      - intent: greet\n      - action: utter_help\n"
+        + more,
         encoding="utf-8",
     )
-    result = validate(tmp_path)
+    return tmp_path
+
+
+def rasa_command(root: Path) -> tuple[int, str]:
+    """`rasa data validate` as a command in `root` (how the checks ran before): exit code, output."""
+    result = subprocess.run(
+        [str(RASA_PROGRAM), "data", "validate", "--fail-on-warnings", "--domain", "domain", "--data", "data"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+        timeout=600,
+    )
+    return result.returncode, checks.ANSI.sub("", result.stdout + "\n" + result.stderr)
+
+
+def test_rasa_checks_run_here_find_what_rasas_command_finds(tmp_path: Path) -> None:
+    """A contradiction, an unknown intent and an unknown answer: the same findings, the same exit code."""
+    unknown = (
+        "  - story: unknown steps\n    steps:\n"
+        "      - intent: no_such_intent\n      - action: utter_nothing\n"
+    )
+    root = broken_copy(tmp_path, unknown)
+    project, _ = checks.load(root)
+    here, command = checks.rasa_output(root), rasa_command(root)
+    found = [str(p) for p in checks.rasa_problems(project, root, here)]
+    assert here[0] == command[0] == 1
+    assert found == [str(p) for p in checks.rasa_problems(project, root, command)]
+    assert any("disagree" in p for p in found) and any("no_such_intent" in p for p in found)
+    assert any("utter_nothing" in p for p in found) and str(root) not in "".join(found)
+
+
+def test_two_rasa_checks_at_once_keep_their_findings_apart(tmp_path: Path) -> None:
+    """Two staff saving at once: each check reports only its own project's problems."""
+    root = broken_copy(tmp_path)
+    alone = [checks.rasa_output(PROJECT_ROOT)[0], checks.rasa_output(root)[0]]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(checks.rasa_output, [PROJECT_ROOT, root, PROJECT_ROOT, root]))
+    assert alone == [0, 1]
+    assert [code for code, _ in together] == [0, 1, 0, 1]
+    assert ["Story structure conflict" in output for _, output in together] == [False, True, False, True]
+
+
+def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path) -> None:
+    result = validate(broken_copy(tmp_path))
     assert result.returncode == 1
     [line] = result.stdout.splitlines()
     assert line.startswith("data/stories/faq.yml:")

@@ -16,10 +16,20 @@ all featurizers position by position).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasa.engine.caching import (
+    CACHE_LOCATION_ENV,
+    CACHE_SIZE_ENV,
+    DEFAULT_CACHE_LOCATION,
+    DEFAULT_CACHE_SIZE_MB,
+)
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -31,13 +41,85 @@ from rasa.shared.nlu.constants import ACTION_TEXT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.minilm import DEFAULT_MAX_LENGTH, EMBEDDING_DIM, MODEL_PACKAGE, load_encoder
+from components import minilm
+from components.minilm import (
+    DEFAULT_MAX_LENGTH,
+    EMBEDDING_DIM,
+    EXPECTED_SHA256,
+    MODEL_PACKAGE,
+    load_encoder,
+)
 
 logger = logging.getLogger(__name__)
 
 # Attributes featurized: the user's text, and action texts for end-to-end stories.
 # Not RESPONSE: the ResponseSelector uses the answer keys as labels, not the answer texts.
 FEATURIZED_ATTRIBUTES = (TEXT, ACTION_TEXT)
+KEPT_EMBEDDINGS_FOLDER = "minilm-embeddings"  # in Rasa's cache: a file per encoder version
+MAX_KEPT_TEXTS = 20_000  # about 30 MB; the project's training data has about 2,300 texts
+
+
+def kept_embeddings_folder() -> Path | None:
+    """Where trainings keep their texts' embeddings: in Rasa's training cache (None: it is off)."""
+    if float(os.environ.get(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE_MB)) == 0.0:  # Rasa's "no cache"
+        return None
+    return Path(os.environ.get(CACHE_LOCATION_ENV, DEFAULT_CACHE_LOCATION)) / KEPT_EMBEDDINGS_FOLDER
+
+
+class KeptEmbeddings:
+    """The embeddings of texts earlier trainings encoded, so a training encodes only new ones.
+
+    Rasa's cache restores a featurizer's output only when all of the NLU data is unchanged; one
+    added example made every training example be encoded again (about a third of the training's
+    CPU time). An embedding depends only on the text, the model files (checked at load), the
+    longest input and this encoder's code, so the file is named by a digest of the last two and
+    of the model files' expected sha256. Those of the training's own texts are kept first, then
+    earlier ones up to MAX_KEPT_TEXTS. The file is replaced whole; one that cannot be read is
+    ignored (everything is encoded, as before). Questions a visitor asks are never kept here.
+    """
+
+    def __init__(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
+        self.path = path
+        self.vectors = vectors
+
+    @staticmethod
+    def named(folder: Path, max_length: int) -> Path:
+        """The file for embeddings made with this encoder code, these model files and this length."""
+        digest = hashlib.sha256(Path(minilm.__file__).read_bytes())
+        digest.update(repr((sorted(EXPECTED_SHA256.items()), max_length)).encode())
+        return folder / f"{folder.name}-{digest.hexdigest()[:16]}.npz"
+
+    @classmethod
+    def load(cls, folder: Path, max_length: int) -> KeptEmbeddings:
+        """The kept embeddings (none if there is no readable file)."""
+        path = cls.named(folder, max_length)
+        try:
+            with np.load(path, allow_pickle=False) as kept:
+                texts, vectors = kept["texts"], kept["vectors"]
+            if vectors.shape != (len(texts), EMBEDDING_DIM):
+                raise ValueError(f"shape {vectors.shape} for {len(texts)} texts")
+            return cls(path, {str(text): vector for text, vector in zip(texts, vectors)})
+        except FileNotFoundError:
+            return cls(path, {})
+        except Exception as error:  # damaged or foreign: encode everything, as without it
+            logger.warning("Encoding every example again: %s could not be read (%s).", path, error)
+            return cls(path, {})
+
+    def save(self, first: list[str]) -> None:
+        """Keep the embeddings of `first` (this training's texts), then earlier ones, whole or not at all."""
+        texts = list(dict.fromkeys([*first, *self.vectors]))[:MAX_KEPT_TEXTS]
+        texts = [text for text in texts if text in self.vectors]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            draft = self.path.with_name(f"{self.path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+            vectors = np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, EMBEDDING_DIM))
+            np.savez(draft, texts=np.array(texts, dtype=str), vectors=vectors.astype(np.float32))
+            draft.replace(self.path)
+            for other in self.path.parent.glob(f"{self.path.parent.name}-*.npz"):  # other encoder versions
+                if other != self.path and "." not in other.stem:
+                    other.unlink(missing_ok=True)
+        except OSError as error:  # a read-only cache: the next training encodes them again
+            logger.warning("Could not keep the examples' embeddings in %s (%s).", self.path, error)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -88,15 +170,24 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         if int(config.get("batch_size", 32)) < 1:
             raise ValueError("batch_size must be at least 1.")
 
-    def _featurize(self, messages: list[Message], attribute: str) -> None:
-        """Adds sentence (embedding) and sequence (zeros) features to messages with tokens."""
+    def _featurize(self, messages: list[Message], attribute: str, kept: KeptEmbeddings | None = None) -> None:
+        """Adds sentence (embedding) and sequence (zeros) features to messages with tokens.
+
+        With `kept`, texts it holds are not encoded again, and those encoded are added to it.
+        """
         # Like the CountVectorsFeaturizer: no tokens, nothing to featurize.
         todo = [m for m in messages if m.get(attribute) and m.get(TOKENS_NAMES[attribute])]
         if not todo:
             return
-        embeddings = self.encoder.encode(
-            [m.get(attribute) for m in todo], batch_size=int(self._config["batch_size"])
-        )
+        texts = [m.get(attribute) for m in todo]
+        batch_size = int(self._config["batch_size"])
+        if kept is None:
+            embeddings = self.encoder.encode(texts, batch_size=batch_size)
+        else:
+            new = [text for text in dict.fromkeys(texts) if text not in kept.vectors]
+            if new:
+                kept.vectors.update(zip(new, self.encoder.encode(new, batch_size=batch_size)))
+            embeddings = np.stack([kept.vectors[text] for text in texts])
         for message, embedding in zip(todo, embeddings):
             num_tokens = len(message.get(TOKENS_NAMES[attribute]))
             self.add_features_to_message(
@@ -107,9 +198,14 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             )
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Featurizes all training examples, in batches."""
+        """Featurizes all training examples, in batches, encoding only texts no training encoded before."""
+        folder = kept_embeddings_folder()
+        kept = KeptEmbeddings.load(folder, self.encoder.max_length) if folder else None
         for attribute in FEATURIZED_ATTRIBUTES:
-            self._featurize(training_data.training_examples, attribute)
+            self._featurize(training_data.training_examples, attribute, kept)
+        if kept is not None:
+            used = [m.get(a) for a in FEATURIZED_ATTRIBUTES for m in training_data.training_examples]
+            kept.save([text for text in used if text])
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rasa.engine.caching import CACHE_LOCATION_ENV, CACHE_SIZE_ENV
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -22,7 +23,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from components.minilm import EMBEDDING_DIM, MiniLMEncoder, ModelFilesError, default_model_dir, load_encoder
-from components.sentence_embeddings import SentenceEmbeddingFeaturizer
+from components.sentence_embeddings import KEPT_EMBEDDINGS_FOLDER, SentenceEmbeddingFeaturizer
 
 TYPICAL_QUESTION = "Can I book a scar relaxation session for my daughter next Tuesday afternoon?"
 
@@ -160,7 +161,10 @@ def test_message_gets_sentence_embedding(pipeline: list[Any]) -> None:
     assert sequence.features.shape[0] == sparse_sequence.features.shape[0]
 
 
-def test_training_data_is_featurized_in_batches(pipeline: list[Any]) -> None:
+def test_training_data_is_featurized_in_batches(
+    pipeline: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_LOCATION_ENV, str(tmp_path))  # not the checkout's cache
     spacy_nlp, tokenizer, _, minilm = pipeline
     texts = ["What causes hyperpigmentation?", "Who is the treatment for?", "thanks"]
     training = TrainingData([Message(data={"text": t, "intent": "faq"}) for t in texts])
@@ -170,6 +174,63 @@ def test_training_data_is_featurized_in_batches(pipeline: list[Any]) -> None:
     for message, embedding in zip(training.training_examples, expected):
         _, sentence = message.get_dense_features("text")
         np.testing.assert_allclose(sentence.features[0], embedding, atol=1e-5)
+
+
+def train(pipeline: list[Any], texts: list[str]) -> TrainingData:
+    """The texts' training examples, featurized as a training does."""
+    spacy_nlp, tokenizer, _, minilm = pipeline
+    training = TrainingData([Message(data={"text": t, "intent": "faq"}) for t in texts])
+    training = tokenizer.process_training_data(spacy_nlp.process_training_data(training, spacy_nlp.provide()))
+    return minilm.process_training_data(training)
+
+
+@pytest.fixture
+def encoded(pipeline: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The texts the encoder is given, call by call, with Rasa's cache in tmp_path."""
+    monkeypatch.setenv(CACHE_LOCATION_ENV, str(tmp_path))
+    encoder, calls = pipeline[-1].encoder, []
+    encode = encoder.encode
+    monkeypatch.setattr(
+        encoder, "encode", lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw)
+    )
+    return calls
+
+
+def test_a_training_encodes_only_the_texts_no_training_encoded_before(
+    pipeline: list[Any], encoded: list[list[str]], tmp_path: Path
+) -> None:
+    """One example added: one text encoded, not all of them again (Rasa's cache restores none)."""
+    first = ["What causes hyperpigmentation?", "Who is the treatment for?"]
+    train(pipeline, first)
+    later = train(pipeline, [*first, "does acne cause hyperpigmentation then"])
+    assert encoded == [first, ["does acne cause hyperpigmentation then"]]
+    expected = pipeline[-1].encoder.encode([m.get("text") for m in later.training_examples])
+    for message, embedding in zip(later.training_examples, expected):
+        np.testing.assert_allclose(message.get_dense_features("text")[1].features[0], embedding, atol=1e-5)
+    assert [p.parent.name for p in tmp_path.rglob("*.npz")] == [KEPT_EMBEDDINGS_FOLDER]
+
+
+def test_a_damaged_file_of_kept_embeddings_is_encoded_again(
+    pipeline: list[Any], encoded: list[list[str]], tmp_path: Path
+) -> None:
+    texts = ["What causes hyperpigmentation?", "thanks"]
+    train(pipeline, texts)
+    [kept] = tmp_path.rglob("*.npz")
+    kept.write_bytes(b"not what was written")
+    again = train(pipeline, texts)
+    assert encoded == [texts, texts]
+    assert all(m.get_dense_features("text")[1] is not None for m in again.training_examples)
+    train(pipeline, texts)
+    assert len(encoded) == 2  # the file was written whole again
+
+
+def test_nothing_is_kept_when_rasas_cache_is_off(
+    pipeline: list[Any], encoded: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_SIZE_ENV, "0")
+    train(pipeline, ["thanks"])
+    train(pipeline, ["thanks"])
+    assert encoded == [["thanks"], ["thanks"]] and list(tmp_path.rglob("*")) == []
 
 
 def test_message_without_text_is_left_alone(pipeline: list[Any]) -> None:

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,6 @@ logger = logging.getLogger(__name__)
 # Not RESPONSE: the ResponseSelector uses the answer keys as labels, not the answer texts.
 FEATURIZED_ATTRIBUTES = (TEXT, ACTION_TEXT)
 KEPT_EMBEDDINGS_FOLDER = "minilm-embeddings"  # in Rasa's cache: a file per encoder version
-MAX_KEPT_TEXTS = 20_000  # about 30 MB; the project's training data has about 2,300 texts
 
 
 def kept_embeddings_folder() -> Path | None:
@@ -67,20 +67,26 @@ def kept_embeddings_folder() -> Path | None:
 
 
 class KeptEmbeddings:
-    """The embeddings of texts earlier trainings encoded, so a training encodes only new ones.
+    """The embeddings of the last training's examples, so the next one encodes only new examples.
 
     Rasa's cache restores a featurizer's output only when all of the NLU data is unchanged; one
     added example made every training example be encoded again (about a third of the training's
     CPU time). An embedding depends only on the text, the model files (checked at load), the
     longest input and this encoder's code, so the file is named by a digest of the last two and
-    of the model files' expected sha256. Those of the training's own texts are kept first, then
-    earlier ones up to MAX_KEPT_TEXTS. The file is replaced whole; one that cannot be read is
-    ignored (everything is encoded, as before). Questions a visitor asks are never kept here.
+    of the model files' expected sha256. It holds the embeddings of the examples of the last
+    training only, each under the sha256 of its text, never the text: an example staff took out
+    (say, with someone's name in it) is gone from it at the next training. The file is replaced
+    whole; one that cannot be read is ignored (everything is encoded, as before).
     """
 
     def __init__(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
         self.path = path
-        self.vectors = vectors
+        self.vectors = vectors  # sha256 of a text -> its embedding
+
+    @staticmethod
+    def key(text: str) -> str:
+        """What a text is kept under."""
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     @staticmethod
     def named(folder: Path, max_length: int) -> Path:
@@ -95,25 +101,36 @@ class KeptEmbeddings:
         path = cls.named(folder, max_length)
         try:
             with np.load(path, allow_pickle=False) as kept:
-                texts, vectors = kept["texts"], kept["vectors"]
-            if vectors.shape != (len(texts), EMBEDDING_DIM):
-                raise ValueError(f"shape {vectors.shape} for {len(texts)} texts")
-            return cls(path, {str(text): vector for text, vector in zip(texts, vectors)})
+                keys, vectors = kept["keys"], kept["vectors"]
+            if vectors.shape != (len(keys), EMBEDDING_DIM):
+                raise ValueError(f"shape {vectors.shape} for {len(keys)} examples")
+            return cls(path, {str(key): vector for key, vector in zip(keys, vectors)})
         except FileNotFoundError:
             return cls(path, {})
         except Exception as error:  # damaged or foreign: encode everything, as without it
             logger.warning("Encoding every example again: %s could not be read (%s).", path, error)
             return cls(path, {})
 
-    def save(self, first: list[str]) -> None:
-        """Keep the embeddings of `first` (this training's texts), then earlier ones, whole or not at all."""
-        texts = list(dict.fromkeys([*first, *self.vectors]))[:MAX_KEPT_TEXTS]
-        texts = [text for text in texts if text in self.vectors]
+    def embeddings(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """The texts' embeddings: kept ones as kept, the others from `encode` (and kept)."""
+        keys = [self.key(text) for text in texts]
+        new = {key: text for key, text in zip(keys, texts) if key not in self.vectors}
+        if new:
+            self.vectors.update(zip(new, encode(list(new.values()))))
+        return np.stack([self.vectors[key] for key in keys])
+
+    def save(self, texts: list[str]) -> None:
+        """Keep the embeddings of these texts (this training's) and no others, whole or not at all."""
+        keys = [key for key in dict.fromkeys(map(self.key, texts)) if key in self.vectors]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             draft = self.path.with_name(f"{self.path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
-            vectors = np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, EMBEDDING_DIM))
-            np.savez(draft, texts=np.array(texts, dtype=str), vectors=vectors.astype(np.float32))
+            vectors = [self.vectors[key] for key in keys]
+            np.savez(
+                draft,
+                keys=np.array(keys, dtype=str),
+                vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, EMBEDDING_DIM)),
+            )
             draft.replace(self.path)
             for other in self.path.parent.glob(f"{self.path.parent.name}-*.npz"):  # other encoder versions
                 if other != self.path and "." not in other.stem:
@@ -184,10 +201,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         if kept is None:
             embeddings = self.encoder.encode(texts, batch_size=batch_size)
         else:
-            new = [text for text in dict.fromkeys(texts) if text not in kept.vectors]
-            if new:
-                kept.vectors.update(zip(new, self.encoder.encode(new, batch_size=batch_size)))
-            embeddings = np.stack([kept.vectors[text] for text in texts])
+            embeddings = kept.embeddings(texts, lambda new: self.encoder.encode(new, batch_size=batch_size))
         for message, embedding in zip(todo, embeddings):
             num_tokens = len(message.get(TOKENS_NAMES[attribute]))
             self.add_features_to_message(

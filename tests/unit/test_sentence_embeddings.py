@@ -207,7 +207,17 @@ def test_a_training_encodes_only_the_texts_no_training_encoded_before(
     expected = pipeline[-1].encoder.encode([m.get("text") for m in later.training_examples])
     for message, embedding in zip(later.training_examples, expected):
         np.testing.assert_allclose(message.get_dense_features("text")[1].features[0], embedding, atol=1e-5)
-    assert [p.parent.name for p in tmp_path.rglob("*.npz")] == [KEPT_EMBEDDINGS_FOLDER]
+    [kept] = tmp_path.rglob("*.npz")
+    assert kept.parent.name == KEPT_EMBEDDINGS_FOLDER
+    assert b"hyperpigmentation" not in kept.read_bytes()  # digests, not the examples' words
+
+
+def test_an_example_taken_out_is_not_kept(pipeline: list[Any], encoded: list[list[str]]) -> None:
+    """Staff took it out (it might hold someone's name): the next training drops its embedding."""
+    train(pipeline, ["thanks", "my name is Petra Example"])
+    train(pipeline, ["thanks"])
+    train(pipeline, ["thanks", "my name is Petra Example"])
+    assert encoded == [["thanks", "my name is Petra Example"], ["my name is Petra Example"]]
 
 
 def test_a_damaged_file_of_kept_embeddings_is_encoded_again(

@@ -317,28 +317,39 @@ class ListeningRedisManager(socketio.AsyncRedisManager):
     first visitor's session confirmation could be published before that, and Redis drops a
     message nobody listens for: the widget then waited for a conversation that never came
     (tests/e2e/test_socket_manager.py). Here the server sends itself a probe until it hears it
-    back, and emits wait for that (at most LISTEN_WAIT_SECONDS; after that they go as before).
+    back, and emits wait for that: at most LISTEN_WAIT_SECONDS, once (Redis down at the start:
+    later emits go at once, failing as python-socketio's do). Before any visitor connected
+    (the sweep, staff steps for a visitor on another server) nothing here can miss a message,
+    so emits go at once. A listener that reconnects after Redis restarts is python-socketio's
+    own, as before.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listening = asyncio.Event()
+        self.started = False  # initialize() started the listener: until then no visitor is here
+        self.waited = False  # an emit already waited LISTEN_WAIT_SECONDS in vain
+        self.probe = pickle.dumps({"probe": uuid.uuid4().hex})  # no "method": other servers ignore it
 
     def initialize(self) -> None:
         """Start listening, and the probe that tells when Redis delivers to this server."""
-        self.listening = asyncio.Event()
-        self.probe = pickle.dumps({"probe": uuid.uuid4().hex})  # no "method": other servers ignore it
         super().initialize()
-        if self.write_only:
-            self.listening.set()
-        else:
+        if not self.write_only:
+            self.started = True
             self.server.start_background_task(self._announce)
 
     async def _announce(self) -> None:
-        """Publish the probe until this server's listener has received it."""
+        """Publish the probe until this server's listener has received it (less often while Redis is down)."""
+        pause, reported = PROBE_SECONDS, False
         while not self.listening.is_set():
             try:
                 await self.redis.publish(self.channel, self.probe)
-            except (RedisError, OSError) as error:  # Redis down: the listener retries; so does this
-                logger.error("Could not reach Redis to start the chat's socket: %s", type(error).__name__)
+            except (RedisError, OSError) as error:
+                if not reported:
+                    logger.error("Could not reach Redis for the chat's socket yet: %s", type(error).__name__)
+                reported, pause = True, min(pause * 2, 30.0)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.listening.wait(), PROBE_SECONDS)
+                await asyncio.wait_for(self.listening.wait(), pause)
 
     async def _listen(self) -> AsyncIterator[Any]:
         """The channel's messages, once subscribed; this server's probe is taken out."""
@@ -350,10 +361,11 @@ class ListeningRedisManager(socketio.AsyncRedisManager):
 
     async def _publish(self, data: Any) -> Any:
         """Publish once this server listens (a message sent before would not reach its own visitors)."""
-        if not self.listening.is_set():
+        if self.started and not self.listening.is_set() and not self.waited:
             try:
                 await asyncio.wait_for(self.listening.wait(), LISTEN_WAIT_SECONDS)
             except asyncio.TimeoutError:
+                self.waited = True
                 logger.error("Redis has not delivered to this server yet; sending anyway.")
         return await super()._publish(data)
 

@@ -104,13 +104,37 @@ async def emitted_at_start(config: Settings) -> list[str]:
     sio.manager.initialize()
     sid = sio.manager.connect("eio-1", "/")
     await sio.emit("session_confirm", {"session_id": "c-1"}, room=sid)
-    for _ in range(50):
-        if sio.sent:
-            break
-        await asyncio.sleep(0.1)
+    await until_sent(sio, 1)
     return sio.sent
+
+
+async def until_sent(sio: RecordingServer, count: int) -> None:
+    """Wait (5 s at most) until the server has sent `count` events."""
+    for _ in range(50):
+        if len(sio.sent) >= count:
+            return
+        await asyncio.sleep(0.1)
 
 
 def test_an_emit_at_the_moment_the_server_starts_listening_is_delivered(redis_server: RedisServer) -> None:
     sent = asyncio.run(emitted_at_start(production(redis_server)))
     assert len(sent) == 1 and "session_confirm" in sent[0] and "c-1" in sent[0]
+
+
+async def emitted_before_any_visitor(config: Settings) -> list[str]:
+    """A server no visitor has connected to yet (B) emits to a visitor on server A (staff's steps)."""
+    a = RecordingServer(async_mode="aiohttp", client_manager=redis_manager(config))
+    b = RecordingServer(async_mode="aiohttp", client_manager=redis_manager(config))
+    a.manager_initialized = True
+    a.manager.initialize()
+    sid = a.manager.connect("eio-a", "/")
+    await a.emit("session_confirm", {"session_id": "c-a"}, room=sid)  # A listens from here on
+    await until_sent(a, 1)
+    await asyncio.wait_for(b.emit("bot_uttered", {"text": "Nina has joined"}, room=sid), 2)
+    await until_sent(a, 2)
+    return [*a.sent[1:], f"B kept {len(b.sent)}"]
+
+
+def test_a_server_with_no_visitor_yet_emits_at_once_to_a_visitor_elsewhere(redis_server: RedisServer) -> None:
+    sent = asyncio.run(emitted_before_any_visitor(production(redis_server)))
+    assert len(sent) == 2 and "Nina has joined" in sent[0] and sent[1] == "B kept 0"

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,9 @@ class KeptEmbeddings:
     CPU time). An embedding depends only on the text, the model files (checked at load), the
     longest input and this encoder's code, so the file is named by a digest of the last two and
     of the model files' expected sha256. It holds the embeddings of the examples of the last
-    training only, each under the sha256 of its text, never the text: an example staff took out
-    (say, with someone's name in it) is gone from it at the next training. The file is replaced
-    whole; one that cannot be read is ignored (everything is encoded, as before).
+    training only, each under the sha256 of its text rather than the text: an example staff took
+    out (say, with someone's name in it) is gone from it at the next training. The file is
+    replaced whole; one that cannot be read is ignored (everything is encoded, as before).
     """
 
     def __init__(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
@@ -119,6 +120,13 @@ class KeptEmbeddings:
             self.vectors.update(zip(new, encode(list(new.values()))))
         return np.stack([self.vectors[key] for key in keys])
 
+    def _remove_others(self) -> None:
+        """Remove other encoder versions' files, and drafts a stopped training left (an hour old)."""
+        for other in self.path.parent.glob(f"{self.path.parent.name}-*.npz"):
+            draft = "." in other.stem
+            if other != self.path and (not draft or time.time() - other.stat().st_mtime > 3600):
+                other.unlink(missing_ok=True)
+
     def save(self, texts: list[str]) -> None:
         """Keep the embeddings of these texts (this training's) and no others, whole or not at all."""
         keys = [key for key in dict.fromkeys(map(self.key, texts)) if key in self.vectors]
@@ -132,9 +140,7 @@ class KeptEmbeddings:
                 vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, EMBEDDING_DIM)),
             )
             draft.replace(self.path)
-            for other in self.path.parent.glob(f"{self.path.parent.name}-*.npz"):  # other encoder versions
-                if other != self.path and "." not in other.stem:
-                    other.unlink(missing_ok=True)
+            self._remove_others()
         except OSError as error:  # a read-only cache: the next training encodes them again
             logger.warning("Could not keep the examples' embeddings in %s (%s).", self.path, error)
 

@@ -7,11 +7,11 @@ the same checks before it saves a change or trains.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import re
+import sys
 import threading
 import warnings
 from collections import Counter, defaultdict
@@ -636,23 +636,57 @@ def conflict_problem(project: Project, after: str, lines: str) -> Problem:
     )
 
 
-# One Rasa check at a time in a process: the warnings it raises, its printing and its logger are
-# the process's, so two at once would mix their findings.
+# One Rasa check at a time in a process: it borrows the process's warnings machinery, output
+# streams and Rasa's validator logger while it runs (for its own thread only).
 RASA_CHECK_LOCK = threading.Lock()
+_rasa_imported = False
 
 
-class _Lines(logging.Handler):
-    """Keeps the messages Rasa logs (its story structure conflicts) as lines of text."""
+def _import_rasa_checks() -> None:
+    """Import Rasa's checks (and TensorFlow) once, before any output is borrowed; telemetry off."""
+    global _rasa_imported
+    if not _rasa_imported:
+        os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # as the command was run: nothing is sent anywhere
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up notices
+        import rasa.cli.utils
+        import rasa.validator  # noqa: F401
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        _rasa_imported = True
+
+
+class _Routed:
+    """sys.stdout or sys.stderr during a check: the checking thread's writes kept, others' as usual."""
+
+    def __init__(self, usual: Any, kept: io.StringIO, thread: int) -> None:
+        self.usual, self.kept, self.thread = usual, kept, thread
+
+    def write(self, text: str) -> int:
+        return (self.kept if threading.get_ident() == self.thread else self.usual).write(text)
+
+    def flush(self) -> None:
+        self.usual.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.usual, name)
+
+
+class _Findings(logging.Filter):
+    """On Rasa's validator logger: the checking thread's warnings (its story conflicts) kept, not logged."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__()
+        self.thread = thread
         self.lines: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        if record.levelno >= logging.WARNING:
+            self.lines.append(record.getMessage())
+        return False
 
 
-def _run_rasa_check(root: Path, printed: io.StringIO, logged: _Lines) -> int:
+def _run_rasa_check(root: Path, printed: io.StringIO) -> int:
     """`rasa data validate --fail-on-warnings` on `root`, as its command runs it; the exit code."""
     import rasa.cli.utils
     from rasa.shared.importers.importer import TrainingDataImporter
@@ -665,7 +699,10 @@ def _run_rasa_check(root: Path, printed: io.StringIO, logged: _Lines) -> int:
         )
         rasa.cli.utils.validate_files(True, None, importer)  # fail on warnings, no max history
     except SystemExit as stop:  # Rasa's command ends so when the data has problems
-        return stop.code if isinstance(stop.code, int) else 1
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=printed)
+        return 1
     except Exception as error:  # data Rasa cannot read at all: its command would end with the error
         print(f"{type(error).__name__}: {error}", file=printed)
         return 1
@@ -680,33 +717,43 @@ def rasa_output(root: Path) -> tuple[int, str]:
     saved in the console waited for that). The output holds what the command prints that the
     readers here use: its warnings (each once, as the command shows them), the story conflicts
     it logs and its closing error, with the file names relative to `root` as the command run in
-    `root` shows them. tests/unit/test_rasa_validate.py checks the findings equal the command's.
-    While it runs, this process's printing goes to the output (Rasa's progress bars included);
-    the loggers keep their own streams.
+    `root` shows them. Only this thread's warnings, printing and validator log lines are taken;
+    other threads' go where they went (tests/unit/test_rasa_validate.py checks the findings
+    equal the command's, and stay apart from other threads').
     """
-    os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # as the command was run: nothing is sent anywhere
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up notices, before its import
     import rasa.utils.common
 
-    printed, logged = io.StringIO(), _Lines()
-    rasa_logger = logging.getLogger("rasa")
-    with RASA_CHECK_LOCK, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # once per check (below), not once per process
-        for category, message in rasa.utils.common.EXPECTED_WARNINGS:  # those the command hides
-            warnings.filterwarnings("ignore", message=f".*{message}", category=category)
-        level, propagate = rasa_logger.level, rasa_logger.propagate
-        rasa_logger.addHandler(logged)
-        rasa_logger.setLevel(logging.INFO)
-        rasa_logger.propagate = False  # the findings go to the output, not to this process's log
-        try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-                code = _run_rasa_check(root, printed, logged)
-        finally:
-            rasa_logger.removeHandler(logged)
-            rasa_logger.setLevel(level)
-            rasa_logger.propagate = propagate
-    warned = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
-    output = "\n".join([*warned, *logged.lines, printed.getvalue()])
+    me = threading.get_ident()
+    printed, found, warned = io.StringIO(), _Findings(me), []
+    validator_log = logging.getLogger("rasa.validator")
+    with RASA_CHECK_LOCK:
+        _import_rasa_checks()
+        with warnings.catch_warnings():  # the filters and showwarning are put back afterwards
+            usual_show = warnings.showwarning
+
+            def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+                if threading.get_ident() == me:
+                    warned.append(f"{category.__name__}: {message}")
+                else:
+                    usual_show(message, category, *args, **kwargs)
+
+            warnings.showwarning = show
+            warnings.simplefilter("always")  # once per check (below), not once per process
+            for category, message in rasa.utils.common.EXPECTED_WARNINGS:  # those the command hides
+                warnings.filterwarnings("ignore", message=f".*{message}", category=category)
+            level = validator_log.level
+            if not validator_log.isEnabledFor(logging.WARNING):
+                validator_log.setLevel(logging.WARNING)
+            validator_log.addFilter(found)
+            stdout, stderr = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = _Routed(stdout, printed, me), _Routed(stderr, printed, me)
+            try:
+                code = _run_rasa_check(root, printed)
+            finally:
+                sys.stdout, sys.stderr = stdout, stderr
+                validator_log.removeFilter(found)
+                validator_log.setLevel(level)
+    output = "\n".join([*dict.fromkeys(warned), *found.lines, printed.getvalue()])
     for folder in dict.fromkeys((str(root), str(root.resolve()))):
         output = output.replace(folder + os.sep, "")
     return code, ANSI.sub("", output)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,15 +83,45 @@ def test_rasa_checks_run_here_find_what_rasas_command_finds(tmp_path: Path) -> N
     assert any("utter_nothing" in p for p in found) and str(root) not in "".join(found)
 
 
+def found(root: Path, ran: tuple[int, str]) -> list[str]:
+    """The problems staff are shown for a check's output."""
+    project, _ = checks.load(root)
+    return [str(p) for p in checks.rasa_problems(project, root, ran)]
+
+
 def test_two_rasa_checks_at_once_keep_their_findings_apart(tmp_path: Path) -> None:
-    """Two staff saving at once: each check reports only its own project's problems."""
+    """Two staff saving at once, and checks again and again: each the same problems as alone."""
     root = broken_copy(tmp_path)
-    alone = [checks.rasa_output(PROJECT_ROOT)[0], checks.rasa_output(root)[0]]
+    alone = [found(PROJECT_ROOT, checks.rasa_output(PROJECT_ROOT)), found(root, checks.rasa_output(root))]
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(checks.rasa_output, [PROJECT_ROOT, root, PROJECT_ROOT, root]))
-    assert alone == [0, 1]
+    assert alone[0] == [] and any("disagree" in p for p in alone[1])
+    assert [found(r, ran) for r, ran in zip([PROJECT_ROOT, root] * 2, together)] == alone * 2
     assert [code for code, _ in together] == [0, 1, 0, 1]
-    assert ["Story structure conflict" in output for _, output in together] == [False, True, False, True]
+
+
+def test_another_threads_warnings_and_printing_stay_its_own(tmp_path: Path, capfd) -> None:
+    """The console's other requests go on while a story is checked: their warnings are no finding."""
+    root = broken_copy(tmp_path)
+    alone = found(root, checks.rasa_output(root))
+    stop = threading.Event()
+
+    def elsewhere() -> None:
+        while not stop.is_set():
+            warnings.warn("another request's warning", UserWarning, stacklevel=1)
+            print("another request's line", flush=True)
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    try:
+        during = checks.rasa_output(root)
+    finally:
+        stop.set()
+        thread.join()
+    assert found(root, during) == alone
+    assert "another request" not in during[1]
+    assert "another request's line" in capfd.readouterr().out
 
 
 def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path) -> None:

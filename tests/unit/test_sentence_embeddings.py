@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import time
@@ -267,3 +268,17 @@ def test_per_message_latency_is_reported(pipeline: list[Any], capsys: pytest.Cap
             f"median {statistics.median(timings):.1f} ms, "
             f"max {max(timings):.1f} ms per message"
         )
+
+
+def test_a_draft_left_by_a_stopped_training_is_removed(
+    pipeline: list[Any], encoded: list[list[str]], tmp_path: Path
+) -> None:
+    """A training stopped while writing leaves a draft; the next one removes it once an hour old."""
+    train(pipeline, ["thanks"])
+    [kept] = tmp_path.rglob("*.npz")
+    stale, fresh = kept.with_name(f"{kept.stem}.1.2.npz"), kept.with_name(f"{kept.stem}.3.4.npz")
+    stale.write_bytes(b"half written")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    train(pipeline, ["thanks", "hello"])
+    assert not stale.exists() and fresh.exists() and kept.exists()

@@ -7,18 +7,16 @@ the same checks before it saves a change or trains.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
-import sys
 import threading
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -636,38 +634,48 @@ def conflict_problem(project: Project, after: str, lines: str) -> Problem:
     )
 
 
-# One Rasa check at a time in a process: it borrows the process's warnings machinery, output
-# streams and Rasa's validator logger while it runs (for its own thread only).
+# One Rasa check at a time in a process: it borrows the process's warnings machinery and Rasa's
+# validator logger while it runs (for its own thread only).
 RASA_CHECK_LOCK = threading.Lock()
+_checking: set[int] = set()  # the thread running a check (its progress bar is not shown)
 _rasa_imported = False
 
 
 def _import_rasa_checks() -> None:
-    """Import Rasa's checks (and TensorFlow) once, before any output is borrowed; telemetry off."""
+    """Import Rasa's checks (and TensorFlow) once; telemetry off; a check writes nothing itself.
+
+    Rasa's story progress bar and its closing error (print_error_and_exit) are the command's own
+    output: for the thread running a check, the bar is not drawn and the error becomes the
+    output's last line; other threads get Rasa's own.
+    """
     global _rasa_imported
-    if not _rasa_imported:
-        os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # as the command was run: nothing is sent anywhere
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up notices
-        import rasa.cli.utils
-        import rasa.validator  # noqa: F401
+    if _rasa_imported:
+        return
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # as the command was run: nothing is sent anywhere
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up notices
+    import rasa.cli.utils
+    import rasa.shared.core.generator as generator
+    import rasa.validator
 
-        _rasa_imported = True
+    progress_bar = generator.tqdm
 
+    def quiet_for_checks(*args: Any, **kwargs: Any) -> Any:
+        """Rasa's story progress bar (the command's own output), not written for a check run here."""
+        if threading.get_ident() in _checking:
+            kwargs["disable"] = True
+        return progress_bar(*args, **kwargs)
 
-class _Routed:
-    """sys.stdout or sys.stderr during a check: the checking thread's writes kept, others' as usual."""
+    generator.tqdm = quiet_for_checks
+    say_error_and_exit = rasa.shared.utils.cli.print_error_and_exit
 
-    def __init__(self, usual: Any, kept: io.StringIO, thread: int) -> None:
-        self.usual, self.kept, self.thread = usual, kept, thread
+    def end_check(message: str, exit_code: int = 1) -> NoReturn:
+        """How Rasa's command ends on problems; for a check run here, its words go to the output."""
+        if threading.get_ident() in _checking:
+            raise SystemExit(message if exit_code else 0)
+        say_error_and_exit(message, exit_code)
 
-    def write(self, text: str) -> int:
-        return (self.kept if threading.get_ident() == self.thread else self.usual).write(text)
-
-    def flush(self) -> None:
-        self.usual.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.usual, name)
+    rasa.shared.utils.cli.print_error_and_exit = end_check
+    _rasa_imported = True
 
 
 class _Findings(logging.Filter):
@@ -686,8 +694,11 @@ class _Findings(logging.Filter):
         return False
 
 
-def _run_rasa_check(root: Path, printed: io.StringIO) -> int:
-    """`rasa data validate --fail-on-warnings` on `root`, as its command runs it; the exit code."""
+def _run_rasa_check(root: Path, lines: list[str]) -> int:
+    """`rasa data validate --fail-on-warnings` on `root`, as its command runs it; the exit code.
+
+    What the command would print of its end (an error, not its output) is added to `lines`.
+    """
     import rasa.cli.utils
     from rasa.shared.importers.importer import TrainingDataImporter
 
@@ -701,10 +712,10 @@ def _run_rasa_check(root: Path, printed: io.StringIO) -> int:
     except SystemExit as stop:  # Rasa's command ends so when the data has problems
         if stop.code is None or isinstance(stop.code, int):
             return stop.code or 0
-        print(stop.code, file=printed)
+        lines.append(str(stop.code))
         return 1
     except Exception as error:  # data Rasa cannot read at all: its command would end with the error
-        print(f"{type(error).__name__}: {error}", file=printed)
+        lines.append(f"{type(error).__name__}: {error}")
         return 1
     return 0
 
@@ -716,15 +727,15 @@ def rasa_output(root: Path) -> tuple[int, str]:
     Rasa is loaded, instead of 5-6 (a command imports Rasa and TensorFlow every time; a story
     saved in the console waited for that). The output holds what the command prints that the
     readers here use: its warnings (each once, as the command shows them), the story conflicts
-    it logs and its closing error, with the file names relative to `root` as the command run in
-    `root` shows them. Only this thread's warnings, printing and validator log lines are taken;
-    other threads' go where they went (tests/unit/test_rasa_validate.py checks the findings
-    equal the command's, and stay apart from other threads').
+    it logs and how it ended, with the file names relative to `root` as the command run in
+    `root` shows them. Only this thread's warnings and validator log lines are taken; other
+    threads' go where they went, and no output stream is touched (tests/unit/test_rasa_validate.py
+    checks the findings equal the command's, and stay apart from other threads').
     """
     import rasa.utils.common
 
     me = threading.get_ident()
-    printed, found, warned = io.StringIO(), _Findings(me), []
+    found, warned, ended = _Findings(me), [], []
     validator_log = logging.getLogger("rasa.validator")
     with RASA_CHECK_LOCK:
         _import_rasa_checks()
@@ -745,15 +756,14 @@ def rasa_output(root: Path) -> tuple[int, str]:
             if not validator_log.isEnabledFor(logging.WARNING):
                 validator_log.setLevel(logging.WARNING)
             validator_log.addFilter(found)
-            stdout, stderr = sys.stdout, sys.stderr
-            sys.stdout, sys.stderr = _Routed(stdout, printed, me), _Routed(stderr, printed, me)
+            _checking.add(me)
             try:
-                code = _run_rasa_check(root, printed)
+                code = _run_rasa_check(root, ended)
             finally:
-                sys.stdout, sys.stderr = stdout, stderr
+                _checking.discard(me)
                 validator_log.removeFilter(found)
                 validator_log.setLevel(level)
-    output = "\n".join([*dict.fromkeys(warned), *found.lines, printed.getvalue()])
+    output = "\n".join([*dict.fromkeys(warned), *found.lines, *ended, ""])
     for folder in dict.fromkeys((str(root), str(root.resolve()))):
         output = output.replace(folder + os.sep, "")
     return code, ANSI.sub("", output)

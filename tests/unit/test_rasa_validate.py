@@ -121,7 +121,9 @@ def test_another_threads_warnings_and_printing_stay_its_own(tmp_path: Path, capf
         thread.join()
     assert found(root, during) == alone
     assert "another request" not in during[1]
-    assert "another request's line" in capfd.readouterr().out
+    printed = capfd.readouterr()
+    assert "another request's line" in printed.out  # its printing is its own, as before
+    assert "Processed story blocks" not in printed.err  # the command's progress bar is not written
 
 
 def test_stories_that_disagree_are_named_with_their_file_and_line(tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ What no candidate resolved is read here, from a small vocabulary: flexibility ("
 Wednesday"), periods ("next week", "early January", "this weekend"), periods relative to a
 month ("the end of the month", "early next month", "the first week of January", "mid-month",
 "later this month"), relative days ("a week on Monday", "Monday week", "friday after next",
-"in a fortnight"), days gone ("last Monday", "this past Friday": refused, naming the day),
-bounds ("after Christmas", "from the 10th", "between the 8th and the 12th") and times
-("after 2pm", "mornings"). Days are the clinic's, in its time zone.
+"in a fortnight": about then, so from the next open day when that day is closed), days gone
+("last Monday", "this past Friday": refused, naming the day), bounds ("after Christmas",
+"from the 10th", "between the 8th and the 12th") and times ("after 2pm", "mornings").
+Days are the clinic's, in its time zone.
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ class _Reading:
     times: list[TimeOfDay] = field(default_factory=list)
     flexible: bool = False
     exact: bool = False
+    counted: bool = False  # a day counted in weeks ("in a fortnight"): about then, not that very day
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -651,6 +653,9 @@ def _take_bounds(text: str, reading: _Reading, settings: ClinicSettings, now: da
     return text
 
 
+_COUNTED_WEEKS = re.compile(r"\b(?:in|after)\s+(?:an?\s+)?(?:an?|one|two|three|four|five|six|\d+)\s+weeks?\b")
+
+
 def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
     """Understand an answer without judging it against the clinic's days (NotUnderstood if nothing)."""
     today = now.date()
@@ -676,6 +681,7 @@ def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
             if day is None:
                 raise NotUnderstood(text)
             reading.earliest, reading.exact = day, True
+            reading.counted = bool(_COUNTED_WEEKS.search(rest))
     if reading.earliest is None and not (reading.flexible or reading.weekdays or reading.time_of_day):
         raise NotUnderstood(text)
     return reading
@@ -723,9 +729,11 @@ def _judge(reading: _Reading, words: str, settings: ClinicSettings, now: datetim
         passed(day, day, today)
         if day > horizon:
             raise NoOpenDay("date_far")
-        if not settings.is_open(day):
+        if settings.is_open(day):
+            return Availability(words, day, time_of_day=reading.time_of_day, exact=True)
+        if not reading.counted:
             raise NoOpenDay("date_closed", day=readable(day, year=False))
-        return Availability(words, day, time_of_day=reading.time_of_day, exact=True)
+        reading = replace(reading, exact=False)  # "in a fortnight" on a Sunday: from then on
     earliest = max(reading.earliest or tomorrow, tomorrow)
     latest = reading.latest
     if latest is not None:

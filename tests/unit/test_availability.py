@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -114,6 +114,20 @@ def test_the_question_offers_the_next_open_days() -> None:
         date(2026, 12, 5),
         date(2026, 12, 7),
     ]
+
+
+@pytest.mark.parametrize("typed", ["in a fortnight", "in 2 weeks time", "in two weeks"])
+def test_a_day_counted_in_weeks_that_the_clinic_is_closed_means_from_then_on(typed: str) -> None:
+    """On a Sunday, "in a fortnight" is a Sunday too: the visitor means about then, not that day."""
+    sunday = NOW + timedelta(days=3)
+    availability = parse_availability(typed, SETTINGS, sunday)
+    assert (availability.earliest, availability.latest) == (date(2026, 12, 21), None)
+    assert not availability.exact
+    assert availability.describe() == "any day from Monday 21 December 2026"
+    assert parse_availability(typed, SETTINGS, NOW).exact  # an open day stays that day
+    with pytest.raises(NoOpenDay) as closed:  # a Sunday named is still refused, naming it
+        parse_availability("Sunday 20 December", SETTINGS, sunday)
+    assert closed.value.reason == "date_closed"
 
 
 def test_days_and_a_time_said_at_the_time_question_narrow_the_earlier_answer() -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ import spacy_lookups_data
 import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as STOP_WORDS
 
-from common.paths import APPROVED_WORDING, DOCUMENT, relative
+from common.paths import APPROVED_WORDING, DOCUMENT, PASSAGE_EMBEDDINGS, relative
+from components.kept_embeddings import KeptEmbeddings
 from components.minilm import load_encoder
 
 # The lowest MiniLM cosine similarity of a supported sentence to the document's closest
@@ -308,8 +310,22 @@ class Checker:
             document_text=" ".join(american(document).lower().split()),
             framing=frozenset(normalise_sentence(s) for s in wording.framing_sentences),
             plain_words=frozenset(normalise(w) for w in wording.plain_words),
-            passages=self._embed(passages),
+            passages=self._embed_passages(passages),
         )
+
+    def _embed_passages(self, passages: list[str]) -> np.ndarray:
+        """The passages' embeddings, those a previous process kept (PASSAGE_EMBEDDINGS) read, not encoded.
+
+        Encoding a whole document took about 3 CPU-seconds at every start of an action server,
+        a console or a check. The file is rewritten only when the document changed; a folder
+        that cannot be written (a read-only installation) only costs that time again.
+        """
+        kept = KeptEmbeddings.load(PASSAGE_EMBEDDINGS, self.encoder.max_length)
+        current = set(kept.vectors) == set(map(kept.key, passages))  # no more, no fewer
+        vectors = kept.embeddings(passages, self._embed)
+        if not current:
+            kept.save(passages, unwritable=logging.INFO)
+        return vectors
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """The embeddings of `texts` (len(texts), 384): those not seen before encoded together.

@@ -41,6 +41,8 @@ CONVERSATION_SECRET_FILE = VAR_DIR / "conversation-secret"
 REPORTS_DIR = PROJECT_ROOT / "reports"
 # Where clinic-backup writes its files unless told otherwise (staff/commands/backup.py).
 BACKUP_DIR = VAR_DIR / "backups"
+# The MiniLM embeddings of the document's passages, kept for the next start (common/grounding.py).
+PASSAGE_EMBEDDINGS = VAR_DIR / "document-embeddings"
 
 # The demo clinic page with the chat widget.
 WEB_ROOT = PROJECT_ROOT / "web"

@@ -260,3 +260,66 @@ def test_the_kept_sources_are_outdated_by_a_new_lemma_table_or_stop_word_list(
             sources.metadata, "version", lambda name, p=package: "99.0" if name == p else real(name)
         )
         assert sources.cache_key() != before, package
+
+
+def test_a_later_checker_reads_the_documents_passages_and_encodes_only_a_changed_sentence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A start after the first reads the passages' embeddings; an edit encodes only what it changed."""
+    import numpy as np
+
+    from common import grounding
+    from components.kept_embeddings import KeptEmbeddings
+
+    folder = tmp_path / "document-embeddings"
+    monkeypatch.setattr(grounding, "PASSAGE_EMBEDDINGS", folder)
+    document, wording = DOCUMENT.read_text(encoding="utf-8"), read_wording()
+    monkeypatch.setattr(Checker, "_kept", {})  # a new process: nothing encoded yet
+    first = Checker(document, wording)
+    encoded: list[str] = []
+    encode = first.encoder.encode
+
+    def counted(texts: list[str], **options: object) -> np.ndarray:
+        encoded.extend(texts)
+        return encode(texts, **options)
+
+    monkeypatch.setattr(first.encoder, "encode", counted)
+    monkeypatch.setattr(Checker, "_kept", {})
+    again = Checker(document, wording)
+    assert encoded == []
+    assert np.array_equal(again.grounding.passages, first.grounding.passages)  # the very same vectors
+
+    added = "The clinic is on the first floor."
+    edited = document.rstrip() + "\n\n" + added + "\n"
+    monkeypatch.setattr(Checker, "_kept", {})
+    changed = Checker(edited, wording)
+    assert added in encoded and len(encoded) == 2  # the new sentence, and it with the one before
+    assert changed.grounding.passages.shape[0] == first.grounding.passages.shape[0] + 2
+    kept = KeptEmbeddings.load(folder, first.encoder.max_length).vectors
+    assert KeptEmbeddings.key(added) in kept and len(kept) == changed.grounding.passages.shape[0]
+
+    encoded.clear()
+    monkeypatch.setattr(Checker, "_kept", {})
+    Checker(document, wording)  # the edit undone: nothing to encode, only this document's kept
+    kept = KeptEmbeddings.load(folder, first.encoder.max_length).vectors
+    assert encoded == [] and len(kept) == first.grounding.passages.shape[0]
+    assert KeptEmbeddings.key(added) not in kept
+
+
+def test_a_folder_that_cannot_be_written_costs_only_the_encoding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only installation checks as before, with a quiet note, never a warning or a failure."""
+    import logging
+
+    from common import grounding
+
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("", encoding="utf-8")
+    monkeypatch.setattr(grounding, "PASSAGE_EMBEDDINGS", blocked / "document-embeddings")
+    monkeypatch.setattr(Checker, "_kept", {})
+    with caplog.at_level(logging.INFO):
+        checker = Checker(DOCUMENT.read_text(encoding="utf-8"), read_wording())
+    assert checker.problems(ANSWERS[sorted(ANSWERS)[0]]) == []
+    notes = [r for r in caplog.records if "Could not keep" in r.getMessage()]
+    assert notes and all(r.levelno == logging.INFO for r in notes)

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from common import settings as deployment
+from common import yamlio
 
 REQUIRED = ("name", "phone", "email", "address", "emergency_number")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -270,7 +269,7 @@ def is_clock_time(text: str) -> bool:
 
 def read_settings(path: Path) -> ClinicSettings:
     """Read and check clinic.yml; a missing or misspelt value is an error, not a blank answer."""
-    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw: dict[str, Any] = yamlio.load(path.read_text(encoding="utf-8")) or {}
     if "hours" in raw:
         raise ValueError(HOURS_MOVED)
     known = {f.name for f in fields(ClinicSettings)} - set(DERIVED)

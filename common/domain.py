@@ -11,8 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from common import yamlio
 from common.paths import DOMAIN_DIR
 
 # Keys whose values are lists (concatenated) or mappings (merged) across the files.
@@ -40,7 +39,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def read_domain(directory: Path = DOMAIN_DIR) -> dict[str, Any]:
     """The merged domain of the files in `directory`."""
-    return merge([yaml.safe_load(path.read_text(encoding="utf-8")) or {} for path in domain_files(directory)])
+    return merge([yamlio.load(path.read_text(encoding="utf-8")) or {} for path in domain_files(directory)])
 
 
 @lru_cache(maxsize=1)

@@ -38,9 +38,9 @@ from typing import ClassVar
 
 import numpy as np
 import spacy_lookups_data
-import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as STOP_WORDS
 
+from common import yamlio
 from common.paths import APPROVED_WORDING, DOCUMENT, PASSAGE_EMBEDDINGS, relative
 from components.kept_embeddings import KeptEmbeddings
 from components.minilm import load_encoder
@@ -265,7 +265,7 @@ class WordingError(ValueError):
 def read_wording(path: Path = APPROVED_WORDING) -> Wording:
     """The approved wording; a claim word or a number among the plain words is refused."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlio.load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise WordingError(f"{relative(path)} is missing - restore it from the project's history") from None
     if not isinstance(data, dict):

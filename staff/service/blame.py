@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from common import paths
+from common import paths, yamlio
 from common.names import RETRIEVAL_INTENT
 from staff.service import content, history, validate
 from staff.service.yamlfile import LayoutError, examples_block, open_yaml
@@ -62,7 +62,7 @@ def examples_in(files: dict[str, str]) -> set[tuple[str, str]]:
     found = set()
     for text in files.values():
         try:
-            data = yaml.safe_load(text) or {}
+            data = yamlio.load(text) or {}
         except yaml.YAMLError:
             continue
         for item in data.get("nlu") or [] if isinstance(data, dict) else []:
@@ -167,7 +167,7 @@ def suspects(
 def _nlu_file_with(root: Path, label: str) -> str | None:
     """The NLU file (from the project root) that holds the examples of `label`."""
     for path in sorted((root / NLU).glob("*.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlio.load(path.read_text(encoding="utf-8")) or {}
         for item in data.get("nlu") or []:
             if isinstance(item, dict) and item.get("intent") == label:
                 return f"{NLU}/{path.name}"

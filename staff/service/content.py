@@ -35,10 +35,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from common import grounding, paths, personal_data
+from common import grounding, paths, personal_data, yamlio
 from common.clinic import WEEKDAYS, is_clock_time, load_settings
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
-from staff.service import clinic_hours, history, plain, validate, yaml_errors
+from staff.service import clinic_hours, history, plain, validate
 from staff.service.yamlfile import (
     LayoutError,
     YamlFile,
@@ -107,7 +107,7 @@ class Topic:
 
 
 def _read(root: Path, name: str) -> Any:
-    return yaml_errors.load((root / name).read_text(encoding="utf-8")) or {}
+    return yamlio.load((root / name).read_text(encoding="utf-8")) or {}
 
 
 def topics(root: Path) -> list[Topic]:
@@ -686,8 +686,8 @@ def undo(root: Path, sha: str, staff_name: str, may_route: bool = False) -> str:
             raise Refused("This change has already been undone: the files are as they were before it.")
         if not may_route and CLINIC in texts:
             try:
-                now_values = yaml.safe_load((root / CLINIC).read_text(encoding="utf-8"))
-                then_values = yaml.safe_load(texts[CLINIC])
+                now_values = yamlio.load((root / CLINIC).read_text(encoding="utf-8"))
+                then_values = yamlio.load(texts[CLINIC])
             except yaml.YAMLError:
                 now_values, then_values = None, {}
             if routing(now_values) != routing(then_values):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from common import yamlio
 from staff.service import history, plain
 from staff.service.history import Change
 
@@ -86,7 +87,7 @@ def _load(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return yaml.safe_load(text)
+        return yamlio.load(text)
     except yaml.YAMLError:
         return None
 

@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from common import yamlio
 from common.followup import resolve as resolve_follow_up
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 
@@ -82,7 +81,7 @@ def load_heldout(path: Path) -> list[tuple[str, str]]:
 def heldout_questions(root: Path) -> list[tuple[str, str]]:
     """The held-out questions and what each should get: tests/heldout/nlu.yml and the first turns."""
     questions = load_heldout(root / HELDOUT_QUESTIONS)
-    turns = yaml.safe_load((root / HELDOUT_FIRST_TURNS).read_text(encoding="utf-8")) or {}
+    turns = yamlio.load((root / HELDOUT_FIRST_TURNS).read_text(encoding="utf-8")) or {}
     for pairs in (turns.get("first_turn") or {}).values():
         questions += [(text, label) for label, text in pairs]
     return questions

@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
-from common import model_archive
+from common import model_archive, yamlio
 from common import settings as deployment
 from common.records.tables import installed_model, published_models, training_runs
 from staff.service import evaluate
@@ -486,7 +486,7 @@ def answers_of(archive: Path) -> dict[str, tuple[str, str]]:
             for member in model:
                 if member.name.lstrip("/") == DOMAIN_MEMBER:
                     handle = model.extractfile(member)
-                    domain = yaml.safe_load(handle.read()) if handle else {}
+                    domain = yamlio.load(handle.read()) if handle else {}
                     break
             else:
                 return {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from common import paths
+from common import paths, yamlio
 from common.names import FAQ_RESPONSE_PREFIX, RETRIEVAL_INTENT
 
 FAQ_DOMAIN = paths.relative(paths.DOMAIN_DIR / "faq.yml")
@@ -78,7 +78,7 @@ def humanised(name: str) -> str:
 
 @lru_cache(maxsize=8)
 def _titles(domain_path: Path, modified: float) -> dict[str, str]:
-    responses = yaml.safe_load(domain_path.read_text(encoding="utf-8")) or {}
+    responses = yamlio.load(domain_path.read_text(encoding="utf-8")) or {}
     titles = {}
     for name, variations in (responses.get("responses") or {}).items():
         if not str(name).startswith(FAQ_RESPONSE_PREFIX) or not variations:

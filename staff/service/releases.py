@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from common import yamlio
 from staff.service import content, describe, history, plain
 from staff.service.yamlfile import write_atomically
 
@@ -426,8 +427,8 @@ def accept(root: Path, proposal_id: str, staff_name: str, may_route: bool = Fals
         if not may_route and content.CLINIC in texts:
             try:
                 now, then = (
-                    yaml.safe_load((root / content.CLINIC).read_text(encoding="utf-8")),
-                    yaml.safe_load(texts[content.CLINIC]),
+                    yamlio.load((root / content.CLINIC).read_text(encoding="utf-8")),
+                    yamlio.load(texts[content.CLINIC]),
                 )
             except yaml.YAMLError:
                 now, then = None, {}

@@ -34,7 +34,7 @@ import yaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from common import paths, personal_data
+from common import paths, personal_data, yamlio
 from common.names import FALLBACK_INTENT, RETRIEVAL_INTENT
 from common.records import conversations
 from staff.service import content, review, transcripts, validate
@@ -178,7 +178,7 @@ def read_all(root: Path) -> list[Story]:
     """Every story of data/stories and every conversation test of tests/stories."""
     found = []
     for path in story_files(root):
-        data = yaml.safe_load((root / path).read_text(encoding="utf-8")) or {}
+        data = yamlio.load((root / path).read_text(encoding="utf-8")) or {}
         for index, item in enumerate(validate.sequence(validate.mapping(data).get("stories"))):
             item = validate.mapping(item)
             metadata = validate.mapping(item.get("metadata"))
@@ -208,7 +208,7 @@ def _responses(root: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     details = content.clinic_values(root)  # {clinic_phone} reads as the clinic's phone number
     for name in content.domain_files(root):
-        data = yaml.safe_load((root / name).read_text(encoding="utf-8")) or {}
+        data = yamlio.load((root / name).read_text(encoding="utf-8")) or {}
         for response, variations in validate.mapping(data.get("responses")).items():
             first = validate.mapping((variations or [{}])[0])
             text = one_line(str(first.get("text") or ""))
@@ -369,7 +369,7 @@ def options(root: Path, words: Words | None = None) -> list[Option]:
     ]
     seen = {RETRIEVAL_INTENT}
     for path in validate.yaml_files(root, RULES):
-        data = yaml.safe_load((root / path).read_text(encoding="utf-8")) or {}
+        data = yamlio.load((root / path).read_text(encoding="utf-8")) or {}
         for rule in validate.sequence(validate.mapping(data).get("rules")):
             rule = validate.mapping(rule)
             steps = _steps(rule.get("steps"))

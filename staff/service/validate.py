@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from common import grounding, paths
+from common import grounding, paths, yamlio
 from common.clinic import read_settings
 from common.domain import merge as merge_domain
 from common.names import (
@@ -162,7 +162,7 @@ def read_yaml(root: Path, path: str, texts: dict[str, str], problems: list[Probl
     """A YAML file's top-level mapping (its text kept in `texts`); a syntax error is a problem."""
     texts[path] = read_text(root, path, problems)
     try:
-        return mapping(yaml_errors.load(texts[path]))
+        return mapping(yamlio.load(texts[path]))
     except yaml.YAMLError as error:
         found = yaml_errors.explain(error, texts[path])
         problems.append(Problem(Place(path, found.line), f"the file cannot be read: {found.cause}"))

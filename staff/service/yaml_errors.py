@@ -7,7 +7,6 @@ line 12: ...". Used by `make validate` (domain/, data/, tests/, clinic.yml) and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
@@ -23,26 +22,6 @@ INDENT = (
 )
 MISSING_COLON = "a line is missing its colon (:) after the name, or a quote mark is not closed"
 UNKNOWN = "the file cannot be read here: check the spaces at the start of the lines and the quote marks"
-
-
-# libyaml's parser (PyYAML's C extension), when this PyYAML was built with it.
-_LIBYAML = getattr(yaml, "CSafeLoader", None)
-
-
-def load(text: str) -> Any:
-    """`yaml.safe_load(text)`, parsed by libyaml where PyYAML has it: about ten times faster.
-
-    `make validate` and every console save read all the project's YAML (the domain, data/, the
-    tests' conversations). The values are the same (the same safe constructors build them); a
-    text libyaml refuses is read again by PyYAML's own parser, so what is accepted and the error
-    raised (which `explain` turns into words) stay PyYAML's.
-    """
-    if _LIBYAML is not None:
-        try:
-            return yaml.load(text, Loader=_LIBYAML)  # a safe loader: no Python objects
-        except yaml.YAMLError:
-            pass
-    return yaml.safe_load(text)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ import pytest
 from xdist.scheduler import LoadFileScheduling
 
 from common.domain import load_domain
-from common.paths import CLINIC_YML
+from common.paths import CLINIC_YML, PROJECT_ROOT
 from common.settings import page_origins
 from servers.launcher import Stack, free_port
+from tests import zygote
 from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_config
 
 # The longest work units (a module or a FAMILIES family), longest first, for a run with no
@@ -234,6 +235,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for module, starts in sorted(by_module.items(), key=lambda item: -sum(s["seconds"] for s in item[1])):
         ready, stop = sum(s["seconds"] for s in starts), sum(s["stop"] for s in starts)
         write(f"{ready:6.0f} s ready {stop:5.0f} s stop  {len(starts)} x  {module}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forked_servers() -> Iterator[None]:
+    """The stacks' servers forked from one process per worker that imported their libraries once.
+
+    tests/zygote.py says why and how; TEST_FORK_SERVERS=0 starts each with `python -m` instead.
+    """
+    if os.environ.get("TEST_FORK_SERVERS", "1") == "0":
+        yield
+        return
+    spawn_normally = Stack._spawn
+
+    def spawn(stack: Stack, command: list[str]) -> Any:
+        return zygote.shared().spawn(command, PROJECT_ROOT, stack.environment, stack.log)
+
+    Stack._spawn = spawn  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Stack._spawn = spawn_normally  # type: ignore[method-assign]
+        zygote.stop_shared()
 
 
 @pytest.fixture(scope="session")

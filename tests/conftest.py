@@ -42,18 +42,18 @@ from tests.helpers import METRICS_TOKEN, LiveAssistant, clinic_values, stack_con
 # tests, so a 2-test module that restarts servers five times would start last and run alone at
 # the end. After a run, each unit's measured seconds (UNIT_SECONDS in pytest's cache) order the
 # next run instead: the longest first, each worker taking the next when it is free.
-LONGEST_MODULES = [  # as measured 2026-12-05 (evening): 307, 180, 135, 132, 82, 80, 80, 49 s ...
+LONGEST_MODULES = [  # as measured 2026-12-06 (night): 261, 148, 122, 92, 59, 55, 47, 41 s ...
     "tests/e2e/test_publish.py",
     "tests/e2e/test_console_stories.py",
     "tests/e2e/test_console.py",
     "tests/e2e/test_e2e.py",
+    "tests/e2e/test_turn_truth.py",
     "tests/e2e/test_backups_restored.py",
     "tests/e2e/test_publish_restart.py",
-    "tests/e2e/test_turn_truth.py",
     "tests/e2e/test_sign_in_burst.py",
     "tests/unit/test_rasa_validate.py",
-    "tests/e2e/test_faults.py",
     "tests/unit/test_model_load.py",
+    "tests/e2e/test_faults.py",
     "tests/e2e/test_conversations.py",
 ]
 UNIT_SECONDS = "clinic/unit_seconds"  # pytest cache key: {work unit: seconds of its tests}

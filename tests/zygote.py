@@ -72,7 +72,11 @@ PRELOAD = (
     "alembic.runtime.migration",
     "alembic.operations",
     "flask",
+    "flask_login",
     "flask_wtf",
+    "matplotlib.figure",  # the console's charts
+    "matplotlib.backends.backend_agg",
+    "openpyxl",  # the console's spreadsheets
     "waitress",
     "jinja2",
     "dateparser",

@@ -189,8 +189,18 @@ def serve(sock: socket.socket) -> None:
 def main() -> None:
     """`python -m tests.zygote FD`: preload, then serve the test worker on socket FD."""
     sock = socket.socket(fileno=int(sys.argv[1]))
-    preload()
+    stderr = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)  # the libraries' import-time notices about their own dependencies: not news
+    try:
+        preload()
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        os.close(null)
     serve(sock)
+    os._exit(0)  # no interpreter teardown of all it imported
 
 
 # ---- the test worker's side ------------------------------------------------------------------
@@ -300,6 +310,8 @@ class Zygote:
 
     def stop(self) -> None:
         """End the zygote (its running children are not touched: their stacks stop them)."""
+        with contextlib.suppress(OSError):  # the end of the file for the zygote, and for _read
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         try:
             self.process.wait(timeout=10)

@@ -18,8 +18,9 @@ _LIBYAML = getattr(yaml, "CSafeLoader", None)
 def load(text: str | bytes) -> Any:
     """`yaml.safe_load(text)`, parsed by libyaml where PyYAML has it.
 
-    A text libyaml refuses is read again by PyYAML's own parser, so what is accepted and the
-    error raised (which staff/service/yaml_errors.py turns into words) stay PyYAML's.
+    A text libyaml refuses is read again by PyYAML's own parser, so the error raised (which
+    staff/service/yaml_errors.py turns into words) stays PyYAML's. libyaml accepts a few texts
+    PyYAML refuses (a tab after a colon, as in "a:<tab>b"); Rasa's own reader accepts them too.
     """
     if _LIBYAML is not None:
         try:

@@ -241,7 +241,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def forked_servers() -> Iterator[None]:
     """The stacks' servers forked from one process per worker that imported their libraries once.
 
-    tests/zygote.py says why and how; TEST_FORK_SERVERS=0 starts each with `python -m` instead.
+    tests/zygote.py says why and how; TEST_FORK_SERVERS=0 starts each with `python -m` instead,
+    in the whole run or (in its StackConfig.extra_env) one stack's. Forked, a server has every
+    preloaded library already imported, so an import the product forgot would go unnoticed:
+    test_security's servers and test_sign_in_burst's consoles start as real commands.
     """
     if os.environ.get("TEST_FORK_SERVERS", "1") == "0":
         yield
@@ -249,6 +252,8 @@ def forked_servers() -> Iterator[None]:
     spawn_normally = Stack._spawn
 
     def spawn(stack: Stack, command: list[str]) -> Any:
+        if stack.environment.get("TEST_FORK_SERVERS") == "0":  # this stack's servers as commands
+            return spawn_normally(stack, command)
         return zygote.shared().spawn(command, PROJECT_ROOT, stack.environment, stack.log)
 
     Stack._spawn = spawn  # type: ignore[method-assign]

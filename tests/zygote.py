@@ -151,11 +151,24 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
         sock.send(data)
 
 
+def exit_status(pid: int) -> int:
+    """A dead child's status as Popen gives it (-N: killed by signal N), leaving it unreaped."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if info is None:  # not dead after all: cannot happen once its pidfd is readable
+        raise ChildProcessError(pid)
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
 def serve(sock: socket.socket) -> None:
-    """Fork a child for each request; tell the test worker each child's pid and exit status."""
+    """Fork a child for each request; tell the test worker each child's pid and exit status.
+
+    A dead child stays unreaped (its process group still there for `killpg`, as a Popen's
+    child until it is waited for) until the worker says it has seen the status ("reap").
+    """
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, None)
     pidfds: set[int] = set()  # one per running child, closed in the others
+    children: dict[int, int] = {}  # request id -> pid, until reaped
     send(sock, {"ready": os.getpid()})
     while True:
         for key, _ in selector.select():
@@ -164,6 +177,13 @@ def serve(sock: socket.socket) -> None:
                 if not data:
                     return
                 request = json.loads(data)
+                if "reap" in request:
+                    pid = children.pop(request["reap"], None)
+                    if pid is not None:
+                        os.waitpid(pid, 0)
+                    continue
+                for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+                    stream.flush()
                 pid = os.fork()
                 if pid == 0:
                     for fd in pidfds:
@@ -173,17 +193,16 @@ def serve(sock: socket.socket) -> None:
                     run_child(request, fds)
                 for fd in fds:
                     os.close(fd)
+                children[request["id"]] = pid
                 pidfd = os.pidfd_open(pid)
                 pidfds.add(pidfd)
-                selector.register(pidfd, selectors.EVENT_READ, pid)
+                selector.register(pidfd, selectors.EVENT_READ, request["id"])
                 send(sock, {"id": request["id"], "pid": pid})
             else:  # a child ended
-                pid = key.data
                 selector.unregister(key.fd)
                 pidfds.discard(key.fd)
                 os.close(key.fd)
-                _, status = os.waitpid(pid, 0)
-                send(sock, {"exited": pid, "returncode": os.waitstatus_to_exitcode(status)})
+                send(sock, {"exited": key.data, "returncode": exit_status(children[key.data])})
 
 
 def main() -> None:
@@ -207,8 +226,9 @@ def main() -> None:
 class ZygoteProcess:
     """A server forked by the zygote, used as launcher.py uses a subprocess.Popen."""
 
-    def __init__(self, zygote: Zygote, pid: int, args: list[str]) -> None:
+    def __init__(self, zygote: Zygote, request: int, pid: int, args: list[str]) -> None:
         self.zygote = zygote
+        self.request = request  # its start's number: pids are reused, these are not
         self.pid = pid
         self.args = args
         self.returncode: int | None = None
@@ -216,12 +236,14 @@ class ZygoteProcess:
     def poll(self) -> int | None:
         """The exit status, or None while it runs."""
         if self.returncode is None:
-            self.returncode = self.zygote.returncode(self.pid)
+            self.returncode = self.zygote.returncode(self.request, self.pid)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit status (subprocess.TimeoutExpired after `timeout` seconds)."""
-        if not self.zygote.wait_for(self.pid, timeout):
+        if self.returncode is not None:
+            return self.returncode
+        if not self.zygote.wait_for(self.request, self.pid, timeout):
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return self.poll() or 0
 
@@ -243,10 +265,10 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.exits: dict[int, int] = {}
+        self.exits: dict[int, int] = {}  # request id -> exit status
         self.ended = threading.Condition()
         self.gone = False
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one message at a time, and one start
         self.next_id = 0
         threading.Thread(target=self._read, name="zygote", daemon=True).start()
         ready = self.replies.get(timeout=300)
@@ -273,40 +295,52 @@ class Zygote:
             else:
                 self.replies.put(message)
 
+    def _send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        with self.lock:
+            send(self.sock, message, fds)
+
     def spawn(self, command: list[str], cwd: Path, env: dict[str, str], log: IO[str] | None) -> ZygoteProcess:
         """Start `command` (`python -m MODULE ARGS...`) as a child of the zygote."""
         if command[:2] != [sys.executable, "-m"]:
             raise ValueError(f"only `python -m` commands can be forked: {command[:3]}")
+        if log is not None:
+            log.flush()
         with self.lock:
             self.next_id += 1
-            request = {
-                "id": self.next_id,
-                "module": command[2],
-                "args": command[3:],
-                "cwd": str(cwd),
-                "env": env,
-            }
-            if log is not None:
-                log.flush()
+            number = self.next_id
+            request = {"id": number, "module": command[2], "args": command[3:], "cwd": str(cwd), "env": env}
             send(self.sock, request, [log.fileno()] if log is not None else None)
-            reply = self.replies.get(timeout=60)
-        if reply.get("id") != request["id"]:
+            while True:  # a reply to an earlier start that timed out is not this one's
+                reply = self.replies.get(timeout=60)
+                if "error" in reply or reply.get("id", 0) >= number:
+                    break
+        if reply.get("id") != number:
             raise RuntimeError(f"the zygote could not start {command[2]}: {reply}")
-        return ZygoteProcess(self, reply["pid"], command)
+        return ZygoteProcess(self, number, reply["pid"], command)
 
-    def returncode(self, pid: int) -> int | None:
-        """A child's exit status (None while it runs; -9 if the zygote is gone and so is it)."""
+    def returncode(self, request: int, pid: int) -> int | None:
+        """A child's exit status (None while it runs; -9 if the zygote is gone and so is it).
+
+        Once read, the zygote is told to reap the child (until then, like a Popen's child, it
+        stays a zombie, so its process group can still be signalled).
+        """
         with self.ended:
-            if pid in self.exits:
-                return self.exits[pid]
-            if self.gone and not _alive(pid):
+            if request in self.exits:
+                status = self.exits.pop(request)
+            elif self.gone and not _alive(pid):
                 return -signal.SIGKILL
-            return None
+            else:
+                return None
+        with contextlib.suppress(OSError):
+            self._send({"reap": request})
+        return status
 
-    def wait_for(self, pid: int, timeout: float | None) -> bool:
+    def wait_for(self, request: int, pid: int, timeout: float | None) -> bool:
         """Whether the child ended within `timeout` seconds."""
         with self.ended:
-            return self.ended.wait_for(lambda: pid in self.exits or (self.gone and not _alive(pid)), timeout)
+            return self.ended.wait_for(
+                lambda: request in self.exits or (self.gone and not _alive(pid)), timeout
+            )
 
     def stop(self) -> None:
         """End the zygote (its running children are not touched: their stacks stop them)."""
@@ -324,7 +358,9 @@ _shared: list[Zygote] = []
 
 
 def shared() -> Zygote:
-    """This test worker's zygote, started at the first call."""
+    """This test worker's zygote, started at the first call (and again if it died)."""
+    if _shared and _shared[0].gone:
+        stop_shared()
     if not _shared:
         _shared.append(Zygote())
     return _shared[0]

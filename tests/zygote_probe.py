@@ -10,8 +10,6 @@ import os
 import sys
 import time
 
-from common import paths
-
 print(
     json.dumps(
         {
@@ -20,7 +18,6 @@ print(
             "setting": os.environ.get("PROBE_SETTING"),
             "leader": os.getpgid(0) == os.getpid() == os.getsid(0),
             "stdin": sys.stdin.read(),
-            "paths_file": paths.__file__,
         }
     ),
     flush=True,

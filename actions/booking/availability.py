@@ -653,7 +653,8 @@ def _take_bounds(text: str, reading: _Reading, settings: ClinicSettings, now: da
     return text
 
 
-_COUNTED_WEEKS = re.compile(r"\b(?:in|after)\s+(?:an?\s+)?(?:an?|one|two|three|four|five|six|\d+)\s+weeks?\b")
+# All a day is named by, when counted in weeks: "in a fortnight" (read as "in 2 weeks"), "in a week".
+_COUNTED_WEEKS = re.compile(r"(?:in|after)\s+(?:(?:an?|one|two|three|four|five|six|\d+)\s+)?weeks?")
 
 
 def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
@@ -681,7 +682,7 @@ def read(text: str, settings: ClinicSettings, now: datetime) -> _Reading:
             if day is None:
                 raise NotUnderstood(text)
             reading.earliest, reading.exact = day, True
-            reading.counted = bool(_COUNTED_WEEKS.search(rest))
+            reading.counted = bool(_COUNTED_WEEKS.fullmatch(" ".join(leftover.split())))
     if reading.earliest is None and not (reading.flexible or reading.weekdays or reading.time_of_day):
         raise NotUnderstood(text)
     return reading

@@ -57,6 +57,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAssistant]
         "MAX_MESSAGES_PER_MINUTE_PER_ADDRESS": str(ADDRESS_LIMIT),
         "CHAT_INTEGRATION_TOKEN": INTEGRATION_TOKEN,
         "SANIC_PROXIES_COUNT": "1",  # behind one reverse proxy: the client is in X-Forwarded-For
+        "TEST_FORK_SERVERS": "0",  # started as `python -m` commands, not forked (tests/conftest.py)
     }
     log_path = tmp / "servers.log"
     with log_path.open("w") as log, Stack(config, log) as stack:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,6 @@ def test_a_child_has_its_own_environment_folder_output_session_and_exit_status(
     assert before == "before"
     assert seen["argv"] == ["one", "two"] and seen["cwd"] == str(tmp_path)
     assert seen["setting"] == "this child's" and seen["leader"] and seen["stdin"] == ""
-    assert seen["paths_file"] == str(PROJECT_ROOT / "common" / "paths.py")
 
 
 def test_a_child_stopped_by_its_group_reports_the_signal_and_waits_time_out(
@@ -50,6 +50,27 @@ def test_a_child_stopped_by_its_group_reports_the_signal_and_waits_time_out(
             child.wait(timeout=0.5)
         os.killpg(child.pid, signal.SIGTERM)  # as servers/launcher.py `terminate` stops a server
         assert child.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_an_ended_childs_group_can_be_signalled_until_its_status_is_read(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """As with a Popen: launcher.py's `terminate` signals a server that just ended without error."""
+    with (tmp_path / "probe.log").open("w") as log:
+        child = zygote.spawn(PROBE, tmp_path, dict(os.environ), log)
+    with zygote.ended:  # the zygote has seen it end...
+        assert zygote.ended.wait_for(lambda: child.request in zygote.exits, 60)
+    os.killpg(child.pid, signal.SIGTERM)  # ...but keeps it until the worker has read its status
+    assert child.poll() == 0 and child.wait(timeout=1) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # then it is reaped
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the ended child was never reaped")
 
 
 def test_a_zygote_whose_libraries_imported_the_project_refuses_to_start() -> None:

@@ -727,6 +727,9 @@ def test_an_editor_rewords_an_answer_and_is_refused_an_invented_fact(staff, site
     assert "The answer was not saved" in alert and INVENTED in alert and '"150"' in alert
     assert answer.input_value() == f"{original} {INVENTED}"  # what was typed is kept
     assert path.read_bytes() == before
+    # The page came back with the alert: its check as staff type (a deferred script) must be
+    # running before the next keys, or they would go unchecked (a busy CI machine showed it).
+    page.wait_for_load_state()
 
     # A rewording the document supports is saved, committed under the editor's name.
     reworded = original.replace("and it repairs itself naturally.", "and the skin repairs itself naturally.")
@@ -749,6 +752,7 @@ def test_an_editor_adds_a_topic_with_examples(staff, site: Site) -> None:
     page = editor.open("/answers/")
     page.get_by_role("link", name="Add a topic").click()
     assert editor.heading() == "Add a topic"
+    page.wait_for_load_state()  # the check as staff type is a deferred script
     page.get_by_label("Title (the topic's button)").fill("What is melanin?")
     page.get_by_label("Answer", exact=True).fill(
         "Melanocytes are the skin cells that make melanin, the substance that gives color to the skin."
